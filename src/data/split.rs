@@ -1,0 +1,63 @@
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Fractions of each class that go to train, validation and test.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitConfig {
+    pub train: f64,
+    pub val: f64,
+    pub test: f64,
+    pub seed: u64,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        SplitConfig { train: 0.7, val: 0.15, test: 0.15, seed: 0 }
+    }
+}
+
+/// Indices into a data set. Disjoint, and every class is represented in proportion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Split {
+    pub config: SplitConfig,
+    pub train: Vec<i64>,
+    pub val: Vec<i64>,
+    pub test: Vec<i64>,
+}
+
+/// Splits each class separately (so class proportions hold in every part), shuffled by a
+/// generator seeded from `config.seed` alone: the same labels and seed give the same split.
+pub fn stratified_split(labels: &[i64], num_classes: usize, config: SplitConfig) -> Result<Split> {
+    for (name, f) in [("train", config.train), ("val", config.val), ("test", config.test)] {
+        if !(0.0..=1.0).contains(&f) {
+            return Err(Error::invalid_option(name, format!("a split fraction must be in [0, 1], got {f}")));
+        }
+    }
+    let total = config.train + config.val + config.test;
+    if (total - 1.0).abs() > 1e-6 {
+        return Err(Error::invalid_option("train", format!("train + val + test must be 1, got {total}")));
+    }
+    if config.train == 0.0 {
+        return Err(Error::invalid_option("train", "the train fraction must be above 0"));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut split = Split { config, train: vec![], val: vec![], test: vec![] };
+    for class in 0..num_classes as i64 {
+        let mut members: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] == class).collect();
+        members.shuffle(&mut rng);
+        let n = members.len() as f64;
+        let n_test = (config.test * n).round() as usize;
+        let n_val = (config.val * n).round() as usize;
+        split.test.extend(members.drain(..n_test.min(members.len())));
+        split.val.extend(members.drain(..n_val.min(members.len())));
+        split.train.extend(members);
+    }
+    if split.test.is_empty() && config.test > 0.0 {
+        return Err(Error::invalid_option("test", format!("a test fraction of {} leaves no test images", config.test)));
+    }
+    Ok(split)
+}

@@ -1,0 +1,41 @@
+//! The two heads on the pooled bottleneck: class logits `x` and the hue 2-vector `θ'`.
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::Module, Tensor};
+
+/// Shape of the hue head: "fully-connected layers immediately following the network
+/// bottleneck" (paper §4), fed by the globally average-pooled bottleneck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HueHeadConfig {
+    /// `None`: one linear layer `N → 2` (default). `Some(h)`: `N → h → ReLU → 2`.
+    pub hidden: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct Heads {
+    classifier: nn::Linear,
+    hue_hidden: Option<nn::Linear>,
+    hue_out: nn::Linear,
+}
+
+impl Heads {
+    /// Variables live under `p / "classifier"`, `p / "hue_hidden"` and `p / "hue"`.
+    pub fn new(p: &nn::Path, channels: i64, num_classes: i64, config: HueHeadConfig) -> Self {
+        let classifier = nn::linear(p / "classifier", channels, num_classes, Default::default());
+        let (hue_hidden, hue_in) = match config.hidden {
+            Some(h) => (Some(nn::linear(p / "hue_hidden", channels, h, Default::default())), h),
+            None => (None, channels),
+        };
+        let hue_out = nn::linear(p / "hue", hue_in, 2, Default::default());
+        Heads { classifier, hue_hidden, hue_out }
+    }
+
+    /// `pooled` is `[B, N]`; returns `(logits [B, M], hue_xy [B, 2])`.
+    pub fn forward(&self, pooled: &Tensor) -> (Tensor, Tensor) {
+        let logits = self.classifier.forward(pooled);
+        let hue_in = match &self.hue_hidden {
+            Some(hidden) => hidden.forward(pooled).relu(),
+            None => pooled.shallow_clone(),
+        };
+        (logits, self.hue_out.forward(&hue_in))
+    }
+}

@@ -1,0 +1,108 @@
+//! Everything a run writes to disk: atomic file writes, the per-epoch metrics CSV and the run
+//! manifest. A result file is either absent or complete: each is written to a temporary file
+//! beside its target and renamed into place.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::train::TrainReport;
+
+/// Writes `bytes` to `path` atomically, creating missing parent directories.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    // tempfile makes private (0600) files; a result file is for sharing.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".huelab-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// One row per run and epoch: `run, epoch, train_loss, train_onehot_loss, train_hue_loss,
+/// train_accuracy, val_accuracy, val_hue_accuracy, lr, seconds`. Empty cells are values a run
+/// does not have (the hue loss of a one-hot run).
+pub fn write_metrics_csv(path: &Path, reports: &[&TrainReport]) -> Result<()> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let csv_error = |e: csv::Error| Error::msg(format!("{}: {e}", path.display()));
+    writer
+        .write_record([
+            "run", "epoch", "train_loss", "train_onehot_loss", "train_hue_loss", "train_accuracy",
+            "val_accuracy", "val_hue_accuracy", "lr", "seconds",
+        ])
+        .map_err(csv_error)?;
+    let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    for report in reports {
+        for e in &report.epochs {
+            writer
+                .write_record([
+                    report.name().to_owned(),
+                    e.epoch.to_string(),
+                    e.train_loss.to_string(),
+                    e.train_onehot_loss.to_string(),
+                    cell(e.train_hue_loss),
+                    e.train_accuracy.to_string(),
+                    cell(e.val_accuracy),
+                    cell(e.val_hue_accuracy),
+                    e.lr.to_string(),
+                    e.seconds.to_string(),
+                ])
+                .map_err(csv_error)?;
+        }
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
+}
+
+/// Versions of huelab and of what it runs on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Versions {
+    pub huelab: &'static str,
+    pub tch: &'static str,
+    pub torch: &'static str,
+}
+
+pub const VERSIONS: Versions =
+    Versions { huelab: env!("CARGO_PKG_VERSION"), tch: "0.24.0", torch: env!("HUELAB_TORCH_VERSION") };
+
+/// The script that produced a result, as it was when it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptInfo {
+    pub path: String,
+    pub sha256: String,
+    /// The `key=value` arguments given on the command line.
+    pub args: BTreeMap<String, String>,
+}
+
+/// What `manifest.json` records: enough to rerun and to judge a result.
+#[derive(Debug, Serialize)]
+pub struct RunManifest<'a> {
+    pub versions: Versions,
+    /// Seconds since the Unix epoch when the manifest was written.
+    pub written_unix: u64,
+    pub script: Option<&'a ScriptInfo>,
+    /// Every run, with all of its options (every hue option included), seed, data hash,
+    /// device, per-epoch metrics, test metrics and wall time.
+    pub runs: Vec<&'a TrainReport>,
+}
+
+pub fn write_manifest(path: &Path, script: Option<&ScriptInfo>, reports: &[&TrainReport]) -> Result<()> {
+    let manifest = RunManifest {
+        versions: VERSIONS,
+        written_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        script,
+        runs: reports.to_vec(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+    write_atomic(path, &json)
+}

@@ -1,0 +1,6 @@
+//! PNG figures drawn with plotters. Text uses the DejaVu Sans font compiled into huelab, so a
+//! figure renders the same on every machine; files are written atomically.
+mod curves;
+mod render;
+
+pub use curves::plot_training_curves;

@@ -1,0 +1,20 @@
+//! The Rhai surface, one `#[export_module]` per area, combined into [`HuelabPackage`]. Each
+//! function converts its arguments, calls the library and converts the result; the logic lives
+//! in the library.
+mod data;
+mod hue;
+mod output;
+mod train;
+
+use rhai::def_package;
+use rhai::plugin::*;
+
+def_package! {
+    /// Every huelab function and type that scripts see.
+    pub HuelabPackage(lib) {
+        combine_with_exported_module!(lib, "data", data::data_api);
+        combine_with_exported_module!(lib, "hue", hue::hue_api);
+        combine_with_exported_module!(lib, "train", train::train_api);
+        combine_with_exported_module!(lib, "output", output::output_api);
+    }
+}

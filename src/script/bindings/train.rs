@@ -1,0 +1,62 @@
+use rhai::plugin::*;
+
+#[export_module]
+pub mod train_api {
+    use std::rc::Rc;
+
+    use rhai::{Array, Dynamic, Map};
+
+    use crate::script::configs::train_config;
+    use crate::script::errors::{guarded, RhaiResult};
+    use crate::script::handles::{DatasetHandle, ReportHandle, SplitHandle};
+    use crate::train::train as library_train;
+
+    pub type TrainReport = ReportHandle;
+
+    /// Trains a fresh model on the split's training part and evaluates it on its validation
+    /// part every epoch and on its test part at the end. Options: `name` (default: the loss),
+    /// `model` ("small_cnn"), `loss` ("onehot" or "onehot+hue"), `hue` (a map of hue options,
+    /// see `hue_loss`), `hue_hidden` (0: a linear hue head; N: a hidden layer of N units),
+    /// `epochs` (10), `batch_size` (64), `lr` (Adam, 0.001), `seed` (0: initial weights and
+    /// batch order), `device` ("auto", "cpu", "cuda", "cuda:N"), `progress` (true).
+    /// ```rhai
+    /// let run = train(data, parts, #{ loss: "onehot+hue", epochs: 5, seed: 1 });
+    /// print(run.test_accuracy);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn train(data: DatasetHandle, split: SplitHandle, options: Map) -> RhaiResult<TrainReport> {
+        guarded("train", || {
+            let config = train_config(options)?;
+            Ok(ReportHandle(Rc::new(library_train(&data.0, &split.0, &config)?)))
+        })
+    }
+
+    #[rhai_fn(get = "name", pure)]
+    pub fn name(report: &mut TrainReport) -> String {
+        report.0.name().to_owned()
+    }
+
+    /// Test accuracy of the class head; `()` when the split has no test part.
+    #[rhai_fn(get = "test_accuracy", pure)]
+    pub fn test_accuracy(report: &mut TrainReport) -> Dynamic {
+        report.0.test.map_or(Dynamic::UNIT, |t| t.accuracy.into())
+    }
+
+    /// Test accuracy of the hue head (nearest class angle to θ'); `()` without a test part.
+    #[rhai_fn(get = "test_hue_accuracy", pure)]
+    pub fn test_hue_accuracy(report: &mut TrainReport) -> Dynamic {
+        report.0.test.map_or(Dynamic::UNIT, |t| t.hue_accuracy.into())
+    }
+
+    #[rhai_fn(get = "wall_seconds", pure)]
+    pub fn wall_seconds(report: &mut TrainReport) -> f64 {
+        report.0.wall_seconds
+    }
+
+    /// Per-epoch metrics as an array of maps (`epoch`, `train_loss`, `train_onehot_loss`,
+    /// `train_hue_loss`, `train_accuracy`, `val_accuracy`, `val_hue_accuracy`, `lr`, `seconds`).
+    #[rhai_fn(get = "epochs", pure, return_raw)]
+    pub fn epochs(report: &mut TrainReport) -> RhaiResult<Array> {
+        report.0.epochs.iter().map(|e| rhai::serde::to_dynamic(e)).collect()
+    }
+}

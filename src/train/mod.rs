@@ -1,0 +1,11 @@
+//! Training a [`HueNet`](crate::models::HueNet) on an image data set with the one-hot or the
+//! one-hot + hue loss, and the one shared `evaluate`.
+mod config;
+mod evaluate;
+mod metrics;
+mod trainer;
+
+pub use config::*;
+pub use evaluate::*;
+pub use metrics::*;
+pub use trainer::*;

@@ -1,0 +1,189 @@
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+
+use super::{evaluate, EpochMetrics, LossKind, SplitSizes, TrainConfig, TrainReport};
+use crate::data::{ImageDataset, Split};
+use crate::device::device_name;
+use crate::error::{Error, Result};
+use crate::models::{HueNet, ModelSpec};
+use crate::nn::{hue_loss, HueLabels, HueLossConfig};
+
+/// Adam as `nn::Adam::default()` builds it: PyTorch's defaults.
+const OPTIMIZER: &str = "adam (beta1 0.9, beta2 0.999, eps 1e-8, weight decay 0, constant lr)";
+
+/// Trains a fresh model on `split.train`, reports validation metrics every epoch and test
+/// metrics at the end.
+///
+/// The model is built right after seeding libtorch with `config.seed`, and it always has its
+/// hue head (trained or not), so two runs with the same seed start from identical weights.
+/// The batch order of epoch `e` comes from a ChaCha generator on stream `e` of that seed.
+pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
+    config.validate()?;
+    if split.train.is_empty() {
+        return Err(Error::msg("the split has no training images"));
+    }
+    let started = Instant::now();
+    let device = config.device.resolve()?;
+    let [channels, height, width] = data.image_shape();
+    let spec = ModelSpec {
+        arch: config.arch,
+        in_channels: channels,
+        num_classes: data.num_classes() as i64,
+        input_size: (height, width),
+        hue_head: config.hue_head,
+    };
+    tch::manual_seed(config.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let net = HueNet::new(&vs.root(), &spec)?;
+    let mut optimizer = nn::Adam::default().build(&vs, config.lr)?;
+
+    // One-hot runs still report hue-head accuracy against the default labels: a chance-level
+    // reference for the untrained head.
+    let default_hue = HueLossConfig::default();
+    let hue_config = config.loss.hue_config().unwrap_or(&default_hue);
+    let hue_labels = HueLabels::new(data.num_classes(), hue_config.assignment)?;
+
+    let to_device = |(x, y): (Tensor, Tensor)| (x.to_device(device), y.to_device(device));
+    let (val_x, val_y) = to_device(data.select(&split.val));
+    let batches_per_epoch = split.train.len().div_ceil(config.batch_size);
+    let progress = progress_bar(config, batches_per_epoch);
+
+    let mut epochs = Vec::with_capacity(config.epochs);
+    for epoch in 1..=config.epochs {
+        let epoch_started = Instant::now();
+        let mut order = split.train.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        rng.set_stream(epoch as u64);
+        order.shuffle(&mut rng);
+
+        let mut sums = EpochSums::default();
+        for (batch_index, batch) in order.chunks(config.batch_size).enumerate() {
+            let (x, y) = to_device(data.select(batch));
+            let out = net.forward_t(&x, true)?;
+            let onehot = out.logits.cross_entropy_for_logits(&y);
+            let hue = match &config.loss {
+                LossKind::OneHot => None,
+                LossKind::OneHotHue { hue } => Some(hue_loss(&out.hue_xy, &y, &hue_labels, hue)?),
+            };
+            let total = match &hue {
+                Some(h) => &onehot + h,
+                None => onehot.shallow_clone(),
+            };
+            let total_value = total.double_value(&[]);
+            if !total_value.is_finite() {
+                progress.abandon();
+                return Err(Error::msg(format!(
+                    "run '{}': the loss became {total_value} at epoch {epoch}, batch {} (lr {}); stopping",
+                    config.name,
+                    batch_index + 1,
+                    config.lr
+                )));
+            }
+            optimizer.backward_step(&total);
+
+            let n = batch.len() as f64;
+            sums.images += n;
+            sums.loss += total_value * n;
+            sums.onehot += onehot.double_value(&[]) * n;
+            sums.hue += hue.map_or(0.0, |h| h.double_value(&[]) * n);
+            sums.correct += out.logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]) as f64;
+            progress.inc(1);
+            progress.set_message(format!(
+                "{} epoch {epoch}/{} loss {:.4} acc {:.3}",
+                config.name,
+                config.epochs,
+                sums.loss / sums.images,
+                sums.correct / sums.images
+            ));
+        }
+
+        let val = if split.val.is_empty() { None } else { Some(evaluate(&net, &val_x, &val_y, &hue_labels)?) };
+        let metrics = EpochMetrics {
+            epoch,
+            train_loss: sums.loss / sums.images,
+            train_onehot_loss: sums.onehot / sums.images,
+            train_hue_loss: config.loss.hue_config().map(|_| sums.hue / sums.images),
+            train_accuracy: sums.correct / sums.images,
+            val_accuracy: val.map(|v| v.accuracy),
+            val_hue_accuracy: val.map(|v| v.hue_accuracy),
+            lr: config.lr,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+        };
+        report_epoch(&progress, config, &metrics);
+        epochs.push(metrics);
+    }
+    progress.finish_and_clear();
+
+    let test = if split.test.is_empty() {
+        None
+    } else {
+        let (test_x, test_y) = to_device(data.select(&split.test));
+        Some(evaluate(&net, &test_x, &test_y, &hue_labels)?)
+    };
+    Ok(TrainReport {
+        config: config.clone(),
+        optimizer: OPTIMIZER,
+        hue_scale: config.loss.hue_config().map(|h| h.effective_scale(data.num_classes())),
+        model: spec,
+        data: data.summary(),
+        split_seed: split.config.seed,
+        split_sizes: SplitSizes::from(split),
+        device: device_name(device),
+        epochs,
+        test,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[derive(Default)]
+struct EpochSums {
+    images: f64,
+    loss: f64,
+    onehot: f64,
+    hue: f64,
+    correct: f64,
+}
+
+fn progress_bar(config: &TrainConfig, batches_per_epoch: usize) -> ProgressBar {
+    if !config.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new((batches_per_epoch * config.epochs) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} batches [{elapsed_precise}<{eta_precise}] {msg}")
+            .expect("the template is valid"),
+    );
+    bar
+}
+
+/// One line per epoch: above the bar on a terminal, plainly on stderr otherwise (CI logs).
+fn report_epoch(progress: &ProgressBar, config: &TrainConfig, m: &EpochMetrics) {
+    if !config.progress {
+        return;
+    }
+    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
+    let line = format!(
+        "{} epoch {:>3}/{}: loss {:.4} (one-hot {:.4}, hue {}) train acc {:.4} val acc {} val hue acc {} [{:.1}s]",
+        config.name,
+        m.epoch,
+        config.epochs,
+        m.train_loss,
+        m.train_onehot_loss,
+        fmt(m.train_hue_loss),
+        m.train_accuracy,
+        fmt(m.val_accuracy),
+        fmt(m.val_hue_accuracy),
+        m.seconds
+    );
+    if progress.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        progress.println(line);
+    }
+}
+

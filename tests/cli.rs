@@ -1,0 +1,121 @@
+//! The `huelab` binary end to end: the quickstart writes its CSV, PNG and manifest; failures
+//! exit non-zero with `file:line:column: message` and never a Rust panic.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn huelab(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_huelab")).args(args).current_dir(dir).output().expect("huelab runs")
+}
+
+fn quickstart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/quickstart.rhai")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_clean_failure(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    err
+}
+
+#[test]
+fn quickstart_writes_metrics_curves_and_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = huelab(dir.path(), &["run", quickstart().to_str().unwrap(), "epochs=2", "name=ci", "device=cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test accuracy") && stdout.contains("one-hot + hue"), "{stdout}");
+
+    let run = dir.path().join("runs/ci");
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 1 + 2 * 2, "header + 2 arms × 2 epochs:\n{csv}");
+    assert!(rows[0].starts_with("run,epoch,train_loss,train_onehot_loss,train_hue_loss"));
+    assert!(rows[1].starts_with("onehot,1,") && rows[3].starts_with("onehot+hue,1,"), "{csv}");
+
+    let png = image::open(run.join("curves.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (1400, 560));
+
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["script"]["args"]["epochs"], "2");
+    assert_eq!(manifest["versions"]["torch"], "2.11.0");
+    let runs = manifest["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1]["config"]["loss"]["kind"], "onehot+hue");
+    assert_eq!(runs[1]["config"]["loss"]["hue"]["project"], false);
+    assert_eq!(runs[1]["hue_scale"], 0.05);
+    assert_eq!(runs[0]["data"]["sha256"], runs[1]["data"]["sha256"]);
+    assert_eq!(runs[0]["device"], "cpu");
+
+    let leftovers: Vec<_> = std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 3, "no temporary files remain: {leftovers:?}");
+}
+
+#[test]
+fn runtime_error_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.rhai"), "let data = dataset(\"digits\");\nlet parts = data.split(#{ trian: 0.8 });\n").unwrap();
+    let err = assert_clean_failure(&huelab(dir.path(), &["run", "bad.rhai"]));
+    assert!(err.starts_with("error: bad.rhai:2:18: "), "{err}");
+    assert!(err.contains("trian"), "{err}");
+}
+
+#[test]
+fn syntax_error_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.rhai"), "let a = 1;\nlet b = (2 + ;\n").unwrap();
+    let err = assert_clean_failure(&huelab(dir.path(), &["check", "broken.rhai"]));
+    assert!(err.starts_with("error: broken.rhai:2:"), "{err}");
+    let err = assert_clean_failure(&huelab(dir.path(), &["run", "broken.rhai"]));
+    assert!(err.contains("syntax error"), "{err}");
+}
+
+#[test]
+fn check_accepts_the_shipped_scripts() {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    for entry in std::fs::read_dir(scripts).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rhai") {
+            let out = huelab(Path::new(env!("CARGO_MANIFEST_DIR")), &["check", path.to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {}", path.display(), stderr(&out));
+        }
+    }
+}
+
+#[test]
+fn bad_command_lines_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = assert_clean_failure(&huelab(dir.path(), &["run", "missing.rhai"]));
+    assert!(err.contains("missing.rhai") && err.contains("cannot read"), "{err}");
+    let err = assert_clean_failure(&huelab(dir.path(), &["run", quickstart().to_str().unwrap(), "epochs"]));
+    assert!(err.contains("'epochs'") && err.contains("key=value"), "{err}");
+    let err = assert_clean_failure(&huelab(dir.path(), &["run", quickstart().to_str().unwrap(), "epochs=ten"]));
+    assert!(err.contains("epochs=ten") && err.contains("quickstart.rhai:"), "{err}");
+}
+
+#[test]
+fn unread_arguments_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("args.rhai"), "let e = arg(\"epochs\", 1);").unwrap();
+    let out = huelab(dir.path(), &["run", "args.rhai", "epochs=2", "epohcs=3"]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("epohcs"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_readme_script_snippet_runs() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```rhai\n").expect("the README has a rhai block") + "```rhai\n".len();
+    let snippet = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("readme.rhai"), snippet).unwrap();
+    let out = huelab(dir.path(), &["run", "readme.rhai", "epochs=1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in ["metrics.csv", "curves.png", "manifest.json"] {
+        assert!(dir.path().join("runs/mine").join(file).exists(), "{file}");
+    }
+}

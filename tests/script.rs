@@ -1,0 +1,148 @@
+//! Rhai snippets through the same engine `huelab run` uses: bindings, options checking, and
+//! errors that carry the script position.
+use std::collections::BTreeMap;
+
+use huelab::script::ScriptRunner;
+use rhai::{Array, Dynamic};
+
+fn eval(source: &str) -> Dynamic {
+    ScriptRunner::from_source("test.rhai", source, BTreeMap::new()).eval().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn error_of(source: &str) -> huelab::script::ScriptError {
+    ScriptRunner::from_source("test.rhai", source, BTreeMap::new()).eval().expect_err("the script should fail")
+}
+
+#[test]
+fn hue_labels_are_unit_circle_points() {
+    let points = eval(r#"hue_labels(4, #{ assignment: "ordered" })"#).cast::<Array>();
+    let xy: Vec<(f64, f64)> = points
+        .into_iter()
+        .map(|p| {
+            let p = p.cast::<Array>();
+            (p[0].as_float().unwrap(), p[1].as_float().unwrap())
+        })
+        .collect();
+    let expected = [(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)];
+    for ((x, y), (ex, ey)) in xy.iter().zip(expected) {
+        assert!((x - ex).abs() < 1e-12 && (y - ey).abs() < 1e-12, "{xy:?}");
+    }
+}
+
+#[test]
+fn hue_loss_from_a_script_matches_the_hand_computed_value() {
+    // hue((1, 0), 0, 4) from tests/hue_loss.rs; integers are accepted as coordinates.
+    let loss = eval(r#"hue_loss([[1, 0.0]], [0], 4, #{ assignment: "ordered" })"#).as_float().unwrap();
+    assert!((loss - 1.2397456248119247).abs() < 1e-9, "{loss}");
+    let scaled = eval(r#"hue_loss([[1.0, 0.0]], [0], 4, #{ assignment: "ordered", scale: 1.0, weight: 2 })"#).as_float().unwrap();
+    assert!((scaled - 2.0 * 0.48339404617783316).abs() < 1e-9, "{scaled}");
+}
+
+#[test]
+fn data_split_and_report_getters() {
+    let summary = eval(
+        r#"
+        let data = dataset("digits");
+        let parts = data.split(#{ train: 0.8, val: 0.1, test: 0.1, seed: 3 });
+        [data.len, data.num_classes, parts.train_size + parts.val_size + parts.test_size, data.image_shape]
+        "#,
+    )
+    .cast::<Array>();
+    assert_eq!(summary[0].as_int().unwrap(), 1797);
+    assert_eq!(summary[1].as_int().unwrap(), 10);
+    assert_eq!(summary[2].as_int().unwrap(), 1797);
+    assert_eq!(summary[3].to_string(), "[1, 8, 8]");
+}
+
+#[test]
+fn train_from_a_script_returns_a_report() {
+    let result = eval(
+        r#"
+        let data = dataset("digits");
+        let parts = data.split(#{});
+        let run = train(data, parts, #{ loss: "onehot+hue", hue: #{ scale: 1.0 }, epochs: 1, device: "cpu", progress: false });
+        [run.name, run.test_accuracy, run.epochs.len, run.epochs[0].train_hue_loss]
+        "#,
+    )
+    .cast::<Array>();
+    assert_eq!(result[0].to_string(), "onehot+hue");
+    assert!(result[1].as_float().unwrap() > 0.3);
+    assert_eq!(result[2].as_int().unwrap(), 1);
+    assert!(result[3].as_float().unwrap() > 0.0);
+}
+
+#[test]
+fn unknown_option_is_an_error_at_the_call_with_the_valid_names() {
+    let e = error_of("let data = dataset(\"digits\");\nlet parts = data.split(#{ trian: 0.8 });");
+    assert_eq!(e.position, Some((2, 18)), "{e}");
+    assert!(e.message.contains("'trian'") && e.message.contains("train, val, test, seed"), "{e}");
+
+    let e = error_of("let x = 1;\n  let y = hue_loss([[0.0, 0.0]], [0], 4, #{ schedual: 1 });");
+    assert_eq!(e.position, Some((2, 11)), "{e}");
+    assert!(e.message.contains("schedual"), "{e}");
+}
+
+#[test]
+fn bad_values_name_the_option() {
+    let data = "let data = dataset(\"digits\"); let parts = data.split(#{});\n";
+    for (call, word) in [
+        (r#"train(data, parts, #{ loss: "hue-only" })"#, "onehot+hue"),
+        (r#"train(data, parts, #{ epochs: "ten" })"#, "'epochs'"),
+        (r#"train(data, parts, #{ model: "vgg99" })"#, "small_cnn"),
+        (r#"train(data, parts, #{ device: "tpu" })"#, "cuda:N"),
+        (r#"train(data, parts, #{ loss: "onehot", hue: #{ scale: 1.0 } })"#, "onehot"),
+        (r#"train(data, parts, #{ loss: "onehot+hue", hue: #{ assignment: "spiral" } })"#, "spiral"),
+        (r#"hue_loss([[0.0]], [0], 4, #{})"#, "pred_xy"),
+        (r#"hue_loss([[0.0, 0.0]], [7], 4, #{})"#, "out of range"),
+        (r#"dataset("cifar")"#, "digits"),
+    ] {
+        let e = error_of(&format!("{data}{call}"));
+        assert_eq!(e.position.map(|p| p.0), Some(2), "{call}: {e}");
+        assert!(e.message.contains(word), "{call}: {e}");
+    }
+}
+
+#[test]
+fn syntax_errors_carry_line_and_column() {
+    let e = error_of("let a = 1;\nlet b = (2 + ;\n");
+    assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+    assert!(e.to_string().starts_with("test.rhai:2:"), "{e}");
+}
+
+#[test]
+fn errors_inside_script_functions_point_into_the_function() {
+    let e = error_of("fn make() {\n    dataset(\"nope\")\n}\nmake();");
+    assert_eq!(e.position, Some((2, 5)), "the failing call inside the function: {e}");
+    assert!(e.message.contains("'nope'"), "{e}");
+    assert!(e.message.contains("called from 'make' at test.rhai:4:1"), "{e}");
+}
+
+#[test]
+fn arguments_are_typed_by_their_default() {
+    let args = BTreeMap::from([("epochs".to_owned(), "7".to_owned()), ("lr".to_owned(), "0.5".to_owned())]);
+    let runner = ScriptRunner::from_source(
+        "args.rhai",
+        r#"[arg("epochs", 1), arg("lr", 0.1), arg("name", "x"), arg("flag", false)]"#,
+        args,
+    );
+    let values = runner.eval().unwrap().cast::<Array>();
+    assert_eq!(values[0].as_int().unwrap(), 7);
+    assert_eq!(values[1].as_float().unwrap(), 0.5);
+    assert_eq!(values[2].to_string(), "x");
+    assert!(!values[3].as_bool().unwrap());
+    assert!(runner.unread_args().is_empty());
+
+    let bad = ScriptRunner::from_source("args.rhai", r#"arg("epochs", 1)"#, BTreeMap::from([("epochs".into(), "ten".into())]));
+    let e = bad.eval().unwrap_err();
+    assert!(e.message.contains("epochs=ten") && e.message.contains("integer"), "{e}");
+
+    let unread = ScriptRunner::from_source("args.rhai", "1", BTreeMap::from([("epohcs".into(), "3".into())]));
+    unread.eval().unwrap();
+    assert_eq!(unread.unread_args(), vec!["epohcs".to_owned()]);
+}
+
+#[test]
+fn missing_map_properties_are_errors() {
+    let e = error_of("let m = #{ a: 1 };\nm.b");
+    assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+}
