@@ -24,6 +24,7 @@ pub mod nn;
 pub mod output;
 pub mod plot;
 pub mod script;
+pub mod stats;
 pub mod train;
 
 pub use error::{Error, Result};

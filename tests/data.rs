@@ -66,3 +66,25 @@ fn dataset_checks_its_invariants() {
     let err = ImageDataset::new("short", images, vec![0, 1], names).unwrap_err().to_string();
     assert!(err.contains("images") && err.contains("[3, 1, 4, 4]"), "{err}");
 }
+
+#[test]
+fn augmentation_flips_and_crops_within_the_padded_image() {
+    use huelab::data::Augment;
+    use rand::SeedableRng;
+    let batch = Tensor::arange(2 * 3 * 4, (Kind::Float, tch::Device::Cpu)).view([2, 1, 3, 4]);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let flipped = Augment { flip: true, crop_padding: 0 }.apply(&batch, &mut rng);
+    for i in 0..2 {
+        let image = flipped.get(i);
+        assert!(image.equal(&batch.get(i)) || image.equal(&batch.get(i).flip([2])), "each image is itself or its mirror");
+    }
+    let cropped = Augment { flip: false, crop_padding: 1 }.apply(&batch, &mut rng);
+    assert_eq!(cropped.size(), [2, 1, 3, 4]);
+    // A crop of the zero-padded image keeps a shifted window of the original: its non-zero
+    // pixels all come from the original.
+    let original: Vec<f32> = Vec::try_from(batch.flatten(0, -1)).unwrap();
+    let values: Vec<f32> = Vec::try_from(cropped.flatten(0, -1)).unwrap();
+    assert!(values.iter().all(|v| *v == 0.0 || original.contains(v)));
+    let identity = Augment::default().apply(&batch, &mut rng);
+    assert!(identity.equal(&batch));
+}

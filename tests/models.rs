@@ -1,10 +1,10 @@
 //! Model construction: variable names, the bottleneck hook and input checks.
-use huelab::models::{Arch, HueNet, ModelSpec};
+use huelab::models::{Arch, HueNet, ModelSpec, Stem};
 use huelab::nn::HueHeadConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 fn spec(input_size: (i64, i64), hidden: Option<i64>) -> ModelSpec {
-    ModelSpec { arch: Arch::SmallCnn, in_channels: 1, num_classes: 10, input_size, hue_head: HueHeadConfig { hidden } }
+    ModelSpec { arch: Arch::SmallCnn, in_channels: 1, num_classes: 10, input_size, stem: Stem::Auto, hue_head: HueHeadConfig { hidden } }
 }
 
 #[test]
@@ -55,4 +55,73 @@ fn wrong_input_shape_and_too_small_inputs_are_errors() {
     assert!(err.contains("at least 4×4") && err.contains("2×2"), "{err}");
     let err = "resnet".parse::<Arch>().unwrap_err().to_string();
     assert!(err.contains("resnet") && err.contains("small_cnn"), "{err}");
+}
+
+fn backbone_parameter_count(vs: &nn::VarStore) -> i64 {
+    vs.variables()
+        .into_iter()
+        .filter(|(name, t)| name.starts_with("backbone.") && t.requires_grad())
+        .map(|(_, t)| t.numel() as i64)
+        .sum()
+}
+
+fn build(arch: Arch, in_channels: i64, size: i64, stem: Stem) -> (nn::VarStore, HueNet) {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let spec = ModelSpec { arch, in_channels, num_classes: 10, input_size: (size, size), stem, hue_head: HueHeadConfig::default() };
+    let net = HueNet::new(&vs.root(), &spec).unwrap();
+    (vs, net)
+}
+
+#[test]
+fn backbones_match_the_published_parameter_counts() {
+    // torchvision: resnet18 11 689 512 and efficientnet_b0 5 288 548 parameters, of which the
+    // 1000-way classifier holds 512·1000 + 1000 and 1280·1000 + 1000.
+    let (vs, _) = build(Arch::ResNet18, 3, 224, Stem::Auto);
+    assert_eq!(backbone_parameter_count(&vs), 11_689_512 - 513_000);
+    let (vs, _) = build(Arch::EfficientNetB0, 3, 224, Stem::Auto);
+    assert_eq!(backbone_parameter_count(&vs), 5_288_548 - 1_281_000);
+}
+
+#[test]
+fn backbones_keep_the_reference_variable_names() {
+    let (vs, _) = build(Arch::ResNet18, 3, 64, Stem::Auto);
+    let names = vs.variables();
+    for name in ["backbone.conv1.weight", "backbone.layer1.0.conv1.weight", "backbone.layer4.1.bn2.running_var", "backbone.layer2.0.downsample.0.weight"] {
+        assert!(names.contains_key(name), "{name}");
+    }
+    let (vs, _) = build(Arch::EfficientNetB0, 3, 64, Stem::Auto);
+    let names = vs.variables();
+    for name in ["backbone._conv_stem.weight", "backbone._bn0.running_mean", "backbone._blocks.0._depthwise_conv.weight", "backbone._blocks.15._project_conv.weight", "backbone._blocks.1._expand_conv.weight", "backbone._blocks.3._se_reduce.bias", "backbone._conv_head.weight", "backbone._bn1.weight"] {
+        assert!(names.contains_key(name), "{name}");
+    }
+    assert!(!names.contains_key("backbone._blocks.16._project_conv.weight"), "B0 has 16 blocks");
+    assert!(!names.contains_key("backbone._blocks.0._expand_conv.weight"), "the first block does not expand");
+}
+
+#[test]
+fn backbones_give_bottlenecks_for_grey_28x28_and_rgb_inputs() {
+    let cases = [
+        (Arch::ResNet18, 1, 28, Stem::Auto, [512, 4, 4]),
+        (Arch::ResNet18, 3, 64, Stem::Auto, [512, 2, 2]),
+        (Arch::EfficientNetB0, 1, 28, Stem::Auto, [1280, 2, 2]),
+        (Arch::EfficientNetB0, 3, 64, Stem::Imagenet, [1280, 2, 2]),
+    ];
+    for (arch, channels, size, stem, expected) in cases {
+        let (_vs, net) = build(arch, channels, size, stem);
+        let xs = Tensor::rand([2, channels, size, size], (Kind::Float, Device::Cpu));
+        let features = net.features_t(&xs, true).unwrap();
+        assert_eq!(features.size()[1..], expected, "{arch:?} {channels}×{size}×{size}");
+        let out = net.forward_t(&xs, true).unwrap();
+        assert_eq!((out.logits.size(), out.hue_xy.size()), (vec![2, 10], vec![2, 2]));
+    }
+    assert_eq!(build(Arch::ResNet18, 1, 28, Stem::Auto).1.spec().stem, Stem::Small, "auto resolves by size");
+    assert_eq!(build(Arch::ResNet18, 3, 64, Stem::Auto).1.spec().stem, Stem::Imagenet);
+}
+
+#[test]
+fn too_small_inputs_say_so() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let spec = ModelSpec { arch: Arch::ResNet18, in_channels: 1, num_classes: 10, input_size: (28, 28), stem: Stem::Imagenet, hue_head: HueHeadConfig::default() };
+    let err = HueNet::new(&vs.root(), &spec).unwrap_err().to_string();
+    assert!(err.contains("at least 32×32") && err.contains("28×28") && err.contains("small stem"), "{err}");
 }

@@ -137,7 +137,7 @@ fn arguments_are_typed_by_their_default() {
     assert!(e.message.contains("epochs=ten") && e.message.contains("integer"), "{e}");
 
     let unread = ScriptRunner::from_source("args.rhai", "1", BTreeMap::from([("epohcs".into(), "3".into())]));
-    unread.eval().unwrap();
+    unread.run().unwrap();
     assert_eq!(unread.unread_args(), vec!["epohcs".to_owned()]);
 }
 
@@ -145,4 +145,46 @@ fn arguments_are_typed_by_their_default() {
 fn missing_map_properties_are_errors() {
     let e = error_of("let m = #{ a: 1 };\nm.b");
     assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+}
+
+#[test]
+fn builtin_sets_subsets_and_file_loaders_from_a_script() {
+    let dir = tempfile::tempdir().unwrap();
+    ndarray_npy::write_npy(dir.path().join("x.npy"), &ndarray::Array3::<u8>::zeros((4, 8, 8))).unwrap();
+    ndarray_npy::write_npy(dir.path().join("y.npy"), &ndarray::Array1::from(vec![0i64, 1, 0, 1])).unwrap();
+    let source = format!(
+        r#"
+        let small = dataset("textures").subset(#{{ per_class: 5, seed: 1 }});
+        let arrays = load_npy("{0}/x.npy", "{0}/y.npy", #{{ class_names: ["no", "yes"], name: "tiny" }});
+        [small.len, small.class_names, arrays.name, arrays.class_names, arrays.image_shape]
+        "#,
+        dir.path().display()
+    );
+    let values = eval(&source).cast::<Array>();
+    assert_eq!(values[0].as_int().unwrap(), 15);
+    assert_eq!(values[1].to_string(), r#"["brick", "grass", "gravel"]"#);
+    assert_eq!(values[2].to_string(), "tiny");
+    assert_eq!(values[3].to_string(), r#"["no", "yes"]"#);
+    assert_eq!(values[4].to_string(), "[1, 8, 8]");
+
+    let e = error_of(&format!("load_image_folder(\"{}\", #{{ size: [0, 4] }})", dir.path().display()));
+    assert!(e.message.contains("'size'"), "{e}");
+    let e = error_of("dataset(\"digits\").subset(#{ seed: 1 })");
+    assert!(e.message.contains("per_class") && e.message.contains("required"), "{e}");
+}
+
+#[test]
+fn optimizer_and_schedule_options_are_checked_against_each_other() {
+    let data = "let data = dataset(\"digits\"); let parts = data.split(#{});\n";
+    for (call, words) in [
+        (r#"train(data, parts, #{ optimizer: "adam", momentum: 0.9 })"#, ["'momentum'", "adam"]),
+        (r#"train(data, parts, #{ optimizer: "rmsprop" })"#, ["rmsprop", "adamw"]),
+        (r#"train(data, parts, #{ schedule: "cosine", step_every: 3 })"#, ["'step_every'", "cosine"]),
+        (r#"train(data, parts, #{ schedule: "step" })"#, ["'step_every'", "needs"]),
+        (r#"train(data, parts, #{ label_smoothing: 1.5 })"#, ["'label_smoothing'", "[0, 1)"]),
+        (r#"train(data, parts, #{ model: "resnet18", stem: "huge" })"#, ["'stem'", "imagenet"]),
+    ] {
+        let e = error_of(&format!("{data}{call}"));
+        assert!(words.iter().all(|w| e.message.contains(w)), "{call}: {e}");
+    }
 }

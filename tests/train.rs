@@ -72,3 +72,50 @@ fn invalid_configs_and_diverging_runs_are_errors() {
     let err = train(&data, &split, &TrainConfig { lr: 1e30, ..config(hue(), 2) }).unwrap_err().to_string();
     assert!(err.contains("loss became") && err.contains("epoch"), "{err}");
 }
+
+#[test]
+fn schedules_follow_their_formulas() {
+    use huelab::train::Schedule;
+    let cosine = Schedule::Cosine { min_lr: 0.0 };
+    assert_eq!(cosine.lr(1.0, 0, 10), 1.0);
+    assert!((cosine.lr(1.0, 5, 10) - 0.5).abs() < 1e-12);
+    assert!((cosine.lr(1.0, 9, 10) - (1.0 + (0.9 * std::f64::consts::PI).cos()) / 2.0).abs() < 1e-12);
+    let step = Schedule::Step { every: 3, gamma: 0.1 };
+    assert_eq!([0, 2, 3, 6].map(|e| step.lr(1.0, e, 10)), [1.0, 1.0, 0.1, 0.1f64.powi(2)]);
+}
+
+#[test]
+fn optimizers_schedules_smoothing_and_augmentation_train_and_are_recorded() {
+    use huelab::data::Augment;
+    use huelab::train::{OptimizerKind, Schedule};
+    let data = digits();
+    let split = stratified_split(data.labels(), 10, SplitConfig::default()).unwrap();
+    let base = config(hue(), 3);
+    for variant in [
+        TrainConfig { optimizer: OptimizerKind::Sgd { momentum: 0.9, weight_decay: 5e-4, nesterov: true }, lr: 0.05, ..base.clone() },
+        TrainConfig { optimizer: OptimizerKind::AdamW { weight_decay: 0.01 }, schedule: Schedule::Cosine { min_lr: 0.0 }, ..base.clone() },
+        TrainConfig { label_smoothing: 0.1, schedule: Schedule::Step { every: 2, gamma: 0.5 }, ..base.clone() },
+        TrainConfig { augment: Augment { flip: false, crop_padding: 1 }, ..base.clone() },
+    ] {
+        let report = train(&data, &split, &variant).unwrap();
+        assert!(report.test.unwrap().accuracy > 0.6, "{variant:?}: {:?}", report.test);
+        let lrs: Vec<f64> = report.epochs.iter().map(|e| e.lr).collect();
+        let expected: Vec<f64> = (0..3).map(|e| variant.schedule.lr(variant.lr, e, 3)).collect();
+        assert_eq!(lrs, expected, "the schedule's rates are used and recorded");
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["config"]["optimizer"]["kind"].is_string() && json["config"]["schedule"]["kind"].is_string());
+    }
+}
+
+#[test]
+fn augmentation_is_seeded_and_shared_by_both_arms() {
+    use huelab::data::Augment;
+    let data = digits();
+    let split = stratified_split(data.labels(), 10, SplitConfig::default()).unwrap();
+    let augmented = |loss| TrainConfig { augment: Augment { flip: true, crop_padding: 2 }, ..config(loss, 1) };
+    let a = train(&data, &split, &augmented(LossKind::OneHot)).unwrap();
+    let b = train(&data, &split, &augmented(LossKind::OneHot)).unwrap();
+    assert_eq!(a.epochs[0].train_loss, b.epochs[0].train_loss, "same seed, same augmented batches");
+    let plain = train(&data, &split, &config(LossKind::OneHot, 1)).unwrap();
+    assert_ne!(a.epochs[0].train_loss, plain.epochs[0].train_loss, "augmentation changes what is trained on");
+}

@@ -90,6 +90,16 @@ impl ImageDataset {
         (self.images.index_select(0, &index), Tensor::from_slice(&labels))
     }
 
+    /// A data set of the images at `indices`, in that order, with the same classes.
+    pub fn subset(&self, name: impl Into<String>, indices: &[i64]) -> Result<ImageDataset> {
+        if let Some(bad) = indices.iter().find(|&&i| i < 0 || i as usize >= self.len()) {
+            return Err(Error::msg(format!("subset of '{}': index {bad} is out of range for {} images", self.name, self.len())));
+        }
+        let (images, _) = self.select(indices);
+        let labels = indices.iter().map(|&i| self.labels[i as usize]).collect();
+        ImageDataset::new(name, images, labels, self.class_names.clone())
+    }
+
     pub fn summary(&self) -> DatasetSummary {
         DatasetSummary {
             name: self.name.clone(),
@@ -106,11 +116,10 @@ fn hash_content(images: &Tensor, labels: &[i64]) -> String {
     let mut values = vec![0f32; count];
     images.flatten(0, -1).copy_data(&mut values, count);
     let mut hasher = Sha256::new();
-    for v in &values {
-        hasher.update(v.to_le_bytes());
+    // Hashing in blocks: one update per value is several times slower on 60 000 images.
+    for block in values.chunks(1 << 16) {
+        hasher.update(block.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
     }
-    for l in labels {
-        hasher.update(l.to_le_bytes());
-    }
+    hasher.update(labels.iter().flat_map(|l| l.to_le_bytes()).collect::<Vec<u8>>());
     format!("{:x}", hasher.finalize())
 }

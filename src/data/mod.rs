@@ -1,22 +1,19 @@
-//! Labelled image data sets held as tensors, the built-in sets, and seeded stratified splits.
+//! Labelled image data sets held as tensors: the built-in sets, loaders for IDX, `.npy` and
+//! ImageFolder data, and seeded stratified splits and subsets.
+mod augment;
+mod builtin;
 mod dataset;
 mod digits;
+mod idx;
+mod image_folder;
+mod npy;
 mod split;
 
+pub use augment::Augment;
+pub use builtin::*;
 pub use dataset::*;
 pub use digits::digits;
+pub use idx::{load_idx, read_idx, IdxArray};
+pub use image_folder::*;
+pub use npy::*;
 pub use split::*;
-
-/// The built-in data sets, by the name scripts use.
-pub const BUILTIN_DATASETS: &[&str] = &["digits"];
-
-/// Loads a built-in data set by name.
-pub fn builtin(name: &str) -> crate::Result<ImageDataset> {
-    match name {
-        "digits" => Ok(digits()),
-        _ => Err(crate::Error::msg(format!(
-            "unknown built-in data set '{name}'; built-in sets: {}",
-            BUILTIN_DATASETS.join(", ")
-        ))),
-    }
-}

@@ -61,3 +61,20 @@ pub fn stratified_split(labels: &[i64], num_classes: usize, config: SplitConfig)
     }
     Ok(split)
 }
+
+/// `per_class` indices of every class (all of a class that has fewer), drawn by a generator
+/// seeded from `seed` alone, returned in ascending order.
+pub fn stratified_subset(labels: &[i64], num_classes: usize, per_class: usize, seed: u64) -> Result<Vec<i64>> {
+    if per_class == 0 {
+        return Err(Error::invalid_option("per_class", "must be at least 1"));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut chosen = Vec::with_capacity(per_class * num_classes);
+    for class in 0..num_classes as i64 {
+        let mut members: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] == class).collect();
+        members.shuffle(&mut rng);
+        chosen.extend(members.into_iter().take(per_class));
+    }
+    chosen.sort_unstable();
+    Ok(chosen)
+}

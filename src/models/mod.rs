@@ -1,8 +1,12 @@
 //! Backbones with a bottleneck hook, and [`HueNet`]: a backbone plus the class and hue heads.
 //! Every model exposes its bottleneck activation map (`features_t`), which the training loop
 //! pools for the heads and the pixel-kNN tools index directly.
+mod efficientnet;
+mod resnet;
 mod small_cnn;
 
+pub use efficientnet::EfficientNet;
+pub use resnet::ResNet;
 pub use small_cnn::SmallCnn;
 
 use serde::{Deserialize, Serialize};
@@ -24,21 +28,73 @@ pub trait Backbone: std::fmt::Debug {
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
     SmallCnn,
+    #[serde(rename = "resnet18")]
+    ResNet18,
+    #[serde(rename = "efficientnet_b0")]
+    EfficientNetB0,
 }
 
 impl Arch {
-    pub const ALL: &'static [Arch] = &[Arch::SmallCnn];
+    pub const ALL: &'static [Arch] = &[Arch::SmallCnn, Arch::ResNet18, Arch::EfficientNetB0];
 
     pub fn name(self) -> &'static str {
         match self {
             Arch::SmallCnn => "small_cnn",
+            Arch::ResNet18 => "resnet18",
+            Arch::EfficientNetB0 => "efficientnet_b0",
         }
     }
 
-    /// Smallest input height/width the architecture accepts.
-    pub fn min_input_size(self) -> i64 {
-        match self {
-            Arch::SmallCnn => SmallCnn::MIN_INPUT_SIZE,
+    /// Smallest input height/width the architecture accepts with a resolved `stem`: the size
+    /// whose bottleneck is 1×1.
+    pub fn min_input_size(self, stem: Stem) -> i64 {
+        match (self, stem) {
+            (Arch::SmallCnn, _) => SmallCnn::MIN_INPUT_SIZE,
+            (Arch::ResNet18, Stem::Small) => 8,
+            (Arch::EfficientNetB0, Stem::Small) => 16,
+            (Arch::ResNet18 | Arch::EfficientNetB0, _) => 32,
+        }
+    }
+}
+
+/// The first layers of an ImageNet network shrink the input 4× (ResNet: 7×7 stride-2 conv and
+/// a max-pool) or 2× (EfficientNet: stride-2 conv), which leaves almost nothing of a 28×28
+/// image. The small stem keeps full resolution there (ResNet: 3×3 stride-1 conv, no pool, as is
+/// usual for CIFAR; EfficientNet: stride 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stem {
+    /// `small` for inputs under 64 pixels on a side, else `imagenet`.
+    #[default]
+    Auto,
+    Imagenet,
+    Small,
+}
+
+impl Stem {
+    /// Below this many pixels on the shorter side, `Auto` means `Small`.
+    pub const SMALL_BELOW: i64 = 64;
+
+    pub fn resolve(self, arch: Arch, (h, w): (i64, i64)) -> Result<Stem> {
+        match (arch, self) {
+            // The small CNN has one stem, a stride-1 3×3 convolution.
+            (Arch::SmallCnn, Stem::Auto | Stem::Small) => Ok(Stem::Small),
+            (Arch::SmallCnn, Stem::Imagenet) => Err(Error::invalid_option("stem", "small_cnn has no imagenet stem")),
+            (_, Stem::Auto) if h.min(w) < Self::SMALL_BELOW => Ok(Stem::Small),
+            (_, Stem::Auto) => Ok(Stem::Imagenet),
+            (_, resolved) => Ok(resolved),
+        }
+    }
+}
+
+impl std::str::FromStr for Stem {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Stem::Auto),
+            "imagenet" => Ok(Stem::Imagenet),
+            "small" => Ok(Stem::Small),
+            _ => Err(Error::invalid_option("stem", format!("expected \"auto\", \"imagenet\" or \"small\", got \"{s}\""))),
         }
     }
 }
@@ -61,6 +117,8 @@ pub struct ModelSpec {
     pub num_classes: i64,
     /// Input `(height, width)`.
     pub input_size: (i64, i64),
+    /// `Auto` until the model is built; [`HueNet::spec`] holds the resolved stem.
+    pub stem: Stem,
     pub hue_head: HueHeadConfig,
 }
 
@@ -84,11 +142,13 @@ impl HueNet {
     /// Builds the model with its variables under `p / "backbone"` and `p / "heads"`.
     pub fn new(p: &nn::Path, spec: &ModelSpec) -> Result<Self> {
         let (h, w) = spec.input_size;
-        let min = spec.arch.min_input_size();
+        let stem = spec.stem.resolve(spec.arch, spec.input_size)?;
+        let min = spec.arch.min_input_size(stem);
         if h < min || w < min {
+            let hint = if stem == Stem::Small { String::new() } else { " (the small stem accepts smaller inputs)".into() };
             return Err(Error::invalid_option(
                 "model",
-                format!("{} needs inputs of at least {min}×{min}, the data is {h}×{w}", spec.arch.name()),
+                format!("{} with the {stem:?} stem needs inputs of at least {min}×{min}, the data is {h}×{w}{hint}", spec.arch.name()),
             ));
         }
         if spec.in_channels < 1 || spec.num_classes < 2 {
@@ -97,11 +157,14 @@ impl HueNet {
                 spec.in_channels, spec.num_classes
             )));
         }
+        let backbone_path = p / "backbone";
         let backbone: Box<dyn Backbone> = match spec.arch {
-            Arch::SmallCnn => Box::new(SmallCnn::new(&(p / "backbone"), spec.in_channels, spec.input_size)),
+            Arch::SmallCnn => Box::new(SmallCnn::new(&backbone_path, spec.in_channels, spec.input_size)),
+            Arch::ResNet18 => Box::new(ResNet::resnet18(&backbone_path, spec.in_channels, stem)),
+            Arch::EfficientNetB0 => Box::new(EfficientNet::b0(&backbone_path, spec.in_channels, stem)),
         };
         let heads = Heads::new(&(p / "heads"), backbone.out_channels(), spec.num_classes, spec.hue_head);
-        Ok(HueNet { spec: spec.clone(), backbone, heads })
+        Ok(HueNet { spec: ModelSpec { stem, ..spec.clone() }, backbone, heads })
     }
 
     pub fn spec(&self) -> &ModelSpec {

@@ -3,16 +3,20 @@
 use rhai::Map;
 
 use super::options::Options;
-use crate::data::SplitConfig;
+use crate::data::{ImageFolderConfig, NpyLayout, SplitConfig};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::nn::{AngleAssignment, HueHeadConfig, HueLossConfig};
-use crate::train::{LossKind, TrainConfig};
+use crate::data::Augment;
+use crate::train::{LossKind, OptimizerKind, Schedule, TrainConfig};
 
 pub const HUE_KEYS: &[&str] = &["scale", "project", "weight", "assignment", "seed"];
 pub const SPLIT_KEYS: &[&str] = &["train", "val", "test", "seed"];
-pub const TRAIN_KEYS: &[&str] =
-    &["name", "model", "loss", "hue", "hue_hidden", "epochs", "batch_size", "lr", "seed", "device", "progress"];
+pub const TRAIN_KEYS: &[&str] = &[
+    "name", "model", "stem", "loss", "hue", "hue_hidden", "label_smoothing", "epochs", "batch_size", "lr", "optimizer",
+    "weight_decay", "momentum", "nesterov", "schedule", "min_lr", "step_every", "step_gamma", "flip", "crop_padding",
+    "seed", "device", "progress",
+];
 
 /// Keys: `scale` (number; default 1/(2M)), `project` (bool; default false), `weight` (number;
 /// default 1), `assignment` ("random" or "ordered"; default "random"), `seed` (int; seeds the
@@ -61,9 +65,19 @@ pub fn train_config(map: Map) -> Result<TrainConfig> {
         return Err(Error::invalid_option("hue", "hue options were given, but loss is \"onehot\""));
     }
     let hue = hue_map.map(hue_config).transpose()?.unwrap_or_default();
+    let optimizer = optimizer_config(&mut o)?;
+    let schedule = schedule_config(&mut o)?;
     let config = TrainConfig {
+        optimizer,
+        schedule,
+        label_smoothing: o.float("label_smoothing")?.unwrap_or(d.label_smoothing),
+        augment: Augment {
+            flip: o.bool("flip")?.unwrap_or(d.augment.flip),
+            crop_padding: o.int("crop_padding")?.unwrap_or(d.augment.crop_padding),
+        },
         name: o.string("name")?.unwrap_or(loss_name.clone()),
         arch: o.string("model")?.map(|m| m.parse()).transpose()?.unwrap_or(d.arch),
+        stem: o.string("stem")?.map(|s| s.parse()).transpose()?.unwrap_or(d.stem),
         hue_head: HueHeadConfig { hidden: o.int("hue_hidden")?.filter(|&h| h != 0) },
         loss: LossKind::from_name(&loss_name, hue)?,
         epochs: o.count("epochs")?.map_or(d.epochs, |v| v as usize),
@@ -75,4 +89,106 @@ pub fn train_config(map: Map) -> Result<TrainConfig> {
     };
     config.validate()?;
     Ok(config)
+}
+
+pub const SUBSET_KEYS: &[&str] = &["per_class", "seed"];
+pub const NPY_KEYS: &[&str] = &["layout", "class_names", "name"];
+pub const IDX_KEYS: &[&str] = &["class_names", "name"];
+pub const IMAGE_FOLDER_KEYS: &[&str] = &["size", "channels", "name"];
+
+/// `optimizer` ("adam", "adamw", "sgd") with the keys that belong to it: `weight_decay` (adamw:
+/// 0.01, sgd: 0), `momentum` (sgd: 0.9), `nesterov` (sgd: false). A key that does not belong to
+/// the chosen optimiser is an error.
+fn optimizer_config(o: &mut Options) -> Result<OptimizerKind> {
+    let name = o.string("optimizer")?.unwrap_or_else(|| "adam".into());
+    let (weight_decay, momentum, nesterov) = (o.float("weight_decay")?, o.float("momentum")?, o.bool("nesterov")?);
+    let unused = |key: &str, given: bool| -> Result<()> {
+        if given {
+            return Err(Error::invalid_option(key, format!("does not apply to the {name} optimizer")));
+        }
+        Ok(())
+    };
+    match name.as_str() {
+        "adam" => {
+            unused("weight_decay", weight_decay.is_some())?;
+            unused("momentum", momentum.is_some())?;
+            unused("nesterov", nesterov.is_some())?;
+            Ok(OptimizerKind::Adam)
+        }
+        "adamw" => {
+            unused("momentum", momentum.is_some())?;
+            unused("nesterov", nesterov.is_some())?;
+            Ok(OptimizerKind::AdamW { weight_decay: weight_decay.unwrap_or(0.01) })
+        }
+        "sgd" => Ok(OptimizerKind::Sgd {
+            momentum: momentum.unwrap_or(0.9),
+            weight_decay: weight_decay.unwrap_or(0.0),
+            nesterov: nesterov.unwrap_or(false),
+        }),
+        other => Err(Error::invalid_option(
+            "optimizer",
+            format!("unknown optimizer \"{other}\"; valid: {}", OptimizerKind::NAMES.join(", ")),
+        )),
+    }
+}
+
+/// `schedule` ("constant", "cosine", "step") with `min_lr` (cosine: 0), `step_every` (step:
+/// required) and `step_gamma` (step: 0.1).
+fn schedule_config(o: &mut Options) -> Result<Schedule> {
+    let name = o.string("schedule")?.unwrap_or_else(|| "constant".into());
+    let (min_lr, every, gamma) = (o.float("min_lr")?, o.count("step_every")?, o.float("step_gamma")?);
+    let misplaced = |key: &str| Error::invalid_option(key, format!("does not apply to the {name} schedule"));
+    match name.as_str() {
+        "constant" if min_lr.is_some() => Err(misplaced("min_lr")),
+        "constant" | "cosine" if every.is_some() => Err(misplaced("step_every")),
+        "constant" | "cosine" if gamma.is_some() => Err(misplaced("step_gamma")),
+        "step" if min_lr.is_some() => Err(misplaced("min_lr")),
+        "constant" => Ok(Schedule::Constant),
+        "cosine" => Ok(Schedule::Cosine { min_lr: min_lr.unwrap_or(0.0) }),
+        "step" => Ok(Schedule::Step {
+            every: every.ok_or_else(|| Error::invalid_option("step_every", "the step schedule needs it"))? as usize,
+            gamma: gamma.unwrap_or(0.1),
+        }),
+        other => Err(Error::invalid_option("schedule", format!("unknown schedule \"{other}\"; valid: {}", Schedule::NAMES.join(", ")))),
+    }
+}
+
+/// `(per_class, seed)`; `per_class` is required.
+pub fn subset_config(map: Map) -> Result<(usize, u64)> {
+    let mut o = Options::new(map, "subset options", SUBSET_KEYS)?;
+    let per_class = o.count("per_class")?.ok_or_else(|| Error::invalid_option("per_class", "is required"))?;
+    Ok((per_class as usize, o.count("seed")?.unwrap_or(0)))
+}
+
+/// Options of the file loaders: the data set's name, its class names and, for `.npy`, the layout.
+pub struct LoaderOptions {
+    pub name: Option<String>,
+    pub class_names: Option<Vec<String>>,
+    pub layout: NpyLayout,
+}
+
+pub fn npy_options(map: Map) -> Result<LoaderOptions> {
+    let mut o = Options::new(map, "load_npy options", NPY_KEYS)?;
+    Ok(LoaderOptions {
+        name: o.string("name")?,
+        class_names: o.strings("class_names")?,
+        layout: o.string("layout")?.map(|l| l.parse()).transpose()?.unwrap_or_default(),
+    })
+}
+
+pub fn idx_options(map: Map) -> Result<LoaderOptions> {
+    let mut o = Options::new(map, "load_idx options", IDX_KEYS)?;
+    Ok(LoaderOptions { name: o.string("name")?, class_names: o.strings("class_names")?, layout: NpyLayout::default() })
+}
+
+/// The folder config and an optional data set name.
+pub fn image_folder_options(map: Map) -> Result<(ImageFolderConfig, Option<String>)> {
+    let mut o = Options::new(map, "load_image_folder options", IMAGE_FOLDER_KEYS)?;
+    let d = ImageFolderConfig::default();
+    let channels = match o.count("channels")? {
+        None => d.channels,
+        Some(c @ (1 | 3)) => c as u8,
+        Some(c) => return Err(Error::invalid_option("channels", format!("must be 1 or 3, got {c}"))),
+    };
+    Ok((ImageFolderConfig { size: o.size("size")?.unwrap_or(d.size), channels }, o.string("name")?))
 }

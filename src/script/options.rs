@@ -1,6 +1,6 @@
 //! Reading a Rhai options map into typed values. Unknown keys are errors listing the valid
 //! ones, so a typo like `schedual` never passes silently.
-use rhai::{Dynamic, Map};
+use rhai::{Array, Dynamic, Map};
 
 use crate::error::{Error, Result};
 
@@ -45,6 +45,35 @@ impl Options {
 
     pub fn string(&mut self, key: &str) -> Result<Option<String>> {
         self.take(key).map(|v| v.into_string().map_err(|t| wrong_type(key, "a string", t))).transpose()
+    }
+
+    pub fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>> {
+        self.array(key)?
+            .map(|items| items.into_iter().map(|v| v.into_string().map_err(|t| wrong_type(key, "an array of strings", t))).collect())
+            .transpose()
+    }
+
+    /// `(height, width)` from `[h, w]`, or from one integer for a square.
+    pub fn size(&mut self, key: &str) -> Result<Option<(u32, u32)>> {
+        let Some(value) = self.take(key) else { return Ok(None) };
+        let side = |v: &Dynamic| v.as_int().ok().and_then(|i| u32::try_from(i).ok()).filter(|&i| i > 0);
+        let bad = || Error::invalid_option(key, format!("must be a positive integer or [height, width], got {value}"));
+        if let Some(s) = side(&value) {
+            return Ok(Some((s, s)));
+        }
+        match value.clone().try_cast::<Array>().as_deref() {
+            Some([h, w]) => Ok(Some((side(h).ok_or_else(bad)?, side(w).ok_or_else(bad)?))),
+            _ => Err(bad()),
+        }
+    }
+
+    fn array(&mut self, key: &str) -> Result<Option<Array>> {
+        self.take(key)
+            .map(|v| {
+                let type_name = v.type_name();
+                v.try_cast::<Array>().ok_or_else(|| wrong_type(key, "an array", type_name))
+            })
+            .transpose()
     }
 
     pub fn map(&mut self, key: &str) -> Result<Option<Map>> {

@@ -48,8 +48,6 @@ impl From<&Split> for SplitSizes {
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
     pub config: TrainConfig,
-    /// The optimiser and its settings, spelled out.
-    pub optimizer: &'static str,
     pub model: ModelSpec,
     /// The distance scale in force (the paper's `1/(2M)` unless set); `None` for one-hot runs.
     pub hue_scale: Option<f64>,

@@ -1,3 +1,4 @@
+use std::sync::Mutex;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -6,22 +7,28 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
-use super::{evaluate, EpochMetrics, LossKind, SplitSizes, TrainConfig, TrainReport};
+use super::{evaluate, EpochMetrics, LossKind, OptimizerKind, SplitSizes, TrainConfig, TrainReport};
 use crate::data::{ImageDataset, Split};
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::models::{HueNet, ModelSpec};
 use crate::nn::{hue_loss, HueLabels, HueLossConfig};
 
-/// Adam as `nn::Adam::default()` builds it: PyTorch's defaults.
-const OPTIMIZER: &str = "adam (beta1 0.9, beta2 0.999, eps 1e-8, weight decay 0, constant lr)";
+/// libtorch's random generator is global to the process: seeding, weight initialisation and
+/// stochastic depth all draw from it. A run holds this lock from seeding to its last step, so
+/// runs on other threads cannot interleave their draws and break reproducibility.
+static TORCH_GENERATOR: Mutex<()> = Mutex::new(());
+
+/// Salt that separates the augmentation generator from the batch-order generator of a seed.
+const AUGMENT_STREAM_SALT: u64 = 0x6875_655f_6175_6721;
 
 /// Trains a fresh model on `split.train`, reports validation metrics every epoch and test
 /// metrics at the end.
 ///
 /// The model is built right after seeding libtorch with `config.seed`, and it always has its
 /// hue head (trained or not), so two runs with the same seed start from identical weights.
-/// The batch order of epoch `e` comes from a ChaCha generator on stream `e` of that seed.
+/// The batch order of epoch `e` comes from a ChaCha generator on stream `e` of that seed, and
+/// its augmentation from a second generator, so both are the same for every arm of a seed.
 pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
     config.validate()?;
     if split.train.is_empty() {
@@ -35,12 +42,15 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         in_channels: channels,
         num_classes: data.num_classes() as i64,
         input_size: (height, width),
+        stem: config.stem,
         hue_head: config.hue_head,
     };
+    // A panic in another run cannot leave the generator in a state we rely on: we reseed here.
+    let _generator = TORCH_GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(device);
     let net = HueNet::new(&vs.root(), &spec)?;
-    let mut optimizer = nn::Adam::default().build(&vs, config.lr)?;
+    let mut optimizer = build_optimizer(&vs, config)?;
 
     // One-hot runs still report hue-head accuracy against the default labels: a chance-level
     // reference for the untrained head.
@@ -56,16 +66,21 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     let mut epochs = Vec::with_capacity(config.epochs);
     for epoch in 1..=config.epochs {
         let epoch_started = Instant::now();
+        let lr = config.schedule.lr(config.lr, epoch - 1, config.epochs);
+        optimizer.set_lr(lr);
         let mut order = split.train.clone();
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         rng.set_stream(epoch as u64);
         order.shuffle(&mut rng);
+        let mut augment_rng = ChaCha8Rng::seed_from_u64(config.seed ^ AUGMENT_STREAM_SALT);
+        augment_rng.set_stream(epoch as u64);
 
         let mut sums = EpochSums::default();
         for (batch_index, batch) in order.chunks(config.batch_size).enumerate() {
-            let (x, y) = to_device(data.select(batch));
+            let (x, y) = data.select(batch);
+            let (x, y) = to_device((config.augment.apply(&x, &mut augment_rng), y));
             let out = net.forward_t(&x, true)?;
-            let onehot = out.logits.cross_entropy_for_logits(&y);
+            let onehot = out.logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, config.label_smoothing)?;
             let hue = match &config.loss {
                 LossKind::OneHot => None,
                 LossKind::OneHotHue { hue } => Some(hue_loss(&out.hue_xy, &y, &hue_labels, hue)?),
@@ -78,10 +93,9 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
             if !total_value.is_finite() {
                 progress.abandon();
                 return Err(Error::msg(format!(
-                    "run '{}': the loss became {total_value} at epoch {epoch}, batch {} (lr {}); stopping",
+                    "run '{}': the loss became {total_value} at epoch {epoch}, batch {} (lr {lr}); stopping",
                     config.name,
                     batch_index + 1,
-                    config.lr
                 )));
             }
             optimizer.backward_step(&total);
@@ -111,7 +125,7 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
             train_accuracy: sums.correct / sums.images,
             val_accuracy: val.map(|v| v.accuracy),
             val_hue_accuracy: val.map(|v| v.hue_accuracy),
-            lr: config.lr,
+            lr,
             seconds: epoch_started.elapsed().as_secs_f64(),
         };
         report_epoch(&progress, config, &metrics);
@@ -127,9 +141,8 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     };
     Ok(TrainReport {
         config: config.clone(),
-        optimizer: OPTIMIZER,
         hue_scale: config.loss.hue_config().map(|h| h.effective_scale(data.num_classes())),
-        model: spec,
+        model: net.spec().clone(),
         data: data.summary(),
         split_seed: split.config.seed,
         split_sizes: SplitSizes::from(split),
@@ -138,6 +151,17 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         test,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+fn build_optimizer(vs: &nn::VarStore, config: &TrainConfig) -> Result<nn::Optimizer> {
+    let optimizer = match config.optimizer {
+        OptimizerKind::Adam => nn::Adam::default().build(vs, config.lr)?,
+        OptimizerKind::AdamW { weight_decay } => nn::AdamW { wd: weight_decay, ..Default::default() }.build(vs, config.lr)?,
+        OptimizerKind::Sgd { momentum, weight_decay, nesterov } => {
+            nn::Sgd { momentum, dampening: 0.0, wd: weight_decay, nesterov }.build(vs, config.lr)?
+        }
+    };
+    Ok(optimizer)
 }
 
 #[derive(Default)]

