@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::compare::Comparison;
 use crate::error::{Error, Result};
 use crate::train::TrainReport;
 
@@ -84,6 +85,17 @@ pub struct ScriptInfo {
     pub args: BTreeMap<String, String>,
 }
 
+/// What a manifest is about: a list of runs, or a comparison (which holds its runs).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManifestBody<'a> {
+    /// Every run, with all of its options (every hue option included), seed, data hash,
+    /// device, per-epoch metrics, test metrics and wall time.
+    Runs(Vec<&'a TrainReport>),
+    /// The comparison's settings, every run as above, and the statistics.
+    Comparison(&'a Comparison),
+}
+
 /// What `manifest.json` records: enough to rerun and to judge a result.
 #[derive(Debug, Serialize)]
 pub struct RunManifest<'a> {
@@ -91,17 +103,20 @@ pub struct RunManifest<'a> {
     /// Seconds since the Unix epoch when the manifest was written.
     pub written_unix: u64,
     pub script: Option<&'a ScriptInfo>,
-    /// Every run, with all of its options (every hue option included), seed, data hash,
-    /// device, per-epoch metrics, test metrics and wall time.
-    pub runs: Vec<&'a TrainReport>,
+    #[serde(flatten)]
+    pub body: ManifestBody<'a>,
 }
 
 pub fn write_manifest(path: &Path, script: Option<&ScriptInfo>, reports: &[&TrainReport]) -> Result<()> {
+    write_manifest_of(path, script, ManifestBody::Runs(reports.to_vec()))
+}
+
+pub fn write_manifest_of(path: &Path, script: Option<&ScriptInfo>, body: ManifestBody) -> Result<()> {
     let manifest = RunManifest {
         versions: VERSIONS,
         written_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         script,
-        runs: reports.to_vec(),
+        body,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
     write_atomic(path, &json)

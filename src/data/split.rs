@@ -78,3 +78,37 @@ pub fn stratified_subset(labels: &[i64], num_classes: usize, per_class: usize, s
     chosen.sort_unstable();
     Ok(chosen)
 }
+
+/// Stratified k-fold: each class's images, shuffled by a generator seeded from `seed`, are dealt
+/// round-robin into `k` folds, so every fold holds each class in proportion.
+pub fn stratified_kfold(labels: &[i64], num_classes: usize, k: usize, seed: u64) -> Result<Vec<Vec<i64>>> {
+    if k < 2 {
+        return Err(Error::invalid_option("folds", format!("k-fold needs at least 2 folds, got {k}")));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut folds = vec![Vec::new(); k];
+    let mut next = 0;
+    for class in 0..num_classes as i64 {
+        let mut members: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] == class).collect();
+        members.shuffle(&mut rng);
+        for index in members {
+            folds[next % k].push(index);
+            next += 1;
+        }
+    }
+    if let Some(smallest) = folds.iter().map(Vec::len).min().filter(|&n| n == 0) {
+        return Err(Error::invalid_option("folds", format!("{k} folds of {} images leave a fold with {smallest} images", labels.len())));
+    }
+    Ok(folds)
+}
+
+/// Fold `fold` of `folds` as the test part; the rest split into train and validation
+/// (stratified, `val` of it to validation, seeded by `seed` and the fold).
+pub fn kfold_split(labels: &[i64], num_classes: usize, folds: &[Vec<i64>], fold: usize, val: f64, seed: u64) -> Result<Split> {
+    let test = folds[fold].clone();
+    let rest: Vec<i64> = folds.iter().enumerate().filter(|(f, _)| *f != fold).flat_map(|(_, ids)| ids.iter().copied()).collect();
+    let rest_labels: Vec<i64> = rest.iter().map(|&i| labels[i as usize]).collect();
+    let inner = stratified_split(&rest_labels, num_classes, SplitConfig { train: 1.0 - val, val, test: 0.0, seed: seed.wrapping_add(fold as u64) })?;
+    let map = |ids: Vec<i64>| ids.into_iter().map(|i| rest[i as usize]).collect();
+    Ok(Split { config: SplitConfig { train: 1.0 - val, val, test: 0.0, seed }, train: map(inner.train), val: map(inner.val), test })
+}

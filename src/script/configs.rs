@@ -3,6 +3,7 @@
 use rhai::Map;
 
 use super::options::Options;
+use crate::compare::{Arm, CompareConfig};
 use crate::data::{ImageFolderConfig, NpyLayout, SplitConfig};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
@@ -191,4 +192,34 @@ pub fn image_folder_options(map: Map) -> Result<(ImageFolderConfig, Option<Strin
         Some(c) => return Err(Error::invalid_option("channels", format!("must be 1 or 3, got {c}"))),
     };
     Ok((ImageFolderConfig { size: o.size("size")?.unwrap_or(d.size), channels }, o.string("name")?))
+}
+
+pub const COMPARE_KEYS: &[&str] = &["seeds", "folds", "val", "split_seed"];
+
+/// Keys: `seeds` (array of ints; default [0, 1]), `folds` (3), `val` (0.1), `split_seed` (0).
+pub fn compare_config(map: Map) -> Result<CompareConfig> {
+    let mut o = Options::new(map, "compare options", COMPARE_KEYS)?;
+    let d = CompareConfig::default();
+    let seeds = match o.ints("seeds")? {
+        None => d.seeds,
+        Some(seeds) => seeds
+            .into_iter()
+            .map(|s| u64::try_from(s).map_err(|_| Error::invalid_option("seeds", format!("seeds must be >= 0, got {s}"))))
+            .collect::<Result<_>>()?,
+    };
+    Ok(CompareConfig {
+        seeds,
+        folds: o.count("folds")?.map_or(d.folds, |f| f as usize),
+        val: o.float("val")?.unwrap_or(d.val),
+        split_seed: o.count("split_seed")?.unwrap_or(d.split_seed),
+    })
+}
+
+/// An arm is a train options map; its `name` (default: the loss) names it in tables.
+pub fn arm_config(map: Map) -> Result<Arm> {
+    if map.contains_key("seed") {
+        return Err(Error::invalid_option("seed", "an arm takes its seeds from the comparison's `seeds`"));
+    }
+    let config = train_config(map)?;
+    Ok(Arm { name: config.name.clone(), config })
 }

@@ -47,6 +47,12 @@ impl Options {
         self.take(key).map(|v| v.into_string().map_err(|t| wrong_type(key, "a string", t))).transpose()
     }
 
+    pub fn ints(&mut self, key: &str) -> Result<Option<Vec<i64>>> {
+        self.array(key)?
+            .map(|items| items.into_iter().map(|v| v.as_int().map_err(|t| wrong_type(key, "an array of integers", t))).collect())
+            .transpose()
+    }
+
     pub fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>> {
         self.array(key)?
             .map(|items| items.into_iter().map(|v| v.into_string().map_err(|t| wrong_type(key, "an array of strings", t))).collect())

@@ -1,6 +1,7 @@
 //! The Rhai surface, one `#[export_module]` per area, combined into [`HuelabPackage`]. Each
 //! function converts its arguments, calls the library and converts the result; the logic lives
 //! in the library.
+mod compare;
 mod data;
 mod hue;
 mod output;
@@ -15,6 +16,7 @@ def_package! {
         combine_with_exported_module!(lib, "data", data::data_api);
         combine_with_exported_module!(lib, "hue", hue::hue_api);
         combine_with_exported_module!(lib, "train", train::train_api);
+        combine_with_exported_module!(lib, "compare", compare::compare_api);
         combine_with_exported_module!(lib, "output", output::output_api);
     }
 }

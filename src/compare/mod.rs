@@ -1,0 +1,196 @@
+//! Honest comparisons of training arms (e.g. one-hot vs one-hot + hue): every arm is trained on
+//! every fold × seed, with the same split, initial weights, batch order and augmentation for all
+//! arms of a pair, and summarised as mean ± sd with paired differences and paired tests.
+mod outputs;
+
+pub use outputs::*;
+
+use serde::Serialize;
+
+use crate::data::{kfold_split, stratified_kfold, ImageDataset};
+use crate::error::{Error, Result};
+use crate::stats::{mean_sd, paired_t_test, wilcoxon_signed_rank, MeanSd, PairedT, Wilcoxon};
+use crate::train::{train, TrainConfig, TrainReport};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompareConfig {
+    /// Training seeds; every arm runs every seed on every fold.
+    pub seeds: Vec<u64>,
+    /// Stratified k-fold cross-validation: each fold is the test part once.
+    pub folds: usize,
+    /// Fraction of the non-test images held out for validation.
+    pub val: f64,
+    /// Seeds the folds and the train/validation splits (the same for every arm and seed).
+    pub split_seed: u64,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        CompareConfig { seeds: vec![0, 1], folds: 3, val: 0.1, split_seed: 0 }
+    }
+}
+
+/// One arm: a name and its training config (its `seed` and `name` are set per run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Arm {
+    pub name: String,
+    pub config: TrainConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArmRun {
+    pub arm: String,
+    pub fold: usize,
+    pub seed: u64,
+    pub report: TrainReport,
+}
+
+impl ArmRun {
+    pub fn test_accuracy(&self) -> f64 {
+        self.report.test.map_or(f64::NAN, |t| t.accuracy)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArmSummary {
+    pub arm: String,
+    pub test_accuracy: MeanSd,
+    pub test_hue_accuracy: MeanSd,
+    pub train_seconds: f64,
+}
+
+/// `arm − baseline` over the pairs (same fold and seed).
+#[derive(Debug, Clone, Serialize)]
+pub struct PairedComparison {
+    pub baseline: String,
+    pub arm: String,
+    pub differences: Vec<f64>,
+    pub mean_difference: f64,
+    pub t_test: Option<PairedT>,
+    pub wilcoxon: Option<Wilcoxon>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub data: crate::data::DatasetSummary,
+    pub config: CompareConfig,
+    pub arms: Vec<Arm>,
+    pub runs: Vec<ArmRun>,
+    pub summary: Vec<ArmSummary>,
+    /// Every arm after the first against the first (the baseline).
+    pub paired: Vec<PairedComparison>,
+}
+
+/// Runs every arm on every fold and seed. The loop order is fold, seed, arm, so the runs of a
+/// pair are adjacent.
+pub fn compare(data: &ImageDataset, arms: &[Arm], config: &CompareConfig) -> Result<Comparison> {
+    if arms.len() < 2 {
+        return Err(Error::invalid_option("arms", format!("a comparison needs at least 2 arms, got {}", arms.len())));
+    }
+    if let Some(duplicate) = arms.iter().enumerate().find(|(i, a)| arms[..*i].iter().any(|b| b.name == a.name)) {
+        return Err(Error::invalid_option("arms", format!("two arms are named '{}'", duplicate.1.name)));
+    }
+    if config.seeds.is_empty() {
+        return Err(Error::invalid_option("seeds", "give at least one seed"));
+    }
+    if !(0.0..1.0).contains(&config.val) {
+        return Err(Error::invalid_option("val", format!("must be in [0, 1), got {}", config.val)));
+    }
+    for arm in arms {
+        arm.config.validate().map_err(|e| Error::msg(format!("arm '{}': {e}", arm.name)))?;
+    }
+    let folds = stratified_kfold(data.labels(), data.num_classes(), config.folds, config.split_seed)?;
+    let total = folds.len() * config.seeds.len() * arms.len();
+    let mut runs = Vec::with_capacity(total);
+    for fold in 0..folds.len() {
+        let split = kfold_split(data.labels(), data.num_classes(), &folds, fold, config.val, config.split_seed)?;
+        for &seed in &config.seeds {
+            for arm in arms {
+                let run_config = TrainConfig { seed, name: format!("{} fold {} seed {seed}", arm.name, fold + 1), ..arm.config.clone() };
+                let report = train(data, &split, &run_config)?;
+                let run = ArmRun { arm: arm.name.clone(), fold: fold + 1, seed, report };
+                eprintln!(
+                    "[{}/{total}] {}: test accuracy {:.4} ({:.0} s)",
+                    runs.len() + 1,
+                    run.report.name(),
+                    run.test_accuracy(),
+                    run.report.wall_seconds
+                );
+                runs.push(run);
+            }
+        }
+    }
+    Ok(summarise(data.summary(), config.clone(), arms.to_vec(), runs))
+}
+
+fn summarise(data: crate::data::DatasetSummary, config: CompareConfig, arms: Vec<Arm>, runs: Vec<ArmRun>) -> Comparison {
+    let of_arm = |name: &str| -> Vec<&ArmRun> { runs.iter().filter(|r| r.arm == name).collect() };
+    let summary = arms
+        .iter()
+        .map(|arm| {
+            let mine = of_arm(&arm.name);
+            let accuracies: Vec<f64> = mine.iter().map(|r| r.test_accuracy()).collect();
+            let hue: Vec<f64> = mine.iter().map(|r| r.report.test.map_or(f64::NAN, |t| t.hue_accuracy)).collect();
+            ArmSummary {
+                arm: arm.name.clone(),
+                test_accuracy: mean_sd(&accuracies),
+                test_hue_accuracy: mean_sd(&hue),
+                train_seconds: mine.iter().map(|r| r.report.wall_seconds).sum(),
+            }
+        })
+        .collect();
+    let baseline = of_arm(&arms[0].name);
+    let paired = arms[1..]
+        .iter()
+        .map(|arm| {
+            // Runs are in (fold, seed) order for every arm, so the i-th runs form a pair.
+            let differences: Vec<f64> =
+                of_arm(&arm.name).iter().zip(&baseline).map(|(a, b)| a.test_accuracy() - b.test_accuracy()).collect();
+            PairedComparison {
+                baseline: arms[0].name.clone(),
+                arm: arm.name.clone(),
+                mean_difference: mean_sd(&differences).mean,
+                t_test: paired_t_test(&differences),
+                wilcoxon: wilcoxon_signed_rank(&differences),
+                differences,
+            }
+        })
+        .collect();
+    Comparison { data, config, arms, runs, summary, paired }
+}
+
+impl Comparison {
+    /// A plain-text table: per-arm mean ± sd, then each paired comparison with both tests.
+    pub fn table(&self) -> String {
+        let pm = |m: &MeanSd| match m.sd {
+            Some(sd) => format!("{:.4} ± {:.4}", m.mean, sd),
+            None => format!("{:.4}", m.mean),
+        };
+        let mut out = format!(
+            "{}: {} images, {} folds × seeds {:?} (split seed {}, val {})\n{:<24} {:>3}  {:<18} {:<18}\n",
+            self.data.name,
+            self.data.len,
+            self.config.folds,
+            self.config.seeds,
+            self.config.split_seed,
+            self.config.val,
+            "arm",
+            "n",
+            "test accuracy",
+            "hue-head accuracy"
+        );
+        for s in &self.summary {
+            out += &format!("{:<24} {:>3}  {:<18} {:<18}\n", s.arm, s.test_accuracy.n, pm(&s.test_accuracy), pm(&s.test_hue_accuracy));
+        }
+        for p in &self.paired {
+            let t = p.t_test.map_or("t-test undefined (no spread)".to_owned(), |t| {
+                format!("95% CI [{:+.4}, {:+.4}], t({}) = {:.2}, p = {:.3}", t.ci95.0, t.ci95.1, t.df, t.t, t.p)
+            });
+            let w = p.wilcoxon.map_or("Wilcoxon undefined (all differences 0)".to_owned(), |w| {
+                format!("Wilcoxon W+ = {}, n = {}, p = {:.3} ({})", w.w_plus, w.n, w.p, w.method)
+            });
+            out += &format!("{} − {}: mean {:+.4} over {} pairs; {t}; {w}\n", p.arm, p.baseline, p.mean_difference, p.differences.len());
+        }
+        out
+    }
+}

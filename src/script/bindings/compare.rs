@@ -1,0 +1,96 @@
+use rhai::plugin::*;
+
+#[export_module]
+pub mod compare_api {
+    use std::path::Path;
+    use std::rc::Rc;
+
+    use rhai::{Array, Dynamic, Map};
+
+    use crate::compare::{compare as library_compare, write_comparison as library_write_comparison, write_summary_csv as library_write_summary_csv};
+    use crate::script::configs::{arm_config, compare_config};
+    use crate::script::errors::{guarded, to_rhai, RhaiResult};
+    use crate::script::handles::{ComparisonHandle, DatasetHandle};
+    use crate::script::session::ScriptSession;
+
+    pub type Comparison = ComparisonHandle;
+
+    /// Trains every arm (a train options map with a `name`, no `seed`) on every fold × seed,
+    /// with identical splits, initial weights, batch order and augmentation across the arms of
+    /// a pair; the first arm is the baseline of the paired tests. Options: `seeds` ([0, 1]),
+    /// `folds` (3), `val` (0.1 of the non-test images), `split_seed` (0).
+    /// ```rhai
+    /// let c = compare(data, [#{ name: "onehot", loss: "onehot" }, #{ name: "hue", loss: "onehot+hue" }], #{ seeds: [0, 1], folds: 3 });
+    /// print(c.table);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn compare(data: DatasetHandle, arms: Array, options: Map) -> RhaiResult<Comparison> {
+        guarded("compare", || {
+            let config = compare_config(options)?;
+            let arms = arms
+                .into_iter()
+                .enumerate()
+                .map(|(i, arm)| {
+                    let type_name = arm.type_name();
+                    let map = arm.try_cast::<Map>().ok_or_else(|| crate::Error::invalid_option("arms", format!("arm {i} must be a map of train options, got {type_name}")))?;
+                    arm_config(map).map_err(|e| crate::Error::msg(format!("arm {i}: {e}")))
+                })
+                .collect::<crate::Result<Vec<_>>>()?;
+            Ok(ComparisonHandle(Rc::new(library_compare(&data.0, &arms, &config)?)))
+        })
+    }
+
+    /// The per-arm table with paired differences and tests, as text.
+    #[rhai_fn(get = "table", pure)]
+    pub fn table(c: &mut Comparison) -> String {
+        c.0.table()
+    }
+
+    /// Per arm: `arm`, `test_accuracy` and `test_hue_accuracy` (each `#{ n, mean, sd }`),
+    /// `train_seconds`.
+    #[rhai_fn(get = "summary", pure, return_raw)]
+    pub fn summary(c: &mut Comparison) -> RhaiResult<Array> {
+        c.0.summary.iter().map(rhai::serde::to_dynamic).collect()
+    }
+
+    /// Per non-baseline arm: `baseline`, `arm`, `differences`, `mean_difference`, `t_test`
+    /// (`#{ t, df, p, ci95 }` or `()`), `wilcoxon` (`#{ w_plus, n, p, method }` or `()`).
+    #[rhai_fn(get = "paired", pure, return_raw)]
+    pub fn paired(c: &mut Comparison) -> RhaiResult<Array> {
+        c.0.paired.iter().map(rhai::serde::to_dynamic).collect()
+    }
+
+    /// Writes `runs.csv`, `summary.csv`, `metrics.csv`, `comparison.png` and `manifest.json`
+    /// into `dir`.
+    /// ```rhai
+    /// write_comparison(run_dir("table1/fashion-resnet18"), c);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn write_comparison(ctx: NativeCallContext, dir: &str, c: Comparison) -> RhaiResult<()> {
+        let session = ScriptSession::of(&ctx);
+        guarded("write_comparison", || library_write_comparison(Path::new(dir), &c.0, Some(&session.script)))
+    }
+
+    /// One `summary.csv` for several comparisons (one row per arm of each).
+    #[rhai_fn(return_raw)]
+    pub fn write_summary_csv(path: &str, comparisons: Array) -> RhaiResult<()> {
+        let handles = comparisons
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let type_name = c.type_name();
+                c.try_cast::<ComparisonHandle>().ok_or_else(|| to_rhai(format!("comparisons[{i}] must be a Comparison, got {type_name}")))
+            })
+            .collect::<RhaiResult<Vec<_>>>()?;
+        let refs: Vec<_> = handles.iter().map(|h| h.0.as_ref()).collect();
+        guarded("write_summary_csv", || library_write_summary_csv(Path::new(path), &refs))
+    }
+
+    #[rhai_fn(get = "runs", pure)]
+    pub fn runs(c: &mut Comparison) -> Array {
+        c.0.runs
+            .iter()
+            .map(|r| Dynamic::from(crate::script::handles::ReportHandle(Rc::new(r.report.clone()))))
+            .collect()
+    }
+}
