@@ -14,6 +14,7 @@ fn main() {
         .map(|v| v.trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned());
     println!("cargo:rustc-env=HUELAB_TORCH_VERSION={torch_version}");
+    println!("cargo:rustc-env=HUELAB_GIT_COMMIT={}", git_commit());
 
     match std::env::var("HUELAB_FAISS_LIB") {
         Ok(dir) => {
@@ -37,4 +38,20 @@ fn main() {
 /// An rpath applies to every binary, test and example of this package.
 fn add_rpath(dir: &Path) {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+}
+
+/// The commit huelab was built from, with "-dirty" when the work tree had changes, for
+/// manifests; "unknown" outside a git checkout.
+fn git_commit() -> String {
+    for watched in [".git/HEAD", ".git/index", "src", "scripts"] {
+        println!("cargo:rerun-if-changed={watched}");
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match (git(&["rev-parse", "--short=12", "HEAD"]), git(&["status", "--porcelain", "--untracked-files=no"])) {
+        (Some(commit), Some(changes)) if changes.is_empty() => commit,
+        (Some(commit), Some(_)) => format!("{commit}-dirty"),
+        _ => "unknown".to_owned(),
+    }
 }

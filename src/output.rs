@@ -69,12 +69,14 @@ pub fn write_metrics_csv(path: &Path, reports: &[&TrainReport]) -> Result<()> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Versions {
     pub huelab: &'static str,
+    /// The git commit huelab was built from ("-dirty": with uncommitted changes).
+    pub commit: &'static str,
     pub tch: &'static str,
     pub torch: &'static str,
 }
 
 pub const VERSIONS: Versions =
-    Versions { huelab: env!("CARGO_PKG_VERSION"), tch: "0.24.0", torch: env!("HUELAB_TORCH_VERSION") };
+    Versions { huelab: env!("CARGO_PKG_VERSION"), commit: env!("HUELAB_GIT_COMMIT"), tch: "0.24.0", torch: env!("HUELAB_TORCH_VERSION") };
 
 /// The script that produced a result, as it was when it ran.
 #[derive(Debug, Clone, Serialize)]

@@ -88,3 +88,21 @@ fn augmentation_flips_and_crops_within_the_padded_image() {
     let identity = Augment::default().apply(&batch, &mut rng);
     assert!(identity.equal(&batch));
 }
+
+#[test]
+fn kfold_covers_every_image_once_and_splits_the_rest() {
+    use huelab::data::{kfold_split, stratified_kfold};
+    let data = digits();
+    let folds = stratified_kfold(data.labels(), 10, 3, 5).unwrap();
+    let all: Vec<i64> = folds.iter().flatten().copied().collect();
+    assert_eq!(all.len(), data.len());
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), data.len());
+    assert!(folds.iter().all(|f| (598..=600).contains(&f.len())), "{:?}", folds.iter().map(Vec::len).collect::<Vec<_>>());
+    let split = kfold_split(data.labels(), 10, &folds, 1, 0.1, 5).unwrap();
+    assert_eq!(split.test, folds[1]);
+    let inner: HashSet<i64> = split.train.iter().chain(&split.val).copied().collect();
+    assert_eq!(inner.len(), data.len() - folds[1].len());
+    assert!(inner.iter().all(|i| !folds[1].contains(i)), "test images never train");
+    assert!((split.val.len() as f64 / inner.len() as f64 - 0.1).abs() < 0.01);
+    assert!(stratified_kfold(data.labels(), 10, 1, 0).is_err());
+}

@@ -30,7 +30,8 @@ impl Default for CompareConfig {
     }
 }
 
-/// One arm: a name and its training config (its `seed` and `name` are set per run).
+/// One arm: a name and its training config (its `seed` and `name` are set per run; a
+/// `checkpoint` directory becomes the root of one sub-directory per arm, fold and seed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Arm {
     pub name: String,
@@ -106,7 +107,16 @@ pub fn compare(data: &ImageDataset, arms: &[Arm], config: &CompareConfig) -> Res
         let split = kfold_split(data.labels(), data.num_classes(), &folds, fold, config.val, config.split_seed)?;
         for &seed in &config.seeds {
             for arm in arms {
-                let run_config = TrainConfig { seed, name: format!("{} fold {} seed {seed}", arm.name, fold + 1), ..arm.config.clone() };
+                let checkpoint = arm.config.checkpoint.as_ref().map(|root| {
+                    let arm_dir: String = arm.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+                    root.join(arm_dir).join(format!("fold{}-seed{seed}", fold + 1))
+                });
+                let run_config = TrainConfig {
+                    seed,
+                    name: format!("{} fold {} seed {seed}", arm.name, fold + 1),
+                    checkpoint,
+                    ..arm.config.clone()
+                };
                 let report = train(data, &split, &run_config)?;
                 let run = ArmRun { arm: arm.name.clone(), fold: fold + 1, seed, report };
                 eprintln!(

@@ -16,7 +16,7 @@ pub const SPLIT_KEYS: &[&str] = &["train", "val", "test", "seed"];
 pub const TRAIN_KEYS: &[&str] = &[
     "name", "model", "stem", "loss", "hue", "hue_hidden", "label_smoothing", "epochs", "batch_size", "lr", "optimizer",
     "weight_decay", "momentum", "nesterov", "schedule", "min_lr", "step_every", "step_gamma", "flip", "crop_padding",
-    "seed", "device", "progress",
+    "seed", "device", "progress", "checkpoint", "resume",
 ];
 
 /// Keys: `scale` (number; default 1/(2M)), `project` (bool; default false), `weight` (number;
@@ -87,6 +87,8 @@ pub fn train_config(map: Map) -> Result<TrainConfig> {
         seed: o.count("seed")?.unwrap_or(d.seed),
         device: o.string("device")?.map(|s| s.parse::<DeviceChoice>()).transpose()?.unwrap_or(d.device),
         progress: o.bool("progress")?.unwrap_or(d.progress),
+        checkpoint: o.string("checkpoint")?.map(std::path::PathBuf::from),
+        resume: o.bool("resume")?.unwrap_or(d.resume),
     };
     config.validate()?;
     Ok(config)

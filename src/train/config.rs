@@ -1,3 +1,5 @@
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::data::Augment;
@@ -115,6 +117,13 @@ pub struct TrainConfig {
     /// Show a progress bar (a line per epoch when stderr is not a terminal).
     #[serde(skip)]
     pub progress: bool,
+    /// Write a checkpoint into this directory after every epoch.
+    #[serde(skip)]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from the checkpoint in `checkpoint` if there is one. Without it, an existing
+    /// checkpoint there is an error rather than something to overwrite.
+    #[serde(skip)]
+    pub resume: bool,
 }
 
 impl Default for TrainConfig {
@@ -135,6 +144,8 @@ impl Default for TrainConfig {
             seed: 0,
             device: DeviceChoice::Auto,
             progress: true,
+            checkpoint: None,
+            resume: false,
         }
     }
 }
@@ -175,6 +186,9 @@ impl TrainConfig {
                 return Err(Error::invalid_option("step_gamma", format!("must be > 0, got {gamma}")));
             }
             _ => {}
+        }
+        if self.resume && self.checkpoint.is_none() {
+            return Err(Error::invalid_option("resume", "needs a checkpoint directory"));
         }
         if let Some(h) = self.hue_head.hidden {
             if h < 1 {

@@ -1,11 +1,11 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::TrainConfig;
 use crate::data::{DatasetSummary, Split};
 use crate::models::ModelSpec;
 
 /// One epoch of training. Losses are means over the epoch's training images.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
     /// The optimised loss: `onehot_loss + hue_loss`.
@@ -57,7 +57,10 @@ pub struct TrainReport {
     pub device: String,
     pub epochs: Vec<EpochMetrics>,
     pub test: Option<EvalMetrics>,
+    /// Training time, summed over the sessions of a resumed run.
     pub wall_seconds: f64,
+    /// The epoch of the checkpoint this run resumed from, if it did.
+    pub resumed_after_epoch: Option<usize>,
 }
 
 impl TrainReport {

@@ -1,11 +1,14 @@
 //! Training a [`HueNet`](crate::models::HueNet) on an image data set with the one-hot or the
 //! one-hot + hue loss, and the one shared `evaluate`.
+pub mod checkpoint;
 mod config;
 mod evaluate;
 mod metrics;
+mod optim;
 mod trainer;
 
 pub use config::*;
 pub use evaluate::*;
 pub use metrics::*;
+pub use optim::Optimizer;
 pub use trainer::*;

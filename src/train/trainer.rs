@@ -5,9 +5,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
-use super::{evaluate, EpochMetrics, LossKind, OptimizerKind, SplitSizes, TrainConfig, TrainReport};
+use super::{checkpoint, evaluate, EpochMetrics, LossKind, Optimizer, SplitSizes, TrainConfig, TrainReport};
 use crate::data::{ImageDataset, Split};
 use crate::device::device_name;
 use crate::error::{Error, Result};
@@ -48,9 +48,30 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     // A panic in another run cannot leave the generator in a state we rely on: we reseed here.
     let _generator = TORCH_GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(config.seed as i64);
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let net = HueNet::new(&vs.root(), &spec)?;
-    let mut optimizer = build_optimizer(&vs, config)?;
+    let mut optimizer = Optimizer::new(&vs, config.optimizer, config.lr);
+
+    let mut epochs = Vec::with_capacity(config.epochs);
+    let mut previous_seconds = 0.0;
+    if let Some(dir) = &config.checkpoint {
+        match (checkpoint::exists(dir), config.resume) {
+            (true, true) => {
+                let resumed = checkpoint::load(dir, config, (data, split), (&mut vs, &mut optimizer))?;
+                eprintln!("{}: resuming after epoch {} from {}", config.name, resumed.epochs.len(), dir.display());
+                epochs = resumed.epochs;
+                previous_seconds = resumed.wall_seconds;
+            }
+            (true, false) => {
+                return Err(Error::Data {
+                    path: dir.clone(),
+                    message: "holds a checkpoint already; pass resume: true to continue it, or choose another directory".into(),
+                })
+            }
+            (false, _) => {}
+        }
+    }
+    let resumed_after_epoch = (!epochs.is_empty()).then_some(epochs.len());
 
     // One-hot runs still report hue-head accuracy against the default labels: a chance-level
     // reference for the untrained head.
@@ -62,10 +83,13 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     let (val_x, val_y) = to_device(data.select(&split.val));
     let batches_per_epoch = split.train.len().div_ceil(config.batch_size);
     let progress = progress_bar(config, batches_per_epoch);
+    progress.inc((epochs.len() * batches_per_epoch) as u64);
 
-    let mut epochs = Vec::with_capacity(config.epochs);
-    for epoch in 1..=config.epochs {
+    for epoch in epochs.len() + 1..=config.epochs {
         let epoch_started = Instant::now();
+        // Stochastic depth draws from libtorch's generator: reseeding it per epoch makes an
+        // epoch depend only on (seed, epoch) and the state at its start, as resume needs.
+        tch::manual_seed(epoch_seed(config.seed, epoch));
         let lr = config.schedule.lr(config.lr, epoch - 1, config.epochs);
         optimizer.set_lr(lr);
         let mut order = split.train.clone();
@@ -130,6 +154,10 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         };
         report_epoch(&progress, config, &metrics);
         epochs.push(metrics);
+        if let Some(dir) = &config.checkpoint {
+            let elapsed = previous_seconds + started.elapsed().as_secs_f64();
+            checkpoint::save(dir, config, (data, split), (&vs, &optimizer), &epochs, elapsed)?;
+        }
     }
     progress.finish_and_clear();
 
@@ -149,19 +177,14 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         device: device_name(device),
         epochs,
         test,
-        wall_seconds: started.elapsed().as_secs_f64(),
+        wall_seconds: previous_seconds + started.elapsed().as_secs_f64(),
+        resumed_after_epoch,
     })
 }
 
-fn build_optimizer(vs: &nn::VarStore, config: &TrainConfig) -> Result<nn::Optimizer> {
-    let optimizer = match config.optimizer {
-        OptimizerKind::Adam => nn::Adam::default().build(vs, config.lr)?,
-        OptimizerKind::AdamW { weight_decay } => nn::AdamW { wd: weight_decay, ..Default::default() }.build(vs, config.lr)?,
-        OptimizerKind::Sgd { momentum, weight_decay, nesterov } => {
-            nn::Sgd { momentum, dampening: 0.0, wd: weight_decay, nesterov }.build(vs, config.lr)?
-        }
-    };
-    Ok(optimizer)
+/// The libtorch seed of an epoch: a mix of the run's seed and the epoch number.
+fn epoch_seed(seed: u64, epoch: usize) -> i64 {
+    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)) as i64
 }
 
 #[derive(Default)]

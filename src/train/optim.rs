@@ -1,0 +1,148 @@
+//! Adam, AdamW and SGD written over tch tensors, following PyTorch's update rules exactly
+//! (`torch.optim.Adam`, `AdamW`, `SGD`, single-tensor versions), because their state has to be
+//! saved in checkpoints and tch's optimisers keep theirs inside libtorch out of reach.
+use std::collections::BTreeMap;
+
+use tch::{nn, Tensor};
+
+use super::OptimizerKind;
+use crate::error::{Error, Result};
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPS: f64 = 1e-8;
+
+pub struct Optimizer {
+    kind: OptimizerKind,
+    lr: f64,
+    /// Steps taken so far (Adam's bias correction needs it).
+    step: i64,
+    /// Trainable variables by name, in name order.
+    params: Vec<(String, Tensor)>,
+    /// Per variable: Adam's `exp_avg` and `exp_avg_sq`, or SGD's `momentum_buffer`.
+    state: BTreeMap<String, Vec<Tensor>>,
+}
+
+impl Optimizer {
+    pub fn new(vs: &nn::VarStore, kind: OptimizerKind, lr: f64) -> Self {
+        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        Optimizer { kind, lr, step: 0, params, state: BTreeMap::new() }
+    }
+
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    pub fn steps(&self) -> i64 {
+        self.step
+    }
+
+    pub fn zero_grad(&mut self) {
+        for (_, p) in &mut self.params {
+            p.zero_grad();
+        }
+    }
+
+    pub fn backward_step(&mut self, loss: &Tensor) {
+        self.zero_grad();
+        loss.backward();
+        self.step();
+    }
+
+    pub fn step(&mut self) {
+        self.step += 1;
+        let step = self.step;
+        let (lr, kind) = (self.lr, self.kind);
+        tch::no_grad(|| {
+            for (name, p) in &mut self.params {
+                let grad = p.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let state = self.state.entry(name.clone()).or_default();
+                match kind {
+                    OptimizerKind::Adam => adam_update(p, &grad, state, lr, step, 0.0),
+                    OptimizerKind::AdamW { weight_decay } => {
+                        // Decoupled decay: p ← p · (1 − lr·wd), then plain Adam.
+                        *p *= 1.0 - lr * weight_decay;
+                        adam_update(p, &grad, state, lr, step, 0.0)
+                    }
+                    OptimizerKind::Sgd { momentum, weight_decay, nesterov } => sgd_update(p, &grad, state, lr, momentum, weight_decay, nesterov),
+                }
+            }
+        });
+    }
+
+    /// The state as named tensors (`exp_avg/<var>`, `exp_avg_sq/<var>` or
+    /// `momentum_buffer/<var>`) for a checkpoint; the step count is saved beside it.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let names = self.state_names();
+        self.state
+            .iter()
+            .flat_map(|(var, tensors)| tensors.iter().zip(names).map(move |(t, n)| (format!("{n}/{var}"), t.shallow_clone())))
+            .collect()
+    }
+
+    /// Restores what [`state_tensors`](Self::state_tensors) saved.
+    pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, steps: i64) -> Result<()> {
+        let names = self.state_names();
+        self.state.clear();
+        for (var, _) in &self.params {
+            let mine: Vec<Tensor> = names.iter().filter_map(|n| tensors.get(&format!("{n}/{var}")).map(Tensor::shallow_clone)).collect();
+            match mine.len() {
+                0 => {}
+                n if n == names.len() => {
+                    self.state.insert(var.clone(), mine);
+                }
+                _ => return Err(Error::msg(format!("the checkpoint's optimizer state for '{var}' is incomplete"))),
+            }
+        }
+        self.step = steps;
+        Ok(())
+    }
+
+    fn state_names(&self) -> &'static [&'static str] {
+        match self.kind {
+            OptimizerKind::Adam | OptimizerKind::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
+            OptimizerKind::Sgd { .. } => &["momentum_buffer"],
+        }
+    }
+}
+
+/// `torch.optim.Adam` for one tensor (L2 weight decay `wd` added to the gradient).
+fn adam_update(p: &mut Tensor, grad: &Tensor, state: &mut Vec<Tensor>, lr: f64, step: i64, wd: f64) {
+    let grad = if wd != 0.0 { grad + &*p * wd } else { grad.shallow_clone() };
+    if state.is_empty() {
+        state.push(p.zeros_like());
+        state.push(p.zeros_like());
+    }
+    let (exp_avg, exp_avg_sq) = state.split_at_mut(1);
+    let (m, v) = (&mut exp_avg[0], &mut exp_avg_sq[0]);
+    // m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
+    *m *= BETA1;
+    *m += &grad * (1.0 - BETA1);
+    *v *= BETA2;
+    *v += &grad * &grad * (1.0 - BETA2);
+    let bias_correction1 = 1.0 - BETA1.powi(step as i32);
+    let bias_correction2 = 1.0 - BETA2.powi(step as i32);
+    // p ← p − (lr / bc1) · m / (√v / √bc2 + ε)
+    let denom = v.sqrt() / bias_correction2.sqrt() + EPS;
+    *p -= &*m / denom * (lr / bias_correction1);
+}
+
+/// `torch.optim.SGD` for one tensor (dampening 0).
+fn sgd_update(p: &mut Tensor, grad: &Tensor, state: &mut Vec<Tensor>, lr: f64, momentum: f64, wd: f64, nesterov: bool) {
+    let mut d_p = if wd != 0.0 { grad + &*p * wd } else { grad.shallow_clone() };
+    if momentum != 0.0 {
+        match state.first_mut() {
+            None => state.push(d_p.copy()),
+            Some(buffer) => {
+                *buffer *= momentum;
+                *buffer += &d_p;
+            }
+        }
+        d_p = if nesterov { d_p + &state[0] * momentum } else { state[0].shallow_clone() };
+    }
+    *p -= d_p * lr;
+}

@@ -1,0 +1,84 @@
+//! A run killed (SIGKILL) after some epochs and resumed from its checkpoint ends with exactly
+//! the metrics of the uninterrupted run: every per-epoch loss and accuracy and the test result.
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCRIPT: &str = r#"
+let options = #{
+    model: "small_cnn", epochs: 25, seed: 3, device: "cpu", progress: false,
+    loss: "onehot+hue", optimizer: "adam", schedule: "cosine", crop_padding: 1,
+};
+let dir = arg("checkpoint", "");
+if dir != "" { options.checkpoint = dir; options.resume = arg("resume", false); }
+let data = dataset("digits");
+let run = train(data, data.split(#{}), options);
+write_metrics_csv(arg("out", "metrics.csv"), [run]);
+print(`test ${run.test_accuracy}`);
+"#;
+
+fn huelab(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_huelab"));
+    command.arg("run").arg("resume.rhai").args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+}
+
+/// The CSV without its `seconds` column, the only one that may differ.
+fn metrics_without_time(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| l.rsplit_once(',').unwrap().0.to_owned()).collect()
+}
+
+fn checkpoint_epoch(dir: &Path) -> Option<u64> {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("checkpoint.json")).ok()?).ok()?;
+    json["epoch"].as_u64()
+}
+
+#[test]
+fn killed_and_resumed_run_ends_exactly_like_the_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("resume.rhai"), SCRIPT).unwrap();
+
+    let whole = huelab(dir.path(), &["out=whole.csv"]).output().unwrap();
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+
+    let mut child = huelab(dir.path(), &["checkpoint=ckpt", "out=killed.csv"]).spawn().unwrap();
+    let ckpt = dir.path().join("ckpt");
+    let started = Instant::now();
+    while checkpoint_epoch(&ckpt).unwrap_or(0) < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    let killed = child.wait_with_output().unwrap();
+    assert!(!killed.status.success(), "the run was killed");
+    let killed_at = checkpoint_epoch(&ckpt).unwrap();
+    assert!((3..25).contains(&killed_at), "killed after epoch {killed_at}");
+    assert!(!dir.path().join("killed.csv").exists());
+
+    let again = huelab(dir.path(), &["checkpoint=ckpt", "out=killed.csv"]).output().unwrap();
+    let refusal = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && refusal.contains("resume: true"), "{refusal}");
+
+    let resumed = huelab(dir.path(), &["checkpoint=ckpt", "resume=true", "out=resumed.csv"]).output().unwrap();
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{log}");
+    assert!(log.contains(&format!("resuming after epoch {killed_at}")), "{log}");
+
+    assert_eq!(metrics_without_time(&dir.path().join("whole.csv")), metrics_without_time(&dir.path().join("resumed.csv")));
+    assert_eq!(String::from_utf8_lossy(&whole.stdout), String::from_utf8_lossy(&resumed.stdout), "same test accuracy");
+    let leftovers: Vec<_> = std::fs::read_dir(&ckpt).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(leftovers.len(), 2, "the manifest and the last epoch's tensors: {leftovers:?}");
+}
+
+#[test]
+fn resuming_with_other_options_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = SCRIPT.replace("epochs: 25", "epochs: 2");
+    std::fs::write(dir.path().join("resume.rhai"), &short).unwrap();
+    assert!(huelab(dir.path(), &["checkpoint=c"]).output().unwrap().status.success());
+    std::fs::write(dir.path().join("resume.rhai"), short.replace("seed: 3", "seed: 4")).unwrap();
+    let out = huelab(dir.path(), &["checkpoint=c", "resume=true"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("seed") && err.contains("checkpoint.json"), "{err}");
+}
