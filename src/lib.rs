@@ -16,6 +16,7 @@
 //! assert!((loss.double_value(&[]) - 4f64.ln()).abs() < 1e-6);
 //! # Ok::<(), huelab::Error>(())
 //! ```
+pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod device;

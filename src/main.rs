@@ -28,6 +28,38 @@ enum Command {
         /// The `.rhai` script.
         script: PathBuf,
     },
+    /// Benchmarks against a reference measured in the same run.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Training throughput of huelab vs PyTorch eager (same model, batch, input, threads).
+    Train {
+        /// Python with torch 2.11 installed (benches/setup-venv.sh makes it).
+        #[arg(long, default_value = "/var/cache/huelab/bench-venv/bin/python")]
+        python: PathBuf,
+        /// Models to measure.
+        #[arg(long, value_delimiter = ',', default_value = "small_cnn,resnet18")]
+        models: Vec<String>,
+        #[arg(long, default_value_t = 64)]
+        batch: i64,
+        /// Input height and width (grey images).
+        #[arg(long, default_value_t = 28)]
+        size: i64,
+        /// Timed steps per measurement, per model in the order of --models.
+        #[arg(long, value_delimiter = ',', default_value = "200,20")]
+        steps: Vec<usize>,
+        /// Alternating measurements of each side; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: i32,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +69,13 @@ fn main() -> ExitCode {
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             println!("{}: ok", script.display());
         }),
+        Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, out }) => {
+            bench_train(&python, &models, batch, size, &steps, rounds, threads, out.as_deref()).map_err(|e| ScriptError {
+                file: "bench".into(),
+                position: None,
+                message: e.to_string(),
+            })
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,4 +115,32 @@ fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, ScriptError> 
         }
     }
     Ok(parsed)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench_train(
+    python: &std::path::Path,
+    models: &[String],
+    batch: i64,
+    size: i64,
+    steps: &[usize],
+    rounds: usize,
+    threads: i32,
+    out: Option<&std::path::Path>,
+) -> huelab::Result<()> {
+    use huelab::bench::{compare_train_throughput, TrainBench};
+    println!("{:<10} {:>5} {:>8} {:>14} {:>14} {:>7}", "model", "batch", "input", "huelab img/s", "pytorch img/s", "ratio");
+    let mut results = Vec::new();
+    for (i, name) in models.iter().enumerate() {
+        let arch: huelab::models::Arch = name.parse()?;
+        let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads };
+        let r = compare_train_throughput(python, bench, rounds)?;
+        println!("{:<10} {:>5} {:>8} {:>14.1} {:>14.1} {:>6.3}x", name, batch, format!("1x{size}x{size}"), r.huelab_median, r.pytorch_median, r.ratio);
+        results.push(r);
+    }
+    if let Some(path) = out {
+        let json = serde_json::json!({ "versions": huelab::output::VERSIONS, "threads": threads, "results": results });
+        huelab::output::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
+    }
+    Ok(())
 }

@@ -125,3 +125,18 @@ fn too_small_inputs_say_so() {
     let err = HueNet::new(&vs.root(), &spec).unwrap_err().to_string();
     assert!(err.contains("at least 32×32") && err.contains("28×28") && err.contains("small stem"), "{err}");
 }
+
+#[test]
+fn efficientnet_batch_norm_uses_pytorch_momentum() {
+    // running_mean ← 0.9 · running_mean + 0.1 · batch mean (PyTorch's default momentum), so one
+    // train-mode pass from zero leaves exactly a tenth of the stem's batch mean.
+    let (vs, net) = build(Arch::EfficientNetB0, 1, 32, Stem::Small);
+    let xs = Tensor::rand([4, 1, 32, 32], (Kind::Float, Device::Cpu));
+    let variables = vs.variables();
+    let weight = &variables["backbone._conv_stem.weight"];
+    let expected = tch::no_grad(|| xs.conv2d(weight, None::<Tensor>, [1], [1], [1], 1).mean_dim(&[0i64, 2, 3][..], false, Kind::Float) * 0.1);
+    net.forward_t(&xs, true).unwrap();
+    let running_mean = &vs.variables()["backbone._bn0.running_mean"];
+    let worst = (running_mean - expected).abs().max().double_value(&[]);
+    assert!(worst < 1e-6, "running_mean differs from 0.1 × batch mean by {worst}");
+}

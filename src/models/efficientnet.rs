@@ -1,7 +1,10 @@
 //! EfficientNet-B0 (Tan & Le 2019) with the variable names of the `efficientnet_pytorch`
 //! package (`_conv_stem`, `_bn0`, `_blocks.N._depthwise_conv`, …, `_conv_head`, `_bn1`): MBConv
-//! blocks with squeeze-excitation, SiLU, batch-norm eps 1e-3 and momentum 0.01, and stochastic
-//! depth rising linearly to 0.2 over the blocks.
+//! blocks with squeeze-excitation, SiLU, and stochastic depth rising linearly to 0.2 over the
+//! blocks. Batch norm uses PyTorch's defaults as torchvision's `efficientnet_b0` does (momentum
+//! 0.1, eps 1e-5), not `efficientnet_pytorch`'s TensorFlow-derived momentum 0.01: with that,
+//! the running statistics of a short from-scratch run stay near their initial values and every
+//! evaluation-mode prediction collapses to one class.
 use tch::{nn, Kind, Tensor};
 
 use super::{Backbone, Stem};
@@ -24,7 +27,7 @@ const STEM_CHANNELS: i64 = 32;
 const HEAD_CHANNELS: i64 = 1280;
 
 fn bn(p: nn::Path, channels: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, channels, nn::BatchNormConfig { eps: 1e-3, momentum: 0.01, ..Default::default() })
+    nn::batch_norm2d(p, channels, Default::default())
 }
 
 fn conv(p: nn::Path, c_in: i64, c_out: i64, kernel: i64, stride: i64, groups: i64, bias: bool) -> nn::Conv2D {

@@ -1,5 +1,6 @@
 //! Training a [`HueNet`](crate::models::HueNet) on an image data set with the one-hot or the
 //! one-hot + hue loss, and the one shared `evaluate`.
+mod batches;
 pub mod checkpoint;
 mod config;
 mod evaluate;

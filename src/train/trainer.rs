@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Kind, Tensor};
 
+use super::batches::BatchStream;
 use super::{checkpoint, evaluate, EpochMetrics, LossKind, Optimizer, SplitSizes, TrainConfig, TrainReport};
 use crate::data::{ImageDataset, Split};
 use crate::device::device_name;
@@ -100,9 +101,9 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         augment_rng.set_stream(epoch as u64);
 
         let mut sums = EpochSums::default();
-        for (batch_index, batch) in order.chunks(config.batch_size).enumerate() {
-            let (x, y) = data.select(batch);
-            let (x, y) = to_device((config.augment.apply(&x, &mut augment_rng), y));
+        let batches = BatchStream::new(data.images(), data.labels(), order, config.batch_size, config.augment, augment_rng);
+        for (batch_index, batch) in batches.enumerate() {
+            let (x, y) = to_device(batch);
             let out = net.forward_t(&x, true)?;
             let onehot = out.logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, config.label_smoothing)?;
             let hue = match &config.loss {
@@ -124,7 +125,7 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
             }
             optimizer.backward_step(&total);
 
-            let n = batch.len() as f64;
+            let n = y.size()[0] as f64;
             sums.images += n;
             sums.loss += total_value * n;
             sums.onehot += onehot.double_value(&[]) * n;

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The benchmark-only Python environment for `huelab bench train`: PyTorch 2.11.0 (the same
+# libtorch build huelab links) in /var/cache/huelab/bench-venv. PyPI's torch is the CUDA
+# build, which imports only with its NVIDIA libraries, so this downloads about 3 GB once.
+# Idempotent: a second run does nothing.
+set -euo pipefail
+venv=/var/cache/huelab/bench-venv
+if "$venv/bin/python" -c 'import torch; assert torch.__version__.startswith("2.11.0")' 2>/dev/null; then
+  echo "bench venv ready: $venv"
+  exit 0
+fi
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --find-links /var/cache/huelab/downloads/bench torch==2.11.0 numpy
+"$venv/bin/python" -c 'import torch; print("bench venv ready:", torch.__version__)'

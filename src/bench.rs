@@ -1,0 +1,124 @@
+//! `huelab bench train`: training throughput (images/s of forward + backward + optimiser step)
+//! of huelab against PyTorch eager on the same model, batch, input and thread count, measured
+//! alternately in one run so both see the same machine state. The PyTorch twin of the models is
+//! `benches/train_pytorch.py`, compiled into the binary so the two cannot drift apart.
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use serde::Serialize;
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::models::{Arch, HueNet, ModelSpec, Stem};
+use crate::nn::{hue_loss, AngleAssignment, HueHeadConfig, HueLabels, HueLossConfig};
+use crate::train::{Optimizer, OptimizerKind};
+
+const PYTORCH_TWIN: &str = include_str!("../benches/train_pytorch.py");
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrainBench {
+    pub arch: Arch,
+    pub batch: i64,
+    pub channels: i64,
+    pub size: i64,
+    pub classes: i64,
+    pub warmup: usize,
+    pub steps: usize,
+    pub threads: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Throughput {
+    pub images_per_second: f64,
+    pub steps: usize,
+    pub seconds: f64,
+}
+
+/// huelab's training step, as the training loop runs it (minus data loading, which the
+/// PyTorch twin leaves out too): forward, one-hot + hue loss, backward, Adam step, loss read.
+pub fn huelab_train_throughput(b: &TrainBench) -> Result<Throughput> {
+    tch::set_num_threads(b.threads);
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let spec = ModelSpec {
+        arch: b.arch,
+        in_channels: b.channels,
+        num_classes: b.classes,
+        input_size: (b.size, b.size),
+        stem: Stem::Small,
+        hue_head: HueHeadConfig::default(),
+    };
+    let net = HueNet::new(&vs.root(), &spec)?;
+    let mut optimizer = Optimizer::new(&vs, OptimizerKind::Adam, 1e-3);
+    let labels = HueLabels::new(b.classes as usize, AngleAssignment::Ordered)?;
+    let hue = HueLossConfig::default();
+    let x = Tensor::rand([b.batch, b.channels, b.size, b.size], (Kind::Float, Device::Cpu));
+    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, Device::Cpu));
+    let mut step = || -> Result<f64> {
+        let out = net.forward_t(&x, true)?;
+        let loss = out.logits.cross_entropy_for_logits(&y) + hue_loss(&out.hue_xy, &y, &labels, &hue)?;
+        optimizer.backward_step(&loss);
+        Ok(loss.double_value(&[]))
+    };
+    for _ in 0..b.warmup {
+        step()?;
+    }
+    let start = Instant::now();
+    for _ in 0..b.steps {
+        step()?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Throughput { images_per_second: (b.steps as i64 * b.batch) as f64 / seconds, steps: b.steps, seconds })
+}
+
+/// The same step in PyTorch eager, run by `python` (which must have torch installed).
+pub fn pytorch_train_throughput(python: &Path, b: &TrainBench) -> Result<Throughput> {
+    let script = tempfile::Builder::new().suffix(".py").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    std::fs::write(script.path(), PYTORCH_TWIN).map_err(|e| Error::io(script.path(), e))?;
+    let out = Command::new(python)
+        .arg(script.path())
+        .args(["--model", b.arch.name()])
+        .args(["--batch", &b.batch.to_string(), "--size", &b.size.to_string(), "--channels", &b.channels.to_string()])
+        .args(["--classes", &b.classes.to_string(), "--warmup", &b.warmup.to_string(), "--steps", &b.steps.to_string()])
+        .args(["--threads", &b.threads.to_string()])
+        .output()
+        .map_err(|e| Error::io(python, e))?;
+    if !out.status.success() {
+        return Err(Error::msg(format!(
+            "{} failed on the PyTorch twin (run benches/setup-venv.sh to make the benchmark venv): {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        )));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let value: serde_json::Value = serde_json::from_str(line.trim()).map_err(|e| Error::msg(format!("unexpected output of the PyTorch twin '{line}': {e}")))?;
+    let field = |k: &str| value[k].as_f64().ok_or_else(|| Error::msg(format!("the PyTorch twin's output lacks '{k}'")));
+    Ok(Throughput { images_per_second: field("images_per_second")?, steps: b.steps, seconds: field("seconds")? })
+}
+
+/// One model's result: the median of `rounds` alternating measurements of each side.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainComparison {
+    pub bench: TrainBench,
+    pub huelab: Vec<Throughput>,
+    pub pytorch: Vec<Throughput>,
+    pub huelab_median: f64,
+    pub pytorch_median: f64,
+    pub ratio: f64,
+}
+
+pub fn compare_train_throughput(python: &Path, bench: TrainBench, rounds: usize) -> Result<TrainComparison> {
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        ours.push(huelab_train_throughput(&bench)?);
+        theirs.push(pytorch_train_throughput(python, &bench)?);
+    }
+    let median = |v: &[Throughput]| {
+        let mut x: Vec<f64> = v.iter().map(|t| t.images_per_second).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let (h, p) = (median(&ours), median(&theirs));
+    Ok(TrainComparison { bench, huelab: ours, pytorch: theirs, huelab_median: h, pytorch_median: p, ratio: h / p })
+}
