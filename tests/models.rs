@@ -80,6 +80,17 @@ fn backbones_match_the_published_parameter_counts() {
     assert_eq!(backbone_parameter_count(&vs), 11_689_512 - 513_000);
     let (vs, _) = build(Arch::EfficientNetB0, 3, 224, Stem::Auto);
     assert_eq!(backbone_parameter_count(&vs), 5_288_548 - 1_281_000);
+    // densenet121 7 978 856 and densenet201 20 013 928 with a 1024- and 1920-wide classifier;
+    // vgg11_bn 132 868 840 and vgg16_bn 138 365 992, whose three-layer classifier holds
+    // 25088·4096 + 4096 + 4096·4096 + 4096 + 4096·1000 + 1000 = 123 642 856.
+    let (vs, _) = build(Arch::DenseNet121, 3, 224, Stem::Auto);
+    assert_eq!(backbone_parameter_count(&vs), 7_978_856 - 1_025_000);
+    let (vs, _) = build(Arch::DenseNet201, 3, 224, Stem::Auto);
+    assert_eq!(backbone_parameter_count(&vs), 20_013_928 - 1_921_000);
+    let (vs, _) = build(Arch::Vgg11, 3, 224, Stem::Auto);
+    assert_eq!(backbone_parameter_count(&vs), 132_868_840 - 123_642_856);
+    let (vs, _) = build(Arch::Vgg16, 3, 224, Stem::Auto);
+    assert_eq!(backbone_parameter_count(&vs), 138_365_992 - 123_642_856);
 }
 
 #[test]
@@ -96,6 +107,16 @@ fn backbones_keep_the_reference_variable_names() {
     }
     assert!(!names.contains_key("backbone._blocks.16._project_conv.weight"), "B0 has 16 blocks");
     assert!(!names.contains_key("backbone._blocks.0._expand_conv.weight"), "the first block does not expand");
+    let (vs, _) = build(Arch::DenseNet121, 3, 64, Stem::Auto);
+    let names = vs.variables();
+    for name in ["backbone.features.conv0.weight", "backbone.features.denseblock4.denselayer16.conv2.weight", "backbone.features.transition3.conv.weight", "backbone.features.norm5.running_var"] {
+        assert!(names.contains_key(name), "{name}");
+    }
+    let (vs, _) = build(Arch::Vgg16, 3, 64, Stem::Auto);
+    let names = vs.variables();
+    for name in ["backbone.features.0.weight", "backbone.features.1.running_mean", "backbone.features.40.weight", "backbone.features.41.bias"] {
+        assert!(names.contains_key(name), "{name}");
+    }
 }
 
 #[test]
@@ -105,6 +126,10 @@ fn backbones_give_bottlenecks_for_grey_28x28_and_rgb_inputs() {
         (Arch::ResNet18, 3, 64, Stem::Auto, [512, 2, 2]),
         (Arch::EfficientNetB0, 1, 28, Stem::Auto, [1280, 2, 2]),
         (Arch::EfficientNetB0, 3, 64, Stem::Imagenet, [1280, 2, 2]),
+        (Arch::DenseNet121, 1, 28, Stem::Auto, [1024, 3, 3]),
+        (Arch::DenseNet201, 3, 64, Stem::Imagenet, [1920, 2, 2]),
+        (Arch::Vgg11, 1, 28, Stem::Auto, [512, 1, 1]),
+        (Arch::Vgg16, 3, 64, Stem::Imagenet, [512, 2, 2]),
     ];
     for (arch, channels, size, stem, expected) in cases {
         let (_vs, net) = build(arch, channels, size, stem);

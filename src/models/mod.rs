@@ -1,13 +1,17 @@
 //! Backbones with a bottleneck hook, and [`HueNet`]: a backbone plus the class and hue heads.
 //! Every model exposes its bottleneck activation map (`features_t`), which the training loop
 //! pools for the heads and the pixel-kNN tools index directly.
+mod densenet;
 mod efficientnet;
 mod resnet;
 mod small_cnn;
+mod vgg;
 
+pub use densenet::DenseNet;
 pub use efficientnet::EfficientNet;
 pub use resnet::ResNet;
 pub use small_cnn::SmallCnn;
+pub use vgg::Vgg;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -32,16 +36,29 @@ pub enum Arch {
     ResNet18,
     #[serde(rename = "efficientnet_b0")]
     EfficientNetB0,
+    #[serde(rename = "densenet121")]
+    DenseNet121,
+    #[serde(rename = "densenet201")]
+    DenseNet201,
+    #[serde(rename = "vgg11")]
+    Vgg11,
+    #[serde(rename = "vgg16")]
+    Vgg16,
 }
 
 impl Arch {
-    pub const ALL: &'static [Arch] = &[Arch::SmallCnn, Arch::ResNet18, Arch::EfficientNetB0];
+    pub const ALL: &'static [Arch] =
+        &[Arch::SmallCnn, Arch::ResNet18, Arch::EfficientNetB0, Arch::DenseNet121, Arch::DenseNet201, Arch::Vgg11, Arch::Vgg16];
 
     pub fn name(self) -> &'static str {
         match self {
             Arch::SmallCnn => "small_cnn",
             Arch::ResNet18 => "resnet18",
             Arch::EfficientNetB0 => "efficientnet_b0",
+            Arch::DenseNet121 => "densenet121",
+            Arch::DenseNet201 => "densenet201",
+            Arch::Vgg11 => "vgg11",
+            Arch::Vgg16 => "vgg16",
         }
     }
 
@@ -50,9 +67,9 @@ impl Arch {
     pub fn min_input_size(self, stem: Stem) -> i64 {
         match (self, stem) {
             (Arch::SmallCnn, _) => SmallCnn::MIN_INPUT_SIZE,
-            (Arch::ResNet18, Stem::Small) => 8,
-            (Arch::EfficientNetB0, Stem::Small) => 16,
-            (Arch::ResNet18 | Arch::EfficientNetB0, _) => 32,
+            (Arch::ResNet18 | Arch::DenseNet121 | Arch::DenseNet201, Stem::Small) => 8,
+            (Arch::EfficientNetB0 | Arch::Vgg11 | Arch::Vgg16, Stem::Small) => 16,
+            (_, _) => 32,
         }
     }
 }
@@ -162,6 +179,10 @@ impl HueNet {
             Arch::SmallCnn => Box::new(SmallCnn::new(&backbone_path, spec.in_channels, spec.input_size)),
             Arch::ResNet18 => Box::new(ResNet::resnet18(&backbone_path, spec.in_channels, stem)),
             Arch::EfficientNetB0 => Box::new(EfficientNet::b0(&backbone_path, spec.in_channels, stem)),
+            Arch::DenseNet121 => Box::new(DenseNet::densenet121(&backbone_path, spec.in_channels, stem)),
+            Arch::DenseNet201 => Box::new(DenseNet::densenet201(&backbone_path, spec.in_channels, stem)),
+            Arch::Vgg11 => Box::new(Vgg::vgg11(&backbone_path, spec.in_channels, stem)),
+            Arch::Vgg16 => Box::new(Vgg::vgg16(&backbone_path, spec.in_channels, stem)),
         };
         let heads = Heads::new(&(p / "heads"), backbone.out_channels(), spec.num_classes, spec.hue_head);
         Ok(HueNet { spec: ModelSpec { stem, ..spec.clone() }, backbone, heads })
