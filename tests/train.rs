@@ -119,3 +119,18 @@ fn augmentation_is_seeded_and_shared_by_both_arms() {
     let plain = train(&data, &split, &config(LossKind::OneHot, 1)).unwrap();
     assert_ne!(a.epochs[0].train_loss, plain.epochs[0].train_loss, "augmentation changes what is trained on");
 }
+
+#[test]
+fn normalisation_uses_training_statistics_only_and_is_recorded() {
+    let data = digits();
+    let split = stratified_split(data.labels(), 10, SplitConfig::default()).unwrap();
+    let report = train(&data, &split, &TrainConfig { normalize: true, ..config(LossKind::OneHot, 2) }).unwrap();
+    let (train_images, _) = data.select(&split.train);
+    let expected_mean = train_images.to_kind(tch::Kind::Double).mean(tch::Kind::Double).double_value(&[]);
+    let expected_sd = train_images.to_kind(tch::Kind::Double).std(true).double_value(&[]);
+    let recorded = report.normalization.expect("recorded");
+    assert_eq!(recorded.len(), 1, "one channel");
+    assert!((recorded[0].0 - expected_mean).abs() < 1e-6 && (recorded[0].1 - expected_sd).abs() < 1e-6, "{recorded:?}");
+    assert!(report.test.unwrap().accuracy > 0.8);
+    assert_eq!(train(&data, &split, &config(LossKind::OneHot, 1)).unwrap().normalization, None);
+}

@@ -16,7 +16,7 @@ pub const SPLIT_KEYS: &[&str] = &["train", "val", "test", "seed"];
 pub const TRAIN_KEYS: &[&str] = &[
     "name", "model", "stem", "loss", "hue", "hue_hidden", "label_smoothing", "epochs", "batch_size", "lr", "optimizer",
     "weight_decay", "momentum", "nesterov", "schedule", "min_lr", "step_every", "step_gamma", "flip", "crop_padding",
-    "seed", "device", "progress", "checkpoint", "resume",
+    "normalize", "seed", "device", "progress", "checkpoint", "resume",
 ];
 
 /// Keys: `scale` (number; default 1/(2M)), `project` (bool; default false), `weight` (number;
@@ -76,6 +76,7 @@ pub fn train_config(map: Map) -> Result<TrainConfig> {
             flip: o.bool("flip")?.unwrap_or(d.augment.flip),
             crop_padding: o.int("crop_padding")?.unwrap_or(d.augment.crop_padding),
         },
+        normalize: o.bool("normalize")?.unwrap_or(d.normalize),
         name: o.string("name")?.unwrap_or(loss_name.clone()),
         arch: o.string("model")?.map(|m| m.parse()).transpose()?.unwrap_or(d.arch),
         stem: o.string("stem")?.map(|s| s.parse()).transpose()?.unwrap_or(d.stem),

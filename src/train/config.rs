@@ -110,6 +110,9 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     /// Augmentation of training batches (validation and test images are never augmented).
     pub augment: Augment,
+    /// Standardise each channel with the mean and sd of the training part (never of the
+    /// validation or test images), applied to every image the model sees.
+    pub normalize: bool,
     /// Seeds the initial weights and the batch order. Two runs with the same seed, data and
     /// split start from identical weights and see identical batches, whatever their loss.
     pub seed: u64,
@@ -141,6 +144,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             label_smoothing: 0.0,
             augment: Augment::default(),
+            normalize: false,
             seed: 0,
             device: DeviceChoice::Auto,
             progress: true,

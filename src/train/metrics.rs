@@ -55,6 +55,8 @@ pub struct TrainReport {
     pub split_seed: u64,
     pub split_sizes: SplitSizes,
     pub device: String,
+    /// Per channel `(mean, sd)` of the training part, when `normalize` is on.
+    pub normalization: Option<Vec<(f64, f64)>>,
     pub epochs: Vec<EpochMetrics>,
     pub test: Option<EvalMetrics>,
     /// Training time, summed over the sessions of a resumed run.

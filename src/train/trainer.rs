@@ -80,7 +80,12 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     let hue_config = config.loss.hue_config().unwrap_or(&default_hue);
     let hue_labels = HueLabels::new(data.num_classes(), hue_config.assignment)?;
 
-    let to_device = |(x, y): (Tensor, Tensor)| (x.to_device(device), y.to_device(device));
+    let normalization = config.normalize.then(|| channel_statistics(data, &split.train));
+    let standardise = |x: Tensor| match &normalization {
+        Some((mean, sd)) => (x - mean) / sd,
+        None => x,
+    };
+    let to_device = |(x, y): (Tensor, Tensor)| (standardise(x).to_device(device), y.to_device(device));
     let (val_x, val_y) = to_device(data.select(&split.val));
     let batches_per_epoch = split.train.len().div_ceil(config.batch_size);
     let progress = progress_bar(config, batches_per_epoch);
@@ -176,11 +181,27 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         split_seed: split.config.seed,
         split_sizes: SplitSizes::from(split),
         device: device_name(device),
+        normalization: normalization.map(|(mean, sd)| {
+            let values = |t: Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap_or_default();
+            let (mean, sd) = (values(mean), values(sd));
+            mean.into_iter().zip(sd).collect()
+        }),
         epochs,
         test,
         wall_seconds: previous_seconds + started.elapsed().as_secs_f64(),
         resumed_after_epoch,
     })
+}
+
+/// Per-channel mean and sd (`[1, C, 1, 1]`) of the images at `indices`, computed in float64
+/// and returned as float32, the images' kind, so standardised batches stay float32.
+fn channel_statistics(data: &ImageDataset, indices: &[i64]) -> (Tensor, Tensor) {
+    let (images, _) = data.select(indices);
+    let images = images.to_kind(Kind::Double);
+    let dims: &[i64] = &[0, 2, 3];
+    let mean = images.mean_dim(dims, true, Kind::Double);
+    let sd = images.std_dim(dims, true, true).clamp_min(1e-6);
+    (mean.to_kind(Kind::Float), sd.to_kind(Kind::Float))
 }
 
 /// The libtorch seed of an epoch: a mix of the run's seed and the epoch number.
