@@ -28,6 +28,8 @@ enum Command {
         /// The `.rhai` script.
         script: PathBuf,
     },
+    /// List every function and property scripts can use, with a one-line description.
+    Api,
     /// Benchmarks against a reference measured in the same run.
     #[command(subcommand)]
     Bench(Bench),
@@ -69,6 +71,19 @@ fn main() -> ExitCode {
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             println!("{}: ok", script.display());
         }),
+        Command::Api => huelab::script::api()
+            .map(|entries| {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                for e in entries {
+                    let line = if e.summary.is_empty() { e.signature } else { format!("{}\n    {}", e.signature, e.summary) };
+                    // A closed pipe (`huelab api | head`) just ends the listing.
+                    if writeln!(out, "{line}").is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|message| ScriptError { file: "api".into(), position: None, message }),
         Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, out }) => {
             bench_train(&python, &models, batch, size, &steps, rounds, threads, out.as_deref()).map_err(|e| ScriptError {
                 file: "bench".into(),

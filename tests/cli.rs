@@ -119,3 +119,21 @@ fn the_readme_script_snippet_runs() {
         assert!(dir.path().join("runs/mine").join(file).exists(), "{file}");
     }
 }
+
+#[test]
+fn api_lists_every_function_with_a_description() {
+    let out = huelab(Path::new(env!("CARGO_MANIFEST_DIR")), &["api"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    for expected in ["train(data: Dataset, split: Split, options: map) -> TrainReport", "compare(data: Dataset, arms: array, options: map) -> Comparison", "hue_loss(pred_xy: array, targets: array, num_classes: int, options: map) -> float", "Dataset.len -> int"] {
+        assert!(lines.contains(&expected), "{expected} missing from:\n{text}");
+    }
+    // Functions (not properties) must say what they do; overloads of `arg` share one doc.
+    for (i, line) in lines.iter().enumerate() {
+        let is_function = !line.starts_with(' ') && line.contains('(') && !line.starts_with("arg(");
+        if is_function {
+            assert!(lines.get(i + 1).is_some_and(|next| next.starts_with("    ")), "{line} has no description");
+        }
+    }
+}

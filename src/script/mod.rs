@@ -130,11 +130,84 @@ impl ScriptRunner {
     }
 }
 
+/// One bound function as `huelab api` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiEntry {
+    /// `name(param: Type, …) -> Type`, or `Type.property -> Type` for getters.
+    pub signature: String,
+    /// The first line of its `///` doc, if it has one.
+    pub summary: String,
+}
+
+/// Every function and property huelab binds, from the engine's own registrations.
+pub fn api() -> Result<Vec<ApiEntry>, String> {
+    let engine = new_engine(Dynamic::from(ScriptSession::new(ScriptInfo { path: String::new(), sha256: String::new(), args: Default::default() })));
+    let json = engine.gen_fn_metadata_to_json(false).map_err(|e| e.to_string())?;
+    let metadata: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    let functions = metadata["functions"].as_array().cloned().unwrap_or_default();
+    let mut entries: Vec<ApiEntry> = functions
+        .iter()
+        .map(|f| {
+            let name = f["name"].as_str().unwrap_or_default();
+            let params: Vec<(String, String)> = f["params"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| (p["name"].as_str().unwrap_or("_").to_owned(), script_type(p["type"].as_str().unwrap_or("?"))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let returns = f["returnType"].as_str().filter(|r| !r.is_empty() && *r != "()").map(|r| format!(" -> {}", script_type(r))).unwrap_or_default();
+            let signature = match name.strip_prefix("get$") {
+                Some(property) => format!("{}.{property}{returns}", params.first().map_or("?", |p| p.1.as_str())),
+                None => format!("{name}({}){returns}", params.iter().map(|(n, t)| format!("{n}: {t}")).collect::<Vec<_>>().join(", ")),
+            };
+            // The first paragraph of the doc, up to a blank line or an example.
+            let doc = f["docComments"].as_array().map(|blocks| blocks.iter().filter_map(|b| b.as_str()).collect::<Vec<_>>().join("\n")).unwrap_or_default();
+            let summary = doc
+                .lines()
+                .map(|l| l.trim().trim_start_matches("///").trim())
+                .take_while(|l| !l.is_empty() && !l.starts_with("```"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            ApiEntry { signature, summary }
+        })
+        .collect();
+    entries.sort_by(|a, b| a.signature.cmp(&b.signature));
+    entries.dedup();
+    Ok(entries)
+}
+
+/// Rust type names as scripts know them.
+fn script_type(rust: &str) -> String {
+    let bare = rust.trim_start_matches("&mut ").trim_start_matches('&');
+    let bare = bare.strip_prefix("RhaiResult<").and_then(|t| t.strip_suffix('>')).unwrap_or(bare);
+    match bare {
+        "DatasetHandle" => "Dataset",
+        "SplitHandle" => "Split",
+        "ReportHandle" => "TrainReport",
+        "ComparisonHandle" => "Comparison",
+        "str" | "String" | "ImmutableString" => "string",
+        "i64" | "INT" => "int",
+        "f64" | "FLOAT" => "float",
+        "Array" => "array",
+        "Map" => "map",
+        "Dynamic" => "any",
+        other => other,
+    }
+    .to_owned()
+}
+
 fn new_engine(session: Dynamic) -> Engine {
     let mut engine = Engine::new();
     HuelabPackage::new().register_into_engine(&mut engine);
     engine.set_default_tag(session);
     // Reading a map property that does not exist is an error, not a silent `()`.
     engine.set_fail_on_invalid_map_property(true);
+    // println! would panic when stdout is a closed pipe (`huelab run x | head`).
+    engine.on_print(|text| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{text}");
+    });
     engine
 }
