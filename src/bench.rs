@@ -83,7 +83,7 @@ pub fn pytorch_train_throughput(python: &Path, b: &TrainBench) -> Result<Through
         .args(["--classes", &b.classes.to_string(), "--warmup", &b.warmup.to_string(), "--steps", &b.steps.to_string()])
         .args(["--threads", &b.threads.to_string()])
         .output()
-        .map_err(|e| Error::io(python, e))?;
+        .map_err(|e| Error::msg(format!("cannot run {}: {e}; benches/setup-venv.sh makes the benchmark venv", python.display())))?;
     if !out.status.success() {
         return Err(Error::msg(format!(
             "{} failed on the PyTorch twin (run benches/setup-venv.sh to make the benchmark venv): {}",

@@ -137,3 +137,11 @@ fn api_lists_every_function_with_a_description() {
         }
     }
 }
+
+#[test]
+fn bench_without_its_python_says_how_to_make_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = huelab(dir.path(), &["bench", "train", "--python", "/nonexistent/python", "--models", "small_cnn", "--steps", "1", "--rounds", "1"]);
+    let err = assert_clean_failure(&out);
+    assert!(err.contains("/nonexistent/python") && err.contains("benches/setup-venv.sh"), "{err}");
+}
