@@ -1,5 +1,6 @@
-//! A comparison as bars: mean test accuracy per arm with ±1 sd error bars, every run as a dot,
-//! and the paired tests in the caption.
+//! A comparison as a dot plot: every run's test accuracy as a dot and each arm's mean ± 1 sd,
+//! with the paired tests below. No bars: the axis is zoomed on the data, and bars rising from a
+//! cut-off axis would make small differences look large.
 use std::path::Path;
 
 use plotters::prelude::*;
@@ -17,7 +18,7 @@ pub fn plot_comparison(path: &Path, comparison: &Comparison) -> Result<()> {
     let (y_min, y_max) = ((low - margin).max(0.0), (high + margin).min(1.0));
     let arms = comparison.summary.len();
     let caption = format!(
-        "{} — {} folds × {} seeds",
+        "{} — {} folds × {} seeds (dots: runs; bars: mean ± 1 sd)",
         comparison.data.name,
         comparison.config.folds,
         comparison.config.seeds.len()
@@ -35,7 +36,7 @@ pub fn plot_comparison(path: &Path, comparison: &Comparison) -> Result<()> {
     render_png(path, (width.max(900), 620), |root| {
         let (chart_area, footer) = root.split_vertically(620 - 30 * tests.len().max(1) as u32);
         let mut chart = ChartBuilder::on(&chart_area)
-            .caption(caption, (FONT, 24))
+            .caption(caption, (FONT, 20))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(70)
@@ -59,7 +60,7 @@ pub fn plot_comparison(path: &Path, comparison: &Comparison) -> Result<()> {
             let x = i as f64;
             let colour = Palette99::pick(i).to_rgba();
             let mean = s.test_accuracy.mean;
-            chart.draw_series([Rectangle::new([(x - 0.3, y_min), (x + 0.3, mean)], colour.mix(0.45).filled())]).map_err(plot_error)?;
+            chart.draw_series([PathElement::new([(x - 0.2, mean), (x + 0.2, mean)], BLACK.stroke_width(3))]).map_err(plot_error)?;
             if let Some(sd) = s.test_accuracy.sd {
                 chart
                     .draw_series([ErrorBar::new_vertical(x, (mean - sd).max(y_min), mean, (mean + sd).min(y_max), BLACK.stroke_width(2), 16)])
@@ -68,7 +69,7 @@ pub fn plot_comparison(path: &Path, comparison: &Comparison) -> Result<()> {
             let dots = comparison.runs.iter().filter(|r| r.arm == s.arm).enumerate().map(|(k, r)| {
                 // Spread the dots a little so equal values stay visible.
                 let jitter = (k as f64 % 5.0 - 2.0) * 0.04;
-                Circle::new((x + jitter, r.test_accuracy()), 4, colour.filled())
+                Circle::new((x + 0.08 + jitter, r.test_accuracy()), 5, colour.filled())
             });
             chart.draw_series(dots).map_err(plot_error)?;
         }
