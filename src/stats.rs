@@ -76,7 +76,8 @@ pub fn wilcoxon_signed_rank(differences: &[f64]) -> Option<Wilcoxon> {
         tie_term += t * t * t - t;
         i = j + 1;
     }
-    let w_plus: f64 = nonzero.iter().zip(&ranks).filter(|(d, _)| **d > 0.0).map(|(_, r)| r).sum();
+    // `+ 0.0`: Rust's f64 sum of nothing is −0.0, which would print as "-0".
+    let w_plus: f64 = nonzero.iter().zip(&ranks).filter(|(d, _)| **d > 0.0).map(|(_, r)| r).sum::<f64>() + 0.0;
     let nf = n as f64;
     if tie_term == 0.0 && n <= 25 {
         let p = exact_signed_rank_p(w_plus as usize, n);

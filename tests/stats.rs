@@ -49,6 +49,8 @@ fn wilcoxon_matches_scipy_exact_and_with_ties() {
     assert_eq!(ties.method, "normal");
     close(ties.p, 0.08848271717174365);
 
+    let all_negative = wilcoxon_signed_rank(&[-1.0, -2.0]).unwrap();
+    assert_eq!(format!("{}", all_negative.w_plus), "0", "no negative zero");
     let with_zeros = wilcoxon_signed_rank(&[0.0, 1.0, 2.0, -3.0, 0.0]).unwrap();
     assert_eq!(with_zeros.n, 3, "zeros are dropped");
     assert!(wilcoxon_signed_rank(&[0.0, 0.0]).is_none());
