@@ -121,7 +121,10 @@ pub fn load(
     if manifest.config != current {
         let differing: Vec<String> = match (&manifest.config, &current) {
             (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                a.keys().filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
+                let mut keys: Vec<String> = a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect();
+                keys.sort();
+                keys.dedup();
+                keys
             }
             _ => vec![],
         };
