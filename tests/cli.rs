@@ -115,7 +115,7 @@ fn the_readme_script_snippet_runs() {
     std::fs::write(dir.path().join("readme.rhai"), snippet).unwrap();
     let out = huelab(dir.path(), &["run", "readme.rhai", "epochs=1"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for file in ["metrics.csv", "curves.png", "manifest.json"] {
+    for file in ["metrics.csv", "curves.png", "manifest.json", "compare/summary.csv", "compare/comparison.png"] {
         assert!(dir.path().join("runs/mine").join(file).exists(), "{file}");
     }
 }
