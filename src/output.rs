@@ -30,39 +30,48 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `rows` (the first one the header) as a CSV file, atomically.
+pub fn write_csv(path: &Path, rows: Vec<Vec<String>>) -> Result<()> {
+    let csv_error = |e: &dyn std::fmt::Display| Error::msg(format!("{}: {e}", path.display()));
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.write_record(row).map_err(|e| csv_error(&e))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| csv_error(&e))?;
+    write_atomic(path, &bytes)
+}
+
+/// A CSV cell for a value a row may not have: empty when absent.
+pub fn cell(value: Option<f64>) -> String {
+    value.map_or(String::new(), |v| v.to_string())
+}
+
 /// One row per run and epoch: `run, epoch, train_loss, train_onehot_loss, train_hue_loss,
 /// train_accuracy, val_accuracy, val_hue_accuracy, lr, seconds`. Empty cells are values a run
 /// does not have (the hue loss of a one-hot run).
 pub fn write_metrics_csv(path: &Path, reports: &[&TrainReport]) -> Result<()> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let csv_error = |e: csv::Error| Error::msg(format!("{}: {e}", path.display()));
-    writer
-        .write_record([
-            "run", "epoch", "train_loss", "train_onehot_loss", "train_hue_loss", "train_accuracy",
-            "val_accuracy", "val_hue_accuracy", "lr", "seconds",
-        ])
-        .map_err(csv_error)?;
-    let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let header = [
+        "run", "epoch", "train_loss", "train_onehot_loss", "train_hue_loss", "train_accuracy", "val_accuracy",
+        "val_hue_accuracy", "lr", "seconds",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
     for report in reports {
         for e in &report.epochs {
-            writer
-                .write_record([
-                    report.name().to_owned(),
-                    e.epoch.to_string(),
-                    e.train_loss.to_string(),
-                    e.train_onehot_loss.to_string(),
-                    cell(e.train_hue_loss),
-                    e.train_accuracy.to_string(),
-                    cell(e.val_accuracy),
-                    cell(e.val_hue_accuracy),
-                    e.lr.to_string(),
-                    e.seconds.to_string(),
-                ])
-                .map_err(csv_error)?;
+            rows.push(vec![
+                report.name().to_owned(),
+                e.epoch.to_string(),
+                e.train_loss.to_string(),
+                e.train_onehot_loss.to_string(),
+                cell(e.train_hue_loss),
+                e.train_accuracy.to_string(),
+                cell(e.val_accuracy),
+                cell(e.val_hue_accuracy),
+                e.lr.to_string(),
+                e.seconds.to_string(),
+            ]);
         }
     }
-    let bytes = writer.into_inner().map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
-    write_atomic(path, &bytes)
+    write_csv(path, rows)
 }
 
 /// Versions of huelab and of what it runs on.

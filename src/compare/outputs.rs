@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::Comparison;
-use crate::error::{Error, Result};
-use crate::output::{write_atomic, write_manifest_of, write_metrics_csv, ManifestBody, ScriptInfo};
+use crate::error::Result;
+use crate::output::{cell as opt, write_csv, write_manifest_of, write_metrics_csv, ManifestBody, ScriptInfo};
 use crate::plot::plot_comparison;
 
 pub fn write_comparison(dir: &Path, comparison: &Comparison, script: Option<&ScriptInfo>) -> Result<()> {
@@ -15,19 +15,6 @@ pub fn write_comparison(dir: &Path, comparison: &Comparison, script: Option<&Scr
     write_metrics_csv(&dir.join("metrics.csv"), &reports)?;
     plot_comparison(&dir.join("comparison.png"), comparison)?;
     write_manifest_of(&dir.join("manifest.json"), script, ManifestBody::Comparison(comparison))
-}
-
-fn csv_bytes(path: &Path, rows: Vec<Vec<String>>) -> Result<()> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        writer.write_record(row).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
-    }
-    let bytes = writer.into_inner().map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
-    write_atomic(path, &bytes)
-}
-
-fn opt(v: Option<f64>) -> String {
-    v.map_or(String::new(), |v| v.to_string())
 }
 
 /// One row per trained model: `data, arm, fold, seed, test_accuracy, test_hue_accuracy,
@@ -50,7 +37,7 @@ pub fn write_runs_csv(path: &Path, comparison: &Comparison) -> Result<()> {
             run.report.wall_seconds.to_string(),
         ]);
     }
-    csv_bytes(path, rows)
+    write_csv(path, rows)
 }
 
 /// One row per arm of every comparison: `data, arm, model, loss, n, mean, sd,
@@ -94,5 +81,5 @@ pub fn write_summary_csv(path: &Path, comparisons: &[&Comparison]) -> Result<()>
             rows.push(row);
         }
     }
-    csv_bytes(path, rows)
+    write_csv(path, rows)
 }

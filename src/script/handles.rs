@@ -1,6 +1,10 @@
 //! Cheap `Clone` handles that scripts hold. The values behind them are read-only.
 use std::rc::Rc;
 
+use rhai::Array;
+
+use super::errors::{to_rhai, RhaiResult};
+
 use crate::compare::Comparison;
 use crate::data::{ImageDataset, Split};
 use crate::train::TrainReport;
@@ -16,3 +20,15 @@ pub struct ReportHandle(pub Rc<TrainReport>);
 
 #[derive(Debug, Clone)]
 pub struct ComparisonHandle(pub Rc<Comparison>);
+
+/// Every element of `items` as a `T`; an element of another type is an error naming its index,
+/// the argument and the expected type (e.g. `runs[1] must be a TrainReport`).
+pub fn handles_of<T: Clone + 'static>(items: &Array, argument: &str, expected: &str) -> RhaiResult<Vec<T>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.clone().try_cast::<T>().ok_or_else(|| to_rhai(format!("{argument}[{i}] must be a {expected}, got {}", item.type_name())))
+        })
+        .collect()
+}

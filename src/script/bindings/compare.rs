@@ -9,8 +9,8 @@ pub mod compare_api {
 
     use crate::compare::{compare as library_compare, write_comparison as library_write_comparison, write_summary_csv as library_write_summary_csv};
     use crate::script::configs::{arm_config, compare_config};
-    use crate::script::errors::{guarded, to_rhai, RhaiResult};
-    use crate::script::handles::{ComparisonHandle, DatasetHandle};
+    use crate::script::errors::{guarded, RhaiResult};
+    use crate::script::handles::{handles_of, ComparisonHandle, DatasetHandle};
     use crate::script::session::ScriptSession;
 
     pub type Comparison = ComparisonHandle;
@@ -74,14 +74,7 @@ pub mod compare_api {
     /// One `summary.csv` for several comparisons (one row per arm of each).
     #[rhai_fn(return_raw)]
     pub fn write_summary_csv(path: &str, comparisons: Array) -> RhaiResult<()> {
-        let handles = comparisons
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let type_name = c.type_name();
-                c.try_cast::<ComparisonHandle>().ok_or_else(|| to_rhai(format!("comparisons[{i}] must be a Comparison, got {type_name}")))
-            })
-            .collect::<RhaiResult<Vec<_>>>()?;
+        let handles: Vec<ComparisonHandle> = handles_of(&comparisons, "comparisons", "Comparison (from compare)")?;
         let refs: Vec<_> = handles.iter().map(|h| h.0.as_ref()).collect();
         guarded("write_summary_csv", || library_write_summary_csv(Path::new(path), &refs))
     }

@@ -2,7 +2,7 @@ use rhai::plugin::*;
 use rhai::Array;
 
 use crate::script::errors::{to_rhai, RhaiResult};
-use crate::script::handles::ReportHandle;
+use crate::script::handles::{handles_of, ReportHandle};
 use crate::script::session::ScriptSession;
 use crate::train::TrainReport;
 
@@ -101,14 +101,7 @@ fn parse_arg<T: std::str::FromStr>(ctx: &NativeCallContext, name: &str, default:
 }
 
 fn reports_of(runs: &Array) -> RhaiResult<Vec<ReportHandle>> {
-    runs.iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.clone()
-                .try_cast::<ReportHandle>()
-                .ok_or_else(|| to_rhai(format!("runs[{i}] must be a TrainReport (from train), got {}", r.type_name())))
-        })
-        .collect()
+    handles_of(runs, "runs", "TrainReport (from train)")
 }
 
 fn refs(reports: &[ReportHandle]) -> Vec<&TrainReport> {
