@@ -10,5 +10,9 @@ if "$venv/bin/python" -c 'import torch; assert torch.__version__.startswith("2.1
   exit 0
 fi
 python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --find-links /var/cache/huelab/downloads/bench torch==2.11.0 numpy
+# Wheels fetched earlier (pip download -d /var/cache/huelab/downloads/bench) are used when present.
+wheels=/var/cache/huelab/downloads/bench
+find_links=()
+[ -d "$wheels" ] && find_links=(--find-links "$wheels")
+"$venv/bin/pip" install --quiet "${find_links[@]}" torch==2.11.0 numpy
 "$venv/bin/python" -c 'import torch; print("bench venv ready:", torch.__version__)'
