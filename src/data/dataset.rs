@@ -85,9 +85,7 @@ impl ImageDataset {
 
     /// The images and labels at `indices`, as tensors.
     pub fn select(&self, indices: &[i64]) -> (Tensor, Tensor) {
-        let index = Tensor::from_slice(indices);
-        let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i as usize]).collect();
-        (self.images.index_select(0, &index), Tensor::from_slice(&labels))
+        select_rows(&self.images, &self.labels, indices)
     }
 
     /// A data set of the images at `indices`, in that order, with the same classes.
@@ -109,6 +107,13 @@ impl ImageDataset {
             sha256: self.content_hash.clone(),
         }
     }
+}
+
+/// Rows `indices` of `images` (`[N, …]`) with their `labels`, as tensors. A free function so
+/// that a batch-preparing thread, which holds its own handle on the images, selects the same way.
+pub fn select_rows(images: &Tensor, labels: &[i64], indices: &[i64]) -> (Tensor, Tensor) {
+    let chosen: Vec<i64> = indices.iter().map(|&i| labels[i as usize]).collect();
+    (images.index_select(0, &Tensor::from_slice(indices)), Tensor::from_slice(&chosen))
 }
 
 fn hash_content(images: &Tensor, labels: &[i64]) -> String {

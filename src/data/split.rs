@@ -5,6 +5,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The indices of each class in class order, each list shuffled by one ChaCha generator seeded
+/// from `seed` (class 0 first), so every stratified operation draws the same way.
+fn shuffled_classes(labels: &[i64], num_classes: usize, seed: u64) -> Vec<Vec<i64>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..num_classes as i64)
+        .map(|class| {
+            let mut members: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] == class).collect();
+            members.shuffle(&mut rng);
+            members
+        })
+        .collect()
+}
+
 /// Fractions of each class that go to train, validation and test.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SplitConfig {
@@ -44,11 +57,8 @@ pub fn stratified_split(labels: &[i64], num_classes: usize, config: SplitConfig)
     if config.train == 0.0 {
         return Err(Error::invalid_option("train", "the train fraction must be above 0"));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut split = Split { config, train: vec![], val: vec![], test: vec![] };
-    for class in 0..num_classes as i64 {
-        let mut members: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] == class).collect();
-        members.shuffle(&mut rng);
+    for mut members in shuffled_classes(labels, num_classes, config.seed) {
         let n = members.len() as f64;
         let n_test = (config.test * n).round() as usize;
         let n_val = (config.val * n).round() as usize;
@@ -68,11 +78,8 @@ pub fn stratified_subset(labels: &[i64], num_classes: usize, per_class: usize, s
     if per_class == 0 {
         return Err(Error::invalid_option("per_class", "must be at least 1"));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut chosen = Vec::with_capacity(per_class * num_classes);
-    for class in 0..num_classes as i64 {
-        let mut members: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] == class).collect();
-        members.shuffle(&mut rng);
+    for members in shuffled_classes(labels, num_classes, seed) {
         chosen.extend(members.into_iter().take(per_class));
     }
     chosen.sort_unstable();
@@ -85,12 +92,9 @@ pub fn stratified_kfold(labels: &[i64], num_classes: usize, k: usize, seed: u64)
     if k < 2 {
         return Err(Error::invalid_option("folds", format!("k-fold needs at least 2 folds, got {k}")));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut folds = vec![Vec::new(); k];
     let mut next = 0;
-    for class in 0..num_classes as i64 {
-        let mut members: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] == class).collect();
-        members.shuffle(&mut rng);
+    for members in shuffled_classes(labels, num_classes, seed) {
         for index in members {
             folds[next % k].push(index);
             next += 1;

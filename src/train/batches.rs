@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use rand_chacha::ChaCha8Rng;
 use tch::Tensor;
 
-use crate::data::Augment;
+use crate::data::{select_rows, Augment};
 
 /// Batches prepared ahead of the one being trained on.
 const PREFETCH: usize = 2;
@@ -27,9 +27,8 @@ impl BatchStream {
         let labels = labels.to_vec();
         let worker = std::thread::spawn(move || {
             for chunk in order.chunks(batch_size) {
-                let index = Tensor::from_slice(chunk);
-                let x = augment.apply(&images.index_select(0, &index), &mut rng);
-                let y = Tensor::from_slice(&chunk.iter().map(|&i| labels[i as usize]).collect::<Vec<_>>());
+                let (x, y) = select_rows(&images, &labels, chunk);
+                let x = augment.apply(&x, &mut rng);
                 if sender.send((x, y)).is_err() {
                     return; // the training loop stopped early
                 }
