@@ -16,11 +16,13 @@
 //! assert!((loss.double_value(&[]) - 4f64.ln()).abs() < 1e-6);
 //! # Ok::<(), huelab::Error>(())
 //! ```
+pub mod activations;
 pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod knn;
 pub mod models;
 pub mod nn;
 pub mod output;

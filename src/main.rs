@@ -33,6 +33,22 @@ enum Command {
     /// Benchmarks against a reference measured in the same run.
     #[command(subcommand)]
     Bench(Bench),
+    /// Top-5 ImageNet classes of images under a pretrained EfficientNet-Lite (a sanity check of
+    /// weights and preprocessing).
+    Predict {
+        /// efficientnet_lite0 … efficientnet_lite4.
+        #[arg(long, default_value = "efficientnet_lite0")]
+        model: String,
+        /// Legacy-format PyTorch state dict (default: the bundled lite0 weights).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// How many classes to print per image.
+        #[arg(long, default_value_t = 5)]
+        top: i64,
+        /// PNG or JPEG images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -91,6 +107,8 @@ fn main() -> ExitCode {
                 message: e.to_string(),
             })
         }
+        Command::Predict { model, weights, top, images } => predict(&model, weights.as_deref(), top, &images)
+            .map_err(|e| ScriptError { file: "predict".into(), position: None, message: e.to_string() }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,6 +129,21 @@ fn run(script: PathBuf, args: BTreeMap<String, String>) -> Result<(), ScriptErro
             script.display(),
             unread.join(", ")
         );
+    }
+    Ok(())
+}
+
+fn predict(model: &str, weights: Option<&std::path::Path>, top: i64, images: &[PathBuf]) -> huelab::Result<()> {
+    use huelab::models::{load_image, read_imagenet_classes, LiteVariant, PretrainedNet};
+    let variant = LiteVariant::from_name(model)?;
+    let net = PretrainedNet::load(variant, weights, tch::Device::Cpu)?;
+    let names = read_imagenet_classes(None)?;
+    for path in images {
+        let batch = load_image(path, net.input_size())?.unsqueeze(0);
+        println!("{}", path.display());
+        for (rank, class) in net.top_k(&batch, top, &names)?[0].iter().enumerate() {
+            println!("  {}. {:>6.2}%  {:>4}  {}", rank + 1, 100.0 * class.probability, class.index, class.name);
+        }
     }
     Ok(())
 }

@@ -52,7 +52,7 @@ pub fn builtin(name: &str) -> Result<ImageDataset> {
     }
 }
 
-fn require(path: PathBuf) -> Result<PathBuf> {
+pub(crate) fn require(path: PathBuf) -> Result<PathBuf> {
     if path.exists() {
         Ok(path)
     } else {

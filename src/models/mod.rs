@@ -3,12 +3,18 @@
 //! pools for the heads and the pixel-kNN tools index directly.
 mod densenet;
 mod efficientnet;
+mod efficientnet_lite;
+mod pretrained;
+mod pth;
 mod resnet;
 mod small_cnn;
 mod vgg;
 
 pub use densenet::DenseNet;
 pub use efficientnet::EfficientNet;
+pub use efficientnet_lite::{EfficientNetLite, LiteVariant};
+pub use pretrained::{load_image, load_into, preprocess_batch, preprocess_image, read_imagenet_classes, ClassScore, PretrainedNet};
+pub use pth::load_state_dict;
 pub use resnet::ResNet;
 pub use small_cnn::SmallCnn;
 pub use vgg::Vgg;

@@ -6,10 +6,12 @@ mod config;
 mod evaluate;
 mod metrics;
 mod optim;
+mod saved_model;
 mod trainer;
 
 pub use config::*;
 pub use evaluate::*;
 pub use metrics::*;
 pub use optim::Optimizer;
+pub use saved_model::{save_model, SavedModelInfo, TrainedModel};
 pub use trainer::*;

@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{nn, Kind, Tensor};
 
 use super::batches::BatchStream;
+use super::saved_model::{save_model, SavedModelInfo};
 use super::{checkpoint, evaluate, EpochMetrics, LossKind, Optimizer, SplitSizes, TrainConfig, TrainReport};
 use crate::data::{ImageDataset, Split};
 use crate::device::device_name;
@@ -173,6 +174,21 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         let (test_x, test_y) = to_device(data.select(&split.test));
         Some(evaluate(&net, &test_x, &test_y, &hue_labels)?)
     };
+    let normalization: Option<Vec<(f64, f64)>> = normalization.map(|(mean, sd)| {
+        let values = |t: Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap_or_default();
+        let (mean, sd) = (values(mean), values(sd));
+        mean.into_iter().zip(sd).collect()
+    });
+    if let Some(dir) = &config.checkpoint {
+        let info = SavedModelInfo {
+            format: 1,
+            spec: net.spec().clone(),
+            normalization: normalization.clone(),
+            class_names: data.class_names().to_vec(),
+            run_name: config.name.clone(),
+        };
+        save_model(dir, &vs, &info)?;
+    }
     Ok(TrainReport {
         config: config.clone(),
         hue_scale: config.loss.hue_config().map(|h| h.effective_scale(data.num_classes())),
@@ -181,11 +197,7 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         split_seed: split.config.seed,
         split_sizes: SplitSizes::from(split),
         device: device_name(device),
-        normalization: normalization.map(|(mean, sd)| {
-            let values = |t: Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap_or_default();
-            let (mean, sd) = (values(mean), values(sd));
-            mean.into_iter().zip(sd).collect()
-        }),
+        normalization,
         epochs,
         test,
         wall_seconds: previous_seconds + started.elapsed().as_secs_f64(),

@@ -1,0 +1,13 @@
+//! Pixel-wise k-nearest-neighbour memory classification (paper §3, Eq. 1–3): descriptors of
+//! activation maps (per pixel, or one per image for the baselines), the memory that indexes
+//! them with their class, image and position (FAISS or an exact libtorch search), and the
+//! classifier with the match statistics behind the observation figures.
+mod backend;
+mod classify;
+mod descriptor;
+mod memory;
+
+pub use backend::{Neighbours, TorchFlat};
+pub use classify::{centred, classify, kernel_scores, ClassifyConfig, ConditionalMatches, MatchStats, ObserveConfig, Predictions, Vote};
+pub use descriptor::{Descriptor, GEM_DEFAULT_P};
+pub use memory::{Backend, MemoryConfig, PixelMemory};

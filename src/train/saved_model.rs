@@ -1,0 +1,85 @@
+//! The trained model of a checkpointed run, kept for later use (activations, pixel memories):
+//! `model.safetensors` (the variables) and `model.json` (the model spec, the input
+//! normalisation and the class names), written when training ends.
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Tensor};
+
+use crate::error::{Error, Result};
+use crate::models::{HueNet, ModelSpec};
+use crate::output::write_atomic;
+
+const MODEL_JSON: &str = "model.json";
+const MODEL_TENSORS: &str = "model.safetensors";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedModelInfo {
+    pub format: u32,
+    pub spec: ModelSpec,
+    /// Per channel `(mean, sd)` the inputs were standardised with, if any.
+    pub normalization: Option<Vec<(f64, f64)>>,
+    pub class_names: Vec<String>,
+    pub run_name: String,
+}
+
+/// A trained [`HueNet`] with its variables and input standardisation.
+#[derive(Debug)]
+pub struct TrainedModel {
+    pub net: HueNet,
+    pub info: SavedModelInfo,
+    vs: nn::VarStore,
+}
+
+pub fn save_model(dir: &Path, vs: &nn::VarStore, info: &SavedModelInfo) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let partial = dir.join(format!(".{MODEL_TENSORS}.partial"));
+    let variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    Tensor::write_safetensors(&variables, &partial)?;
+    std::fs::rename(&partial, dir.join(MODEL_TENSORS)).map_err(|e| Error::io(dir.join(MODEL_TENSORS), e))?;
+    let json = serde_json::to_vec_pretty(info).map_err(|e| Error::msg(e.to_string()))?;
+    write_atomic(&dir.join(MODEL_JSON), &json)
+}
+
+impl TrainedModel {
+    /// Loads the model a checkpointed run saved in `dir` onto `device`.
+    pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        let json_path = dir.join(MODEL_JSON);
+        let bytes = std::fs::read(&json_path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound { " (a run writes it when it finishes with a checkpoint directory)" } else { "" };
+            Error::Data { path: json_path.clone(), message: format!("{e}{hint}") }
+        })?;
+        let info: SavedModelInfo =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Data { path: json_path.clone(), message: format!("not a huelab model: {e}") })?;
+        if info.format != FORMAT {
+            return Err(Error::Data { path: json_path, message: format!("model format {} is not supported (expected {FORMAT})", info.format) });
+        }
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let net = HueNet::new(&vs.root(), &info.spec)?;
+        let tensors_path = dir.join(MODEL_TENSORS);
+        let tensors = Tensor::read_safetensors(&tensors_path)
+            .map_err(|e| Error::Data { path: tensors_path.clone(), message: format!("unreadable model tensors: {e}") })?;
+        crate::models::load_into(&mut vs, tensors, &tensors_path)?;
+        vs.set_device(device);
+        vs.freeze();
+        Ok(TrainedModel { net, info, vs })
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// `images` (`[B, C, H, W]` in `[0, 1]`) standardised as in training.
+    pub fn standardise(&self, images: &Tensor) -> Tensor {
+        match &self.info.normalization {
+            None => images.shallow_clone(),
+            Some(stats) => {
+                let channels = stats.len() as i64;
+                let mean = Tensor::from_slice(&stats.iter().map(|s| s.0 as f32).collect::<Vec<_>>()).view([1, channels, 1, 1]);
+                let sd = Tensor::from_slice(&stats.iter().map(|s| s.1 as f32).collect::<Vec<_>>()).view([1, channels, 1, 1]);
+                (images - mean.to_device(images.device())) / sd.to_device(images.device())
+            }
+        }
+    }
+}
