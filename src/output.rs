@@ -105,6 +105,8 @@ pub enum ManifestBody<'a> {
     Runs(Vec<&'a TrainReport>),
     /// The comparison's settings, every run as above, and the statistics.
     Comparison(&'a Comparison),
+    /// Memory classifications: memory and classifier settings, data sources, accuracy.
+    Knn(Vec<&'a crate::knn::KnnRun>),
 }
 
 /// What `manifest.json` records: enough to rerun and to judge a result.

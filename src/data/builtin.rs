@@ -16,12 +16,16 @@ pub const BUILTIN_DATASETS: &[(&str, &str)] = &[
     ("fashion_mnist_test", "Fashion-MNIST test set, 10 000 images"),
     ("mnist5k", "5 000 MNIST digits, 28×28, 500 per class"),
     ("textures", "32×32 patches of the brick, grass and gravel photographs, 256 per class"),
+    ("photos", "the 7 colour photographs of scikit-image, centre-cropped to 224×224 RGB, one class each"),
 ];
 
 const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 const FASHION_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const TEXTURES: [&str; 3] = ["brick", "grass", "gravel"];
 const TEXTURE_PATCH: u32 = 32;
+/// scikit-image's colour photographs (DATA.md), for pretrained-network checks and energy maps.
+const PHOTOS: [&str; 7] = ["astronaut", "chelsea", "coffee", "motorcycle_left", "motorcycle_right", "ihc", "color"];
+const PHOTO_SIZE: u32 = 224;
 
 /// Where setup.sh puts the downloaded data.
 pub fn data_dir() -> PathBuf {
@@ -45,6 +49,7 @@ pub fn builtin(name: &str) -> Result<ImageDataset> {
         "fashion_mnist_test" => fashion("t10k"),
         "mnist5k" => mnist5k(&require(data_dir().join("mnist5k/mnist_5k.csv.gz"))?),
         "textures" => textures(&data_dir().join("skimage")),
+        "photos" => photos(&data_dir().join("skimage")),
         _ => {
             let names: Vec<_> = BUILTIN_DATASETS.iter().map(|(n, _)| *n).collect();
             Err(Error::msg(format!("unknown built-in data set '{name}'; built-in sets: {}", names.join(", "))))
@@ -99,4 +104,20 @@ fn textures(dir: &Path) -> Result<ImageDataset> {
     let p = TEXTURE_PATCH as i64;
     let images = Tensor::from_slice(&pixels).view([n, 1, p, p]) / 255.0;
     ImageDataset::new("textures", images, labels, TEXTURES.iter().map(|t| t.to_string()).collect())
+}
+
+/// Each photograph's centre square, resized to 224×224 RGB; its file name is its class.
+fn photos(dir: &Path) -> Result<ImageDataset> {
+    let mut pixels = Vec::new();
+    for name in PHOTOS {
+        let path = require(dir.join(format!("{name}.png")))?;
+        let image = image::open(&path).map_err(|e| Error::Data { path: path.clone(), message: format!("cannot decode: {e}") })?;
+        let side = image.width().min(image.height());
+        let square = image.crop_imm((image.width() - side) / 2, (image.height() - side) / 2, side, side);
+        let rgb = square.resize_exact(PHOTO_SIZE, PHOTO_SIZE, image::imageops::FilterType::CatmullRom).to_rgb8();
+        pixels.extend_from_slice(rgb.as_raw());
+    }
+    let (n, s) = (PHOTOS.len() as i64, PHOTO_SIZE as i64);
+    let images = Tensor::from_slice(&pixels).view([n, s, s, 3]).permute([0, 3, 1, 2]) / 255.0;
+    ImageDataset::new("photos", images, (0..n).collect(), PHOTOS.iter().map(|p| p.to_string()).collect())
 }

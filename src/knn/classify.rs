@@ -85,6 +85,9 @@ pub struct MatchStats {
     /// centre itself have no angle and are counted in `centre_matches`.
     pub angle_histograms: Vec<Vec<f64>>,
     pub centre_matches: Vec<f64>,
+    /// Grid cells (other than the centre) per angle bin: what uniform matching would give. On a
+    /// small grid the bins hold unequal numbers of cells, so histograms are read against this.
+    pub angle_cells: Vec<f64>,
 }
 
 /// Fig. 6: the matches of query pixels at one cell.
@@ -125,6 +128,16 @@ pub fn kernel_scores(distances_sq: &[f32], classes: &[Option<u32>], k: usize, cl
         *score /= count as f64;
     }
     scores
+}
+
+/// The angle bin of a cell's centred position over `[−π, π)`; `None` at the centre.
+fn angle_bin(cell: u32, grid: (i64, i64), bins: usize) -> Option<usize> {
+    let (x, y) = centred(cell, grid);
+    if x == 0.0 && y == 0.0 {
+        return None;
+    }
+    let fraction = (y.atan2(x) + std::f64::consts::PI) / std::f64::consts::TAU;
+    Some(((fraction * bins as f64) as usize).min(bins - 1))
 }
 
 fn majority_scores(classes: &[Option<u32>], num_classes: usize) -> Vec<f64> {
@@ -186,6 +199,15 @@ impl<'a> Observer<'a> {
                 conditional,
                 angle_histograms: vec![vec![0.0; config.angle_bins]; classes],
                 centre_matches: vec![0.0; classes],
+                angle_cells: {
+                    let mut counts = vec![0.0; config.angle_bins];
+                    for cell in 0..cells as u32 {
+                        if let Some(bin) = angle_bin(cell, grid, config.angle_bins) {
+                            counts[bin] += 1.0;
+                        }
+                    }
+                    counts
+                },
             },
         })
     }
@@ -210,13 +232,9 @@ impl<'a> Observer<'a> {
             target[cell as usize] += 1.0;
             let (mx, my) = centred(cell, grid);
             if same {
-                if mx == 0.0 && my == 0.0 {
-                    self.stats.centre_matches[truth] += 1.0;
-                } else {
-                    let bins = self.config.angle_bins;
-                    let fraction = (my.atan2(mx) + std::f64::consts::PI) / std::f64::consts::TAU;
-                    let bin = ((fraction * bins as f64) as usize).min(bins - 1);
-                    self.stats.angle_histograms[truth][bin] += 1.0;
+                match angle_bin(cell, grid, self.config.angle_bins) {
+                    Some(bin) => self.stats.angle_histograms[truth][bin] += 1.0,
+                    None => self.stats.centre_matches[truth] += 1.0,
                 }
             }
             for &i in &conditional {

@@ -266,6 +266,16 @@ impl PixelMemory {
         &self.meta.class_names
     }
 
+    /// Images added so far.
+    pub fn images(&self) -> u64 {
+        self.meta.images
+    }
+
+    /// What the activations came from.
+    pub fn source(&self) -> &str {
+        &self.meta.source
+    }
+
     /// Memory vectors per class (the denominator of Eq. 2).
     pub fn class_counts(&self) -> &[u64] {
         &self.meta.class_counts

@@ -6,8 +6,10 @@ mod backend;
 mod classify;
 mod descriptor;
 mod memory;
+mod run;
 
 pub use backend::{Neighbours, TorchFlat};
 pub use classify::{centred, classify, kernel_scores, ClassifyConfig, ConditionalMatches, MatchStats, ObserveConfig, Predictions, Vote};
 pub use descriptor::{Descriptor, GEM_DEFAULT_P};
 pub use memory::{Backend, MemoryConfig, PixelMemory};
+pub use run::{run_knn, write_match_summary_csv, write_predictions_csv, KnnRun};

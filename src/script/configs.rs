@@ -226,3 +226,103 @@ pub fn arm_config(map: Map) -> Result<Arm> {
     let config = train_config(map)?;
     Ok(Arm { name: config.name.clone(), config })
 }
+
+pub const EXTRACTOR_KEYS: &[&str] = &["weights", "layer", "size", "device"];
+pub const ACTIVATION_KEYS: &[&str] = &["batch_size"];
+pub const MEMORY_KEYS: &[&str] = &["descriptor", "index", "pca", "backend", "train_size", "add_batch", "nprobe", "ef_search", "seed", "device"];
+pub const CLASSIFY_KEYS: &[&str] = &["name", "k", "eps", "vote", "batch_images", "observe"];
+pub const OBSERVE_KEYS: &[&str] = &["cells", "angle_bins"];
+
+/// Options of `pretrained`, `trained_model` and `torchscript`: `weights` (path), `layer`
+/// ("bottleneck"), `size` (input side in pixels), `device`.
+pub struct ExtractorOptions {
+    pub weights: Option<String>,
+    pub layer: String,
+    pub size: Option<i64>,
+    pub device: tch::Device,
+}
+
+pub fn extractor_options(map: Map, context: &str, allowed: &[&str]) -> Result<ExtractorOptions> {
+    let mut o = Options::new(map, context, allowed)?;
+    let size = o.int("size")?;
+    if let Some(s) = size.filter(|&s| s < 1) {
+        return Err(Error::invalid_option("size", format!("must be positive, got {s}")));
+    }
+    Ok(ExtractorOptions {
+        weights: o.string("weights")?,
+        layer: o.string("layer")?.unwrap_or_else(|| "bottleneck".into()),
+        size,
+        device: o.string("device")?.map(|s| s.parse::<DeviceChoice>()).transpose()?.unwrap_or_default().resolve()?,
+    })
+}
+
+/// `batch_size` (32) of `activations`.
+pub fn activation_options(map: Map) -> Result<usize> {
+    let mut o = Options::new(map, "activations options", ACTIVATION_KEYS)?;
+    match o.count("batch_size")? {
+        Some(0) => Err(Error::invalid_option("batch_size", "must be at least 1")),
+        Some(n) => Ok(n as usize),
+        None => Ok(32),
+    }
+}
+
+pub fn memory_config(map: Map) -> Result<(crate::knn::MemoryConfig, tch::Device)> {
+    use crate::knn::{Descriptor, MemoryConfig};
+    let mut o = Options::new(map, "pixel_memory options", MEMORY_KEYS)?;
+    let d = MemoryConfig::default();
+    let positive = |key: &str, v: Option<u64>| match v {
+        Some(0) => Err(Error::invalid_option(key, "must be at least 1")),
+        other => Ok(other.map(|n| n as usize)),
+    };
+    let config = MemoryConfig {
+        descriptor: o.string("descriptor")?.map(|s| Descriptor::parse(&s)).transpose()?.unwrap_or(d.descriptor),
+        index: o.string("index")?.unwrap_or(d.index),
+        pca: positive("pca", o.count("pca")?)?,
+        backend: o.string("backend")?.map(|s| s.parse()).transpose()?.unwrap_or(d.backend),
+        train_size: positive("train_size", o.count("train_size")?)?.unwrap_or(d.train_size),
+        add_batch: positive("add_batch", o.count("add_batch")?)?.unwrap_or(d.add_batch),
+        nprobe: positive("nprobe", o.count("nprobe")?)?,
+        ef_search: positive("ef_search", o.count("ef_search")?)?,
+        seed: o.count("seed")?.unwrap_or(d.seed),
+    };
+    let device = o.string("device")?.map(|s| s.parse::<DeviceChoice>()).transpose()?.unwrap_or_default().resolve()?;
+    Ok((config, device))
+}
+
+/// Options of `knn_classify`: `name`, `k` (10), `eps` (1e-6), `vote` ("kernel" or
+/// "majority"), `batch_images` (64), `observe` (#{ cells: [[x, y], …], angle_bins: 16 }).
+pub fn classify_config(map: Map) -> Result<(String, crate::knn::ClassifyConfig)> {
+    use crate::knn::{ClassifyConfig, ObserveConfig};
+    let mut o = Options::new(map, "knn_classify options", CLASSIFY_KEYS)?;
+    let d = ClassifyConfig::default();
+    let observe = match o.map("observe")? {
+        None => None,
+        Some(map) => {
+            let mut ob = Options::new(map, "observe options", OBSERVE_KEYS)?;
+            let cells = match ob.array_of_arrays("cells")? {
+                None => vec![],
+                Some(cells) => cells
+                    .into_iter()
+                    .map(|c| match c.as_slice() {
+                        [x, y] => Ok((*x, *y)),
+                        _ => Err(Error::invalid_option("cells", "each cell must be [x, y]")),
+                    })
+                    .collect::<Result<_>>()?,
+            };
+            Some(ObserveConfig { query_cells: cells, angle_bins: ob.count("angle_bins")?.unwrap_or(16) as usize })
+        }
+    };
+    let vote: crate::knn::Vote = o.string("vote")?.map(|s| s.parse()).transpose()?.unwrap_or(d.vote);
+    let config = ClassifyConfig {
+        k: o.count("k")?.map_or(d.k, |k| k as usize),
+        eps: o.float("eps")?.unwrap_or(d.eps),
+        vote,
+        batch_images: o.count("batch_images")?.map_or(d.batch_images, |n| n as usize),
+        observe,
+    };
+    if !(config.eps > 0.0) {
+        return Err(Error::invalid_option("eps", format!("must be positive, got {}", config.eps)));
+    }
+    let name = o.string("name")?.unwrap_or_else(|| if vote == crate::knn::Vote::Kernel { "kernel".into() } else { "majority".into() });
+    Ok((name, config))
+}

@@ -32,3 +32,16 @@ pub fn handles_of<T: Clone + 'static>(items: &Array, argument: &str, expected: &
         })
         .collect()
 }
+
+#[derive(Debug, Clone)]
+pub struct ExtractorHandle(pub Rc<crate::activations::Extractor>);
+
+#[derive(Debug, Clone)]
+pub struct ActivationsHandle(pub Rc<crate::activations::Activations>);
+
+/// A memory is searched through `&mut` (FAISS's search API), so scripts share it in a cell.
+#[derive(Debug, Clone)]
+pub struct MemoryHandle(pub Rc<std::cell::RefCell<crate::knn::PixelMemory>>);
+
+#[derive(Debug, Clone)]
+pub struct KnnRunHandle(pub Rc<crate::knn::KnnRun>);

@@ -59,6 +59,25 @@ impl Options {
             .transpose()
     }
 
+    /// An array of integer arrays, e.g. `[[3, 3], [0, 3]]`.
+    pub fn array_of_arrays(&mut self, key: &str) -> Result<Option<Vec<Vec<i64>>>> {
+        self.array(key)?
+            .map(|items| {
+                items
+                    .into_iter()
+                    .map(|item| {
+                        let type_name = item.type_name();
+                        item.try_cast::<Array>()
+                            .ok_or_else(|| wrong_type(key, "an array of [x, y] arrays", type_name))?
+                            .into_iter()
+                            .map(|v| v.as_int().map_err(|t| wrong_type(key, "an array of integer arrays", t)))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+
     /// `(height, width)` from `[h, w]`, or from one integer for a square.
     pub fn size(&mut self, key: &str) -> Result<Option<(u32, u32)>> {
         let Some(value) = self.take(key) else { return Ok(None) };

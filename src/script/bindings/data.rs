@@ -19,7 +19,8 @@ pub mod data_api {
 
     /// Loads a built-in data set: `"digits"` (8×8, 1 797 images, compiled in), `"fashion_mnist"`
     /// (60 000 28×28), `"fashion_mnist_test"` (10 000), `"mnist5k"` (5 000 28×28) or
-    /// `"textures"` (768 32×32 patches of 3 texture photographs).
+    /// `"textures"` (768 32×32 patches of 3 texture photographs) or `"photos"` (7 colour
+    /// photographs, 224×224, one class each).
     /// ```rhai
     /// let data = dataset("digits");
     /// ```

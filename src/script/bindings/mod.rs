@@ -4,6 +4,7 @@
 mod compare;
 mod data;
 mod hue;
+mod knn;
 mod output;
 mod train;
 
@@ -18,5 +19,6 @@ def_package! {
         combine_with_exported_module!(lib, "train", train::train_api);
         combine_with_exported_module!(lib, "compare", compare::compare_api);
         combine_with_exported_module!(lib, "output", output::output_api);
+        combine_with_exported_module!(lib, "knn", knn::knn_api);
     }
 }

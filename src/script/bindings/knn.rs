@@ -1,0 +1,326 @@
+use rhai::plugin::*;
+
+#[export_module]
+pub mod knn_api {
+    use std::cell::RefCell;
+    use std::path::Path;
+    use std::rc::Rc;
+
+    use rhai::{Array, Dynamic, Map};
+
+    use crate::activations::{Activations as LibraryActivations, Extractor as LibraryExtractor};
+    use crate::knn::{run_knn, write_match_summary_csv, write_predictions_csv as library_write_predictions_csv, PixelMemory};
+    use crate::output::{write_manifest_of, ManifestBody};
+    use crate::plot;
+    use crate::script::configs::{EXTRACTOR_KEYS, activation_options, classify_config, extractor_options, memory_config};
+    use crate::script::errors::{guarded, to_rhai, RhaiResult};
+    use crate::script::handles::{handles_of, ActivationsHandle, DatasetHandle, ExtractorHandle, KnnRunHandle, MemoryHandle, SplitHandle};
+    use crate::script::session::ScriptSession;
+
+    use super::stats_of;
+
+    pub type Extractor = ExtractorHandle;
+    pub type Activations = ActivationsHandle;
+    pub type PixelMemoryHandle = MemoryHandle;
+    pub type KnnRun = KnnRunHandle;
+
+    /// An ImageNet-pretrained network to take activations from: `"efficientnet_lite0"` (bundled
+    /// weights) … `"efficientnet_lite4"` (pass `weights`). Options: `weights` (legacy `.pth`),
+    /// `layer` ("bottleneck", "stem", "blocks.N", "head"), `size` (input side; default the
+    /// network's, 224 for lite0), `device`.
+    /// ```rhai
+    /// let net = pretrained("efficientnet_lite0", #{ layer: "bottleneck", size: 224 });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn pretrained(name: &str, options: Map) -> RhaiResult<Extractor> {
+        guarded("pretrained", || {
+            let o = extractor_options(options, "pretrained options", EXTRACTOR_KEYS)?;
+            let e = LibraryExtractor::pretrained(name, o.weights.as_deref().map(Path::new), &o.layer, o.size, o.device)?;
+            Ok(ExtractorHandle(Rc::new(e)))
+        })
+    }
+
+    /// The model a `train` run with a `checkpoint` directory saved there when it finished; its
+    /// bottleneck is the layer. Options: `layer` ("bottleneck"), `device`.
+    /// ```rhai
+    /// let net = trained_model("runs/desc/ckpt-resnet", #{});
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn trained_model(dir: &str, options: Map) -> RhaiResult<Extractor> {
+        guarded("trained_model", || {
+            let o = extractor_options(options, "trained_model options", &["layer", "device"])?;
+            Ok(ExtractorHandle(Rc::new(LibraryExtractor::trained(Path::new(dir), &o.layer, o.device)?)))
+        })
+    }
+
+    /// A TorchScript module (`torch.jit.trace` of a network cut at the wanted layer) returning
+    /// `[B, C, H, W]` for `[0, 1]` images. Options: `size` (resize inputs), `device`.
+    /// ```rhai
+    /// let net = torchscript("resnet50_layer4.pt", #{ size: 224 });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn torchscript(path: &str, options: Map) -> RhaiResult<Extractor> {
+        guarded("torchscript", || {
+            let o = extractor_options(options, "torchscript options", &["size", "device"])?;
+            Ok(ExtractorHandle(Rc::new(LibraryExtractor::torchscript(Path::new(path), o.size, o.device)?)))
+        })
+    }
+
+    #[rhai_fn(get = "description", pure)]
+    pub fn extractor_description(e: &mut Extractor) -> String {
+        e.0.describe()
+    }
+
+    /// The activation maps of every image of `data`. Options: `batch_size` (32).
+    /// ```rhai
+    /// let acts = activations(net, dataset("textures"), #{ batch_size: 32 });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn activations(extractor: Extractor, data: DatasetHandle, options: Map) -> RhaiResult<Activations> {
+        guarded("activations", || Ok(ActivationsHandle(Rc::new(extractor.0.extract(&data.0, activation_options(options)?)?))))
+    }
+
+    /// Activation maps saved as `.npy`: float32 `[N, C, H, W]` and int64 labels `[N]`.
+    /// ```rhai
+    /// let acts = load_activations("maps.npy", "labels.npy");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn load_activations(maps: &str, labels: &str) -> RhaiResult<Activations> {
+        guarded("load_activations", || Ok(ActivationsHandle(Rc::new(LibraryActivations::load_npy(Path::new(maps), Path::new(labels), None)?))))
+    }
+
+    /// Writes the maps (float32 `[N, C, H, W]`) and labels (int64) as `.npy`, atomically.
+    /// ```rhai
+    /// acts.save_npy("runs/x/maps.npy", "runs/x/labels.npy");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn save_npy(acts: &mut Activations, maps: &str, labels: &str) -> RhaiResult<()> {
+        guarded("save_npy", || acts.0.save_npy(Path::new(maps), Path::new(labels)))
+    }
+
+    /// The activations of one part of a split of the same data set: "train", "val" or "test".
+    /// ```rhai
+    /// let memory_acts = acts.part(parts, "train");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn part(acts: &mut Activations, split: SplitHandle, which: &str) -> RhaiResult<Activations> {
+        let indices = match which {
+            "train" => &split.0.train,
+            "val" => &split.0.val,
+            "test" => &split.0.test,
+            _ => return Err(to_rhai(format!("part: expected \"train\", \"val\" or \"test\", got \"{which}\""))),
+        };
+        guarded("part", || Ok(ActivationsHandle(Rc::new(acts.0.select(indices)?))))
+    }
+
+    #[rhai_fn(get = "len", pure)]
+    pub fn acts_len(acts: &mut Activations) -> i64 {
+        acts.0.len() as i64
+    }
+
+    #[rhai_fn(get = "channels", pure)]
+    pub fn acts_channels(acts: &mut Activations) -> i64 {
+        acts.0.channels()
+    }
+
+    /// `[height, width]` of the activation grid.
+    #[rhai_fn(get = "grid", pure)]
+    pub fn acts_grid(acts: &mut Activations) -> Array {
+        let (h, w) = acts.0.grid();
+        vec![h.into(), w.into()]
+    }
+
+    #[rhai_fn(get = "source", pure)]
+    pub fn acts_source(acts: &mut Activations) -> String {
+        acts.0.source().to_owned()
+    }
+
+    /// A memory of every image's vectors with class, image id and position. Options:
+    /// `descriptor` ("pixel", "gap", "gmp", "gem", "gem:P", "flatten"), `index` (a FAISS factory
+    /// string: "Flat", "IVF256,Flat", "HNSW32", "IVF256,PQ32", …), `pca` (dimensions), `backend`
+    /// ("faiss" or "torch": exact, CPU or GPU), `train_size` (100000), `add_batch` (256
+    /// images), `nprobe`, `ef_search`, `seed` (0), `device`.
+    /// ```rhai
+    /// let memory = pixel_memory(acts, #{ descriptor: "pixel", index: "Flat" });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn pixel_memory(acts: Activations, options: Map) -> RhaiResult<PixelMemoryHandle> {
+        guarded("pixel_memory", || {
+            let (config, device) = memory_config(options)?;
+            Ok(MemoryHandle(Rc::new(RefCell::new(PixelMemory::build(&acts.0, &config, device)?))))
+        })
+    }
+
+    /// Adds more images (same layer and classes) to the memory.
+    #[rhai_fn(name = "add", return_raw)]
+    pub fn memory_add(memory: &mut PixelMemoryHandle, acts: Activations) -> RhaiResult<()> {
+        guarded("add", || memory.0.borrow_mut().add(&acts.0))
+    }
+
+    /// Saves the memory (index, entries.npy, memory.json) into a directory.
+    #[rhai_fn(name = "save", return_raw)]
+    pub fn memory_save(memory: &mut PixelMemoryHandle, dir: &str) -> RhaiResult<()> {
+        guarded("save", || memory.0.borrow_mut().save(Path::new(dir)))
+    }
+
+    /// A memory saved with `save`. Options: `device` (for the torch backend).
+    /// ```rhai
+    /// let memory = load_memory("runs/obs/memory", #{});
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn load_memory(dir: &str, options: Map) -> RhaiResult<PixelMemoryHandle> {
+        guarded("load_memory", || {
+            let o = extractor_options(options, "load_memory options", &["device"])?;
+            Ok(MemoryHandle(Rc::new(RefCell::new(PixelMemory::load(Path::new(dir), o.device)?))))
+        })
+    }
+
+    #[rhai_fn(get = "len", pure)]
+    pub fn memory_len(memory: &mut PixelMemoryHandle) -> i64 {
+        memory.0.borrow().len() as i64
+    }
+
+    #[rhai_fn(get = "description", pure)]
+    pub fn memory_description(memory: &mut PixelMemoryHandle) -> String {
+        memory.0.borrow().describe()
+    }
+
+    /// Classifies every query image by its K nearest memory vectors (Eq. 1–3, or a majority
+    /// vote). Options: `name`, `k` (10), `eps` (1e-6), `vote` ("kernel" or "majority"),
+    /// `batch_images` (64), `observe` (#{ cells: [[x, y], …], angle_bins: 16 }: count match
+    /// positions for the observation figures).
+    /// ```rhai
+    /// let run = knn_classify(memory, queries, #{ k: 10, observe: #{ cells: [[3, 3], [0, 3]] } });
+    /// print(run.accuracy);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn knn_classify(memory: PixelMemoryHandle, queries: Activations, options: Map) -> RhaiResult<KnnRun> {
+        guarded("knn_classify", || {
+            let (name, config) = classify_config(options)?;
+            Ok(KnnRunHandle(Rc::new(run_knn(&name, &mut memory.0.borrow_mut(), &queries.0, &config)?)))
+        })
+    }
+
+    #[rhai_fn(get = "accuracy", pure)]
+    pub fn run_accuracy(run: &mut KnnRun) -> f64 {
+        run.0.accuracy
+    }
+
+    #[rhai_fn(get = "name", pure)]
+    pub fn run_name(run: &mut KnnRun) -> String {
+        run.0.name.clone()
+    }
+
+    #[rhai_fn(get = "seconds", pure)]
+    pub fn run_seconds(run: &mut KnnRun) -> f64 {
+        run.0.seconds
+    }
+
+    /// The predicted class index of every query image.
+    #[rhai_fn(get = "predicted", pure)]
+    pub fn run_predicted(run: &mut KnnRun) -> Array {
+        run.0.predictions.predicted.iter().map(|&p| Dynamic::from(p)).collect()
+    }
+
+    /// One row per query image: truth, prediction and every class's score.
+    #[rhai_fn(return_raw)]
+    pub fn write_predictions_csv(path: &str, run: KnnRun) -> RhaiResult<()> {
+        guarded("write_predictions_csv", || library_write_predictions_csv(Path::new(path), &run.0))
+    }
+
+    /// A JSON manifest of memory classifications: versions, the script and its arguments, and
+    /// per run the memory and classifier settings, data sources and sizes, accuracy and time.
+    #[rhai_fn(return_raw)]
+    pub fn write_knn_manifest(ctx: NativeCallContext, path: &str, runs: Array) -> RhaiResult<()> {
+        let runs: Vec<KnnRunHandle> = handles_of(&runs, "runs", "KnnRun (from knn_classify)")?;
+        let session = ScriptSession::of(&ctx);
+        guarded("write_knn_manifest", || {
+            write_manifest_of(Path::new(path), Some(&session.script), ManifestBody::Knn(runs.iter().map(|r| r.0.as_ref()).collect()))
+        })
+    }
+
+    /// Fig. 3: the mean energy ‖I(x, y)‖² of each set of activations, one panel per set, with
+    /// the numbers in a CSV beside the PNG.
+    /// ```rhai
+    /// plot_energy("runs/obs/fig3_energy.png", "energy", [a, b], ["textures", "photos"]);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn plot_energy(path: &str, title: &str, sets: Array, names: Array) -> RhaiResult<()> {
+        let sets: Vec<ActivationsHandle> = handles_of(&sets, "sets", "Activations")?;
+        let names: Vec<String> = names.into_iter().map(|n| n.to_string()).collect();
+        if names.len() != sets.len() {
+            return Err(to_rhai(format!("plot_energy: {} sets but {} names", sets.len(), names.len())));
+        }
+        let pairs: Vec<(&str, &LibraryActivations)> = names.iter().map(String::as_str).zip(sets.iter().map(|s| s.0.as_ref())).collect();
+        guarded("plot_energy", || plot::plot_energy_maps(Path::new(path), title, &pairs))
+    }
+
+    /// Fig. 5: where matched memory pixels lie, same-class vs other-class (needs `observe`).
+    /// Also writes `<name>.csv` and `<name>_summary.csv` (same-class share, mean radii, spreads).
+    #[rhai_fn(return_raw)]
+    pub fn plot_match_positions(path: &str, run: KnnRun) -> RhaiResult<()> {
+        let stats = stats_of(&run, "plot_match_positions")?;
+        guarded("plot_match_positions", || {
+            let path = Path::new(path);
+            plot::plot_match_positions(path, &format!("{}: match positions (K = {})", run.0.name, run.0.config.k), &stats)?;
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            write_match_summary_csv(&path.with_file_name(format!("{stem}_summary.csv")), &stats)
+        })
+    }
+
+    /// Fig. 6: matches of query pixels at the chosen cells (needs `observe` with `cells`).
+    #[rhai_fn(return_raw)]
+    pub fn plot_conditional_matches(path: &str, run: KnnRun) -> RhaiResult<()> {
+        let stats = stats_of(&run, "plot_conditional_matches")?;
+        if stats.conditional.is_empty() {
+            return Err(to_rhai("plot_conditional_matches: observe had no cells"));
+        }
+        guarded("plot_conditional_matches", || plot::plot_conditional_matches(Path::new(path), &format!("{}: p(x, y | query cell)", run.0.name), &stats))
+    }
+
+    /// A polar plot of the angles of same-class matches per class (needs `observe`).
+    #[rhai_fn(return_raw)]
+    pub fn plot_match_angles(path: &str, run: KnnRun) -> RhaiResult<()> {
+        let stats = stats_of(&run, "plot_match_angles")?;
+        guarded("plot_match_angles", || {
+            plot::plot_match_angles(Path::new(path), &format!("{}: angle of same-class matches (share / chance share)", run.0.name), &stats, &run.0.predictions.class_names)
+        })
+    }
+
+    /// Fig. 4 style grouped bars: `values[g][s]` for groups × series (e.g. network ×
+    /// descriptor), optional `spread` of the same shape (or `()`), with a CSV beside the PNG.
+    /// ```rhai
+    /// plot_bars("fig4.png", "accuracy", ["resnet18"], ["pixel", "gap"], [[0.8, 0.7]], (), "accuracy");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn plot_bars(path: &str, title: &str, groups: Array, series: Array, values: Array, spread: Dynamic, y_desc: &str) -> RhaiResult<()> {
+        let strings = |a: Array| a.into_iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        let matrix = |a: Array, what: &str| -> RhaiResult<Vec<Vec<f64>>> {
+            a.into_iter()
+                .map(|row| {
+                    let type_name = row.type_name();
+                    row.try_cast::<Array>()
+                        .ok_or_else(|| to_rhai(format!("plot_bars: {what} must be an array of arrays, got a {type_name}")))?
+                        .into_iter()
+                        .map(|v| v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).map_err(|t| to_rhai(format!("plot_bars: {what} holds a {t}"))))
+                        .collect()
+                })
+                .collect()
+        };
+        let values = matrix(values, "values")?;
+        let spread = if spread.is_unit() {
+            None
+        } else {
+            let type_name = spread.type_name();
+            Some(matrix(spread.try_cast::<Array>().ok_or_else(|| to_rhai(format!("plot_bars: spread must be an array or (), got {type_name}")))?, "spread")?)
+        };
+        let (groups, series) = (strings(groups), strings(series));
+        guarded("plot_bars", || {
+            plot::plot_grouped_bars(Path::new(path), title, (&groups, &series), &values, spread.as_deref(), y_desc)
+        })
+    }
+}
+
+fn stats_of(run: &crate::script::handles::KnnRunHandle, what: &str) -> crate::script::errors::RhaiResult<crate::knn::MatchStats> {
+    run.0.stats.clone().ok_or_else(|| crate::script::errors::to_rhai(format!("{what}: the run has no match positions; classify with observe: #{{ … }}")))
+}
