@@ -78,6 +78,40 @@ enum Bench {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Pixel-kNN classification (search + Eq. 2-3 scoring) vs raw faiss-python search of the
+    /// same Flat memory; Flat bank memory vs raw float32; an approximate bank's accuracy and size.
+    Knn {
+        /// Python with faiss-cpu installed (benches/setup-venv.sh makes it).
+        #[arg(long, default_value = "/var/cache/huelab/bench-venv/bin/python")]
+        python: PathBuf,
+        /// Memory images; each gives grid² vectors (4096 × 7² = 200 704 vectors).
+        #[arg(long, default_value_t = 4096)]
+        memory_images: i64,
+        #[arg(long, default_value_t = 256)]
+        query_images: i64,
+        #[arg(long, default_value_t = 7)]
+        grid: i64,
+        /// Vector dimension.
+        #[arg(long, default_value_t = 256)]
+        dim: i64,
+        #[arg(long, default_value_t = 10)]
+        classes: i64,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Query images per search call.
+        #[arg(long, default_value_t = 64)]
+        batch_images: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The approximate index compared with Flat.
+        #[arg(long, default_value = "IVF1024,PQ32")]
+        approximate: String,
+        #[arg(long, default_value_t = 32)]
+        nprobe: usize,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,6 +141,11 @@ fn main() -> ExitCode {
                 message: e.to_string(),
             })
         }
+        Command::Bench(Bench::Knn { python, memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, out }) => {
+            let bench = huelab::bench::KnnBench { memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe };
+            bench_knn(&python, &bench, out.as_deref())
+                .map_err(|e| ScriptError { file: "bench".into(), position: None, message: e.to_string() })
+        }
         Command::Predict { model, weights, top, images } => predict(&model, weights.as_deref(), top, &images)
             .map_err(|e| ScriptError { file: "predict".into(), position: None, message: e.to_string() }),
     };
@@ -129,6 +168,24 @@ fn run(script: PathBuf, args: BTreeMap<String, String>) -> Result<(), ScriptErro
             script.display(),
             unread.join(", ")
         );
+    }
+    Ok(())
+}
+
+fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Option<&std::path::Path>) -> huelab::Result<()> {
+    let r = huelab::bench::bench_knn(python, bench, |step| eprintln!("bench knn: {step}"))?;
+    let mb = |b: u64| b as f64 / 1e6;
+    println!("memory: {} vectors of {} (Flat), queries: {} images = {} pixel vectors, K = {}", r.memory_vectors, bench.dim, bench.query_images, r.pixel_queries, bench.k);
+    println!("{:<34} {:>14} {:>16}", "", "images/s", "pixel queries/s");
+    println!("{:<34} {:>14.1} {:>16.0}", "huelab classify (search + Eq. 2-3)", r.huelab_images_per_second, r.huelab_pixel_queries_per_second);
+    println!("{:<34} {:>14.1} {:>16.0}", format!("faiss-python {} search only", r.faiss_python["faiss"].as_str().unwrap_or("?")), r.faiss_python_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.faiss_python_pixel_queries_per_second);
+    println!("ratio huelab / faiss-python: {:.3}x (goal >= 0.95x)", r.ratio);
+    println!("Flat bank: {:.1} MB vs raw float32 {:.1} MB = {:.3}x (goal <= 1.1x); RSS growth while building {:.1} MB", mb(r.flat_bank_bytes), mb(r.raw_float32_bytes), r.flat_bank_ratio, r.flat_rss_growth_bytes as f64 / 1e6);
+    println!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
+        bench.approximate, bench.nprobe, mb(r.approximate_bank_bytes), r.approximate_memory_ratio, r.approximate_accuracy, r.flat_accuracy, r.approximate_accuracy_ratio, r.approximate_build_seconds);
+    if let Some(path) = out {
+        let json = serde_json::json!({ "versions": huelab::output::VERSIONS, "result": r });
+        huelab::output::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
     }
     Ok(())
 }

@@ -145,3 +145,67 @@ fn bench_without_its_python_says_how_to_make_it() {
     let err = assert_clean_failure(&out);
     assert!(err.contains("/nonexistent/python") && err.contains("benches/setup-venv.sh"), "{err}");
 }
+
+fn script(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn predict_prints_the_top_classes_of_each_photo() {
+    let photos = huelab::data::data_dir().join("skimage");
+    let dir = tempfile::tempdir().unwrap();
+    let out = huelab(dir.path(), &["predict", photos.join("coffee.png").to_str().unwrap(), photos.join("chelsea.png").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2 * 6, "{text}");
+    assert!(lines[1].contains("espresso"), "{text}");
+    let err = assert_clean_failure(&huelab(dir.path(), &["predict", "--model", "efficientnet_lite9", "x.png"]));
+    assert!(err.contains("efficientnet_lite4"), "{err}");
+    let err = assert_clean_failure(&huelab(dir.path(), &["predict", "missing.png"]));
+    assert!(err.contains("missing.png"), "{err}");
+}
+
+#[test]
+fn the_observations_script_writes_every_figure_with_its_numbers() {
+    // 64 px inputs give a 2×2 bottleneck: the whole pipeline, a fraction of the time.
+    let dir = tempfile::tempdir().unwrap();
+    let out = huelab(dir.path(), &["run", &script("observations.rhai"), "name=obs", "size=64", "k=3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = dir.path().join("runs/obs");
+    for file in [
+        "fig3_energy.png", "fig3_energy.csv", "fig5_match_positions_textures.png", "fig5_match_positions_textures.csv",
+        "fig5_match_positions_textures_summary.csv", "fig6_conditional_textures.png", "fig6_conditional_textures.csv",
+        "match_angles_textures.png", "match_angles_textures.csv", "predictions_textures.csv", "manifest.json",
+    ] {
+        assert!(run.join(file).exists(), "{file} missing");
+    }
+    let energy = std::fs::read_to_string(run.join("fig3_energy.csv")).unwrap();
+    assert_eq!(energy.lines().count(), 1 + 2 * 4, "two panels of 2×2 cells:\n{energy}");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    let knn = &manifest["knn"][0];
+    assert_eq!(knn["config"]["k"], 3);
+    assert_eq!(knn["query_images"], 384);
+    assert!(knn["accuracy"].as_f64().unwrap() > 0.5, "{knn}");
+}
+
+#[test]
+fn the_descriptor_script_compares_every_descriptor() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["run", &script("descriptors.rhai"), "name=desc", "per_class=12", "epochs=1", "seeds=1", "models=small_cnn", "pretrained=false", "progress=false"];
+    let out = huelab(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = std::fs::read_to_string(dir.path().join("runs/desc/fig4_descriptors.csv")).unwrap();
+    // 2 data sets × 6 series.
+    assert_eq!(csv.lines().count(), 1 + 2 * 6, "{csv}");
+    assert!(csv.contains("small_cnn / textures,gem,"), "{csv}");
+    assert!(dir.path().join("runs/desc/models/small_cnn-textures-seed0/model.json").exists());
+}
+
+#[test]
+fn bench_knn_without_faiss_python_says_how_to_make_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = huelab(dir.path(), &["bench", "knn", "--python", "/nonexistent/python", "--memory-images", "20", "--query-images", "4", "--dim", "8"]);
+    let err = assert_clean_failure(&out);
+    assert!(err.contains("/nonexistent/python") && err.contains("benches/setup-venv.sh"), "{err}");
+}

@@ -3,7 +3,6 @@
 //! alternately in one run so both see the same machine state. The PyTorch twin of the models is
 //! `benches/train_pytorch.py`, compiled into the binary so the two cannot drift apart.
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -14,7 +13,7 @@ use crate::models::{Arch, HueNet, ModelSpec, Stem};
 use crate::nn::{hue_loss, AngleAssignment, HueHeadConfig, HueLabels, HueLossConfig};
 use crate::train::{Optimizer, OptimizerKind};
 
-const PYTORCH_TWIN: &str = include_str!("../benches/train_pytorch.py");
+const PYTORCH_TWIN: &str = include_str!("../../benches/train_pytorch.py");
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TrainBench {
@@ -74,25 +73,20 @@ pub fn huelab_train_throughput(b: &TrainBench) -> Result<Throughput> {
 
 /// The same step in PyTorch eager, run by `python` (which must have torch installed).
 pub fn pytorch_train_throughput(python: &Path, b: &TrainBench) -> Result<Throughput> {
-    let script = tempfile::Builder::new().suffix(".py").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    std::fs::write(script.path(), PYTORCH_TWIN).map_err(|e| Error::io(script.path(), e))?;
-    let out = Command::new(python)
-        .arg(script.path())
-        .args(["--model", b.arch.name()])
-        .args(["--batch", &b.batch.to_string(), "--size", &b.size.to_string(), "--channels", &b.channels.to_string()])
-        .args(["--classes", &b.classes.to_string(), "--warmup", &b.warmup.to_string(), "--steps", &b.steps.to_string()])
-        .args(["--threads", &b.threads.to_string()])
-        .output()
-        .map_err(|e| Error::msg(format!("cannot run {}: {e}; benches/setup-venv.sh makes the benchmark venv", python.display())))?;
-    if !out.status.success() {
-        return Err(Error::msg(format!(
-            "{} failed on the PyTorch twin (run benches/setup-venv.sh to make the benchmark venv): {}",
-            python.display(),
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
-        )));
-    }
-    let line = String::from_utf8_lossy(&out.stdout);
-    let value: serde_json::Value = serde_json::from_str(line.trim()).map_err(|e| Error::msg(format!("unexpected output of the PyTorch twin '{line}': {e}")))?;
+    let args: Vec<String> = [
+        ("--model", b.arch.name().to_owned()),
+        ("--batch", b.batch.to_string()),
+        ("--size", b.size.to_string()),
+        ("--channels", b.channels.to_string()),
+        ("--classes", b.classes.to_string()),
+        ("--warmup", b.warmup.to_string()),
+        ("--steps", b.steps.to_string()),
+        ("--threads", b.threads.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_owned(), v])
+    .collect();
+    let value = super::run_python_twin(python, PYTORCH_TWIN, &args)?;
     let field = |k: &str| value[k].as_f64().ok_or_else(|| Error::msg(format!("the PyTorch twin's output lacks '{k}'")));
     Ok(Throughput { images_per_second: field("images_per_second")?, steps: b.steps, seconds: field("seconds")? })
 }

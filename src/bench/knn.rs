@@ -1,0 +1,193 @@
+//! `huelab bench knn`: pixel-kNN classification (search + Eq. 2–3 scoring + argmax) against raw
+//! FAISS search of the same vectors through the faiss Python package, alternating in one run;
+//! the memory a Flat bank takes against its raw float32 size; and an IVF-PQ bank's accuracy
+//! and size against Flat. The data are synthetic activation maps with class structure (each
+//! class a few "part" prototypes plus noise), so that any size can be measured.
+use std::path::Path;
+use std::time::Instant;
+
+use ndarray::Array2;
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::activations::Activations;
+use crate::error::{Error, Result};
+use crate::knn::{classify, ClassifyConfig, Descriptor, MemoryConfig, PixelMemory};
+
+const FAISS_TWIN: &str = include_str!("../../benches/knn_faiss.py");
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KnnBench {
+    /// Images in the memory; each gives `grid²` pixel vectors.
+    pub memory_images: i64,
+    pub query_images: i64,
+    pub grid: i64,
+    pub dim: i64,
+    pub classes: i64,
+    pub k: usize,
+    pub batch_images: usize,
+    pub rounds: usize,
+    /// The approximate index compared with Flat for accuracy and size.
+    pub approximate: String,
+    pub nprobe: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KnnBenchResult {
+    pub bench: KnnBench,
+    pub memory_vectors: usize,
+    pub pixel_queries: usize,
+    pub huelab_seconds: Vec<f64>,
+    pub faiss_python_seconds: Vec<f64>,
+    pub huelab_images_per_second: f64,
+    pub huelab_pixel_queries_per_second: f64,
+    pub faiss_python_pixel_queries_per_second: f64,
+    /// huelab classification throughput over raw faiss-python search throughput (medians).
+    pub ratio: f64,
+    pub faiss_python: serde_json::Value,
+    pub raw_float32_bytes: u64,
+    /// Flat: the saved index plus the per-vector class/image/cell entries.
+    pub flat_bank_bytes: u64,
+    pub flat_bank_ratio: f64,
+    /// Resident memory the process grew by while building the Flat bank.
+    pub flat_rss_growth_bytes: i64,
+    pub flat_accuracy: f64,
+    pub approximate_bank_bytes: u64,
+    /// Approximate bank size over the Flat bank size.
+    pub approximate_memory_ratio: f64,
+    pub approximate_accuracy: f64,
+    pub approximate_accuracy_ratio: f64,
+    pub approximate_build_seconds: f64,
+}
+
+/// Synthetic maps `[n, dim, grid, grid]`: pixel = relu(one of 4 class prototypes + noise).
+fn synthetic(b: &KnnBench, n: i64, seed: i64) -> Result<Activations> {
+    tch::manual_seed(1_000);
+    let parts = 4;
+    let prototypes = Tensor::randn([b.classes * parts, b.dim], (Kind::Float, Device::Cpu));
+    tch::manual_seed(seed);
+    let labels: Vec<i64> = (0..n).map(|i| i % b.classes).collect();
+    let pixels = n * b.grid * b.grid;
+    let label_per_pixel = Tensor::from_slice(&labels).repeat_interleave_self_int(b.grid * b.grid, Some(0), None);
+    let part = Tensor::randint(parts, [pixels], (Kind::Int64, Device::Cpu));
+    let mean = prototypes.index_select(0, &(label_per_pixel * parts + part));
+    let maps = (mean + Tensor::randn([pixels, b.dim], (Kind::Float, Device::Cpu)) * 1.5).relu();
+    let maps = maps.view([n, b.grid, b.grid, b.dim]).permute([0, 3, 1, 2]).contiguous();
+    Activations::new(maps, labels, (0..b.classes).map(|c| format!("class {c}")).collect(), format!("synthetic {n}×{}×{}×{}", b.dim, b.grid, b.grid))
+}
+
+fn write_vectors(path: &Path, vectors: &Tensor) -> Result<()> {
+    let size = vectors.size();
+    let values: Vec<f32> = Vec::try_from(vectors.flatten(0, -1))?;
+    let array = Array2::from_shape_vec((size[0] as usize, size[1] as usize), values).map_err(|e| Error::msg(e.to_string()))?;
+    ndarray_npy::write_npy(path, &array).map_err(|e| Error::Data { path: path.to_owned(), message: e.to_string() })
+}
+
+fn resident_bytes() -> i64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: i64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+fn dir_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        // The bank is the index and its entries; memory.json is a few hundred bytes of settings.
+        if name != "memory.json" {
+            total += entry.metadata().map_err(|e| Error::io(entry.path(), e))?.len();
+        }
+    }
+    Ok(total)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut x = v.to_vec();
+    x.sort_by(f64::total_cmp);
+    x[x.len() / 2]
+}
+
+pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result<KnnBenchResult> {
+    let memory_acts = synthetic(b, b.memory_images, 1)?;
+    let queries = synthetic(b, b.query_images, 2)?;
+    let config = ClassifyConfig { k: b.k, batch_images: b.batch_images, ..Default::default() };
+
+    progress("building the Flat bank");
+    let before = resident_bytes();
+    let mut flat = PixelMemory::build(&memory_acts, &MemoryConfig::default(), Device::Cpu)?;
+    let rss_growth = resident_bytes() - before;
+    let vectors = flat.len();
+    let raw = (vectors as i64 * b.dim * 4) as u64;
+    let scratch = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let flat_dir = scratch.path().join("flat");
+    flat.save(&flat_dir)?;
+    let flat_bytes = dir_bytes(&flat_dir)? ;
+
+    progress("writing the vectors for faiss-python");
+    let memory_npy = scratch.path().join("memory.npy");
+    let queries_npy = scratch.path().join("queries.npy");
+    write_vectors(&memory_npy, &Descriptor::Pixel.vectors(memory_acts.maps()))?;
+    let query_vectors = Descriptor::Pixel.vectors(queries.maps());
+    write_vectors(&queries_npy, &query_vectors)?;
+    let pixel_queries = query_vectors.size()[0] as usize;
+    let per_call = b.batch_images as i64 * b.grid * b.grid;
+    let args: Vec<String> = vec![
+        "--memory".into(), memory_npy.display().to_string(),
+        "--queries".into(), queries_npy.display().to_string(),
+        "--k".into(), b.k.to_string(),
+        "--batch".into(), per_call.to_string(),
+    ];
+
+    // huelab gets the same one warm-up batch as the Python side.
+    classify(&mut flat, &queries.select(&(0..(b.batch_images as i64).min(b.query_images)).collect::<Vec<_>>())?, &config)?;
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    let mut flat_accuracy = 0.0;
+    let mut faiss_python = serde_json::Value::Null;
+    for round in 0..b.rounds.max(1) {
+        progress(&format!("round {}/{}: huelab", round + 1, b.rounds.max(1)));
+        let start = Instant::now();
+        let (predictions, _) = classify(&mut flat, &queries, &config)?;
+        ours.push(start.elapsed().as_secs_f64());
+        flat_accuracy = predictions.accuracy;
+        progress(&format!("round {}/{}: faiss-python", round + 1, b.rounds.max(1)));
+        let value = super::run_python_twin(python, FAISS_TWIN, &args)?;
+        theirs.push(value["seconds"].as_f64().ok_or_else(|| Error::msg("the faiss-python output lacks 'seconds'"))?);
+        faiss_python = value;
+    }
+    drop(flat);
+
+    progress(&format!("building the {} bank", b.approximate));
+    let started = Instant::now();
+    let approx_config = MemoryConfig { index: b.approximate.clone(), nprobe: Some(b.nprobe), ..Default::default() };
+    let mut approx = PixelMemory::build(&memory_acts, &approx_config, Device::Cpu)?;
+    let approximate_build_seconds = started.elapsed().as_secs_f64();
+    let approx_dir = scratch.path().join("approx");
+    approx.save(&approx_dir)?;
+    let approx_bytes = dir_bytes(&approx_dir)?;
+    let (approx_predictions, _) = classify(&mut approx, &queries, &config)?;
+
+    let (h, p) = (median(&ours), median(&theirs));
+    Ok(KnnBenchResult {
+        bench: b.clone(),
+        memory_vectors: vectors,
+        pixel_queries,
+        huelab_seconds: ours,
+        faiss_python_seconds: theirs,
+        huelab_images_per_second: b.query_images as f64 / h,
+        huelab_pixel_queries_per_second: pixel_queries as f64 / h,
+        faiss_python_pixel_queries_per_second: pixel_queries as f64 / p,
+        ratio: p / h,
+        faiss_python,
+        raw_float32_bytes: raw,
+        flat_bank_bytes: flat_bytes,
+        flat_bank_ratio: flat_bytes as f64 / raw as f64,
+        flat_rss_growth_bytes: rss_growth,
+        flat_accuracy,
+        approximate_bank_bytes: approx_bytes,
+        approximate_memory_ratio: approx_bytes as f64 / flat_bytes as f64,
+        approximate_accuracy: approx_predictions.accuracy,
+        approximate_accuracy_ratio: approx_predictions.accuracy / flat_accuracy,
+        approximate_build_seconds,
+    })
+}

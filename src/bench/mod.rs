@@ -1,0 +1,33 @@
+//! Benchmarks that measure huelab against a reference in the same run and print ratios:
+//! training throughput against PyTorch eager (`train`), pixel-kNN classification against raw
+//! FAISS search through its Python package (`knn`).
+mod knn;
+mod train;
+
+pub use knn::*;
+pub use train::*;
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::error::{Error, Result};
+
+/// Runs the embedded Python `twin` with `args` and parses the JSON line it prints.
+pub(crate) fn run_python_twin(python: &Path, twin: &str, args: &[String]) -> Result<serde_json::Value> {
+    let script = tempfile::Builder::new().suffix(".py").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    std::fs::write(script.path(), twin).map_err(|e| Error::io(script.path(), e))?;
+    let out = Command::new(python)
+        .arg(script.path())
+        .args(args)
+        .output()
+        .map_err(|e| Error::msg(format!("cannot run {}: {e}; benches/setup-venv.sh makes the benchmark venv", python.display())))?;
+    if !out.status.success() {
+        return Err(Error::msg(format!(
+            "{} failed on the reference script (run benches/setup-venv.sh to make the benchmark venv): {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        )));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim()).map_err(|e| Error::msg(format!("unexpected output of the reference script '{line}': {e}")))
+}
