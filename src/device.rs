@@ -43,6 +43,9 @@ impl Serialize for DeviceChoice {
 
 impl DeviceChoice {
     pub fn resolve(self) -> Result<tch::Device> {
+        if self != DeviceChoice::Cpu {
+            crate::cuda::load_cuda_backend();
+        }
         let cuda_devices = tch::Cuda::device_count() as usize;
         match self {
             DeviceChoice::Cpu => Ok(tch::Device::Cpu),
@@ -51,7 +54,7 @@ impl DeviceChoice {
             DeviceChoice::Cuda(n) if n < cuda_devices => Ok(tch::Device::Cuda(n)),
             DeviceChoice::Cuda(n) => Err(Error::invalid_option(
                 "device",
-                format!("cuda:{n} asked for, but libtorch sees {cuda_devices} CUDA device(s)"),
+                format!("cuda:{n} asked for, but libtorch sees {cuda_devices} CUDA device(s) ({})", crate::cuda::load_cuda_backend()),
             )),
         }
     }

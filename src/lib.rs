@@ -19,6 +19,7 @@
 pub mod activations;
 pub mod bench;
 pub mod compare;
+pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod error;

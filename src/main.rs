@@ -33,6 +33,8 @@ enum Command {
     /// Benchmarks against a reference measured in the same run.
     #[command(subcommand)]
     Bench(Bench),
+    /// Versions, libtorch's CUDA backend, CUDA devices.
+    Info,
     /// Top-5 ImageNet classes of images under a pretrained EfficientNet-Lite (a sanity check of
     /// weights and preprocessing).
     Predict {
@@ -116,6 +118,8 @@ enum Bench {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything touches libtorch, so that its CUDA backend registers.
+    huelab::cuda::load_cuda_backend();
     let outcome = match cli.command {
         Command::Run { script, args } => parse_args(&args).and_then(|args| run(script, args)),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
@@ -145,6 +149,16 @@ fn main() -> ExitCode {
             let bench = huelab::bench::KnnBench { memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe };
             bench_knn(&python, &bench, out.as_deref())
                 .map_err(|e| ScriptError { file: "bench".into(), position: None, message: e.to_string() })
+        }
+        Command::Info => {
+            let info = huelab::cuda::device_info();
+            println!("huelab {} (torch {}), {} CPU threads", info.huelab, info.torch, info.cpu_threads);
+            println!("{}", info.cuda_backend);
+            println!("CUDA available: {} ({} device(s)), cuDNN: {}", info.cuda_available, info.cuda_devices, info.cudnn_available);
+            for gpu in &info.gpus {
+                println!("  GPU {gpu}");
+            }
+            Ok(())
         }
         Command::Predict { model, weights, top, images } => predict(&model, weights.as_deref(), top, &images)
             .map_err(|e| ScriptError { file: "predict".into(), position: None, message: e.to_string() }),

@@ -209,3 +209,28 @@ fn bench_knn_without_faiss_python_says_how_to_make_it() {
     let err = assert_clean_failure(&out);
     assert!(err.contains("/nonexistent/python") && err.contains("benches/setup-venv.sh"), "{err}");
 }
+
+#[test]
+fn info_reports_a_cuda_backend_that_cannot_load_and_stays_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    // A "libtorch_cuda.so" that is not a shared library.
+    let lib = dir.path().join("torch/lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("libtorch_cuda.so"), b"not an ELF file").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_huelab")).arg("info").env("HUELAB_TORCH_LIB", &lib).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cannot load") && text.contains("libtorch_cuda.so") && text.contains("CUDA available: false"), "{text}");
+    // Said once (stderr), not per use.
+    assert_eq!(stderr(&out).matches("cannot load").count(), 1, "{}", stderr(&out));
+    // Another torch version is refused before dlopen.
+    std::fs::write(dir.path().join("torch/version.py"), "__version__ = '2.10.0+cu128'\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_huelab")).arg("info").env("HUELAB_TORCH_LIB", &lib).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("torch 2.10.0, huelab is built with torch 2.11.0"), "{text}");
+    // Training asked for CUDA says why there is none.
+    std::fs::write(dir.path().join("cuda.rhai"), "let d = dataset(\"digits\"); train(d, d.split(#{}), #{ epochs: 1, device: \"cuda\" });").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["run", "cuda.rhai"]).current_dir(dir.path()).env("HUELAB_TORCH_LIB", &lib).output().unwrap();
+    let err = assert_clean_failure(&out);
+    assert!(err.contains("cuda:0 asked for") && err.contains("torch 2.10.0"), "{err}");
+}
