@@ -106,7 +106,7 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// The approximate index compared with Flat.
-        #[arg(long, default_value = "IVF1024,PQ32")]
+        #[arg(long, default_value = "IVF1024,PQ16")]
         approximate: String,
         #[arg(long, default_value_t = 32)]
         nprobe: usize,

@@ -60,18 +60,26 @@ pub struct KnnBenchResult {
     pub approximate_build_seconds: f64,
 }
 
-/// Synthetic maps `[n, dim, grid, grid]`: pixel = relu(one of 4 class prototypes + noise).
+/// Synthetic maps `[n, dim, grid, grid]`. A pixel is relu(prototype + noise): with probability
+/// `BACKGROUND` one of 16 prototypes all classes share (uninformative, as background is), else
+/// one of 4 prototypes of its image's class. Hard enough that Flat is not at 100 %.
 fn synthetic(b: &KnnBench, n: i64, seed: i64) -> Result<Activations> {
+    const PARTS: i64 = 4;
+    const SHARED: i64 = 16;
+    const BACKGROUND: f64 = 0.75;
+    const NOISE: f64 = 3.0;
     tch::manual_seed(1_000);
-    let parts = 4;
-    let prototypes = Tensor::randn([b.classes * parts, b.dim], (Kind::Float, Device::Cpu));
+    let prototypes = Tensor::randn([b.classes * PARTS + SHARED, b.dim], (Kind::Float, Device::Cpu));
     tch::manual_seed(seed);
     let labels: Vec<i64> = (0..n).map(|i| i % b.classes).collect();
     let pixels = n * b.grid * b.grid;
     let label_per_pixel = Tensor::from_slice(&labels).repeat_interleave_self_int(b.grid * b.grid, Some(0), None);
-    let part = Tensor::randint(parts, [pixels], (Kind::Int64, Device::Cpu));
-    let mean = prototypes.index_select(0, &(label_per_pixel * parts + part));
-    let maps = (mean + Tensor::randn([pixels, b.dim], (Kind::Float, Device::Cpu)) * 1.5).relu();
+    let own = label_per_pixel * PARTS + Tensor::randint(PARTS, [pixels], (Kind::Int64, Device::Cpu));
+    let shared = Tensor::randint(SHARED, [pixels], (Kind::Int64, Device::Cpu)) + b.classes * PARTS;
+    let is_background = Tensor::rand([pixels], (Kind::Float, Device::Cpu)).lt(BACKGROUND);
+    let which = shared.where_self(&is_background, &own);
+    let mean = prototypes.index_select(0, &which);
+    let maps = (mean + Tensor::randn([pixels, b.dim], (Kind::Float, Device::Cpu)) * NOISE).relu();
     let maps = maps.view([n, b.grid, b.grid, b.dim]).permute([0, 3, 1, 2]).contiguous();
     Activations::new(maps, labels, (0..b.classes).map(|c| format!("class {c}")).collect(), format!("synthetic {n}×{}×{}×{}", b.dim, b.grid, b.grid))
 }

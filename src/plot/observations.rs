@@ -154,7 +154,8 @@ pub fn plot_grouped_bars(
         return Err(Error::msg(format!("{}: values must be {} groups × {} series", path.display(), groups.len(), series.len())));
     }
     let top = values.iter().flatten().copied().fold(0.0, f64::max).max(1e-9);
-    let y_max = if top <= 1.0 { 1.0 } else { top * 1.1 };
+    // Head room above the bars for the legend.
+    let y_max = if top <= 1.0 { 1.25 } else { top * 1.3 };
     let width = (200 + groups.len() * (series.len() * 40 + 40)).max(700) as u32;
     render_png(path, (width, 520), |root| {
         let mut chart = ChartBuilder::on(root)
