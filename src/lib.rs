@@ -26,6 +26,7 @@ pub mod error;
 pub mod knn;
 pub mod models;
 pub mod nn;
+pub mod notebook;
 pub mod output;
 pub mod plot;
 pub mod script;

@@ -5,11 +5,16 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::render::{plot_error, render_png, FONT};
+use super::render::{plot_error, render, Figure, FONT};
 use crate::compare::Comparison;
 use crate::error::Result;
 
 pub fn plot_comparison(path: &Path, comparison: &Comparison) -> Result<()> {
+    comparison_figure(comparison)?.save(path)
+}
+
+/// The figure of [`plot_comparison`].
+pub fn comparison_figure(comparison: &Comparison) -> Result<Figure> {
     let accuracies: Vec<f64> = comparison.runs.iter().map(|r| r.test_accuracy()).collect();
     let low = accuracies.iter().copied().fold(1.0, f64::min);
     let high = accuracies.iter().copied().fold(0.0, f64::max);
@@ -33,7 +38,7 @@ pub fn plot_comparison(path: &Path, comparison: &Comparison) -> Result<()> {
         })
         .collect();
     let width = 300 + 180 * arms as u32;
-    render_png(path, (width.max(900), 620), |root| {
+    render((width.max(900), 620), |root| {
         let (chart_area, footer) = root.split_vertically(620 - 30 * tests.len().max(1) as u32);
         let mut chart = ChartBuilder::on(&chart_area)
             .caption(caption, (FONT, 20))

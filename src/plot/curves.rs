@@ -3,7 +3,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::render::{plot_error, render_png, FONT};
+use super::render::{plot_error, render, Figure, FONT};
 use crate::error::{Error, Result};
 use crate::train::TrainReport;
 
@@ -11,12 +11,17 @@ use crate::train::TrainReport;
 /// (dashed), since total losses of different objectives are not comparable. Right panel:
 /// validation accuracy (solid) and training accuracy (dashed). One colour per run.
 pub fn plot_training_curves(path: &Path, reports: &[&TrainReport]) -> Result<()> {
+    training_curves(reports)?.save(path)
+}
+
+/// The figure of [`plot_training_curves`].
+pub fn training_curves(reports: &[&TrainReport]) -> Result<Figure> {
     if reports.is_empty() {
         return Err(Error::msg("plot_training_curves: no runs to plot"));
     }
     let max_epoch = reports.iter().map(|r| r.epochs.len()).max().unwrap_or(1).max(2) as f64;
     let max_loss = reports.iter().flat_map(|r| r.epochs.iter().map(|e| e.train_loss)).fold(0.0, f64::max);
-    render_png(path, (1400, 560), |root| {
+    render((1400, 560), |root| {
         let (left, right) = root.split_horizontally(700);
         let mut loss_chart = ChartBuilder::on(&left)
             .caption("training loss", (FONT, 24))

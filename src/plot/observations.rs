@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::render::{plot_error, render_png, FONT};
+use super::render::{plot_error, render, Figure, FONT};
 use crate::error::{Error, Result};
 use crate::output::write_csv;
 
@@ -28,10 +28,17 @@ fn colour(v: f64, lo: f64, hi: f64) -> RGBColor {
     ViridisRGB::get_color_normalized(t as f32, 0.0, 1.0)
 }
 
-/// Panels in rows of `columns`, each with its own colour bar; centred axis coordinates.
+/// Panels in rows of `columns`, each with its own colour bar; centred axis coordinates. The
+/// values go to a CSV beside the PNG.
 pub fn plot_heatmaps(path: &Path, title: &str, panels: &[HeatmapPanel], columns: usize) -> Result<()> {
+    heatmaps(title, panels, columns)?.save(path)?;
+    write_csv(&path.with_extension("csv"), heatmap_table(panels))
+}
+
+/// The figure of [`plot_heatmaps`].
+pub fn heatmaps(title: &str, panels: &[HeatmapPanel], columns: usize) -> Result<Figure> {
     if panels.is_empty() || columns == 0 {
-        return Err(Error::msg(format!("{}: no heatmap to draw", path.display())));
+        return Err(Error::msg("no heatmap to draw"));
     }
     for p in panels {
         if p.values.len() as i64 != p.grid.0 * p.grid.1 {
@@ -41,7 +48,7 @@ pub fn plot_heatmaps(path: &Path, title: &str, panels: &[HeatmapPanel], columns:
     let rows = panels.len().div_ceil(columns);
     let width = columns as u32 * (PANEL + BAR) + 20;
     let height = rows as u32 * (PANEL + 20) + 50;
-    render_png(path, (width, height), |root| {
+    render((width, height), |root| {
         let (header, body) = root.split_vertically(50);
         header.draw(&Text::new(title.to_owned(), (16, 14), (FONT, 20).into_font())).map_err(plot_error)?;
         let cells = body.split_evenly((rows, columns));
@@ -49,7 +56,10 @@ pub fn plot_heatmaps(path: &Path, title: &str, panels: &[HeatmapPanel], columns:
             draw_heatmap(area, panel)?;
         }
         Ok(())
-    })?;
+    })
+}
+
+fn heatmap_table(panels: &[HeatmapPanel]) -> Vec<Vec<String>> {
     let mut table = vec![vec!["panel".to_owned(), "x".into(), "y".into(), "value".into()]];
     for p in panels {
         let (h, w) = p.grid;
@@ -60,7 +70,7 @@ pub fn plot_heatmaps(path: &Path, title: &str, panels: &[HeatmapPanel], columns:
             table.push(vec![p.title.clone(), x.to_string(), y.to_string(), v.to_string()]);
         }
     }
-    write_csv(&path.with_extension("csv"), table)
+    table
 }
 
 fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, panel: &HeatmapPanel) -> Result<()>
@@ -141,7 +151,7 @@ fn format_value(v: f64) -> String {
 }
 
 /// Fig. 4: `values[group][series]` (e.g. network × descriptor) as grouped bars from 0, with an
-/// optional ± spread per bar.
+/// optional ± spread per bar; the numbers go to a CSV beside the PNG.
 pub fn plot_grouped_bars(
     path: &Path,
     title: &str,
@@ -150,14 +160,33 @@ pub fn plot_grouped_bars(
     spread: Option<&[Vec<f64>]>,
     y_desc: &str,
 ) -> Result<()> {
-    if values.len() != groups.len() || values.iter().any(|v| v.len() != series.len()) {
-        return Err(Error::msg(format!("{}: values must be {} groups × {} series", path.display(), groups.len(), series.len())));
+    grouped_bars(title, (groups, series), values, spread, y_desc)?.save(path)?;
+    let mut table = vec![vec!["group".to_owned(), "series".into(), "value".into(), "spread".into()]];
+    for (g, group) in groups.iter().enumerate() {
+        for (s, name) in series.iter().enumerate() {
+            let e = spread.map_or(String::new(), |sp| sp[g][s].to_string());
+            table.push(vec![group.clone(), name.clone(), values[g][s].to_string(), e]);
+        }
+    }
+    write_csv(&path.with_extension("csv"), table)
+}
+
+/// The figure of [`plot_grouped_bars`].
+pub fn grouped_bars(
+    title: &str,
+    (groups, series): (&[String], &[String]),
+    values: &[Vec<f64>],
+    spread: Option<&[Vec<f64>]>,
+    y_desc: &str,
+) -> Result<Figure> {
+    if values.len() != groups.len() || values.iter().any(|v| v.len() != series.len()) || spread.is_some_and(|sp| sp.len() != groups.len() || sp.iter().any(|v| v.len() != series.len())) {
+        return Err(Error::msg(format!("grouped bars: values (and spread) must be {} groups × {} series", groups.len(), series.len())));
     }
     let top = values.iter().flatten().copied().fold(0.0, f64::max).max(1e-9);
     // Head room above the bars for the legend.
     let y_max = if top <= 1.0 { 1.25 } else { top * 1.3 };
     let width = (200 + groups.len() * (series.len() * 40 + 40)).max(700) as u32;
-    render_png(path, (width, 520), |root| {
+    render((width, 520), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 19))
             .margin(16)
@@ -203,15 +232,7 @@ pub fn plot_grouped_bars(
             .draw()
             .map_err(plot_error)?;
         Ok(())
-    })?;
-    let mut table = vec![vec!["group".to_owned(), "series".into(), "value".into(), "spread".into()]];
-    for (g, group) in groups.iter().enumerate() {
-        for (s, name) in series.iter().enumerate() {
-            let e = spread.map_or(String::new(), |sp| sp[g][s].to_string());
-            table.push(vec![group.clone(), name.clone(), values[g][s].to_string(), e]);
-        }
-    }
-    write_csv(&path.with_extension("csv"), table)
+    })
 }
 
 /// The distribution of matched angles per class: each class's histogram over `[−π, π)`,
@@ -220,9 +241,20 @@ pub fn plot_grouped_bars(
 /// With `baseline` (the share each bin would get by chance), each curve is the ratio of the
 /// class's share to it: 1 is the chance circle.
 pub fn plot_polar(path: &Path, title: &str, class_names: &[String], histograms: &[Vec<f64>], baseline: Option<&[f64]>) -> Result<()> {
+    let (figure, table) = polar_with_table(title, class_names, histograms, baseline)?;
+    figure.save(path)?;
+    write_csv(&path.with_extension("csv"), table)
+}
+
+/// The figure of [`plot_polar`].
+pub fn polar(title: &str, class_names: &[String], histograms: &[Vec<f64>], baseline: Option<&[f64]>) -> Result<Figure> {
+    Ok(polar_with_table(title, class_names, histograms, baseline)?.0)
+}
+
+fn polar_with_table(title: &str, class_names: &[String], histograms: &[Vec<f64>], baseline: Option<&[f64]>) -> Result<(Figure, Vec<Vec<String>>)> {
     let bins = histograms.first().map_or(0, |h| h.len());
-    if bins == 0 || histograms.len() != class_names.len() {
-        return Err(Error::msg(format!("{}: one non-empty histogram per class is needed", path.display())));
+    if bins == 0 || histograms.len() != class_names.len() || baseline.is_some_and(|b| b.len() != bins) {
+        return Err(Error::msg("polar plot: one non-empty histogram per class (and a baseline of the same bins) is needed"));
     }
     let share = |h: &[f64]| {
         let total: f64 = h.iter().sum();
@@ -241,7 +273,7 @@ pub fn plot_polar(path: &Path, title: &str, class_names: &[String], histograms: 
         .collect();
     let r_max = fractions.iter().flatten().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
     let angle = |b: usize| -std::f64::consts::PI + (b as f64 + 0.5) * std::f64::consts::TAU / bins as f64;
-    render_png(path, (720, 720), |root| {
+    let figure = render((720, 720), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 18))
             .margin(20)
@@ -291,12 +323,23 @@ pub fn plot_polar(path: &Path, title: &str, class_names: &[String], histograms: 
             table.push(vec![name.clone(), format!("{:.2}", angle(b).to_degrees()), h[b].to_string(), f[b].to_string()]);
         }
     }
-    write_csv(&path.with_extension("csv"), table)
+    Ok((figure, table))
 }
 
 /// Fig. 3: the mean energy `‖I(x, y)‖²` of each set of activations, one panel each.
 pub fn plot_energy_maps(path: &Path, title: &str, sets: &[(&str, &crate::activations::Activations)]) -> Result<()> {
-    let panels: Vec<HeatmapPanel> = sets
+    let panels = energy_panels(sets)?;
+    plot_heatmaps(path, title, &panels, panels.len().min(4))
+}
+
+/// The figure of [`plot_energy_maps`].
+pub fn energy_maps(title: &str, sets: &[(&str, &crate::activations::Activations)]) -> Result<Figure> {
+    let panels = energy_panels(sets)?;
+    heatmaps(title, &panels, panels.len().min(4))
+}
+
+fn energy_panels(sets: &[(&str, &crate::activations::Activations)]) -> Result<Vec<HeatmapPanel>> {
+    sets
         .iter()
         .map(|(name, acts)| {
             let energy = acts.energy_map();
@@ -307,30 +350,46 @@ pub fn plot_energy_maps(path: &Path, title: &str, sets: &[(&str, &crate::activat
                 marker: None,
             })
         })
-        .collect::<Result<_>>()?;
-    plot_heatmaps(path, title, &panels, panels.len().min(4))
+        .collect()
 }
 
 /// Fig. 5: where the matched memory pixels lie, same-class and other-class, as fractions of all
 /// matches.
 pub fn plot_match_positions(path: &Path, title: &str, stats: &crate::knn::MatchStats) -> Result<()> {
+    plot_heatmaps(path, title, &match_position_panels(stats), 2)
+}
+
+/// The figure of [`plot_match_positions`].
+pub fn match_positions(title: &str, stats: &crate::knn::MatchStats) -> Result<Figure> {
+    heatmaps(title, &match_position_panels(stats), 2)
+}
+
+fn match_position_panels(stats: &crate::knn::MatchStats) -> Vec<HeatmapPanel> {
     let total: f64 = stats.same.iter().chain(&stats.other).sum::<f64>().max(1.0);
     let share = |v: &[f64]| v.iter().map(|x| x / total).collect::<Vec<_>>();
-    let panels = [
+    vec![
         HeatmapPanel { title: "same-class matches p(x, y)".into(), grid: stats.grid, values: share(&stats.same), marker: None },
         HeatmapPanel { title: "other-class matches p(x, y)".into(), grid: stats.grid, values: share(&stats.other), marker: None },
-    ];
-    plot_heatmaps(path, title, &panels, 2)
+    ]
 }
 
 /// Fig. 6: for each chosen query cell, where its matches lie (same-class, other-class), each as
 /// a distribution over the grid; the query cell is outlined.
 pub fn plot_conditional_matches(path: &Path, title: &str, stats: &crate::knn::MatchStats) -> Result<()> {
+    plot_heatmaps(path, title, &conditional_panels(stats), 2)
+}
+
+/// The figure of [`plot_conditional_matches`].
+pub fn conditional_matches(title: &str, stats: &crate::knn::MatchStats) -> Result<Figure> {
+    heatmaps(title, &conditional_panels(stats), 2)
+}
+
+fn conditional_panels(stats: &crate::knn::MatchStats) -> Vec<HeatmapPanel> {
     let normalise = |v: &[f64]| {
         let total = v.iter().sum::<f64>().max(1.0);
         v.iter().map(|x| x / total).collect::<Vec<_>>()
     };
-    let panels: Vec<HeatmapPanel> = stats
+    stats
         .conditional
         .iter()
         .flat_map(|c| {
@@ -340,11 +399,15 @@ pub fn plot_conditional_matches(path: &Path, title: &str, stats: &crate::knn::Ma
                 HeatmapPanel { title: format!("query ({x},{y}): other class"), grid: stats.grid, values: normalise(&c.other), marker: Some(c.cell) },
             ]
         })
-        .collect();
-    plot_heatmaps(path, title, &panels, 2)
+        .collect()
 }
 
 /// The activation hue as seen by the memory: per class, the angles of same-class matches.
 pub fn plot_match_angles(path: &Path, title: &str, stats: &crate::knn::MatchStats, class_names: &[String]) -> Result<()> {
     plot_polar(path, title, class_names, &stats.angle_histograms, Some(&stats.angle_cells))
+}
+
+/// The figure of [`plot_match_angles`].
+pub fn match_angles(title: &str, stats: &crate::knn::MatchStats, class_names: &[String]) -> Result<Figure> {
+    polar(title, class_names, &stats.angle_histograms, Some(&stats.angle_cells))
 }

@@ -21,12 +21,46 @@ fn register_font() {
     });
 }
 
-/// Draws with `draw` on a white `width × height` canvas and writes it to `path` as PNG.
-pub fn render_png(
-    path: &Path,
+/// A rendered figure: PNG bytes. Scripts save it; notebooks display it inline (evcxr calls
+/// `evcxr_display`).
+#[derive(Clone)]
+pub struct Figure {
+    png: Vec<u8>,
+    width: u32,
+    height: u32,
+}
+
+impl std::fmt::Debug for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Figure({}×{} PNG, {} bytes)", self.width, self.height, self.png.len())
+    }
+}
+
+impl Figure {
+    pub fn png(&self) -> &[u8] {
+        &self.png
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Writes the PNG to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &self.png)
+    }
+
+    /// evcxr's display protocol: the PNG inline in a Jupyter notebook.
+    pub fn evcxr_display(&self) {
+        println!("{}", crate::notebook::mime_block("image/png", &crate::notebook::base64(&self.png)));
+    }
+}
+
+/// Draws with `draw` on a white `width × height` canvas and returns it as a PNG figure.
+pub fn render(
     (width, height): (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
-) -> Result<()> {
+) -> Result<Figure> {
     register_font();
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     {
@@ -38,8 +72,8 @@ pub fn render_png(
     let mut png = Vec::new();
     image::codecs::png::PngEncoder::new(&mut png)
         .write_image(&rgb, width, height, image::ExtendedColorType::Rgb8)
-        .map_err(|e| Error::msg(format!("{}: PNG encoding failed: {e}", path.display())))?;
-    write_atomic(path, &png)
+        .map_err(|e| Error::msg(format!("PNG encoding failed: {e}")))?;
+    Ok(Figure { png, width, height })
 }
 
 use image::ImageEncoder;

@@ -1,0 +1,136 @@
+//! Inline display in evcxr Jupyter notebooks: evcxr calls a value's `evcxr_display` method,
+//! which prints a MIME block (`EVCXR_BEGIN_CONTENT <mime>` … `EVCXR_END_CONTENT`). Figures show
+//! as PNG ([`crate::plot::Figure`]); comparisons, training reports and kNN runs as HTML tables;
+//! [`image_grid`] shows images of a data set.
+use base64::Engine;
+
+use crate::compare::Comparison;
+use crate::data::ImageDataset;
+use crate::error::{Error, Result};
+use crate::knn::KnnRun;
+use crate::plot::Figure;
+use crate::train::TrainReport;
+
+pub fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// One evcxr display block.
+pub fn mime_block(mime: &str, content: &str) -> String {
+    format!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT")
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// An HTML table from a header and rows (cells are escaped).
+pub fn html_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut html = String::from("<table><thead><tr>");
+    for h in header {
+        html.push_str(&format!("<th>{}</th>", escape(h)));
+    }
+    html.push_str("</tr></thead><tbody>");
+    for row in rows {
+        html.push_str("<tr>");
+        for cell in row {
+            html.push_str(&format!("<td>{}</td>", escape(cell)));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table>");
+    html
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.4}"))
+}
+
+impl Comparison {
+    /// Per arm: mean ± sd of test accuracy; per paired arm: the difference and both tests.
+    pub fn evcxr_display(&self) {
+        let rows: Vec<Vec<String>> = self
+            .summary
+            .iter()
+            .map(|s| {
+                let paired = self.paired.iter().find(|p| p.arm == s.arm);
+                vec![
+                    s.arm.clone(),
+                    format!("{:.4} ± {}", s.test_accuracy.mean, fmt(s.test_accuracy.sd)),
+                    paired.map_or("baseline".into(), |p| format!("{:+.4}", p.mean_difference)),
+                    fmt(paired.and_then(|p| p.t_test.map(|t| t.p))),
+                    fmt(paired.and_then(|p| p.wilcoxon.map(|w| w.p))),
+                ]
+            })
+            .collect();
+        let caption = format!("<p>{} — {} folds × {} seeds</p>", escape(&self.data.name), self.config.folds, self.config.seeds.len());
+        let table = html_table(&["arm", "test accuracy", "Δ vs baseline", "paired t p", "Wilcoxon p"], &rows);
+        println!("{}", mime_block("text/html", &format!("{caption}{table}")));
+    }
+}
+
+impl TrainReport {
+    /// The run's last epoch and test metrics as a one-row table.
+    pub fn evcxr_display(&self) {
+        let last = self.epochs.last();
+        let row = vec![
+            self.name().to_owned(),
+            self.model.arch.name().to_owned(),
+            self.epochs.len().to_string(),
+            fmt(last.map(|e| e.train_loss)),
+            fmt(last.and_then(|e| e.val_accuracy)),
+            fmt(self.test.map(|t| t.accuracy)),
+            fmt(self.test.map(|t| t.hue_accuracy)),
+            format!("{:.1}", self.wall_seconds),
+        ];
+        let header = ["run", "model", "epochs", "last train loss", "last val acc", "test acc", "test hue acc", "seconds"];
+        println!("{}", mime_block("text/html", &html_table(&header, &[row])));
+    }
+}
+
+impl KnnRun {
+    pub fn evcxr_display(&self) {
+        let row = vec![self.name.clone(), self.memory.clone(), self.query_images.to_string(), self.config.k.to_string(), format!("{:.4}", self.accuracy), format!("{:.2}", self.seconds)];
+        println!("{}", mime_block("text/html", &html_table(&["run", "memory", "queries", "K", "accuracy", "seconds"], &[row])));
+    }
+}
+
+/// The images at `indices` of `data` side by side (each scaled up to at least 96 px), with
+/// their class names under them, as one figure.
+pub fn image_grid(data: &ImageDataset, indices: &[i64]) -> Result<Figure> {
+    use plotters::prelude::*;
+    if indices.is_empty() {
+        return Err(Error::msg("image_grid: no images asked for"));
+    }
+    if let Some(bad) = indices.iter().find(|&&i| i < 0 || i as usize >= data.len()) {
+        return Err(Error::msg(format!("image_grid: index {bad} is out of range for {} images", data.len())));
+    }
+    let [channels, h, w] = data.image_shape();
+    let scale = (96 / h.max(w)).max(1) as u32;
+    let (cell_w, cell_h) = (w as u32 * scale + 10, h as u32 * scale + 30);
+    let columns = indices.len().min(8) as u32;
+    let rows = (indices.len() as u32).div_ceil(columns);
+    let (images, _) = data.select(indices);
+    let pixels: Vec<f32> = Vec::try_from(images.flatten(0, -1))?;
+    let per_image = (channels * h * w) as usize;
+    crate::plot::render_with((columns * cell_w, rows * cell_h), |root| {
+        for (k, &index) in indices.iter().enumerate() {
+            let (col, row) = (k as u32 % columns, k as u32 / columns);
+            let (x0, y0) = ((col * cell_w + 5) as i32, (row * cell_h + 5) as i32);
+            let image = &pixels[k * per_image..(k + 1) * per_image];
+            for y in 0..h {
+                for x in 0..w {
+                    let value = |c: i64| (image[(c * h * w + y * w + x) as usize].clamp(0.0, 1.0) * 255.0) as u8;
+                    let colour = if channels >= 3 { RGBColor(value(0), value(1), value(2)) } else { RGBColor(value(0), value(0), value(0)) };
+                    let (px, py) = (x0 + (x as u32 * scale) as i32, y0 + (y as u32 * scale) as i32);
+                    root.draw(&Rectangle::new([(px, py), (px + scale as i32, py + scale as i32)], colour.filled()))
+                        .map_err(crate::plot::plot_error)?;
+                }
+            }
+            let label = &data.class_names()[data.labels()[index as usize] as usize];
+            root.draw(&Text::new(label.clone(), (x0, y0 + (h as u32 * scale) as i32 + 4), (crate::plot::FONT, 13).into_font()))
+                .map_err(crate::plot::plot_error)?;
+        }
+        Ok(())
+    })
+}
