@@ -210,6 +210,7 @@ impl Extractor {
         progress.set_style(ProgressStyle::with_template("activations {bar:30} {pos}/{len} images [{elapsed_precise}<{eta_precise}]").expect("valid template"));
         let mut parts = Vec::with_capacity(n.div_ceil(batch_size));
         for start in (0..n).step_by(batch_size) {
+            crate::interrupt::check()?;
             let len = batch_size.min(n - start);
             let batch = data.images().narrow(0, start as i64, len as i64);
             parts.push(self.forward(&batch)?.to_device(Device::Cpu));

@@ -25,6 +25,10 @@ pub enum Error {
     #[error("{0}")]
     Msg(String),
 
+    /// Ctrl-C: the run stopped between two batches.
+    #[error("interrupted (Ctrl-C); outputs finished before it are intact")]
+    Interrupted,
+
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

@@ -23,6 +23,7 @@ pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod interrupt;
 pub mod knn;
 pub mod models;
 pub mod nn;

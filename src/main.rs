@@ -22,6 +22,17 @@ enum Command {
         /// Script arguments, e.g. `epochs=30 name=long`.
         #[arg(value_name = "KEY=VALUE")]
         args: Vec<String>,
+        /// Let the script read and write files anywhere (default: the working directory and
+        /// paths given as arguments only).
+        #[arg(long)]
+        allow_fs: bool,
+        /// Rhai operations before the script is stopped (0: no limit); huelab's own work
+        /// (training, search) does not count.
+        #[arg(long, default_value_t = 1_000_000_000)]
+        max_operations: u64,
+        /// Nested script function calls allowed.
+        #[arg(long, default_value_t = 64)]
+        max_call_depth: usize,
     },
     /// Compile a script without running it.
     Check {
@@ -120,8 +131,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before anything touches libtorch, so that its CUDA backend registers.
     huelab::cuda::load_cuda_backend();
+    // First Ctrl-C: stop at the next batch, keeping finished outputs; second: stop at once.
+    let _ = ctrlc::set_handler(|| {
+        if huelab::interrupt::requested() {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the current batch (Ctrl-C again to stop at once)");
+        huelab::interrupt::request();
+    });
     let outcome = match cli.command {
-        Command::Run { script, args } => parse_args(&args).and_then(|args| run(script, args)),
+        Command::Run { script, args, allow_fs, max_operations, max_call_depth } => {
+            let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth };
+            parse_args(&args).and_then(|args| run(script, args, options))
+        }
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             println!("{}: ok", script.display());
         }),
@@ -167,13 +189,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            if huelab::interrupt::requested() { ExitCode::from(130) } else { ExitCode::FAILURE }
         }
     }
 }
 
-fn run(script: PathBuf, args: BTreeMap<String, String>) -> Result<(), ScriptError> {
-    let runner = ScriptRunner::open(&script, args)?;
+fn run(script: PathBuf, args: BTreeMap<String, String>, options: huelab::script::ScriptOptions) -> Result<(), ScriptError> {
+    let runner = ScriptRunner::open_with(&script, args, options)?;
     runner.run()?;
     let unread = runner.unread_args();
     if !unread.is_empty() {

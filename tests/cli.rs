@@ -107,17 +107,57 @@ fn unread_arguments_are_warned_about() {
 }
 
 #[test]
-fn the_readme_script_snippet_runs() {
+fn the_readme_script_snippets_run() {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme.find("```rhai\n").expect("the README has a rhai block") + "```rhai\n".len();
-    let snippet = &readme[start..start + readme[start..].find("```").unwrap()];
+    let snippets: Vec<&str> = readme.split("```rhai\n").skip(1).map(|rest| &rest[..rest.find("```").unwrap()]).collect();
+    assert_eq!(snippets.len(), 2, "the training and the pixel-kNN snippets");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("readme.rhai"), snippet).unwrap();
-    let out = huelab(dir.path(), &["run", "readme.rhai", "epochs=1"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    for file in ["metrics.csv", "curves.png", "manifest.json", "compare/summary.csv", "compare/comparison.png"] {
-        assert!(dir.path().join("runs/mine").join(file).exists(), "{file}");
+    for (i, snippet) in snippets.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("readme{i}.rhai")), snippet).unwrap();
+        let out = huelab(dir.path(), &["run", &format!("readme{i}.rhai"), "epochs=1"]);
+        assert!(out.status.success(), "snippet {i}: {}", stderr(&out));
     }
+    for file in ["runs/mine/metrics.csv", "runs/mine/curves.png", "runs/mine/manifest.json", "runs/mine/compare/summary.csv", "runs/mine/compare/comparison.png", "fig5.png", "fig6.png", "angles.png", "runs/mem/memory.json"] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
+}
+
+#[test]
+fn scripts_import_scripts_beside_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("helpers.rhai"), "fn double(x) { 2 * x }").unwrap();
+    std::fs::write(dir.path().join("main.rhai"), "import \"helpers\" as h;\nprint(h::double(21));").unwrap();
+    let out = huelab(dir.path(), &["run", "main.rhai"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    std::fs::write(dir.path().join("bad.rhai"), "import \"nope\" as n;").unwrap();
+    let err = assert_clean_failure(&huelab(dir.path(), &["run", "bad.rhai"]));
+    assert!(err.contains("bad.rhai:1") && err.contains("nope"), "{err}");
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_keeps_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "let d = dataset(\"digits\"); let r = train(d, d.split(#{}), #{ epochs: 1, progress: false });\n\
+                  write_metrics_csv(\"done.csv\", [r]);\nprint(\"written\");\n\
+                  train(d, d.split(#{}), #{ epochs: 100000, progress: false });";
+    std::fs::write(dir.path().join("long.rhai"), script).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["run", "long.rhai"]).current_dir(dir.path())
+        .stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !dir.path().join("done.csv").exists() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the first run never finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("interrupted") && err.contains("long.rhai:4"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(std::fs::read_to_string(dir.path().join("done.csv")).unwrap().lines().count() > 1);
 }
 
 #[test]

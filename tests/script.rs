@@ -152,22 +152,22 @@ fn builtin_sets_subsets_and_file_loaders_from_a_script() {
     let dir = tempfile::tempdir().unwrap();
     ndarray_npy::write_npy(dir.path().join("x.npy"), &ndarray::Array3::<u8>::zeros((4, 8, 8))).unwrap();
     ndarray_npy::write_npy(dir.path().join("y.npy"), &ndarray::Array1::from(vec![0i64, 1, 0, 1])).unwrap();
-    let source = format!(
-        r#"
-        let small = dataset("textures").subset(#{{ per_class: 5, seed: 1 }});
-        let arrays = load_npy("{0}/x.npy", "{0}/y.npy", #{{ class_names: ["no", "yes"], name: "tiny" }});
+    // The folder is given as an argument, which is what lets the script read it.
+    let source = r#"
+        let dir = arg("data", "");
+        let small = dataset("textures").subset(#{ per_class: 5, seed: 1 });
+        let arrays = load_npy(`${dir}/x.npy`, `${dir}/y.npy`, #{ class_names: ["no", "yes"], name: "tiny" });
         [small.len, small.class_names, arrays.name, arrays.class_names, arrays.image_shape]
-        "#,
-        dir.path().display()
-    );
-    let values = eval(&source).cast::<Array>();
+    "#;
+    let args = BTreeMap::from([("data".to_owned(), dir.path().display().to_string())]);
+    let values = ScriptRunner::from_source("files.rhai", source, args.clone()).eval().unwrap_or_else(|e| panic!("{e}")).cast::<Array>();
     assert_eq!(values[0].as_int().unwrap(), 15);
     assert_eq!(values[1].to_string(), r#"["brick", "grass", "gravel"]"#);
     assert_eq!(values[2].to_string(), "tiny");
     assert_eq!(values[3].to_string(), r#"["no", "yes"]"#);
     assert_eq!(values[4].to_string(), "[1, 8, 8]");
 
-    let e = error_of(&format!("load_image_folder(\"{}\", #{{ size: [0, 4] }})", dir.path().display()));
+    let e = ScriptRunner::from_source("files.rhai", r#"load_image_folder(arg("data", ""), #{ size: [0, 4] })"#, args).eval().unwrap_err();
     assert!(e.message.contains("'size'"), "{e}");
     let e = error_of("dataset(\"digits\").subset(#{ seed: 1 })");
     assert!(e.message.contains("per_class") && e.message.contains("required"), "{e}");
@@ -187,4 +187,40 @@ fn optimizer_and_schedule_options_are_checked_against_each_other() {
         let e = error_of(&format!("{data}{call}"));
         assert!(words.iter().all(|w| e.message.contains(w)), "{call}: {e}");
     }
+}
+
+#[test]
+fn file_access_is_confined_to_the_working_directory_and_argument_paths() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("m.csv");
+    let source = format!("let d = dataset(\"digits\"); let r = train(d, d.split(#{{}}), #{{ epochs: 1, progress: false }}); write_metrics_csv(\"{}\", [r]);", target.display());
+    let e = ScriptRunner::from_source("fs.rhai", source.clone(), BTreeMap::new()).eval().unwrap_err();
+    assert!(e.message.contains("outside the working directory") && e.message.contains("--allow-fs"), "{e}");
+    assert!(e.position.is_some(), "the error points at the call");
+    assert!(!target.exists());
+    // `..` cannot climb out of the working directory either.
+    let e = error_of("load_npy(\"../../../../../../tmp/x.npy\", \"y.npy\", #{})");
+    assert!(e.message.contains("outside the working directory"), "{e}");
+    // Given as an argument, or with allow_fs, the same path is fine.
+    let as_arg = BTreeMap::from([("out".to_owned(), outside.path().display().to_string())]);
+    ScriptRunner::from_source("fs.rhai", source.clone(), as_arg).eval().unwrap_or_else(|e| panic!("{e}"));
+    assert!(target.exists());
+    std::fs::remove_file(&target).unwrap();
+    let anywhere = huelab::script::ScriptOptions { allow_fs: true, ..Default::default() };
+    ScriptRunner::from_source_with("fs.rhai", source, BTreeMap::new(), anywhere).eval().unwrap_or_else(|e| panic!("{e}"));
+    assert!(target.exists());
+}
+
+#[test]
+fn operation_and_call_depth_limits_say_how_to_raise_them() {
+    let tight = huelab::script::ScriptOptions { max_operations: 10_000, ..Default::default() };
+    let e = ScriptRunner::from_source_with("loop.rhai", "let x = 0; loop { x += 1; }", BTreeMap::new(), tight).eval().unwrap_err();
+    assert!(e.message.contains("more than 10000 operations") && e.message.contains("--max-operations"), "{e}");
+    let shallow = huelab::script::ScriptOptions { max_call_depth: 8, ..Default::default() };
+    let e = ScriptRunner::from_source_with("deep.rhai", "fn f(n) { if n == 0 { 0 } else { f(n - 1) } }\nf(100)", BTreeMap::new(), shallow.clone())
+        .eval()
+        .unwrap_err();
+    assert!(e.message.contains("--max-call-depth"), "{e}");
+    let fine = ScriptRunner::from_source_with("deep.rhai", "fn f(n) { if n == 0 { 0 } else { f(n - 1) } }\nf(5)", BTreeMap::new(), shallow).eval();
+    assert_eq!(fine.unwrap().as_int().unwrap(), 0);
 }

@@ -307,6 +307,7 @@ pub fn classify(memory: &mut PixelMemory, queries: &Activations, config: &Classi
     let classes_n = memory.class_names().len();
     let (mut predicted, mut scores) = (Vec::with_capacity(queries.len()), Vec::with_capacity(queries.len()));
     for start in (0..queries.len()).step_by(config.batch_images) {
+        crate::interrupt::check()?;
         let len = config.batch_images.min(queries.len() - start);
         let vectors: Tensor = descriptor.vectors(&queries.maps().narrow(0, start as i64, len as i64));
         let Neighbours { distances_sq, ids, .. } = memory.search(&vectors, k)?;

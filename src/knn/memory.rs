@@ -214,6 +214,7 @@ impl PixelMemory {
         let per_image = descriptor.per_image(self.meta.grid);
         let batch = self.meta.config.add_batch;
         for start in (0..acts.len()).step_by(batch) {
+            crate::interrupt::check()?;
             let len = batch.min(acts.len() - start);
             let vectors = descriptor.vectors(&acts.maps().narrow(0, start as i64, len as i64));
             match &mut self.search {

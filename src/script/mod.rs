@@ -20,7 +20,26 @@ use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, AST};
 use sha2::{Digest, Sha256};
 
 use crate::output::ScriptInfo;
+pub use session::FileAccess;
 use session::ScriptSession;
+
+/// How a script runs: its file access and its limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptOptions {
+    /// `false` (the default): only the working directory and paths given as arguments.
+    pub allow_fs: bool,
+    /// Rhai operations before the script is stopped (0: no limit). Work inside huelab's
+    /// functions (training, search) does not count.
+    pub max_operations: u64,
+    /// Nested script function calls before the script is stopped.
+    pub max_call_depth: usize,
+}
+
+impl Default for ScriptOptions {
+    fn default() -> Self {
+        ScriptOptions { allow_fs: false, max_operations: 1_000_000_000, max_call_depth: 64 }
+    }
+}
 
 /// A script failure, printed as `file:line:column: message` when the position is known.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +83,7 @@ impl ScriptError {
         let position = error.take_position();
         let mut message = match error {
             EvalAltResult::ErrorRuntime(ref value, _) => value.to_string(),
+            EvalAltResult::ErrorTerminated(..) => crate::Error::Interrupted.to_string(),
             ref other => other.to_string(),
         };
         for caller in callers.iter().rev() {
@@ -88,23 +108,42 @@ pub struct ScriptRunner {
     session: Rc<ScriptSession>,
     file: String,
     source: String,
+    options: ScriptOptions,
 }
 
 impl ScriptRunner {
     /// Reads the script; `args` are the `key=value` pairs given after it.
     pub fn open(path: &Path, args: BTreeMap<String, String>) -> Result<Self, ScriptError> {
+        Self::open_with(path, args, ScriptOptions::default())
+    }
+
+    pub fn open_with(path: &Path, args: BTreeMap<String, String>, options: ScriptOptions) -> Result<Self, ScriptError> {
         let file = path.display().to_string();
         let source = std::fs::read_to_string(path)
             .map_err(|e| ScriptError { file: file.clone(), position: None, message: format!("cannot read the script: {e}") })?;
-        Ok(Self::from_source(&file, source, args))
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
+        Ok(Self::build(&file, source, args, options, &dir))
     }
 
-    /// A script given as text; `name` stands for the file in errors and manifests.
+    /// A script given as text; `name` stands for the file in errors and manifests. Imports
+    /// resolve against the working directory and its `scripts/`.
     pub fn from_source(name: &str, source: impl Into<String>, args: BTreeMap<String, String>) -> Self {
-        let source = source.into();
+        Self::from_source_with(name, source, args, ScriptOptions::default())
+    }
+
+    pub fn from_source_with(name: &str, source: impl Into<String>, args: BTreeMap<String, String>, options: ScriptOptions) -> Self {
+        Self::build(name, source.into(), args, options, Path::new("."))
+    }
+
+    fn build(name: &str, source: String, args: BTreeMap<String, String>, options: ScriptOptions, dir: &Path) -> Self {
         let sha256 = format!("{:x}", Sha256::digest(source.as_bytes()));
-        let session = ScriptSession::new(ScriptInfo { path: name.to_owned(), sha256, args });
-        ScriptRunner { engine: new_engine(Dynamic::from(session.clone())), session, file: name.to_owned(), source }
+        let files = if options.allow_fs { FileAccess::Anywhere } else { FileAccess::confined(&args) };
+        let session = ScriptSession::with_file_access(ScriptInfo { path: name.to_owned(), sha256, args }, files);
+        let mut engine = new_engine(Dynamic::from(session.clone()));
+        engine.set_max_operations(options.max_operations);
+        engine.set_max_call_levels(options.max_call_depth);
+        engine.set_module_resolver(module_resolver(dir));
+        ScriptRunner { engine, session, file: name.to_owned(), source, options }
     }
 
     /// Compiles without running.
@@ -117,7 +156,22 @@ impl ScriptRunner {
     /// Runs the script and returns the value of its last statement.
     pub fn eval(&self) -> Result<Dynamic, ScriptError> {
         let ast = self.check()?;
-        self.engine.eval_ast(&ast).map_err(|e| ScriptError::from_eval(&self.file, e))
+        self.engine.eval_ast(&ast).map_err(|e| {
+            let mut error = ScriptError::from_eval(&self.file, e);
+            // Rhai's own words for the limits do not say how to raise them.
+            if error.message.contains("Too many operations") {
+                error.message = format!(
+                    "the script ran more than {} operations; raise the limit with --max-operations N (0: none)",
+                    self.options.max_operations
+                );
+            } else if error.message.contains("Stack overflow") {
+                error.message = format!(
+                    "script functions nested deeper than {} calls; raise the limit with --max-call-depth N",
+                    self.options.max_call_depth
+                );
+            }
+            error
+        })
     }
 
     pub fn run(&self) -> Result<(), ScriptError> {
@@ -187,6 +241,10 @@ fn script_type(rust: &str) -> String {
         "SplitHandle" => "Split",
         "ReportHandle" => "TrainReport",
         "ComparisonHandle" => "Comparison",
+        "ExtractorHandle" => "Extractor",
+        "ActivationsHandle" => "Activations",
+        "MemoryHandle" | "PixelMemoryHandle" => "PixelMemory",
+        "KnnRunHandle" => "KnnRun",
         "str" | "String" | "ImmutableString" => "string",
         "i64" | "INT" => "int",
         "f64" | "FLOAT" => "float",
@@ -198,8 +256,19 @@ fn script_type(rust: &str) -> String {
     .to_owned()
 }
 
+/// `import "name" as m;` finds `name.rhai` beside the script, then in `./scripts/`.
+fn module_resolver(dir: &Path) -> rhai::module_resolvers::ModuleResolversCollection {
+    use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
+    let mut resolvers = ModuleResolversCollection::new();
+    resolvers.push(FileModuleResolver::new_with_path(dir));
+    resolvers.push(FileModuleResolver::new_with_path("scripts"));
+    resolvers
+}
+
 fn new_engine(session: Dynamic) -> Engine {
     let mut engine = Engine::new();
+    // Ctrl-C: stop at the next operation (huelab's functions stop at their next batch).
+    engine.on_progress(|_| crate::interrupt::requested().then(|| Dynamic::from("interrupted (Ctrl-C)")));
     HuelabPackage::new().register_into_engine(&mut engine);
     engine.set_default_tag(session);
     // Reading a map property that does not exist is an error, not a silent `()`.

@@ -1,22 +1,116 @@
 //! What a running script knows about itself: its file, its command-line arguments and which of
-//! them it has read. Bound functions reach it through the engine's tag.
+//! them it has read, and which files it may touch. Bound functions reach it through the
+//! engine's tag.
 use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
 use rhai::NativeCallContext;
 
+use super::errors::{to_rhai, RhaiResult};
 use crate::output::ScriptInfo;
+
+/// Where a script may read and write files: the working directory and the paths given as
+/// arguments (`out=/data/run1`), or anywhere with `--allow-fs`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileAccess {
+    Anywhere,
+    Within(Vec<PathBuf>),
+}
+
+impl FileAccess {
+    /// The working directory, plus every argument value that names a path (it exists, or it is
+    /// absolute, or it has a `/`), each as the directory tree or file it names.
+    pub fn confined(args: &std::collections::BTreeMap<String, String>) -> Self {
+        let mut roots = vec![];
+        if let Ok(cwd) = std::env::current_dir() {
+            roots.push(resolve(&cwd));
+        }
+        for value in args.values() {
+            let path = Path::new(value);
+            if !value.is_empty() && (path.exists() || path.is_absolute() || value.contains('/')) {
+                roots.push(resolve(path));
+            }
+        }
+        FileAccess::Within(roots)
+    }
+
+    pub fn allows(&self, path: &Path) -> bool {
+        match self {
+            FileAccess::Anywhere => true,
+            FileAccess::Within(roots) => {
+                let path = resolve(path);
+                roots.iter().any(|root| path.starts_with(root))
+            }
+        }
+    }
+}
+
+/// `path` made absolute against the working directory, with `.` and `..` removed and symbolic
+/// links of its longest existing prefix resolved, so `a/../../etc` cannot slip out.
+pub fn resolve(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() { path.to_owned() } else { std::env::current_dir().unwrap_or_default().join(path) };
+    let mut normal = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::ParentDir => {
+                normal.pop();
+            }
+            Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    // Resolve links on the part that exists; keep the rest as written.
+    let mut existing = normal.clone();
+    let mut rest = vec![];
+    while !existing.exists() {
+        match (existing.file_name().map(|n| n.to_owned()), existing.parent().map(Path::to_owned)) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = existing.canonicalize().unwrap_or(existing);
+    for name in rest.into_iter().rev() {
+        resolved.push(name);
+    }
+    resolved
+}
 
 #[derive(Debug)]
 pub struct ScriptSession {
     pub script: ScriptInfo,
     read_args: RefCell<BTreeSet<String>>,
+    files: FileAccess,
 }
 
 impl ScriptSession {
     pub fn new(script: ScriptInfo) -> Rc<Self> {
-        Rc::new(ScriptSession { script, read_args: RefCell::default() })
+        Self::with_file_access(script, FileAccess::Anywhere)
+    }
+
+    pub fn with_file_access(script: ScriptInfo, files: FileAccess) -> Rc<Self> {
+        Rc::new(ScriptSession { script, read_args: RefCell::default(), files })
+    }
+
+    /// `path` if the script may use it; else an error naming the argument and the way out.
+    pub fn path(&self, path: &str, argument: &str) -> RhaiResult<PathBuf> {
+        if self.files.allows(Path::new(path)) {
+            Ok(PathBuf::from(path))
+        } else {
+            Err(to_rhai(format!(
+                "{argument} '{path}' is outside the working directory and the paths given as arguments; \
+                 pass it as an argument (e.g. out={path}) or run with --allow-fs"
+            )))
+        }
+    }
+
+    /// The path a bound function was given, checked against the script's file access.
+    pub fn checked(ctx: &NativeCallContext, path: &str, argument: &str) -> RhaiResult<PathBuf> {
+        Self::of(ctx).path(path, argument)
     }
 
     /// The value given on the command line for `name`, if any; marks it as read.

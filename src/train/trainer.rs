@@ -109,6 +109,11 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         let mut sums = EpochSums::default();
         let batches = BatchStream::new(data.images(), data.labels(), order, config.batch_size, config.augment, augment_rng);
         for (batch_index, batch) in batches.enumerate() {
+            if crate::interrupt::requested() {
+                // The last finished epoch's checkpoint stays as it is.
+                progress.abandon();
+                return Err(Error::Interrupted);
+            }
             let (x, y) = to_device(batch);
             let out = net.forward_t(&x, true)?;
             let onehot = out.logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, config.label_smoothing)?;

@@ -24,7 +24,8 @@ pub mod compare_api {
     /// print(c.table);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn compare(data: DatasetHandle, arms: Array, options: Map) -> RhaiResult<Comparison> {
+    pub fn compare(ctx: NativeCallContext, data: DatasetHandle, arms: Array, options: Map) -> RhaiResult<Comparison> {
+        let session = ScriptSession::of(&ctx);
         guarded("compare", || {
             let config = compare_config(options)?;
             let arms = arms
@@ -33,7 +34,11 @@ pub mod compare_api {
                 .map(|(i, arm)| {
                     let type_name = arm.type_name();
                     let map = arm.try_cast::<Map>().ok_or_else(|| crate::Error::invalid_option("arms", format!("arm {i} must be a map of train options, got {type_name}")))?;
-                    arm_config(map).map_err(|e| crate::Error::msg(format!("arm {i}: {e}")))
+                    let arm = arm_config(map).map_err(|e| crate::Error::msg(format!("arm {i}: {e}")))?;
+                    if let Some(dir) = &arm.config.checkpoint {
+                        session.path(&dir.to_string_lossy(), "checkpoint").map_err(|e| crate::Error::msg(format!("arm {i}: {e}")))?;
+                    }
+                    Ok(arm)
                 })
                 .collect::<crate::Result<Vec<_>>>()?;
             Ok(ComparisonHandle(Rc::new(library_compare(&data.0, &arms, &config)?)))
@@ -68,12 +73,14 @@ pub mod compare_api {
     #[rhai_fn(return_raw)]
     pub fn write_comparison(ctx: NativeCallContext, dir: &str, c: Comparison) -> RhaiResult<()> {
         let session = ScriptSession::of(&ctx);
+        session.path(dir, "dir")?;
         guarded("write_comparison", || library_write_comparison(Path::new(dir), &c.0, Some(&session.script)))
     }
 
     /// One `summary.csv` for several comparisons (one row per arm of each).
     #[rhai_fn(return_raw)]
-    pub fn write_summary_csv(path: &str, comparisons: Array) -> RhaiResult<()> {
+    pub fn write_summary_csv(ctx: NativeCallContext, path: &str, comparisons: Array) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         let handles: Vec<ComparisonHandle> = handles_of(&comparisons, "comparisons", "Comparison (from compare)")?;
         let refs: Vec<_> = handles.iter().map(|h| h.0.as_ref()).collect();
         guarded("write_summary_csv", || library_write_summary_csv(Path::new(path), &refs))

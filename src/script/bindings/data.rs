@@ -13,6 +13,7 @@ pub mod data_api {
     use crate::script::configs::{idx_options, image_folder_options, npy_options, split_config, subset_config};
     use crate::script::errors::{guarded, RhaiResult};
     use crate::script::handles::{DatasetHandle, SplitHandle};
+    use crate::script::session::ScriptSession;
 
     pub type Dataset = DatasetHandle;
     pub type Split = SplitHandle;
@@ -35,7 +36,9 @@ pub mod data_api {
     /// let data = load_idx("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", #{});
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn load_idx(images: &str, labels: &str, options: Map) -> RhaiResult<Dataset> {
+    pub fn load_idx(ctx: NativeCallContext, images: &str, labels: &str, options: Map) -> RhaiResult<Dataset> {
+        ScriptSession::checked(&ctx, images, "images")?;
+        ScriptSession::checked(&ctx, labels, "labels")?;
         guarded("load_idx", || {
             let o = idx_options(options)?;
             let name = o.name.unwrap_or_else(|| images.to_owned());
@@ -50,7 +53,9 @@ pub mod data_api {
     /// let data = load_npy("x.npy", "y.npy", #{ layout: "nhwc" });
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn load_npy(images: &str, labels: &str, options: Map) -> RhaiResult<Dataset> {
+    pub fn load_npy(ctx: NativeCallContext, images: &str, labels: &str, options: Map) -> RhaiResult<Dataset> {
+        ScriptSession::checked(&ctx, images, "images")?;
+        ScriptSession::checked(&ctx, labels, "labels")?;
         guarded("load_npy", || {
             let o = npy_options(options)?;
             let name = o.name.unwrap_or_else(|| images.to_owned());
@@ -64,7 +69,8 @@ pub mod data_api {
     /// let data = load_image_folder("photos/", #{ size: 32, channels: 3 });
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn load_image_folder(dir: &str, options: Map) -> RhaiResult<Dataset> {
+    pub fn load_image_folder(ctx: NativeCallContext, dir: &str, options: Map) -> RhaiResult<Dataset> {
+        ScriptSession::checked(&ctx, dir, "dir")?;
         guarded("load_image_folder", || {
             let (config, name) = image_folder_options(options)?;
             let name = name.unwrap_or_else(|| dir.to_owned());

@@ -32,9 +32,12 @@ pub mod knn_api {
     /// let net = pretrained("efficientnet_lite0", #{ layer: "bottleneck", size: 224 });
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn pretrained(name: &str, options: Map) -> RhaiResult<Extractor> {
+    pub fn pretrained(ctx: NativeCallContext, name: &str, options: Map) -> RhaiResult<Extractor> {
+        let o = extractor_options(options, "pretrained options", EXTRACTOR_KEYS).map_err(to_rhai)?;
+        if let Some(weights) = &o.weights {
+            ScriptSession::checked(&ctx, weights, "weights")?;
+        }
         guarded("pretrained", || {
-            let o = extractor_options(options, "pretrained options", EXTRACTOR_KEYS)?;
             let e = LibraryExtractor::pretrained(name, o.weights.as_deref().map(Path::new), &o.layer, o.size, o.device)?;
             Ok(ExtractorHandle(Rc::new(e)))
         })
@@ -46,7 +49,8 @@ pub mod knn_api {
     /// let net = trained_model("runs/desc/ckpt-resnet", #{});
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn trained_model(dir: &str, options: Map) -> RhaiResult<Extractor> {
+    pub fn trained_model(ctx: NativeCallContext, dir: &str, options: Map) -> RhaiResult<Extractor> {
+        ScriptSession::checked(&ctx, dir, "dir")?;
         guarded("trained_model", || {
             let o = extractor_options(options, "trained_model options", &["layer", "device"])?;
             Ok(ExtractorHandle(Rc::new(LibraryExtractor::trained(Path::new(dir), &o.layer, o.device)?)))
@@ -59,7 +63,8 @@ pub mod knn_api {
     /// let net = torchscript("resnet50_layer4.pt", #{ size: 224 });
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn torchscript(path: &str, options: Map) -> RhaiResult<Extractor> {
+    pub fn torchscript(ctx: NativeCallContext, path: &str, options: Map) -> RhaiResult<Extractor> {
+        ScriptSession::checked(&ctx, path, "path")?;
         guarded("torchscript", || {
             let o = extractor_options(options, "torchscript options", &["size", "device"])?;
             Ok(ExtractorHandle(Rc::new(LibraryExtractor::torchscript(Path::new(path), o.size, o.device)?)))
@@ -85,7 +90,9 @@ pub mod knn_api {
     /// let acts = load_activations("maps.npy", "labels.npy");
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn load_activations(maps: &str, labels: &str) -> RhaiResult<Activations> {
+    pub fn load_activations(ctx: NativeCallContext, maps: &str, labels: &str) -> RhaiResult<Activations> {
+        ScriptSession::checked(&ctx, maps, "maps")?;
+        ScriptSession::checked(&ctx, labels, "labels")?;
         guarded("load_activations", || Ok(ActivationsHandle(Rc::new(LibraryActivations::load_npy(Path::new(maps), Path::new(labels), None)?))))
     }
 
@@ -94,7 +101,9 @@ pub mod knn_api {
     /// acts.save_npy("runs/x/maps.npy", "runs/x/labels.npy");
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn save_npy(acts: &mut Activations, maps: &str, labels: &str) -> RhaiResult<()> {
+    pub fn save_npy(ctx: NativeCallContext, acts: &mut Activations, maps: &str, labels: &str) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, maps, "maps")?;
+        ScriptSession::checked(&ctx, labels, "labels")?;
         guarded("save_npy", || acts.0.save_npy(Path::new(maps), Path::new(labels)))
     }
 
@@ -159,7 +168,8 @@ pub mod knn_api {
 
     /// Saves the memory (index, entries.npy, memory.json) into a directory.
     #[rhai_fn(name = "save", return_raw)]
-    pub fn memory_save(memory: &mut PixelMemoryHandle, dir: &str) -> RhaiResult<()> {
+    pub fn memory_save(ctx: NativeCallContext, memory: &mut PixelMemoryHandle, dir: &str) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, dir, "dir")?;
         guarded("save", || memory.0.borrow_mut().save(Path::new(dir)))
     }
 
@@ -168,7 +178,8 @@ pub mod knn_api {
     /// let memory = load_memory("runs/obs/memory", #{});
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn load_memory(dir: &str, options: Map) -> RhaiResult<PixelMemoryHandle> {
+    pub fn load_memory(ctx: NativeCallContext, dir: &str, options: Map) -> RhaiResult<PixelMemoryHandle> {
+        ScriptSession::checked(&ctx, dir, "dir")?;
         guarded("load_memory", || {
             let o = extractor_options(options, "load_memory options", &["device"])?;
             Ok(MemoryHandle(Rc::new(RefCell::new(PixelMemory::load(Path::new(dir), o.device)?))))
@@ -224,7 +235,8 @@ pub mod knn_api {
 
     /// One row per query image: truth, prediction and every class's score.
     #[rhai_fn(return_raw)]
-    pub fn write_predictions_csv(path: &str, run: KnnRun) -> RhaiResult<()> {
+    pub fn write_predictions_csv(ctx: NativeCallContext, path: &str, run: KnnRun) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         guarded("write_predictions_csv", || library_write_predictions_csv(Path::new(path), &run.0))
     }
 
@@ -234,6 +246,7 @@ pub mod knn_api {
     pub fn write_knn_manifest(ctx: NativeCallContext, path: &str, runs: Array) -> RhaiResult<()> {
         let runs: Vec<KnnRunHandle> = handles_of(&runs, "runs", "KnnRun (from knn_classify)")?;
         let session = ScriptSession::of(&ctx);
+        session.path(path, "path")?;
         guarded("write_knn_manifest", || {
             write_manifest_of(Path::new(path), Some(&session.script), ManifestBody::Knn(runs.iter().map(|r| r.0.as_ref()).collect()))
         })
@@ -245,7 +258,8 @@ pub mod knn_api {
     /// plot_energy("runs/obs/fig3_energy.png", "energy", [a, b], ["textures", "photos"]);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn plot_energy(path: &str, title: &str, sets: Array, names: Array) -> RhaiResult<()> {
+    pub fn plot_energy(ctx: NativeCallContext, path: &str, title: &str, sets: Array, names: Array) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         let sets: Vec<ActivationsHandle> = handles_of(&sets, "sets", "Activations")?;
         let names: Vec<String> = names.into_iter().map(|n| n.to_string()).collect();
         if names.len() != sets.len() {
@@ -258,7 +272,8 @@ pub mod knn_api {
     /// Fig. 5: where matched memory pixels lie, same-class vs other-class (needs `observe`).
     /// Also writes `<name>.csv` and `<name>_summary.csv` (same-class share, mean radii, spreads).
     #[rhai_fn(return_raw)]
-    pub fn plot_match_positions(path: &str, run: KnnRun) -> RhaiResult<()> {
+    pub fn plot_match_positions(ctx: NativeCallContext, path: &str, run: KnnRun) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         let stats = stats_of(&run, "plot_match_positions")?;
         guarded("plot_match_positions", || {
             let path = Path::new(path);
@@ -270,7 +285,8 @@ pub mod knn_api {
 
     /// Fig. 6: matches of query pixels at the chosen cells (needs `observe` with `cells`).
     #[rhai_fn(return_raw)]
-    pub fn plot_conditional_matches(path: &str, run: KnnRun) -> RhaiResult<()> {
+    pub fn plot_conditional_matches(ctx: NativeCallContext, path: &str, run: KnnRun) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         let stats = stats_of(&run, "plot_conditional_matches")?;
         if stats.conditional.is_empty() {
             return Err(to_rhai("plot_conditional_matches: observe had no cells"));
@@ -280,7 +296,8 @@ pub mod knn_api {
 
     /// A polar plot of the angles of same-class matches per class (needs `observe`).
     #[rhai_fn(return_raw)]
-    pub fn plot_match_angles(path: &str, run: KnnRun) -> RhaiResult<()> {
+    pub fn plot_match_angles(ctx: NativeCallContext, path: &str, run: KnnRun) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         let stats = stats_of(&run, "plot_match_angles")?;
         guarded("plot_match_angles", || {
             plot::plot_match_angles(Path::new(path), &format!("{}: angle of same-class matches (share / chance share)", run.0.name), &stats, &run.0.predictions.class_names)
@@ -293,7 +310,8 @@ pub mod knn_api {
     /// plot_bars("fig4.png", "accuracy", ["resnet18"], ["pixel", "gap"], [[0.8, 0.7]], (), "accuracy");
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn plot_bars(path: &str, title: &str, groups: Array, series: Array, values: Array, spread: Dynamic, y_desc: &str) -> RhaiResult<()> {
+    pub fn plot_bars(ctx: NativeCallContext, path: &str, title: &str, groups: Array, series: Array, values: Array, spread: Dynamic, y_desc: &str) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         let strings = |a: Array| a.into_iter().map(|v| v.to_string()).collect::<Vec<_>>();
         let matrix = |a: Array, what: &str| -> RhaiResult<Vec<Vec<f64>>> {
             a.into_iter()

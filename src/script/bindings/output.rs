@@ -65,7 +65,8 @@ pub mod output_api {
     /// write_metrics_csv("runs/quickstart/metrics.csv", [a, b]);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn write_metrics_csv(path: &str, runs: Array) -> RhaiResult<()> {
+    pub fn write_metrics_csv(ctx: NativeCallContext, path: &str, runs: Array) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         let reports = reports_of(&runs)?;
         guarded("write_metrics_csv", || library_write_metrics_csv(Path::new(path), &refs(&reports)))
     }
@@ -75,7 +76,8 @@ pub mod output_api {
     /// plot_training_curves("runs/quickstart/curves.png", [a, b]);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn plot_training_curves(path: &str, runs: Array) -> RhaiResult<()> {
+    pub fn plot_training_curves(ctx: NativeCallContext, path: &str, runs: Array) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         let reports = reports_of(&runs)?;
         guarded("plot_training_curves", || library_plot_training_curves(Path::new(path), &refs(&reports)))
     }
@@ -87,6 +89,7 @@ pub mod output_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn write_manifest(ctx: NativeCallContext, path: &str, runs: Array) -> RhaiResult<()> {
+        ScriptSession::checked(&ctx, path, "path")?;
         let reports = reports_of(&runs)?;
         let session = ScriptSession::of(&ctx);
         guarded("write_manifest", || library_write_manifest(Path::new(path), Some(&session.script), &refs(&reports)))

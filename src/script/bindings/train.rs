@@ -7,7 +7,8 @@ pub mod train_api {
     use rhai::{Array, Dynamic, Map};
 
     use crate::script::configs::train_config;
-    use crate::script::errors::{guarded, RhaiResult};
+    use crate::script::errors::{guarded, to_rhai, RhaiResult};
+    use crate::script::session::ScriptSession;
     use crate::script::handles::{DatasetHandle, ReportHandle, SplitHandle};
     use crate::train::train as library_train;
 
@@ -24,9 +25,12 @@ pub mod train_api {
     /// print(run.test_accuracy);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn train(data: DatasetHandle, split: SplitHandle, options: Map) -> RhaiResult<TrainReport> {
+    pub fn train(ctx: NativeCallContext, data: DatasetHandle, split: SplitHandle, options: Map) -> RhaiResult<TrainReport> {
+        let config = train_config(options).map_err(to_rhai)?;
+        if let Some(dir) = &config.checkpoint {
+            ScriptSession::checked(&ctx, &dir.to_string_lossy(), "checkpoint")?;
+        }
         guarded("train", || {
-            let config = train_config(options)?;
             Ok(ReportHandle(Rc::new(library_train(&data.0, &split.0, &config)?)))
         })
     }
