@@ -43,6 +43,8 @@ command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (h
 apt_wanted=(cmake g++ make pkg-config libopenblas-dev dataset-fashion-mnist unzip ca-certificates)
 command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || apt_wanted+=(python3-pip)
 command -v npm >/dev/null || apt_wanted+=(npm)
+# The notebook venv: Debian's own python3 needs python3-venv for `python3 -m venv`.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_wanted+=(python3-venv)
 apt_missing=()
 for p in "${apt_wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$p")
@@ -174,6 +176,41 @@ if [ ! -f "$DATA_DIR/imagenet/imagenet_classes.js" ]; then
     || die "npm could not fetch @tensorflow-models/mobilenet@2.1.1"
   mkdir -p "$DATA_DIR/imagenet"; mv "$tmp/package/dist/imagenet_classes.js" "$DATA_DIR/imagenet/"; rm -rf "$tmp"
 fi
+
+# --- 4b. notebook machinery: the evcxr Jupyter kernel and nbclient ---------------------------
+# tests/notebooks.rs executes notebooks/*.ipynb headlessly with these (notebooks/README.md).
+EVCXR_VERSION=0.22.0
+NOTEBOOK_VENV=$CACHE/notebook-venv
+KERNEL_DIR=$CACHE/jupyter/kernels/huelab-rust
+if ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
+  say "installing evcxr_jupyter $EVCXR_VERSION (the Rust Jupyter kernel; about 12 minutes on 2 cores, once per machine)"
+  cargo install --locked --quiet evcxr_jupyter --version "$EVCXR_VERSION"
+fi
+if ! "$NOTEBOOK_VENV/bin/python" -c 'import nbclient, nbformat, jupyter_client' 2>/dev/null; then
+  say "making the notebook venv (nbclient, nbformat, jupyter_client) in $NOTEBOOK_VENV"
+  python3 -m venv "$NOTEBOOK_VENV"
+  "$NOTEBOOK_VENV/bin/pip" install --quiet nbclient==0.11.0 nbformat==5.11.1 jupyter_client==8.10.0
+fi
+# The kernel spec, found through JUPYTER_PATH=$CACHE/jupyter. Cell code has no rpath, so
+# libtorch's and FAISS's libraries go on LD_LIBRARY_PATH; the toolchain's own lib directory
+# too (evcxr loads cell code beside it); EVCXR_TMPDIR keeps compiled dependencies between runs.
+sysroot=$(rustc --print sysroot)
+mkdir -p "$KERNEL_DIR" "$CACHE/evcxr"
+cat > "$KERNEL_DIR/kernel.json" <<KERNEL
+{
+  "argv": ["$(dirname "$(command -v cargo)")/evcxr_jupyter", "--control_file", "{connection_file}"],
+  "display_name": "Rust (huelab)",
+  "language": "rust",
+  "interrupt_mode": "message",
+  "env": {
+    "PATH": "$(dirname "$(command -v cargo)"):/usr/local/bin:/usr/bin:/bin",
+    "LIBTORCH": "$LIBTORCH_DIR/torch",
+    "HUELAB_FAISS_LIB": "$FAISS_DIR/lib",
+    "LD_LIBRARY_PATH": "$LIBTORCH_DIR/torch/lib:$FAISS_DIR/lib:$sysroot/lib/rustlib/x86_64-unknown-linux-gnu/lib",
+    "EVCXR_TMPDIR": "$CACHE/evcxr"
+  }
+}
+KERNEL
 
 [ "$mode" = deps ] && { say "dependencies ready ($(( $(date +%s) - started )) s)"; exit 0; }
 

@@ -69,11 +69,31 @@ impl Comparison {
     }
 }
 
+/// HTML shown inline by evcxr (one display per cell output: put several runs in one table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Html(pub String);
+
+impl Html {
+    pub fn evcxr_display(&self) {
+        println!("{}", mime_block("text/html", &self.0));
+    }
+}
+
+/// One row per run: last epoch and test metrics.
+pub fn runs_table(reports: &[&TrainReport]) -> Html {
+    let header = ["run", "model", "epochs", "last train loss", "last val acc", "test acc", "test hue acc", "seconds"];
+    Html(html_table(&header, &reports.iter().map(|r| r.table_row()).collect::<Vec<_>>()))
+}
+
 impl TrainReport {
     /// The run's last epoch and test metrics as a one-row table.
     pub fn evcxr_display(&self) {
+        runs_table(&[self]).evcxr_display()
+    }
+
+    fn table_row(&self) -> Vec<String> {
         let last = self.epochs.last();
-        let row = vec![
+        vec![
             self.name().to_owned(),
             self.model.arch.name().to_owned(),
             self.epochs.len().to_string(),
@@ -82,9 +102,7 @@ impl TrainReport {
             fmt(self.test.map(|t| t.accuracy)),
             fmt(self.test.map(|t| t.hue_accuracy)),
             format!("{:.1}", self.wall_seconds),
-        ];
-        let header = ["run", "model", "epochs", "last train loss", "last val acc", "test acc", "test hue acc", "seconds"];
-        println!("{}", mime_block("text/html", &html_table(&header, &[row])));
+        ]
     }
 }
 
