@@ -102,18 +102,20 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    device = torch.device(args.device)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     backbone = SmallCnn(args.channels, args.size) if args.model == "small_cnn" else ResNet18SmallStem(args.channels)
-    model = HueNet(backbone, args.classes)
+    model = HueNet(backbone, args.classes).to(device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     angles = torch.arange(args.classes, dtype=torch.float32) * (2 * math.pi / args.classes)
-    points = torch.stack([angles.cos(), angles.sin()], dim=1)
-    x = torch.rand(args.batch, args.channels, args.size, args.size)
-    y = torch.randint(args.classes, (args.batch,))
+    points = torch.stack([angles.cos(), angles.sin()], dim=1).to(device)
+    x = torch.rand(args.batch, args.channels, args.size, args.size).to(device)
+    y = torch.randint(args.classes, (args.batch,)).to(device)
 
     def step():
         logits, pred_xy = model(x)
@@ -127,7 +129,7 @@ def main():
         step()
     start = time.perf_counter()
     for _ in range(args.steps):
-        step()
+        step()  # loss.item() synchronises with the GPU every step, as huelab's loop does
     seconds = time.perf_counter() - start
     print(json.dumps({"images_per_second": args.steps * args.batch / seconds, "steps": args.steps, "seconds": seconds}))
 

@@ -87,6 +87,9 @@ enum Bench {
         rounds: usize,
         #[arg(long, default_value_t = 2)]
         threads: i32,
+        /// Where both sides run: cpu, cuda, cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
         /// Also write the results as JSON here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -121,6 +124,13 @@ enum Bench {
         approximate: String,
         #[arg(long, default_value_t = 32)]
         nprobe: usize,
+        /// Skip the faiss-python reference.
+        #[arg(long)]
+        no_reference: bool,
+        /// Also run the exact libtorch backend on this device (cpu, cuda, cuda:N) and check its
+        /// neighbours against FAISS Flat.
+        #[arg(long)]
+        torch_device: Option<String>,
         /// Also write the results as JSON here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -160,16 +170,23 @@ fn main() -> ExitCode {
                 }
             })
             .map_err(|message| ScriptError { file: "api".into(), position: None, message }),
-        Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, out }) => {
-            bench_train(&python, &models, batch, size, &steps, rounds, threads, out.as_deref()).map_err(|e| ScriptError {
+        Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, device, out }) => {
+            bench_train(&python, &models, batch, size, &steps, rounds, threads, &device, out.as_deref()).map_err(|e| ScriptError {
                 file: "bench".into(),
                 position: None,
                 message: e.to_string(),
             })
         }
-        Command::Bench(Bench::Knn { python, memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, out }) => {
-            let bench = huelab::bench::KnnBench { memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe };
-            bench_knn(&python, &bench, out.as_deref())
+        Command::Bench(Bench::Knn { python, memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, torch_device, out }) => {
+            torch_device
+                .map(|d| d.parse::<huelab::device::DeviceChoice>().and_then(|c| c.resolve()))
+                .transpose()
+                .and_then(|torch_device| {
+                    let bench = huelab::bench::KnnBench {
+                        memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, skip_reference: no_reference, torch_device,
+                    };
+                    bench_knn(&python, &bench, out.as_deref())
+                })
                 .map_err(|e| ScriptError { file: "bench".into(), position: None, message: e.to_string() })
         }
         Command::Info => {
@@ -216,6 +233,12 @@ fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Opt
     println!("{:<34} {:>14.1} {:>16.0}", "huelab classify (search + Eq. 2-3)", r.huelab_images_per_second, r.huelab_pixel_queries_per_second);
     println!("{:<34} {:>14.1} {:>16.0}", format!("faiss-python {} search only", r.faiss_python["faiss"].as_str().unwrap_or("?")), r.faiss_python_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.faiss_python_pixel_queries_per_second);
     println!("ratio huelab / faiss-python: {:.3}x (goal >= 0.95x)", r.ratio);
+    if let Some(t) = &r.torch_backend {
+        println!(
+            "exact libtorch backend on {}: {:.1} images/s, {:.0} pixel queries/s; neighbours equal to FAISS Flat {:.4}, max |d² difference| {:.2e}, same class {:.4}",
+            t.device, t.images_per_second, t.pixel_queries_per_second, t.same_ids, t.max_distance_difference, t.same_predictions
+        );
+    }
     println!("Flat bank: {:.1} MB vs raw float32 {:.1} MB = {:.3}x (goal <= 1.1x); RSS growth while building {:.1} MB", mb(r.flat_bank_bytes), mb(r.raw_float32_bytes), r.flat_bank_ratio, r.flat_rss_growth_bytes as f64 / 1e6);
     println!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
         bench.approximate, bench.nprobe, mb(r.approximate_bank_bytes), r.approximate_memory_ratio, r.approximate_accuracy, r.flat_accuracy, r.approximate_accuracy_ratio, r.approximate_build_seconds);
@@ -267,14 +290,16 @@ fn bench_train(
     steps: &[usize],
     rounds: usize,
     threads: i32,
+    device: &str,
     out: Option<&std::path::Path>,
 ) -> huelab::Result<()> {
     use huelab::bench::{compare_train_throughput, TrainBench};
+    let device = device.parse::<huelab::device::DeviceChoice>()?.resolve()?;
     println!("{:<10} {:>5} {:>8} {:>14} {:>14} {:>7}", "model", "batch", "input", "huelab img/s", "pytorch img/s", "ratio");
     let mut results = Vec::new();
     for (i, name) in models.iter().enumerate() {
         let arch: huelab::models::Arch = name.parse()?;
-        let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads };
+        let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads, device };
         let r = compare_train_throughput(python, bench, rounds)?;
         println!("{:<10} {:>5} {:>8} {:>14.1} {:>14.1} {:>6.3}x", name, batch, format!("1x{size}x{size}"), r.huelab_median, r.pytorch_median, r.ratio);
         results.push(r);

@@ -30,6 +30,33 @@ pub struct KnnBench {
     /// The approximate index compared with Flat for accuracy and size.
     pub approximate: String,
     pub nprobe: usize,
+    /// Skip the faiss-python reference (a machine without it, e.g. the GPU check).
+    pub skip_reference: bool,
+    /// Also run the exact libtorch backend on this device and check its neighbours against
+    /// FAISS Flat.
+    #[serde(serialize_with = "serialize_device")]
+    pub torch_device: Option<tch::Device>,
+}
+
+fn serialize_device<S: serde::Serializer>(device: &Option<tch::Device>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match device {
+        Some(d) => s.serialize_str(&crate::device::device_name(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The exact libtorch backend against FAISS Flat on the same queries.
+#[derive(Debug, Clone, Serialize)]
+pub struct TorchBackendCheck {
+    pub device: String,
+    /// Share of (query, rank) neighbour ids equal to FAISS's.
+    pub same_ids: f64,
+    /// Largest difference of squared distances at equal rank.
+    pub max_distance_difference: f64,
+    /// Share of query images given the same class.
+    pub same_predictions: f64,
+    pub images_per_second: f64,
+    pub pixel_queries_per_second: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +85,7 @@ pub struct KnnBenchResult {
     pub approximate_accuracy: f64,
     pub approximate_accuracy_ratio: f64,
     pub approximate_build_seconds: f64,
+    pub torch_backend: Option<TorchBackendCheck>,
 }
 
 /// Synthetic maps `[n, dim, grid, grid]`. A pixel is relu(prototype + noise): with probability
@@ -150,19 +178,50 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
     // huelab gets the same one warm-up batch as the Python side.
     classify(&mut flat, &queries.select(&(0..(b.batch_images as i64).min(b.query_images)).collect::<Vec<_>>())?, &config)?;
     let (mut ours, mut theirs) = (vec![], vec![]);
-    let mut flat_accuracy = 0.0;
+    let mut flat_predictions = None;
     let mut faiss_python = serde_json::Value::Null;
     for round in 0..b.rounds.max(1) {
         progress(&format!("round {}/{}: huelab", round + 1, b.rounds.max(1)));
         let start = Instant::now();
         let (predictions, _) = classify(&mut flat, &queries, &config)?;
         ours.push(start.elapsed().as_secs_f64());
-        flat_accuracy = predictions.accuracy;
+        flat_predictions = Some(predictions);
+        if b.skip_reference {
+            continue;
+        }
         progress(&format!("round {}/{}: faiss-python", round + 1, b.rounds.max(1)));
         let value = super::run_python_twin(python, FAISS_TWIN, &args)?;
         theirs.push(value["seconds"].as_f64().ok_or_else(|| Error::msg("the faiss-python output lacks 'seconds'"))?);
         faiss_python = value;
     }
+    let flat_predictions = flat_predictions.expect("at least one round");
+    let flat_accuracy = flat_predictions.accuracy;
+
+    let torch_backend = match b.torch_device {
+        None => None,
+        Some(device) => {
+            progress(&format!("exact libtorch backend on {}", crate::device::device_name(device)));
+            let torch_config = MemoryConfig { backend: crate::knn::Backend::Torch, ..Default::default() };
+            let mut torch_memory = PixelMemory::build(&memory_acts, &torch_config, device)?;
+            let probe = query_vectors.narrow(0, 0, per_call.min(pixel_queries as i64));
+            let (a, t) = (flat.search(&probe, b.k)?, torch_memory.search(&probe, b.k)?);
+            let same_ids = a.ids.iter().zip(&t.ids).filter(|(x, y)| x == y).count() as f64 / a.ids.len() as f64;
+            let max_distance_difference = a.distances_sq.iter().zip(&t.distances_sq).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max);
+            classify(&mut torch_memory, &queries.select(&[0])?, &config)?; // warm-up
+            let start = Instant::now();
+            let (predictions, _) = classify(&mut torch_memory, &queries, &config)?;
+            let seconds = start.elapsed().as_secs_f64();
+            let same = predictions.predicted.iter().zip(&flat_predictions.predicted).filter(|(x, y)| x == y).count();
+            Some(TorchBackendCheck {
+                device: crate::device::device_name(device),
+                same_ids,
+                max_distance_difference,
+                same_predictions: same as f64 / predictions.predicted.len() as f64,
+                images_per_second: b.query_images as f64 / seconds,
+                pixel_queries_per_second: pixel_queries as f64 / seconds,
+            })
+        }
+    };
     drop(flat);
 
     progress(&format!("building the {} bank", b.approximate));
@@ -175,7 +234,8 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
     let approx_bytes = dir_bytes(&approx_dir)?;
     let (approx_predictions, _) = classify(&mut approx, &queries, &config)?;
 
-    let (h, p) = (median(&ours), median(&theirs));
+    let h = median(&ours);
+    let p = if theirs.is_empty() { f64::NAN } else { median(&theirs) };
     Ok(KnnBenchResult {
         bench: b.clone(),
         memory_vectors: vectors,
@@ -197,5 +257,6 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
         approximate_accuracy: approx_predictions.accuracy,
         approximate_accuracy_ratio: approx_predictions.accuracy / flat_accuracy,
         approximate_build_seconds,
+        torch_backend,
     })
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::models::{Arch, HueNet, ModelSpec, Stem};
@@ -25,6 +25,12 @@ pub struct TrainBench {
     pub warmup: usize,
     pub steps: usize,
     pub threads: i32,
+    #[serde(serialize_with = "serialize_device")]
+    pub device: tch::Device,
+}
+
+fn serialize_device<S: serde::Serializer>(device: &tch::Device, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::device::device_name(*device))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -39,7 +45,7 @@ pub struct Throughput {
 pub fn huelab_train_throughput(b: &TrainBench) -> Result<Throughput> {
     tch::set_num_threads(b.threads);
     tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
+    let vs = nn::VarStore::new(b.device);
     let spec = ModelSpec {
         arch: b.arch,
         in_channels: b.channels,
@@ -52,8 +58,8 @@ pub fn huelab_train_throughput(b: &TrainBench) -> Result<Throughput> {
     let mut optimizer = Optimizer::new(&vs, OptimizerKind::Adam, 1e-3);
     let labels = HueLabels::new(b.classes as usize, AngleAssignment::Ordered)?;
     let hue = HueLossConfig::default();
-    let x = Tensor::rand([b.batch, b.channels, b.size, b.size], (Kind::Float, Device::Cpu));
-    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, Device::Cpu));
+    let x = Tensor::rand([b.batch, b.channels, b.size, b.size], (Kind::Float, b.device));
+    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, b.device));
     let mut step = || -> Result<f64> {
         let out = net.forward_t(&x, true)?;
         let loss = out.logits.cross_entropy_for_logits(&y) + hue_loss(&out.hue_xy, &y, &labels, &hue)?;
@@ -82,6 +88,7 @@ pub fn pytorch_train_throughput(python: &Path, b: &TrainBench) -> Result<Through
         ("--warmup", b.warmup.to_string()),
         ("--steps", b.steps.to_string()),
         ("--threads", b.threads.to_string()),
+        ("--device", crate::device::device_name(b.device)),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_owned(), v])

@@ -19,6 +19,8 @@ pub const BUILTIN_DATASETS: &[(&str, &str)] = &[
     ("photos", "the 7 colour photographs of scikit-image, centre-cropped to 224×224 RGB, one class each"),
 ];
 
+/// Debian's dataset-fashion-mnist; `$HUELAB_FASHION_MNIST` points elsewhere (a machine without
+/// the package, such as the GPU machine of scripts/device-check.sh).
 const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 const FASHION_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const TEXTURES: [&str; 3] = ["brick", "grass", "gravel"];
@@ -35,7 +37,7 @@ pub fn data_dir() -> PathBuf {
 /// Loads a built-in data set by name.
 pub fn builtin(name: &str) -> Result<ImageDataset> {
     let fashion = |part: &str| {
-        let dir = Path::new(FASHION_MNIST_DIR);
+        let dir = std::env::var_os("HUELAB_FASHION_MNIST").map_or_else(|| PathBuf::from(FASHION_MNIST_DIR), PathBuf::from);
         load_idx(
             name,
             &require(dir.join(format!("{part}-images-idx3-ubyte.gz")))?,

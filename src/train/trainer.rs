@@ -86,7 +86,15 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         Some((mean, sd)) => (x - mean) / sd,
         None => x,
     };
-    let to_device = |(x, y): (Tensor, Tensor)| (standardise(x).to_device(device), y.to_device(device));
+    // On a GPU, batches go through pinned (page-locked) memory so the copy can overlap.
+    let to_device = |(x, y): (Tensor, Tensor)| {
+        if device.is_cuda() {
+            let pinned = |t: Tensor| t.pin_memory(device).to_device_(device, t.kind(), true, false);
+            (pinned(standardise(x)), pinned(y))
+        } else {
+            (standardise(x), y)
+        }
+    };
     let (val_x, val_y) = to_device(data.select(&split.val));
     let batches_per_epoch = split.train.len().div_ceil(config.batch_size);
     let progress = progress_bar(config, batches_per_epoch);
