@@ -1,0 +1,50 @@
+//! Activation sources: a user's TorchScript module and the saved model of a checkpointed run.
+use std::path::Path;
+
+use huelab::activations::Extractor;
+use huelab::data::{digits, stratified_split, SplitConfig};
+use huelab::train::{train, TrainConfig, TrainedModel};
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn a_torchscript_module_gives_its_own_output_as_the_activations() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_conv.pt");
+    let extractor = Extractor::torchscript(&path, None, Device::Cpu).unwrap();
+    let data = digits().subset("ten", &(0..10).collect::<Vec<_>>()).unwrap();
+    let acts = extractor.extract(&data, 4).unwrap();
+    assert_eq!(acts.maps().size(), vec![10, 4, 6, 6]);
+    // The fixture's weights, as make_tiny_conv.py sets them.
+    let weight = Tensor::arange(36, (Kind::Float, Device::Cpu)).view([4, 1, 3, 3]) / 36.0 - 0.5;
+    let bias = Tensor::from_slice(&[0.0f32, 0.1, -0.1, 0.2]);
+    let expected = data.images().conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1).relu();
+    let difference = (acts.maps() - expected).abs().max().double_value(&[]);
+    assert!(difference < 1e-5, "max difference {difference}");
+    assert_eq!(acts.labels(), data.labels());
+
+    let err = Extractor::torchscript(Path::new("no-such-module.pt"), None, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("no-such-module.pt"), "{err}");
+}
+
+#[test]
+fn a_checkpointed_run_leaves_a_model_that_reproduces_its_test_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = digits();
+    let split = stratified_split(data.labels(), data.num_classes(), SplitConfig::default()).unwrap();
+    let config = TrainConfig { epochs: 2, progress: false, normalize: true, checkpoint: Some(dir.path().join("run")), ..Default::default() };
+    let report = train(&data, &split, &config).unwrap();
+
+    let model = TrainedModel::load(&dir.path().join("run"), Device::Cpu).unwrap();
+    let (x, y) = data.select(&split.test);
+    let logits = tch::no_grad(|| model.net.forward_t(&model.standardise(&x), false)).unwrap().logits;
+    let accuracy = logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
+    assert_eq!(accuracy, report.test.unwrap().accuracy);
+
+    let extractor = Extractor::trained(&dir.path().join("run"), "bottleneck", Device::Cpu).unwrap();
+    let acts = extractor.extract(&data, 256).unwrap();
+    assert_eq!(acts.len(), data.len());
+    assert_eq!(acts.channels(), model.net.features_t(&x.narrow(0, 0, 1), false).unwrap().size()[1]);
+    let err = Extractor::trained(&dir.path().join("run"), "layer3", Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("no layer 'layer3'") && err.contains("bottleneck"), "{err}");
+    let err = Extractor::trained(&dir.path().join("nothing"), "bottleneck", Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("model.json"), "{err}");
+}
