@@ -166,6 +166,20 @@ impl Extractor {
         Ok(Extractor::TorchScript { module, path: path.to_owned(), size, device })
     }
 
+    /// The top-`k` ImageNet classes of an image file, as `huelab predict` prints them (pretrained
+    /// networks only; the network's full input size and preprocessing, whatever `size` is).
+    pub fn imagenet_top(&self, image: &Path, k: i64) -> Result<Vec<crate::models::ClassScore>> {
+        let Extractor::Pretrained { net, .. } = self else {
+            return Err(Error::msg("ImageNet classes need a pretrained network (pretrained(\"efficientnet_lite0\", #{}))"));
+        };
+        if k < 1 {
+            return Err(Error::invalid_option("k", format!("must be at least 1, got {k}")));
+        }
+        let batch = crate::models::load_image(image, net.input_size())?.unsqueeze(0);
+        let names = crate::models::read_imagenet_classes(None)?;
+        Ok(net.top_k(&batch, k, &names)?.remove(0))
+    }
+
     /// A short description for manifests and figure titles.
     pub fn describe(&self) -> String {
         match self {

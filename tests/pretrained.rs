@@ -78,3 +78,14 @@ fn loader_errors_name_the_file_and_the_problem() {
     let err = Extractor::pretrained("resnet50", None, "head", None, Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("efficientnet_lite0"), "{err}");
 }
+
+#[test]
+fn a_script_gets_the_top_classes_of_a_photo() {
+    let photos = data_dir().join("skimage");
+    let source = r#"let top = imagenet_top(pretrained("efficientnet_lite0", #{}), `${arg("photos", "")}/coffee.png`, 3); [top.len(), top[0].name, top[0].probability > 0.5]"#;
+    let args = std::collections::BTreeMap::from([("photos".to_owned(), photos.display().to_string())]);
+    let values = huelab::script::ScriptRunner::from_source("top.rhai", source, args).eval().unwrap_or_else(|e| panic!("{e}")).cast::<rhai::Array>();
+    assert_eq!(values[0].as_int().unwrap(), 3);
+    assert_eq!(values[1].to_string(), "espresso");
+    assert!(values[2].as_bool().unwrap());
+}

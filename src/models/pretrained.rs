@@ -29,7 +29,7 @@ pub struct PretrainedNet {
 }
 
 /// One of the top-k classes of an image.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClassScore {
     pub index: i64,
     pub name: String,

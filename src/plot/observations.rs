@@ -183,11 +183,18 @@ pub fn grouped_bars(
         return Err(Error::msg(format!("grouped bars: values (and spread) must be {} groups × {} series", groups.len(), series.len())));
     }
     let top = values.iter().flatten().copied().fold(0.0, f64::max).max(1e-9);
-    // Head room above the bars for the legend.
-    let y_max = if top <= 1.0 { 1.25 } else { top * 1.3 };
-    let width = (200 + groups.len() * (series.len() * 40 + 40)).max(700) as u32;
+    let y_max = if top <= 1.0 { 1.0 } else { top * 1.1 };
+    // The legend gets its own column right of the chart, so it never covers bars.
+    let legend_width = 40 + 9 * series.iter().map(|s| s.chars().count()).max().unwrap_or(0) as u32;
+    let width = (200 + groups.len() * (series.len() * 40 + 40)).max(700) as u32 + legend_width;
     render((width, 520), |root| {
-        let mut chart = ChartBuilder::on(root)
+        let (chart_area, legend_area) = root.split_horizontally(width - legend_width);
+        for (s, name) in series.iter().enumerate() {
+            let y = 60 + 26 * s as i32;
+            legend_area.draw(&Rectangle::new([(4, y - 7), (20, y + 7)], Palette99::pick(s).to_rgba().filled())).map_err(plot_error)?;
+            legend_area.draw(&Text::new(name.clone(), (26, y - 8), (FONT, 14).into_font())).map_err(plot_error)?;
+        }
+        let mut chart = ChartBuilder::on(&chart_area)
             .caption(title, (FONT, 19))
             .margin(16)
             .x_label_area_size(40)
@@ -208,13 +215,13 @@ pub fn grouped_bars(
             .draw()
             .map_err(plot_error)?;
         let slot = 0.8 / series.len() as f64;
-        for (s, name) in series.iter().enumerate() {
+        for s in 0..series.len() {
             let colour = Palette99::pick(s).to_rgba();
             let bars = values.iter().enumerate().map(|(g, v)| {
                 let x0 = g as f64 + 0.1 + slot * s as f64;
                 Rectangle::new([(x0, 0.0), (x0 + slot * 0.9, v[s])], colour.filled())
             });
-            chart.draw_series(bars).map_err(plot_error)?.label(name.clone()).legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+            chart.draw_series(bars).map_err(plot_error)?;
             if let Some(spread) = spread {
                 let bars = values.iter().zip(spread).enumerate().map(|(g, (v, e))| {
                     let x = g as f64 + 0.1 + slot * (s as f64 + 0.45);
@@ -223,14 +230,6 @@ pub fn grouped_bars(
                 chart.draw_series(bars).map_err(plot_error)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()
-            .map_err(plot_error)?;
         Ok(())
     })
 }

@@ -71,6 +71,18 @@ pub mod knn_api {
         })
     }
 
+    /// The top `k` ImageNet classes of an image file under a pretrained network, as maps
+    /// `#{ index, name, probability }` (what `huelab predict` prints).
+    /// ```rhai
+    /// let top = imagenet_top(pretrained("efficientnet_lite0", #{}), "photo.png", 5);
+    /// print(top[0].name);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn imagenet_top(ctx: NativeCallContext, net: Extractor, image: &str, k: i64) -> RhaiResult<Array> {
+        let path = ScriptSession::checked(&ctx, image, "image")?;
+        guarded("imagenet_top", || net.0.imagenet_top(&path, k))?.iter().map(rhai::serde::to_dynamic).collect()
+    }
+
     #[rhai_fn(get = "description", pure)]
     pub fn extractor_description(e: &mut Extractor) -> String {
         e.0.describe()
