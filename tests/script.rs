@@ -224,3 +224,27 @@ fn operation_and_call_depth_limits_say_how_to_raise_them() {
     let fine = ScriptRunner::from_source_with("deep.rhai", "fn f(n) { if n == 0 { 0 } else { f(n - 1) } }\nf(5)", BTreeMap::new(), shallow).eval();
     assert_eq!(fine.unwrap().as_int().unwrap(), 0);
 }
+
+#[test]
+fn discovery_functions_and_knn_getters() {
+    let values = eval(
+        r#"
+        let m = models();
+        let d = datasets();
+        let net = pretrained("efficientnet_lite0", #{ size: 32 });
+        let data = dataset("textures").subset(#{ per_class: 4, seed: 0 });
+        let acts = activations(net, data, #{});
+        let parts = data.split(#{ train: 0.5, val: 0.0, test: 0.5, seed: 0 });
+        let run = knn_classify(pixel_memory(acts.part(parts, "train"), #{}), acts.part(parts, "test"), #{ k: 3 });
+        [m.trainable.contains("resnet18"), m.pretrained.len(), d.len(), acts.labels.len(), run.truth.len(), run.scores[0].len(), run.predicted.len()]
+        "#,
+    )
+    .cast::<Array>();
+    assert!(values[0].as_bool().unwrap());
+    assert_eq!(values[1].as_int().unwrap(), 5);
+    assert_eq!(values[2].as_int().unwrap(), huelab::data::BUILTIN_DATASETS.len() as i64);
+    assert_eq!(values[3].as_int().unwrap(), 12);
+    assert_eq!(values[4].as_int().unwrap(), 6);
+    assert_eq!(values[5].as_int().unwrap(), 3, "one score per class");
+    assert_eq!(values[6].as_int().unwrap(), 6);
+}

@@ -30,6 +30,22 @@ pub mod data_api {
         guarded("dataset", || builtin(name).map(|d| DatasetHandle(Rc::new(d))))
     }
 
+    /// The built-in data sets as maps `#{ name, description }`.
+    /// ```rhai
+    /// for d in datasets() { print(`${d.name}: ${d.description}`); }
+    /// ```
+    pub fn datasets() -> Array {
+        crate::data::BUILTIN_DATASETS
+            .iter()
+            .map(|(name, description)| {
+                let mut m = Map::new();
+                m.insert("name".into(), (*name).into());
+                m.insert("description".into(), (*description).into());
+                m.into()
+            })
+            .collect()
+    }
+
     /// An IDX image file (`[N, H, W]`, gzipped or not) with its IDX label file. Options: `name`,
     /// `class_names` (default "0", "1", …).
     /// ```rhai

@@ -245,6 +245,24 @@ pub mod knn_api {
         run.0.predictions.predicted.iter().map(|&p| Dynamic::from(p)).collect()
     }
 
+    /// The true class index of every query image.
+    #[rhai_fn(get = "truth", pure)]
+    pub fn run_truth(run: &mut KnnRun) -> Array {
+        run.0.predictions.truth.iter().map(|&p| Dynamic::from(p)).collect()
+    }
+
+    /// Per query image, the score of every class (Eq. 2, or vote counts).
+    #[rhai_fn(get = "scores", pure)]
+    pub fn run_scores(run: &mut KnnRun) -> Array {
+        run.0.predictions.scores.iter().map(|row| Dynamic::from(row.iter().map(|&s| Dynamic::from(s)).collect::<Array>())).collect()
+    }
+
+    /// The class labels of the activation maps.
+    #[rhai_fn(get = "labels", pure)]
+    pub fn acts_labels(acts: &mut Activations) -> Array {
+        acts.0.labels().iter().map(|&l| Dynamic::from(l)).collect()
+    }
+
     /// One row per query image: truth, prediction and every class's score.
     #[rhai_fn(return_raw)]
     pub fn write_predictions_csv(ctx: NativeCallContext, path: &str, run: KnnRun) -> RhaiResult<()> {

@@ -35,6 +35,20 @@ pub mod train_api {
         })
     }
 
+    /// The architectures `train` builds (`model` option) and the pretrained networks
+    /// `pretrained` loads.
+    /// ```rhai
+    /// print(models());   // #{ trainable: ["small_cnn", "resnet18", …], pretrained: ["efficientnet_lite0", …] }
+    /// ```
+    pub fn models() -> Map {
+        let mut m = Map::new();
+        let trainable: Array = crate::models::Arch::ALL.iter().map(|a| Dynamic::from(a.name().to_owned())).collect();
+        let pretrained: Array = crate::models::LiteVariant::NAMES.iter().map(|n| Dynamic::from(n.to_string())).collect();
+        m.insert("trainable".into(), trainable.into());
+        m.insert("pretrained".into(), pretrained.into());
+        m
+    }
+
     #[rhai_fn(get = "name", pure)]
     pub fn name(report: &mut TrainReport) -> String {
         report.0.name().to_owned()
