@@ -126,8 +126,9 @@ pub enum Extractor {
     /// An ImageNet-pretrained EfficientNet-Lite; images are resized to `size` and normalised as
     /// the weights expect.
     Pretrained { net: PretrainedNet, layer: String, size: i64 },
-    /// A model trained by huelab (its bottleneck), inputs standardised as in its training.
-    Trained { model: TrainedModel, path: PathBuf },
+    /// A model trained by huelab (its bottleneck or an intermediate layer), inputs
+    /// standardised as in its training.
+    Trained { model: TrainedModel, path: PathBuf, layer: String },
     /// A TorchScript module (`torch.jit.trace` of the network cut at the wanted layer) whose
     /// `forward` returns `[B, C, H, W]`; inputs are the `[0, 1]` images, resized to `size` if
     /// given.
@@ -152,12 +153,18 @@ impl Extractor {
         Ok(Extractor::Pretrained { net, layer: layer.to_owned(), size })
     }
 
-    /// The model a checkpointed huelab run saved in `dir`; its one layer is `bottleneck`.
+    /// The model a checkpointed huelab run saved in `dir`, cut after `layer` (`bottleneck`, or
+    /// e.g. `layer3` of a ResNet, `block2` of the small CNN).
     pub fn trained(dir: &Path, layer: &str, device: Device) -> Result<Self> {
-        if layer != "bottleneck" {
-            return Err(Error::invalid_option("layer", format!("a trained huelab model has no layer '{layer}'; valid layers: bottleneck")));
+        let model = TrainedModel::load(dir, device)?;
+        let names = model.net.layer_names();
+        if !names.iter().any(|n| n == layer) {
+            return Err(Error::invalid_option(
+                "layer",
+                format!("the {} model in {} has no layer '{layer}'; valid layers: {}", model.info.spec.arch.name(), dir.display(), names.join(", ")),
+            ));
         }
-        Ok(Extractor::Trained { model: TrainedModel::load(dir, device)?, path: dir.to_owned() })
+        Ok(Extractor::Trained { model, path: dir.to_owned(), layer: layer.to_owned() })
     }
 
     pub fn torchscript(path: &Path, size: Option<i64>, device: Device) -> Result<Self> {
@@ -184,7 +191,7 @@ impl Extractor {
     pub fn describe(&self) -> String {
         match self {
             Extractor::Pretrained { net, layer, size } => format!("{} {layer} @{size}px", net.net.variant().name()),
-            Extractor::Trained { model, path } => format!("{} bottleneck ({})", model.info.spec.arch.name(), path.display()),
+            Extractor::Trained { model, path, layer } => format!("{} {layer} ({})", model.info.spec.arch.name(), path.display()),
             Extractor::TorchScript { path, .. } => format!("TorchScript {}", path.display()),
         }
     }
@@ -195,9 +202,9 @@ impl Extractor {
                 let x = preprocess_batch(images, *size)?.to_device(net.device());
                 net.net.layer_t(&x, layer, false)
             }
-            Extractor::Trained { model, .. } => {
+            Extractor::Trained { model, layer, .. } => {
                 let x = model.standardise(&images.to_device(model.device()));
-                model.net.features_t(&x, false)
+                model.net.layer_t(&x, layer, false)
             }
             Extractor::TorchScript { module, size, device, path } => {
                 let x = match size {

@@ -44,7 +44,12 @@ fn a_checkpointed_run_leaves_a_model_that_reproduces_its_test_accuracy() {
     assert_eq!(acts.len(), data.len());
     assert_eq!(acts.channels(), model.net.features_t(&x.narrow(0, 0, 1), false).unwrap().size()[1]);
     let err = Extractor::trained(&dir.path().join("run"), "layer3", Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("no layer 'layer3'") && err.contains("bottleneck"), "{err}");
+    assert!(err.contains("no layer 'layer3'") && err.contains("bottleneck, block1, block2, block3"), "{err}");
+    // An intermediate layer: the small CNN's first block keeps the 8×8 grid (no pool below 16 px).
+    let block1 = Extractor::trained(&dir.path().join("run"), "block1", Device::Cpu).unwrap().extract(&data, 512).unwrap();
+    assert_eq!(block1.grid(), (8, 8));
+    let last = Extractor::trained(&dir.path().join("run"), "block3", Device::Cpu).unwrap().extract(&data, 512).unwrap();
+    assert!(last.maps().equal(acts.maps()), "block3 is the bottleneck");
     let err = Extractor::trained(&dir.path().join("nothing"), "bottleneck", Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("model.json"), "{err}");
 }

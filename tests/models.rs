@@ -165,3 +165,17 @@ fn efficientnet_batch_norm_uses_pytorch_momentum() {
     let worst = (running_mean - expected).abs().max().double_value(&[]);
     assert!(worst < 1e-6, "running_mean differs from 0.1 × batch mean by {worst}");
 }
+
+#[test]
+fn resnet_intermediate_layers_end_at_the_bottleneck() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let spec = ModelSpec { arch: Arch::ResNet18, in_channels: 1, num_classes: 10, input_size: (28, 28), stem: Stem::Auto, hue_head: HueHeadConfig::default() };
+    let net = HueNet::new(&vs.root(), &spec).unwrap();
+    assert_eq!(net.layer_names(), ["bottleneck", "stem", "layer1", "layer2", "layer3", "layer4"]);
+    let x = Tensor::rand([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let sizes: Vec<Vec<i64>> = ["stem", "layer1", "layer2", "layer3"].iter().map(|l| net.layer_t(&x, l, false).unwrap().size()).collect();
+    assert_eq!(sizes, [vec![2, 64, 28, 28], vec![2, 64, 28, 28], vec![2, 128, 14, 14], vec![2, 256, 7, 7]]);
+    assert!(net.layer_t(&x, "layer4", false).unwrap().equal(&net.features_t(&x, false).unwrap()));
+    let err = net.layer_t(&x, "layer5", false).unwrap_err().to_string();
+    assert!(err.contains("valid layers: bottleneck, stem, layer1"), "{err}");
+}

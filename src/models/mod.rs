@@ -31,6 +31,14 @@ pub trait Backbone: std::fmt::Debug {
     fn features_t(&self, xs: &Tensor, train: bool) -> Tensor;
     /// `N`, the channel count of the bottleneck.
     fn out_channels(&self) -> i64;
+    /// Intermediate layers [`Backbone::layer_t`] can stop after, in order.
+    fn layer_names(&self) -> Vec<String> {
+        vec![]
+    }
+    /// The activation map after the named layer; `None` for a name not in `layer_names`.
+    fn layer_t(&self, _xs: &Tensor, _name: &str, _train: bool) -> Option<Tensor> {
+        None
+    }
 }
 
 /// The architectures huelab can build by name.
@@ -202,6 +210,24 @@ impl HueNet {
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         self.check_input(xs)?;
         Ok(self.backbone.features_t(xs, train))
+    }
+
+    /// `bottleneck` and the backbone's intermediate layers.
+    pub fn layer_names(&self) -> Vec<String> {
+        let mut names = vec!["bottleneck".to_owned()];
+        names.extend(self.backbone.layer_names());
+        names
+    }
+
+    /// The activation map after the named layer (see [`Self::layer_names`]).
+    pub fn layer_t(&self, xs: &Tensor, name: &str, train: bool) -> Result<Tensor> {
+        self.check_input(xs)?;
+        if name == "bottleneck" {
+            return Ok(self.backbone.features_t(xs, train));
+        }
+        self.backbone.layer_t(xs, name, train).ok_or_else(|| {
+            Error::invalid_option("layer", format!("{} has no layer '{name}'; valid layers: {}", self.spec.arch.name(), self.layer_names().join(", ")))
+        })
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<HueNetOutput> {

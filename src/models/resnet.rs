@@ -101,4 +101,25 @@ impl Backbone for ResNet {
     fn out_channels(&self) -> i64 {
         Self::WIDTHS[3]
     }
+
+    /// `stem` (after the first convolution, and the max-pool of the ImageNet stem), `layer1` … `layer4`.
+    fn layer_names(&self) -> Vec<String> {
+        let mut names = vec!["stem".to_owned()];
+        names.extend((1..=self.layers.len()).map(|i| format!("layer{i}")));
+        names
+    }
+
+    fn layer_t(&self, xs: &Tensor, name: &str, train: bool) -> Option<Tensor> {
+        let stop = self.layer_names().iter().position(|n| n == name)?;
+        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        if self.stem != Stem::Small {
+            x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
+        for layer in &self.layers[..stop] {
+            for block in layer {
+                x = block.forward_t(&x, train);
+            }
+        }
+        Some(x)
+    }
 }

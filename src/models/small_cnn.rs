@@ -66,4 +66,21 @@ impl Backbone for SmallCnn {
     fn out_channels(&self) -> i64 {
         Self::CHANNELS[Self::CHANNELS.len() - 1]
     }
+
+    /// `block1` … `block3`, each after its max-pool where it has one.
+    fn layer_names(&self) -> Vec<String> {
+        (1..=self.blocks.len()).map(|i| format!("block{i}")).collect()
+    }
+
+    fn layer_t(&self, xs: &Tensor, name: &str, train: bool) -> Option<Tensor> {
+        let stop = self.layer_names().iter().position(|n| n == name)? + 1;
+        let mut x = xs.shallow_clone();
+        for (block, &pool) in self.blocks.iter().zip(&self.pool_after).take(stop) {
+            x = block.forward_t(&x, train);
+            if pool {
+                x = x.max_pool2d_default(2);
+            }
+        }
+        Some(x)
+    }
 }

@@ -43,8 +43,9 @@ pub mod knn_api {
         })
     }
 
-    /// The model a `train` run with a `checkpoint` directory saved there when it finished; its
-    /// bottleneck is the layer. Options: `layer` ("bottleneck"), `device`.
+    /// The model a `train` run with a `checkpoint` directory saved there when it finished, cut
+    /// after a layer. Options: `layer` ("bottleneck"; also "stem", "layer1"…"layer4" of ResNet-18,
+    /// "block1"…"block3" of the small CNN), `device`.
     /// ```rhai
     /// let net = trained_model("runs/desc/ckpt-resnet", #{});
     /// ```
