@@ -208,20 +208,30 @@ fn predict_prints_the_top_classes_of_each_photo() {
 
 #[test]
 fn the_observations_script_writes_every_figure_with_its_numbers() {
-    // 64 px inputs give a 2×2 bottleneck: the whole pipeline, a fraction of the time.
+    // 64 px inputs give a 2×2 bottleneck: the whole pipeline, a fraction of the time. A user's
+    // ImageFolder (two classes of four crops of two photographs) goes through it too.
     let dir = tempfile::tempdir().unwrap();
-    let out = huelab(dir.path(), &["run", &script("observations.rhai"), "name=obs", "size=64", "k=3"]);
+    let folder = dir.path().join("my-photos");
+    for (class, photo) in [("cat", "chelsea"), ("coffee", "coffee")] {
+        std::fs::create_dir_all(folder.join(class)).unwrap();
+        let image = image::open(huelab::data::data_dir().join("skimage").join(format!("{photo}.png"))).unwrap();
+        for k in 0..4u32 {
+            image.crop_imm(20 * k, 10 * k, 200, 200).save(folder.join(class).join(format!("{k}.png"))).unwrap();
+        }
+    }
+    let out = huelab(dir.path(), &["run", &script("observations.rhai"), "name=obs", "size=64", "k=3", "folder=my-photos", "folder_size=64"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let run = dir.path().join("runs/obs");
     for file in [
         "fig3_energy.png", "fig3_energy.csv", "fig5_match_positions_textures.png", "fig5_match_positions_textures.csv",
         "fig5_match_positions_textures_summary.csv", "fig6_conditional_textures.png", "fig6_conditional_textures.csv",
         "match_angles_textures.png", "match_angles_textures.csv", "predictions_textures.csv", "manifest.json",
+        "fig5_match_positions_folder.png", "fig6_conditional_folder.png", "predictions_folder.csv",
     ] {
         assert!(run.join(file).exists(), "{file} missing");
     }
     let energy = std::fs::read_to_string(run.join("fig3_energy.csv")).unwrap();
-    assert_eq!(energy.lines().count(), 1 + 2 * 4, "two panels of 2×2 cells:\n{energy}");
+    assert_eq!(energy.lines().count(), 1 + 3 * 4, "three panels (textures, photos, the folder) of 2×2 cells:\n{energy}");
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
     let knn = &manifest["knn"][0];
     assert_eq!(knn["config"]["k"], 3);
