@@ -120,8 +120,10 @@ fn write_npy_atomic<E: std::fmt::Display>(path: &Path, write: impl FnOnce(&Path)
     std::fs::rename(&partial, path).map_err(|e| Error::io(path, e))
 }
 
-/// Where activation maps come from.
+/// Where activation maps come from. (One exists per script call; the size of the variants
+/// does not matter.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Extractor {
     /// An ImageNet-pretrained EfficientNet-Lite; images are resized to `size` and normalised as
     /// the weights expect.

@@ -203,11 +203,11 @@ fn file_access_is_confined_to_the_working_directory_and_argument_paths() {
     assert!(e.message.contains("outside the working directory"), "{e}");
     // Given as an argument, or with allow_fs, the same path is fine.
     let as_arg = BTreeMap::from([("out".to_owned(), outside.path().display().to_string())]);
-    ScriptRunner::from_source("fs.rhai", source.clone(), as_arg).eval().unwrap_or_else(|e| panic!("{e}"));
+    let _ = ScriptRunner::from_source("fs.rhai", source.clone(), as_arg).eval().unwrap_or_else(|e| panic!("{e}"));
     assert!(target.exists());
     std::fs::remove_file(&target).unwrap();
     let anywhere = huelab::script::ScriptOptions { allow_fs: true, ..Default::default() };
-    ScriptRunner::from_source_with("fs.rhai", source, BTreeMap::new(), anywhere).eval().unwrap_or_else(|e| panic!("{e}"));
+    let _ = ScriptRunner::from_source_with("fs.rhai", source, BTreeMap::new(), anywhere).eval().unwrap_or_else(|e| panic!("{e}"));
     assert!(target.exists());
 }
 

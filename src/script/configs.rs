@@ -320,7 +320,7 @@ pub fn classify_config(map: Map) -> Result<(String, crate::knn::ClassifyConfig)>
         batch_images: o.count("batch_images")?.map_or(d.batch_images, |n| n as usize),
         observe,
     };
-    if !(config.eps > 0.0) {
+    if config.eps.is_nan() || config.eps <= 0.0 {
         return Err(Error::invalid_option("eps", format!("must be positive, got {}", config.eps)));
     }
     let name = o.string("name")?.unwrap_or_else(|| if vote == crate::knn::Vote::Kernel { "kernel".into() } else { "majority".into() });

@@ -340,6 +340,8 @@ pub mod knn_api {
     /// ```rhai
     /// plot_bars("fig4.png", "accuracy", ["resnet18"], ["pixel", "gap"], [[0.8, 0.7]], (), "accuracy");
     /// ```
+    // The script's argument list: a Rhai signature, not a Rust API.
+    #[allow(clippy::too_many_arguments)]
     #[rhai_fn(return_raw)]
     pub fn plot_bars(ctx: NativeCallContext, path: &str, title: &str, groups: Array, series: Array, values: Array, spread: Dynamic, y_desc: &str) -> RhaiResult<()> {
         ScriptSession::checked(&ctx, path, "path")?;

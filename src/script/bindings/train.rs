@@ -75,6 +75,6 @@ pub mod train_api {
     /// `train_hue_loss`, `train_accuracy`, `val_accuracy`, `val_hue_accuracy`, `lr`, `seconds`).
     #[rhai_fn(get = "epochs", pure, return_raw)]
     pub fn epochs(report: &mut TrainReport) -> RhaiResult<Array> {
-        report.0.epochs.iter().map(|e| rhai::serde::to_dynamic(e)).collect()
+        report.0.epochs.iter().map(rhai::serde::to_dynamic).collect()
     }
 }
