@@ -53,3 +53,23 @@ fn a_checkpointed_run_leaves_a_model_that_reproduces_its_test_accuracy() {
     let err = Extractor::trained(&dir.path().join("nothing"), "bottleneck", Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("model.json"), "{err}");
 }
+
+#[test]
+fn a_streamed_memory_equals_one_built_from_all_activations() {
+    use huelab::knn::{classify, ClassifyConfig, MemoryConfig, PixelMemory};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_conv.pt");
+    let extractor = Extractor::torchscript(&path, None, Device::Cpu).unwrap();
+    let data = digits();
+    let split = stratified_split(data.labels(), data.num_classes(), SplitConfig { train: 0.8, val: 0.0, test: 0.2, seed: 0 }).unwrap();
+    let memory_data = data.subset("digits-memory", &split.train).unwrap();
+    let queries = extractor.extract(&data.subset("digits-queries", &split.test).unwrap(), 256).unwrap();
+    let all = extractor.extract(&memory_data, 256).unwrap();
+    for config in [MemoryConfig { add_batch: 100, ..Default::default() }, MemoryConfig { index: "IVF8,Flat".into(), nprobe: Some(2), add_batch: 100, ..Default::default() }] {
+        let mut whole = PixelMemory::build(&all, &config, Device::Cpu).unwrap();
+        let mut streamed = PixelMemory::build_streaming(&extractor, &memory_data, &config, Device::Cpu).unwrap();
+        assert_eq!(whole.len(), streamed.len());
+        let a = classify(&mut whole, &queries, &ClassifyConfig::default()).unwrap().0;
+        let b = classify(&mut streamed, &queries, &ClassifyConfig::default()).unwrap().0;
+        assert_eq!(a.scores, b.scores, "{}", config.index);
+    }
+}

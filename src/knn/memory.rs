@@ -15,7 +15,8 @@ use tch::{Device, Kind, Tensor};
 
 use super::backend::{FaissIndex, Neighbours, TorchFlat};
 use super::Descriptor;
-use crate::activations::Activations;
+use crate::activations::{Activations, Extractor};
+use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
 
@@ -129,6 +130,45 @@ impl PixelMemory {
         if acts.is_empty() {
             return Err(Error::msg("a memory needs at least one image"));
         }
+        let mut memory = Self::empty(acts, config, device)?;
+        if memory.needs_training() {
+            memory.train(&acts.select(&training_sample(acts.len(), config, acts.grid()))?)?;
+        }
+        memory.add(acts)?;
+        Ok(memory)
+    }
+
+    /// The same memory as [`Self::build`] of `extractor`'s activations of `data`, without ever
+    /// holding all of them: the training sample is extracted first, then `add_batch` images
+    /// at a time are extracted and added.
+    pub fn build_streaming(extractor: &Extractor, data: &ImageDataset, config: &MemoryConfig, device: Device) -> Result<Self> {
+        if data.is_empty() {
+            return Err(Error::msg("a memory needs at least one image"));
+        }
+        if config.add_batch == 0 {
+            return Err(Error::invalid_option("add_batch", "must be at least 1"));
+        }
+        let chunk = |indices: &[i64]| -> Result<Activations> {
+            let part = data.subset(data.name(), indices)?;
+            extractor.extract(&part, config.add_batch)
+        };
+        let first_len = config.add_batch.min(data.len()) as i64;
+        let first = chunk(&(0..first_len).collect::<Vec<_>>())?;
+        let mut memory = Self::empty(&first, config, device)?;
+        if memory.needs_training() {
+            let sample = training_sample(data.len(), config, first.grid());
+            memory.train(&chunk(&sample)?)?;
+        }
+        memory.add(&first)?;
+        for start in (first_len..data.len() as i64).step_by(config.add_batch) {
+            let end = (start + config.add_batch as i64).min(data.len() as i64);
+            memory.add(&chunk(&(start..end).collect::<Vec<_>>())?)?;
+        }
+        Ok(memory)
+    }
+
+    /// An empty memory for activations shaped like `acts` (same channels, grid and classes).
+    fn empty(acts: &Activations, config: &MemoryConfig, device: Device) -> Result<Self> {
         if config.add_batch == 0 {
             return Err(Error::invalid_option("add_batch", "must be at least 1"));
         }
@@ -155,7 +195,7 @@ impl PixelMemory {
                 Search::Faiss(index)
             }
         };
-        let mut memory = PixelMemory {
+        Ok(PixelMemory {
             search,
             meta: MemoryMeta {
                 format: FORMAT,
@@ -175,24 +215,21 @@ impl PixelMemory {
             classes: vec![],
             image_ids: vec![],
             cells: vec![],
-        };
-        memory.train(acts)?;
-        memory.add(acts)?;
-        Ok(memory)
+        })
     }
 
-    /// Trains IVF/PQ/PCA on a seeded sample of at most `train_size` vectors.
-    fn train(&mut self, acts: &Activations) -> Result<()> {
-        let Search::Faiss(index) = &mut self.search else { return Ok(()) };
-        if faiss::Index::is_trained(&index.index) {
+    fn needs_training(&self) -> bool {
+        matches!(&self.search, Search::Faiss(index) if !faiss::Index::is_trained(&index.index))
+    }
+
+    /// Trains IVF/PQ/PCA on (at most `train_size` vectors of) the sample's images.
+    fn train(&mut self, sample: &Activations) -> Result<()> {
+        if !self.needs_training() {
             return Ok(());
         }
+        let Search::Faiss(index) = &mut self.search else { return Ok(()) };
         let config = &self.meta.config;
-        let per_image = config.descriptor.per_image(self.meta.grid) as usize;
-        let mut order: Vec<i64> = (0..acts.len() as i64).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(config.seed));
-        order.truncate(config.train_size.div_ceil(per_image).max(1));
-        let vectors = config.descriptor.vectors(&acts.maps().index_select(0, &Tensor::from_slice(&order)));
+        let vectors = config.descriptor.vectors(sample.maps());
         let rows = vectors.size()[0].min(config.train_size as i64);
         let sample: Vec<f32> = Vec::try_from(vectors.narrow(0, 0, rows).flatten(0, -1))?;
         faiss::Index::train(&mut index.index, &sample)
@@ -405,6 +442,16 @@ impl PixelMemory {
         let column = |j: usize| entries.column(j).iter().map(|&v| v as u32).collect::<Vec<u32>>();
         Ok(PixelMemory { search, classes: column(0), image_ids: column(1), cells: column(2), meta })
     }
+}
+
+/// The images whose vectors train an index: a seeded shuffle of `0..images`, cut to enough
+/// images for `train_size` vectors.
+fn training_sample(images: usize, config: &MemoryConfig, grid: (i64, i64)) -> Vec<i64> {
+    let per_image = config.descriptor.per_image(grid) as usize;
+    let mut order: Vec<i64> = (0..images as i64).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(config.seed));
+    order.truncate(config.train_size.div_ceil(per_image).max(1));
+    order
 }
 
 fn file_digest(path: &Path) -> Result<(u64, String)> {

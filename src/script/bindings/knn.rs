@@ -173,6 +173,20 @@ pub mod knn_api {
         })
     }
 
+    /// The same memory as `pixel_memory(activations(net, data, #{}), options)`, but extracted
+    /// and added `add_batch` images at a time, so the activations of a large data set are never
+    /// all in memory at once (IVF/PQ/PCA train on a seeded sample extracted first).
+    /// ```rhai
+    /// let memory = pixel_memory_of(net, dataset("fashion_mnist"), #{ index: "IVF1024,PQ16", add_batch: 512 });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn pixel_memory_of(net: Extractor, data: DatasetHandle, options: Map) -> RhaiResult<PixelMemoryHandle> {
+        guarded("pixel_memory_of", || {
+            let (config, device) = memory_config(options)?;
+            Ok(MemoryHandle(Rc::new(RefCell::new(PixelMemory::build_streaming(&net.0, &data.0, &config, device)?))))
+        })
+    }
+
     /// Adds more images (same layer and classes) to the memory.
     #[rhai_fn(name = "add", return_raw)]
     pub fn memory_add(memory: &mut PixelMemoryHandle, acts: Activations) -> RhaiResult<()> {
