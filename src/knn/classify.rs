@@ -306,6 +306,7 @@ pub fn classify(memory: &mut PixelMemory, queries: &Activations, config: &Classi
     let k = config.k;
     let classes_n = memory.class_names().len();
     let (mut predicted, mut scores) = (Vec::with_capacity(queries.len()), Vec::with_capacity(queries.len()));
+    let progress = super::progress_bar("kNN queries", queries.len());
     for start in (0..queries.len()).step_by(config.batch_images) {
         crate::interrupt::check()?;
         let len = config.batch_images.min(queries.len() - start);
@@ -329,7 +330,9 @@ pub fn classify(memory: &mut PixelMemory, queries: &Activations, config: &Classi
             predicted.push(argmax(&image_scores));
             scores.push(image_scores);
         }
+        progress.inc(len as u64);
     }
+    progress.finish_and_clear();
     let truth = queries.labels().to_vec();
     let correct = predicted.iter().zip(&truth).filter(|(p, t)| p == t).count();
     let predictions = Predictions {

@@ -250,6 +250,7 @@ impl PixelMemory {
         let descriptor = self.meta.config.descriptor;
         let per_image = descriptor.per_image(self.meta.grid);
         let batch = self.meta.config.add_batch;
+        let progress = super::progress_bar("memory", acts.len());
         for start in (0..acts.len()).step_by(batch) {
             crate::interrupt::check()?;
             let len = batch.min(acts.len() - start);
@@ -271,7 +272,9 @@ impl PixelMemory {
                 self.meta.class_counts[label as usize] += per_image as u64;
             }
             self.meta.images += len as u64;
+            progress.inc(len as u64);
         }
+        progress.finish_and_clear();
         self.meta.vectors = self.classes.len() as u64;
         Ok(())
     }

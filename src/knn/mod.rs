@@ -13,3 +13,17 @@ pub use classify::{centred, classify, kernel_scores, ClassifyConfig, Conditional
 pub use descriptor::{Descriptor, GEM_DEFAULT_P};
 pub use memory::{Backend, MemoryConfig, PixelMemory};
 pub use run::{run_knn, write_match_summary_csv, write_predictions_csv, KnnRun};
+
+/// A bar over `images` on a terminal (hidden elsewhere, and for small jobs where it would only
+/// flicker).
+fn progress_bar(what: &str, images: usize) -> indicatif::ProgressBar {
+    if images < 1_000 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(images as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} images [{{elapsed_precise}}<{{eta_precise}}]"))
+            .expect("the template is valid"),
+    );
+    bar
+}
