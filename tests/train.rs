@@ -134,3 +134,19 @@ fn normalisation_uses_training_statistics_only_and_is_recorded() {
     assert!(report.test.unwrap().accuracy > 0.8);
     assert_eq!(train(&data, &split, &config(LossKind::OneHot, 1)).unwrap().normalization, None);
 }
+
+#[test]
+fn channels_last_batches_train_like_the_default_layout_and_are_recorded() {
+    let data = digits();
+    let split = stratified_split(data.labels(), 10, SplitConfig::default()).unwrap();
+    let plain = train(&data, &split, &config(hue(), 3)).unwrap();
+    let nhwc = train(&data, &split, &TrainConfig { channels_last: true, ..config(hue(), 3) }).unwrap();
+    for (a, b) in plain.epochs.iter().zip(&nhwc.epochs) {
+        // Other kernels may sum in another order: close, not necessarily bit-equal.
+        assert!((a.train_loss - b.train_loss).abs() < 1e-3 * a.train_loss, "epoch {}: {} vs {}", a.epoch, a.train_loss, b.train_loss);
+    }
+    assert!((plain.test.unwrap().accuracy - nhwc.test.unwrap().accuracy).abs() <= 2.0 / split.test.len() as f64);
+    let json = |c: &TrainConfig| serde_json::to_value(c).unwrap();
+    assert_eq!(json(&nhwc.config)["channels_last"], true);
+    assert!(json(&plain.config).get("channels_last").is_none(), "off is left out, so older checkpoints still resume");
+}

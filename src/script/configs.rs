@@ -16,7 +16,7 @@ pub const SPLIT_KEYS: &[&str] = &["train", "val", "test", "seed"];
 pub const TRAIN_KEYS: &[&str] = &[
     "name", "model", "stem", "loss", "hue", "hue_hidden", "label_smoothing", "epochs", "batch_size", "lr", "optimizer",
     "weight_decay", "momentum", "nesterov", "schedule", "min_lr", "step_every", "step_gamma", "flip", "crop_padding",
-    "normalize", "seed", "device", "progress", "checkpoint", "resume",
+    "normalize", "seed", "device", "channels_last", "progress", "checkpoint", "resume",
 ];
 
 /// Keys: `scale` (number; default 1/(2M)), `project` (bool; default false), `weight` (number;
@@ -90,6 +90,7 @@ pub fn train_config(map: Map) -> Result<TrainConfig> {
         progress: o.bool("progress")?.unwrap_or(d.progress),
         checkpoint: o.string("checkpoint")?.map(std::path::PathBuf::from),
         resume: o.bool("resume")?.unwrap_or(d.resume),
+        channels_last: o.bool("channels_last")?.unwrap_or(d.channels_last),
     };
     config.validate()?;
     Ok(config)

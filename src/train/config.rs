@@ -117,6 +117,11 @@ pub struct TrainConfig {
     /// split start from identical weights and see identical batches, whatever their loss.
     pub seed: u64,
     pub device: DeviceChoice,
+    /// Feed batches in channels-last memory layout (NHWC strides), which lets cuDNN and oneDNN
+    /// pick their faster kernels; convolutions pass the layout on. Off by default; left out of
+    /// the JSON when off, so checkpoints made before the option existed still resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub channels_last: bool,
     /// Show a progress bar (a line per epoch when stderr is not a terminal).
     #[serde(skip)]
     pub progress: bool,
@@ -150,6 +155,7 @@ impl Default for TrainConfig {
             progress: true,
             checkpoint: None,
             resume: false,
+            channels_last: false,
         }
     }
 }

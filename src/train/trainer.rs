@@ -87,7 +87,9 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         None => x,
     };
     // On a GPU, batches go through pinned (page-locked) memory so the copy can overlap.
+    let layout = |x: Tensor| if config.channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
     let to_device = |(x, y): (Tensor, Tensor)| {
+        let x = layout(x);
         if device.is_cuda() {
             let pinned = |t: Tensor| t.pin_memory(device).to_device_(device, t.kind(), true, false);
             (pinned(standardise(x)), pinned(y))

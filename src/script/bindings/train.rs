@@ -19,7 +19,8 @@ pub mod train_api {
     /// `model` ("small_cnn"), `loss` ("onehot" or "onehot+hue"), `hue` (a map of hue options,
     /// see `hue_loss`), `hue_hidden` (0: a linear hue head; N: a hidden layer of N units),
     /// `epochs` (10), `batch_size` (64), `lr` (Adam, 0.001), `seed` (0: initial weights and
-    /// batch order), `device` ("auto", "cpu", "cuda", "cuda:N"), `progress` (true).
+    /// batch order), `device` ("auto", "cpu", "cuda", "cuda:N"), `channels_last` (false),
+    /// `progress` (true).
     /// ```rhai
     /// let run = train(data, parts, #{ loss: "onehot+hue", epochs: 5, seed: 1 });
     /// print(run.test_accuracy);
