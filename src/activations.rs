@@ -11,6 +11,7 @@ use tch::{Device, Kind, Tensor};
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::models::{preprocess_batch, LiteVariant, PretrainedNet};
+use crate::output::write_then_rename;
 use crate::train::TrainedModel;
 
 /// Activation maps `[N, C, H, W]` (float32, CPU) of `N` labelled images.
@@ -93,9 +94,8 @@ impl Activations {
         let values: Vec<f32> = Vec::try_from(self.maps.flatten(0, -1))?;
         let shape = (s[0] as usize, s[1] as usize, s[2] as usize, s[3] as usize);
         let array = Array4::from_shape_vec(shape, values).map_err(|e| Error::msg(e.to_string()))?;
-        write_npy_atomic(maps_path, |p| write_npy(p, &array))?;
-        let labels = Array1::from_vec(self.labels.clone());
-        write_npy_atomic(labels_path, |p| write_npy(p, &labels))
+        write_npy_atomic(maps_path, &array)?;
+        write_npy_atomic(labels_path, &Array1::from_vec(self.labels.clone()))
     }
 
     /// Reads maps and labels written by [`Self::save_npy`] (or by numpy: float32 `[N, C, H,
@@ -112,12 +112,11 @@ impl Activations {
     }
 }
 
-fn write_npy_atomic<E: std::fmt::Display>(path: &Path, write: impl FnOnce(&Path) -> std::result::Result<(), E>) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let partial = dir.join(format!(".{}.partial", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
-    write(&partial).map_err(|e| Error::Data { path: path.to_owned(), message: format!("cannot write: {e}") })?;
-    std::fs::rename(&partial, path).map_err(|e| Error::io(path, e))
+/// Writes an array as `.npy` atomically.
+pub(crate) fn write_npy_atomic<A: ndarray_npy::WritableElement, D: ndarray::Dimension>(path: &Path, array: &ndarray::Array<A, D>) -> Result<()> {
+    write_then_rename(path, |partial| {
+        write_npy(partial, array).map_err(|e| Error::Data { path: path.to_owned(), message: format!("cannot write: {e}") })
+    })
 }
 
 /// Where activation maps come from. (One exists per script call; the size of the variants
@@ -144,10 +143,7 @@ impl Extractor {
         let variant = LiteVariant::from_name(model)?;
         let net = PretrainedNet::load(variant, weights, device)?;
         // Check the layer name now, not after the first batch.
-        let names = net.net.layer_names();
-        if layer != "bottleneck" && !names.iter().any(|n| n == layer) {
-            return Err(Error::invalid_option("layer", format!("{model} has no layer '{layer}'; valid layers: bottleneck, {}", names.join(", "))));
-        }
+        net.net.layer_index(layer)?;
         let size = size.unwrap_or(variant.input_size());
         if size < 32 {
             return Err(Error::invalid_option("size", format!("{size} is too small for {model} (at least 32)")));

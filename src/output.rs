@@ -30,6 +30,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// For writers that only take a path (libtorch's safetensors, FAISS's `write_index`, `.npy`):
+/// `write` fills `.<name>.partial` beside `path`, which is then renamed into place, so `path`
+/// is either absent, the previous version or complete. Creates missing parent directories.
+pub fn write_then_rename(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let partial = dir.join(format!(".{}.partial", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    write(&partial)?;
+    std::fs::rename(&partial, path).map_err(|e| Error::io(path, e))
+}
+
 /// Writes `rows` (the first one the header) as a CSV file, atomically.
 pub fn write_csv(path: &Path, rows: Vec<Vec<String>>) -> Result<()> {
     let csv_error = |e: &dyn std::fmt::Display| Error::msg(format!("{}: {e}", path.display()));

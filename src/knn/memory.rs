@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
-use ndarray_npy::{read_npy, write_npy};
+use ndarray_npy::read_npy;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,8 @@ use super::Descriptor;
 use crate::activations::{Activations, Extractor};
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::activations::write_npy_atomic;
+use crate::output::{write_atomic, write_then_rename};
 
 const FORMAT: u32 = 1;
 const META_FILE: &str = "memory.json";
@@ -81,6 +82,17 @@ impl Default for MemoryConfig {
 }
 
 impl MemoryConfig {
+    /// Search-time settings are not saved with a FAISS index: set on every build and load.
+    fn apply_search_parameters(&self, index: &mut FaissIndex) -> Result<()> {
+        if let Some(n) = self.nprobe {
+            index.set_parameter("nprobe", n as f64)?;
+        }
+        if let Some(n) = self.ef_search {
+            index.set_parameter("efSearch", n as f64)?;
+        }
+        Ok(())
+    }
+
     fn factory(&self) -> String {
         match self.pca {
             Some(d) => format!("PCA{d},{}", self.index),
@@ -186,12 +198,7 @@ impl PixelMemory {
                     return Err(Error::invalid_option("pca", format!("{p} dimensions asked for, the vectors have {dim}")));
                 }
                 let mut index = FaissIndex::new(dim as u32, &config.factory())?;
-                if let Some(n) = config.nprobe {
-                    index.set_parameter("nprobe", n as f64)?;
-                }
-                if let Some(n) = config.ef_search {
-                    index.set_parameter("efSearch", n as f64)?;
-                }
+                config.apply_search_parameters(&mut index)?;
                 Search::Faiss(index)
             }
         };
@@ -365,21 +372,15 @@ impl PixelMemory {
     /// Writes the memory into `dir`: the index, `entries.npy` (int64 `[n, 3]`: class, image,
     /// cell) and `memory.json` last, so a reader never sees a half-written memory as whole.
     pub fn save(&mut self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let (name, partial) = match &self.search {
-            Search::Faiss(_) => (INDEX_FILE, dir.join(format!(".{INDEX_FILE}.partial"))),
-            Search::Torch(_) => (TORCH_FILE, dir.join(format!(".{TORCH_FILE}.partial"))),
-        };
-        match &self.search {
+        let final_path = dir.join(match &self.search {
+            Search::Faiss(_) => INDEX_FILE,
+            Search::Torch(_) => TORCH_FILE,
+        });
+        write_then_rename(&final_path, |partial| match &self.search {
             Search::Faiss(index) => faiss::index::io::write_index(&index.index, partial.to_string_lossy().as_ref())
-                .map_err(|e| Error::Data { path: partial.clone(), message: format!("faiss cannot write the index: {e}") })?,
-            Search::Torch(index) => {
-                let rows = index.rows_cpu();
-                Tensor::write_safetensors(&[("vectors", rows)], &partial)?;
-            }
-        }
-        let final_path = dir.join(name);
-        std::fs::rename(&partial, &final_path).map_err(|e| Error::io(&final_path, e))?;
+                .map_err(|e| Error::Data { path: partial.to_owned(), message: format!("faiss cannot write the index: {e}") }),
+            Search::Torch(index) => Ok(Tensor::write_safetensors(&[("vectors", index.rows_cpu())], partial)?),
+        })?;
         let (bytes, sha) = file_digest(&final_path)?;
         self.meta.index_bytes = bytes;
         self.meta.index_sha256 = sha;
@@ -389,9 +390,7 @@ impl PixelMemory {
             1 => self.image_ids[i] as i64,
             _ => self.cells[i] as i64,
         });
-        let entries_partial = dir.join(format!(".{ENTRIES_FILE}.partial"));
-        write_npy(&entries_partial, &entries).map_err(|e| Error::Data { path: entries_partial.clone(), message: e.to_string() })?;
-        std::fs::rename(&entries_partial, dir.join(ENTRIES_FILE)).map_err(|e| Error::io(dir.join(ENTRIES_FILE), e))?;
+        write_npy_atomic(&dir.join(ENTRIES_FILE), &entries)?;
         let json = serde_json::to_vec_pretty(&self.meta).map_err(|e| Error::msg(e.to_string()))?;
         write_atomic(&dir.join(META_FILE), &json)
     }
@@ -418,12 +417,7 @@ impl PixelMemory {
                 let index = faiss::index::io::read_index(index_path.to_string_lossy().as_ref())
                     .map_err(|e| Error::Data { path: index_path.clone(), message: format!("faiss cannot read the index: {e}") })?;
                 let mut index = FaissIndex { index, factory: meta.config.factory() };
-                if let Some(n) = meta.config.nprobe {
-                    index.set_parameter("nprobe", n as f64)?;
-                }
-                if let Some(n) = meta.config.ef_search {
-                    index.set_parameter("efSearch", n as f64)?;
-                }
+                meta.config.apply_search_parameters(&mut index)?;
                 Search::Faiss(index)
             }
             Backend::Torch => {

@@ -73,17 +73,23 @@ impl MbConv {
         x = x.apply(&self.depthwise).apply_t(&self.bn1, train).silu();
         let gate = x.adaptive_avg_pool2d([1, 1]).apply(&self.se_reduce).silu().apply(&self.se_expand).sigmoid();
         let x = (x * gate).apply(&self.project).apply_t(&self.bn2, train);
-        if !self.residual {
-            return x;
-        }
-        if train && self.drop_rate > 0.0 {
-            // Stochastic depth: drop the whole residual branch for a random subset of samples.
-            let keep = 1.0 - self.drop_rate;
-            let mask = Tensor::rand([x.size()[0], 1, 1, 1], (Kind::Float, x.device())).ge(self.drop_rate).to_kind(x.kind());
-            xs + x * mask / keep
+        if self.residual {
+            residual_with_stochastic_depth(xs, x, self.drop_rate, train)
         } else {
-            xs + x
+            x
         }
+    }
+}
+
+/// `xs + branch`, where in training the whole branch is dropped for a random `drop_rate` of
+/// the samples (stochastic depth) and the kept ones are scaled up to keep the expectation.
+pub(super) fn residual_with_stochastic_depth(xs: &Tensor, branch: Tensor, drop_rate: f64, train: bool) -> Tensor {
+    if train && drop_rate > 0.0 {
+        let keep = 1.0 - drop_rate;
+        let mask = Tensor::rand([branch.size()[0], 1, 1, 1], (Kind::Float, branch.device())).ge(drop_rate).to_kind(branch.kind());
+        xs + branch * mask / keep
+    } else {
+        xs + branch
     }
 }
 

@@ -5,8 +5,9 @@
 //! `_conv_head`, `_bn1`, `_fc`), so that state dicts saved from those ports load as they are.
 //! Convolutions pad like TensorFlow's `SAME` (the extra pixel of an even total goes bottom and
 //! right), as the weights were trained; batch norm uses TensorFlow's eps 1e-3.
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
+use super::efficientnet::residual_with_stochastic_depth;
 use super::Backbone;
 use crate::error::{Error, Result};
 
@@ -140,15 +141,10 @@ impl LiteBlock {
         };
         x = relu6(self.depthwise.forward(&x).apply_t(&self.bn1, train));
         let x = self.project.forward(&x).apply_t(&self.bn2, train);
-        if !self.residual {
-            return x;
-        }
-        if train && self.drop_rate > 0.0 {
-            let keep = 1.0 - self.drop_rate;
-            let mask = Tensor::rand([x.size()[0], 1, 1, 1], (Kind::Float, x.device())).ge(self.drop_rate).to_kind(x.kind());
-            xs + x * mask / keep
+        if self.residual {
+            residual_with_stochastic_depth(xs, x, self.drop_rate, train)
         } else {
-            xs + x
+            x
         }
     }
 }
@@ -217,14 +213,19 @@ impl EfficientNetLite {
         names
     }
 
-    /// The activation map after the named layer (see [`Self::layer_names`]; `bottleneck` is
-    /// `head`).
-    pub fn layer_t(&self, xs: &Tensor, layer: &str, train: bool) -> Result<Tensor> {
+    /// The position of `layer` in [`Self::layer_names`] (`bottleneck` is `head`); an unknown
+    /// name is an error listing the valid ones.
+    pub fn layer_index(&self, layer: &str) -> Result<usize> {
         let names = self.layer_names();
         let layer = if layer == "bottleneck" { "head" } else { layer };
-        let position = names.iter().position(|n| n == layer).ok_or_else(|| {
+        names.iter().position(|n| n == layer).ok_or_else(|| {
             Error::invalid_option("layer", format!("{} has no layer '{layer}'; valid layers: bottleneck, {}", self.variant.name(), names.join(", ")))
-        })?;
+        })
+    }
+
+    /// The activation map after the named layer (see [`Self::layer_index`]).
+    pub fn layer_t(&self, xs: &Tensor, layer: &str, train: bool) -> Result<Tensor> {
+        let position = self.layer_index(layer)?;
         let mut x = relu6(self.conv_stem.forward(xs).apply_t(&self.bn0, train));
         for (i, block) in self.blocks.iter().enumerate() {
             if position == i {

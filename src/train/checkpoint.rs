@@ -14,7 +14,7 @@ use tch::{nn, Tensor};
 use super::{EpochMetrics, Optimizer, TrainConfig};
 use crate::data::{ImageDataset, Split};
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::output::{write_atomic, write_then_rename};
 
 const MANIFEST: &str = "checkpoint.json";
 const FORMAT: u32 = 1;
@@ -66,9 +66,7 @@ pub fn save(
     let tensors_name = format!("checkpoint-epoch-{epoch}.safetensors");
     let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
     named.extend(optimizer.state_tensors().into_iter().map(|(n, t)| (format!("optim/{n}"), t)));
-    let partial = dir.join(format!(".{tensors_name}.partial"));
-    Tensor::write_safetensors(&named, &partial)?;
-    std::fs::rename(&partial, dir.join(&tensors_name)).map_err(|e| Error::io(dir.join(&tensors_name), e))?;
+    write_then_rename(&dir.join(&tensors_name), |partial| Ok(Tensor::write_safetensors(&named, partial)?))?;
 
     let previous = read_manifest(dir).ok().map(|m| m.tensors);
     let manifest = CheckpointManifest {

@@ -8,7 +8,7 @@ use tch::{nn, Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::models::{HueNet, ModelSpec};
-use crate::output::write_atomic;
+use crate::output::{write_atomic, write_then_rename};
 
 const MODEL_JSON: &str = "model.json";
 const MODEL_TENSORS: &str = "model.safetensors";
@@ -33,11 +33,8 @@ pub struct TrainedModel {
 }
 
 pub fn save_model(dir: &Path, vs: &nn::VarStore, info: &SavedModelInfo) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let partial = dir.join(format!(".{MODEL_TENSORS}.partial"));
     let variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    Tensor::write_safetensors(&variables, &partial)?;
-    std::fs::rename(&partial, dir.join(MODEL_TENSORS)).map_err(|e| Error::io(dir.join(MODEL_TENSORS), e))?;
+    write_then_rename(&dir.join(MODEL_TENSORS), |partial| Ok(Tensor::write_safetensors(&variables, partial)?))?;
     let json = serde_json::to_vec_pretty(info).map_err(|e| Error::msg(e.to_string()))?;
     write_atomic(&dir.join(MODEL_JSON), &json)
 }
