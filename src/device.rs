@@ -60,6 +60,19 @@ impl DeviceChoice {
     }
 }
 
+/// `#[serde(serialize_with = "…")]` for a resolved device: its readable name.
+pub fn serialize_device<S: Serializer>(device: &tch::Device, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&device_name(*device))
+}
+
+/// As [`serialize_device`], for an optional device (`null` when absent).
+pub fn serialize_optional_device<S: Serializer>(device: &Option<tch::Device>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match device {
+        Some(d) => serialize_device(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A readable name for a resolved device, for manifests.
 pub fn device_name(device: tch::Device) -> String {
     match device {

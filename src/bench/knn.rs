@@ -12,6 +12,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::activations::Activations;
 use crate::error::{Error, Result};
+use super::median;
 use crate::knn::{classify, ClassifyConfig, Descriptor, MemoryConfig, PixelMemory};
 
 const FAISS_TWIN: &str = include_str!("../../benches/knn_faiss.py");
@@ -34,15 +35,8 @@ pub struct KnnBench {
     pub skip_reference: bool,
     /// Also run the exact libtorch backend on this device and check its neighbours against
     /// FAISS Flat.
-    #[serde(serialize_with = "serialize_device")]
+    #[serde(serialize_with = "crate::device::serialize_optional_device")]
     pub torch_device: Option<tch::Device>,
-}
-
-fn serialize_device<S: serde::Serializer>(device: &Option<tch::Device>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match device {
-        Some(d) => s.serialize_str(&crate::device::device_name(*d)),
-        None => s.serialize_none(),
-    }
 }
 
 /// The exact libtorch backend against FAISS Flat on the same queries.
@@ -136,12 +130,6 @@ fn dir_bytes(dir: &Path) -> Result<u64> {
         }
     }
     Ok(total)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut x = v.to_vec();
-    x.sort_by(f64::total_cmp);
-    x[x.len() / 2]
 }
 
 pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result<KnnBenchResult> {

@@ -12,6 +12,13 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 
+/// The median of repeated measurements (the upper one of an even count); `v` is not empty.
+pub(crate) fn median(v: &[f64]) -> f64 {
+    let mut x = v.to_vec();
+    x.sort_by(f64::total_cmp);
+    x[x.len() / 2]
+}
+
 /// Runs the embedded Python `twin` with `args` and parses the JSON line it prints.
 pub(crate) fn run_python_twin(python: &Path, twin: &str, args: &[String]) -> Result<serde_json::Value> {
     let script = tempfile::Builder::new().suffix(".py").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;

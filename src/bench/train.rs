@@ -25,12 +25,8 @@ pub struct TrainBench {
     pub warmup: usize,
     pub steps: usize,
     pub threads: i32,
-    #[serde(serialize_with = "serialize_device")]
+    #[serde(serialize_with = "crate::device::serialize_device")]
     pub device: tch::Device,
-}
-
-fn serialize_device<S: serde::Serializer>(device: &tch::Device, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::device::device_name(*device))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -115,11 +111,7 @@ pub fn compare_train_throughput(python: &Path, bench: TrainBench, rounds: usize)
         ours.push(huelab_train_throughput(&bench)?);
         theirs.push(pytorch_train_throughput(python, &bench)?);
     }
-    let median = |v: &[Throughput]| {
-        let mut x: Vec<f64> = v.iter().map(|t| t.images_per_second).collect();
-        x.sort_by(f64::total_cmp);
-        x[x.len() / 2]
-    };
-    let (h, p) = (median(&ours), median(&theirs));
+    let images_per_second = |v: &[Throughput]| v.iter().map(|t| t.images_per_second).collect::<Vec<_>>();
+    let (h, p) = (super::median(&images_per_second(&ours)), super::median(&images_per_second(&theirs)));
     Ok(TrainComparison { bench, huelab: ours, pytorch: theirs, huelab_median: h, pytorch_median: p, ratio: h / p })
 }

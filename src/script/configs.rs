@@ -5,7 +5,6 @@ use rhai::Map;
 use super::options::Options;
 use crate::compare::{Arm, CompareConfig};
 use crate::data::{ImageFolderConfig, NpyLayout, SplitConfig};
-use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::nn::{AngleAssignment, HueHeadConfig, HueLossConfig};
 use crate::data::Augment;
@@ -86,7 +85,7 @@ pub fn train_config(map: Map) -> Result<TrainConfig> {
         batch_size: o.count("batch_size")?.map_or(d.batch_size, |v| v as usize),
         lr: o.float("lr")?.unwrap_or(d.lr),
         seed: o.count("seed")?.unwrap_or(d.seed),
-        device: o.string("device")?.map(|s| s.parse::<DeviceChoice>()).transpose()?.unwrap_or(d.device),
+        device: o.device()?.unwrap_or(d.device),
         progress: o.bool("progress")?.unwrap_or(d.progress),
         checkpoint: o.string("checkpoint")?.map(std::path::PathBuf::from),
         resume: o.bool("resume")?.unwrap_or(d.resume),
@@ -253,7 +252,7 @@ pub fn extractor_options(map: Map, context: &str, allowed: &[&str]) -> Result<Ex
         weights: o.string("weights")?,
         layer: o.string("layer")?.unwrap_or_else(|| "bottleneck".into()),
         size,
-        device: o.string("device")?.map(|s| s.parse::<DeviceChoice>()).transpose()?.unwrap_or_default().resolve()?,
+        device: o.device()?.unwrap_or_default().resolve()?,
     })
 }
 
@@ -286,7 +285,7 @@ pub fn memory_config(map: Map) -> Result<(crate::knn::MemoryConfig, tch::Device)
         ef_search: positive("ef_search", o.count("ef_search")?)?,
         seed: o.count("seed")?.unwrap_or(d.seed),
     };
-    let device = o.string("device")?.map(|s| s.parse::<DeviceChoice>()).transpose()?.unwrap_or_default().resolve()?;
+    let device = o.device()?.unwrap_or_default().resolve()?;
     Ok((config, device))
 }
 

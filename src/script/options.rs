@@ -47,6 +47,11 @@ impl Options {
         self.take(key).map(|v| v.into_string().map_err(|t| wrong_type(key, "a string", t))).transpose()
     }
 
+    /// `device`: "auto", "cpu", "cuda" or "cuda:N".
+    pub fn device(&mut self) -> Result<Option<crate::device::DeviceChoice>> {
+        self.string("device")?.map(|s| s.parse()).transpose()
+    }
+
     pub fn ints(&mut self, key: &str) -> Result<Option<Vec<i64>>> {
         self.array(key)?
             .map(|items| items.into_iter().map(|v| v.as_int().map_err(|t| wrong_type(key, "an array of integers", t))).collect())
