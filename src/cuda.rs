@@ -47,20 +47,6 @@ pub fn load_cuda_backend() -> &'static CudaBackend {
     })
 }
 
-fn candidate_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![];
-    if let Some(dir) = std::env::var_os("HUELAB_TORCH_LIB") {
-        dirs.push(PathBuf::from(dir));
-    }
-    if let Some(dir) = loaded_libtorch_dir() {
-        dirs.push(dir);
-    }
-    if let Some(dir) = python_torch_lib() {
-        dirs.push(dir);
-    }
-    dirs.dedup();
-    dirs
-}
 
 /// The directory of the `libtorch_cpu.so` mapped into this process.
 fn loaded_libtorch_dir() -> Option<PathBuf> {
@@ -89,8 +75,21 @@ fn torch_version_of(lib_dir: &Path) -> Option<String> {
 }
 
 fn find_and_load() -> CudaBackend {
-    let searched = candidate_dirs();
-    let Some(path) = searched.iter().map(|d| d.join(CUDA_LIBRARY)).find(|p| p.exists()) else {
+    // In order, and lazily: asking python3 (about 0.1 s) only when the others have no library.
+    let candidates: [&dyn Fn() -> Option<PathBuf>; 3] =
+        [&|| std::env::var_os("HUELAB_TORCH_LIB").map(PathBuf::from), &loaded_libtorch_dir, &python_torch_lib];
+    let mut searched: Vec<PathBuf> = vec![];
+    let mut found = None;
+    for candidate in candidates {
+        let Some(dir) = candidate().filter(|d| !searched.contains(d)) else { continue };
+        let path = dir.join(CUDA_LIBRARY);
+        searched.push(dir);
+        if path.exists() {
+            found = Some(path);
+            break;
+        }
+    }
+    let Some(path) = found else {
         return CudaBackend::NotFound { searched };
     };
     let ours = env!("HUELAB_TORCH_VERSION");

@@ -139,8 +139,11 @@ enum Bench {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Before anything touches libtorch, so that its CUDA backend registers.
-    huelab::cuda::load_cuda_backend();
+    // Before anything touches libtorch, so that its CUDA backend registers; `check` and `api`
+    // use no device and skip the search.
+    if !matches!(cli.command, Command::Check { .. } | Command::Api) {
+        huelab::cuda::load_cuda_backend();
+    }
     // First Ctrl-C: stop at the next batch, keeping finished outputs; second: stop at once.
     let _ = ctrlc::set_handler(|| {
         if huelab::interrupt::requested() {
@@ -171,11 +174,7 @@ fn main() -> ExitCode {
             })
             .map_err(|message| ScriptError { file: "api".into(), position: None, message }),
         Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, device, out }) => {
-            bench_train(&python, &models, batch, size, &steps, rounds, threads, &device, out.as_deref()).map_err(|e| ScriptError {
-                file: "bench".into(),
-                position: None,
-                message: e.to_string(),
-            })
+            bench_train(&python, &models, batch, size, &steps, rounds, threads, &device, out.as_deref()).map_err(command_error("bench"))
         }
         Command::Bench(Bench::Knn { python, memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, torch_device, out }) => {
             torch_device
@@ -187,7 +186,7 @@ fn main() -> ExitCode {
                     };
                     bench_knn(&python, &bench, out.as_deref())
                 })
-                .map_err(|e| ScriptError { file: "bench".into(), position: None, message: e.to_string() })
+                .map_err(command_error("bench"))
         }
         Command::Info => {
             let info = huelab::cuda::device_info();
@@ -200,7 +199,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Predict { model, weights, top, images } => predict(&model, weights.as_deref(), top, &images)
-            .map_err(|e| ScriptError { file: "predict".into(), position: None, message: e.to_string() }),
+            .map_err(command_error("predict")),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -209,6 +208,11 @@ fn main() -> ExitCode {
             if huelab::interrupt::requested() { ExitCode::from(130) } else { ExitCode::FAILURE }
         }
     }
+}
+
+/// A library error of a command other than `run`, printed as `<command>: <message>`.
+fn command_error(command: &'static str) -> impl Fn(huelab::Error) -> ScriptError {
+    move |e| ScriptError { file: command.into(), position: None, message: e.to_string() }
 }
 
 fn run(script: PathBuf, args: BTreeMap<String, String>, options: huelab::script::ScriptOptions) -> Result<(), ScriptError> {
