@@ -160,6 +160,8 @@ fn argmax(scores: &[f64]) -> i64 {
 
 struct Observer<'a> {
     config: &'a ObserveConfig,
+    /// Per grid cell, the indices of the conditional cells (Fig. 6) at that cell.
+    conditional_at: Vec<Vec<usize>>,
     stats: MatchStats,
     /// Per conditional cell: sums of squared radial / tangential offsets and counts, same then other.
     spread: Vec<[f64; 6]>,
@@ -189,8 +191,13 @@ impl<'a> Observer<'a> {
                 other_tangential_var: f64::NAN,
             })
             .collect();
+        let mut conditional_at = vec![vec![]; cells];
+        for (i, &(x, y)) in config.query_cells.iter().enumerate() {
+            conditional_at[(y * grid.1 + x) as usize].push(i);
+        }
         Ok(Observer {
             config,
+            conditional_at,
             spread: vec![[0.0; 6]; config.query_cells.len()],
             stats: MatchStats {
                 grid,
@@ -215,15 +222,7 @@ impl<'a> Observer<'a> {
     /// One query pixel at `query_cell` of an image of class `truth`, and its matches.
     fn record(&mut self, query_cell: u32, truth: usize, matches: impl Iterator<Item = (u32, u32)>) {
         let grid = self.stats.grid;
-        let w = grid.1;
-        let conditional: Vec<usize> = self
-            .config
-            .query_cells
-            .iter()
-            .enumerate()
-            .filter(|(_, &(x, y))| (y * w + x) as u32 == query_cell)
-            .map(|(i, _)| i)
-            .collect();
+        let conditional = &self.conditional_at[query_cell as usize];
         let (qx, qy) = centred(query_cell, grid);
         let qr = (qx * qx + qy * qy).sqrt();
         for (class, cell) in matches {
@@ -237,7 +236,7 @@ impl<'a> Observer<'a> {
                     None => self.stats.centre_matches[truth] += 1.0,
                 }
             }
-            for &i in &conditional {
+            for &i in conditional {
                 let c = &mut self.stats.conditional[i];
                 if same { c.same[cell as usize] += 1.0 } else { c.other[cell as usize] += 1.0 }
                 if qr > 0.0 {
