@@ -3,7 +3,7 @@
 //! the other half, and the match-position figure (Fig. 5).
 //!
 //!     cargo run --release --example pixel_knn [input-size]
-use huelab::activations::Extractor;
+use huelab::extract::Extractor;
 use huelab::data::{builtin, stratified_split, SplitConfig};
 use huelab::knn::{run_knn, ClassifyConfig, MemoryConfig, ObserveConfig, PixelMemory};
 
@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     let run = run_knn("pixel kNN", &mut memory, &acts.select(&split.test)?, &config)?;
     println!("{}: accuracy {:.4} on {} query images in {:.2} s", memory.describe(), run.accuracy, run.query_images, run.seconds);
     let path = std::path::Path::new("runs/example/match_positions.png");
-    huelab::plot::plot_match_positions(path, "match positions", run.stats.as_ref().expect("observed"))?;
+    huelab::results::plot_match_positions(path, "match positions", run.stats.as_ref().expect("observed"))?;
     println!("wrote {}", path.display());
     Ok(())
 }

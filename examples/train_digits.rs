@@ -4,7 +4,7 @@
 //!     cargo run --release --example train_digits [epochs]
 use huelab::data::{digits, stratified_split, SplitConfig};
 use huelab::nn::HueLossConfig;
-use huelab::plot::plot_training_curves;
+use huelab::results::plot_training_curves;
 use huelab::train::{train, LossKind, TrainConfig};
 
 fn main() -> anyhow::Result<()> {

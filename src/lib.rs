@@ -18,18 +18,22 @@
 //! ```
 pub mod activations;
 pub mod bench;
+pub mod cache;
 pub mod compare;
 pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod extract;
+pub mod files;
 pub mod interrupt;
 pub mod knn;
 pub mod models;
 pub mod nn;
 pub mod notebook;
-pub mod output;
+pub mod options;
 pub mod plot;
+pub mod results;
 pub mod script;
 pub mod stats;
 pub mod train;

@@ -247,8 +247,8 @@ fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Opt
     println!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
         bench.approximate, bench.nprobe, mb(r.approximate_bank_bytes), r.approximate_memory_ratio, r.approximate_accuracy, r.flat_accuracy, r.approximate_accuracy_ratio, r.approximate_build_seconds);
     if let Some(path) = out {
-        let json = serde_json::json!({ "versions": huelab::output::VERSIONS, "result": r });
-        huelab::output::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
+        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "result": r });
+        huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
     }
     Ok(())
 }
@@ -309,8 +309,8 @@ fn bench_train(
         results.push(r);
     }
     if let Some(path) = out {
-        let json = serde_json::json!({ "versions": huelab::output::VERSIONS, "threads": threads, "results": results });
-        huelab::output::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
+        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "threads": threads, "results": results });
+        huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
     }
     Ok(())
 }

@@ -46,6 +46,13 @@ fn fmt(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.4}"))
 }
 
+impl Figure {
+    /// evcxr's display protocol: the PNG inline in a Jupyter notebook.
+    pub fn evcxr_display(&self) {
+        println!("{}", mime_block("image/png", &base64(self.png())));
+    }
+}
+
 impl Comparison {
     /// Per arm: mean ± sd of test accuracy; per paired arm: the difference and both tests.
     pub fn evcxr_display(&self) {

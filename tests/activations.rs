@@ -1,7 +1,7 @@
 //! Activation sources: a user's TorchScript module and the saved model of a checkpointed run.
 use std::path::Path;
 
-use huelab::activations::Extractor;
+use huelab::extract::Extractor;
 use huelab::data::{digits, stratified_split, SplitConfig};
 use huelab::train::{train, TrainConfig, TrainedModel};
 use tch::{Device, Kind, Tensor};

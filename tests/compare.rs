@@ -1,5 +1,6 @@
 //! Comparisons: pairing, statistics consistent with the runs, outputs, and misuse.
-use huelab::compare::{compare, write_comparison, Arm, CompareConfig};
+use huelab::compare::{compare, Arm, CompareConfig};
+use huelab::results::write_comparison;
 use huelab::data::digits;
 use huelab::device::DeviceChoice;
 use huelab::nn::HueLossConfig;

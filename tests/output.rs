@@ -1,7 +1,7 @@
 //! Atomic result files.
 use std::os::unix::fs::PermissionsExt;
 
-use huelab::output::write_atomic;
+use huelab::files::write_atomic;
 
 #[test]
 fn write_atomic_creates_parents_replaces_whole_files_and_leaves_no_temporaries() {

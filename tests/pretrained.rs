@@ -2,7 +2,7 @@
 //! on real photos, the other lite variants' shapes, and the loader's errors.
 use std::path::PathBuf;
 
-use huelab::activations::Extractor;
+use huelab::extract::Extractor;
 use huelab::data::data_dir;
 use huelab::models::{load_image, load_state_dict, read_imagenet_classes, EfficientNetLite, LiteVariant, PretrainedNet};
 use tch::{nn, Device};

@@ -26,12 +26,12 @@ fn both_arms_learn_the_digits_far_above_chance() {
         let last = &report.epochs[3];
         assert!(last.train_loss < first.train_loss, "{}: loss fell", loss.name());
         match loss {
-            LossKind::OneHot => assert_eq!(last.train_hue_loss, None),
             LossKind::OneHotHue { .. } => {
-                let hue = last.train_hue_loss.unwrap();
-                assert!((last.train_loss - (last.train_onehot_loss + hue)).abs() < 1e-5, "total = one-hot + hue (float32 batch sums)");
+                let hue = last.train_part("hue").unwrap();
+                assert!((last.train_loss - (last.train_part("onehot").unwrap() + hue)).abs() < 1e-5, "total = one-hot + hue (float32 batch sums)");
                 assert!(test.hue_accuracy > 0.3, "the trained hue head beats chance (0.1): {}", test.hue_accuracy);
             }
+            _ => assert_eq!(last.train_part("hue"), None),
         }
     }
 }
@@ -48,7 +48,7 @@ fn same_seed_same_metrics_and_both_arms_start_from_the_same_weights() {
     // Evaluated before any step, the two arms would agree exactly; after one epoch they differ
     // only through the hue term's gradients, so their one-hot losses are close but not equal.
     let onehot = train(&data, &split, &config(LossKind::OneHot, 1)).unwrap();
-    let gap = (onehot.epochs[0].train_onehot_loss - a.epochs[0].train_onehot_loss).abs();
+    let gap = (onehot.epochs[0].train_part("onehot").unwrap() - a.epochs[0].train_part("onehot").unwrap()).abs();
     assert!(gap < 0.05, "one-hot losses of the first epoch differ by {gap}");
 
     let other_seed = train(&data, &split, &TrainConfig { seed: 1, ..config(hue(), 1) }).unwrap();

@@ -1,14 +1,12 @@
 //! Honest comparisons of training arms (e.g. one-hot vs one-hot + hue): every arm is trained on
 //! every fold × seed, with the same split, initial weights, batch order and augmentation for all
 //! arms of a pair, and summarised as mean ± sd with paired differences and paired tests.
-mod outputs;
-
-pub use outputs::*;
-
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::data::{kfold_split, stratified_kfold, ImageDataset};
 use crate::error::{Error, Result};
+use crate::options::Options;
 use crate::stats::{mean_sd, paired_t_test, wilcoxon_signed_rank, MeanSd, PairedT, Wilcoxon};
 use crate::train::{train, TrainConfig, TrainReport};
 
@@ -30,12 +28,63 @@ impl Default for CompareConfig {
     }
 }
 
+impl CompareConfig {
+    /// Keys: `seeds` (array of ints; default [0, 1]), `folds` (3), `val` (0.1), `split_seed` (0).
+    pub fn from_options(map: Map<String, Value>) -> Result<Self> {
+        let mut o = Options::new(map, "compare options", &["seeds", "folds", "val", "split_seed"])?;
+        let d = CompareConfig::default();
+        let seeds = match o.ints("seeds")? {
+            None => d.seeds,
+            Some(seeds) => seeds
+                .into_iter()
+                .map(|s| u64::try_from(s).map_err(|_| Error::invalid_option("seeds", format!("seeds must be >= 0, got {s}"))))
+                .collect::<Result<_>>()?,
+        };
+        let config = CompareConfig {
+            seeds,
+            folds: o.count("folds")?.map_or(d.folds, |f| usize::try_from(f).unwrap_or(usize::MAX)),
+            val: o.float("val")?.unwrap_or(d.val),
+            split_seed: o.count("split_seed")?.unwrap_or(d.split_seed),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.seeds.is_empty() {
+            return Err(Error::invalid_option("seeds", "give at least one seed"));
+        }
+        if let Some(s) = self.seeds.iter().enumerate().find_map(|(i, s)| self.seeds[..i].contains(s).then_some(s)) {
+            return Err(Error::invalid_option("seeds", format!("seed {s} is given twice")));
+        }
+        if self.folds < 2 {
+            return Err(Error::invalid_option("folds", format!("k-fold needs at least 2 folds, got {}", self.folds)));
+        }
+        if !(0.0..1.0).contains(&self.val) {
+            return Err(Error::invalid_option("val", format!("must be in [0, 1), got {}", self.val)));
+        }
+        Ok(())
+    }
+}
+
 /// One arm: a name and its training config (its `seed` and `name` are set per run; a
 /// `checkpoint` directory becomes the root of one sub-directory per arm, fold and seed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Arm {
     pub name: String,
     pub config: TrainConfig,
+}
+
+impl Arm {
+    /// An arm from a train options map; its `name` (default: the loss) names it in tables. An
+    /// arm takes no `seed`: the comparison's `seeds` are every arm's.
+    pub fn from_options(map: Map<String, Value>) -> Result<Self> {
+        if map.contains_key("seed") {
+            return Err(Error::invalid_option("seed", "an arm takes its seeds from the comparison's `seeds`"));
+        }
+        let config = TrainConfig::from_options(map)?;
+        Ok(Arm { name: config.name.clone(), config })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,12 +140,7 @@ pub fn compare(data: &ImageDataset, arms: &[Arm], config: &CompareConfig) -> Res
     if let Some(duplicate) = arms.iter().enumerate().find(|(i, a)| arms[..*i].iter().any(|b| b.name == a.name)) {
         return Err(Error::invalid_option("arms", format!("two arms are named '{}'", duplicate.1.name)));
     }
-    if config.seeds.is_empty() {
-        return Err(Error::invalid_option("seeds", "give at least one seed"));
-    }
-    if !(0.0..1.0).contains(&config.val) {
-        return Err(Error::invalid_option("val", format!("must be in [0, 1), got {}", config.val)));
-    }
+    config.validate()?;
     for arm in arms {
         arm.config.validate().map_err(|e| Error::msg(format!("arm '{}': {e}", arm.name)))?;
     }

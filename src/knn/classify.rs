@@ -7,7 +7,7 @@
 use serde::Serialize;
 use tch::Tensor;
 
-use super::backend::Neighbours;
+use super::search::Neighbours;
 use super::{Descriptor, PixelMemory};
 use crate::activations::Activations;
 use crate::error::{Error, Result};
@@ -49,6 +49,67 @@ pub struct ClassifyConfig {
 impl Default for ClassifyConfig {
     fn default() -> Self {
         ClassifyConfig { k: 10, eps: 1e-6, vote: Vote::Kernel, batch_images: 64, observe: None }
+    }
+}
+
+impl ClassifyConfig {
+    /// The run's name and the config, from an options map. Keys: `name` (default: the vote),
+    /// `k` (10), `eps` (1e-6), `vote` ("kernel" or "majority"), `batch_images` (64), `observe`
+    /// (`#{ cells: [[x, y], …], angle_bins: 16 }`).
+    pub fn from_options(map: serde_json::Map<String, serde_json::Value>) -> Result<(String, Self)> {
+        use crate::options::Options;
+        let mut o = Options::new(map, "knn_classify options", &["name", "k", "eps", "vote", "batch_images", "observe"])?;
+        let d = ClassifyConfig::default();
+        let observe = match o.map("observe")? {
+            None => None,
+            Some(map) => {
+                let mut ob = Options::new(map, "observe options", &["cells", "angle_bins"])?;
+                let cells = match ob.array_of_arrays("cells")? {
+                    None => vec![],
+                    Some(cells) => cells
+                        .into_iter()
+                        .map(|c| match c.as_slice() {
+                            [x, y] => Ok((*x, *y)),
+                            _ => Err(Error::invalid_option("cells", "each cell must be [x, y]")),
+                        })
+                        .collect::<Result<_>>()?,
+                };
+                let angle_bins = ob.count("angle_bins")?.map_or(16, |n| usize::try_from(n).unwrap_or(usize::MAX));
+                Some(ObserveConfig { query_cells: cells, angle_bins })
+            }
+        };
+        let vote: Vote = o.string("vote")?.map(|s| s.parse()).transpose()?.unwrap_or(d.vote);
+        let size = |v: Option<u64>, default: usize| v.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let config = ClassifyConfig {
+            k: size(o.count("k")?, d.k),
+            eps: o.float("eps")?.unwrap_or(d.eps),
+            vote,
+            batch_images: size(o.count("batch_images")?, d.batch_images),
+            observe,
+        };
+        config.validate()?;
+        let name = o.string("name")?.unwrap_or_else(|| if vote == Vote::Kernel { "kernel".into() } else { "majority".into() });
+        Ok((name, config))
+    }
+
+    /// Checks what does not depend on the memory (`k` against its size is checked when
+    /// classifying).
+    pub fn validate(&self) -> Result<()> {
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::invalid_option("eps", format!("must be positive, got {}", self.eps)));
+        }
+        if self.k == 0 {
+            return Err(Error::invalid_option("k", "must be at least 1"));
+        }
+        if self.batch_images == 0 {
+            return Err(Error::invalid_option("batch_images", "must be at least 1"));
+        }
+        if let Some(o) = &self.observe {
+            if o.angle_bins == 0 || o.angle_bins > 3600 {
+                return Err(Error::invalid_option("angle_bins", format!("must be in 1..=3600, got {}", o.angle_bins)));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -284,11 +345,9 @@ pub fn classify(memory: &mut PixelMemory, queries: &Activations, config: &Classi
             queries.channels(), queries.grid().0, queries.grid().1
         )));
     }
-    if config.k == 0 || config.k > memory.len() {
+    config.validate()?;
+    if config.k > memory.len() {
         return Err(Error::invalid_option("k", format!("{} neighbours asked for, the memory holds {} vectors", config.k, memory.len())));
-    }
-    if config.batch_images == 0 {
-        return Err(Error::invalid_option("batch_images", "must be at least 1"));
     }
     if config.vote == Vote::Kernel {
         if let Some(empty) = memory.class_counts().iter().position(|&c| c == 0) {

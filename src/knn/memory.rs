@@ -11,42 +11,18 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
-use super::backend::{FaissIndex, Neighbours, TorchFlat};
+use super::search::{Backend, Neighbours, SearchIndex};
 use super::Descriptor;
-use crate::activations::{Activations, Extractor};
+use crate::activations::{write_npy_atomic, ActivationSource, Activations};
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
-use crate::activations::write_npy_atomic;
-use crate::output::{write_atomic, write_then_rename};
+use crate::files::{write_atomic, write_then_rename};
 
 const FORMAT: u32 = 1;
 const META_FILE: &str = "memory.json";
-const INDEX_FILE: &str = "index.faiss";
-const TORCH_FILE: &str = "vectors.safetensors";
 const ENTRIES_FILE: &str = "entries.npy";
-
-/// Which search runs under the memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    #[default]
-    Faiss,
-    /// Exact search with libtorch (CPU or GPU): only `Flat`, no PCA.
-    Torch,
-}
-
-impl std::str::FromStr for Backend {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "faiss" => Ok(Backend::Faiss),
-            "torch" => Ok(Backend::Torch),
-            _ => Err(Error::invalid_option("backend", format!("expected \"faiss\" or \"torch\", got \"{s}\""))),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryConfig {
@@ -82,29 +58,48 @@ impl Default for MemoryConfig {
 }
 
 impl MemoryConfig {
-    /// Search-time settings are not saved with a FAISS index: set on every build and load.
-    fn apply_search_parameters(&self, index: &mut FaissIndex) -> Result<()> {
-        if let Some(n) = self.nprobe {
-            index.set_parameter("nprobe", n as f64)?;
-        }
-        if let Some(n) = self.ef_search {
-            index.set_parameter("efSearch", n as f64)?;
+    pub const KEYS: &'static [&'static str] = &["descriptor", "index", "pca", "backend", "train_size", "add_batch", "nprobe", "ef_search", "seed", "device"];
+
+    /// The config and the device of the torch backend, from an options map. Keys: `descriptor`
+    /// ("pixel", "gap", "gmp", "gem", "gem:P", "flatten"), `index` (a FAISS factory string;
+    /// "Flat"), `pca`, `backend` ("faiss", "torch", "faiss_ip"), `train_size`, `add_batch`,
+    /// `nprobe`, `ef_search`, `seed`, `device`.
+    pub fn from_options(map: serde_json::Map<String, serde_json::Value>) -> Result<(Self, Device)> {
+        let mut o = crate::options::Options::new(map, "pixel_memory options", Self::KEYS)?;
+        let d = MemoryConfig::default();
+        let size = |v: Option<u64>| v.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let config = MemoryConfig {
+            descriptor: o.string("descriptor")?.map(|s| Descriptor::parse(&s)).transpose()?.unwrap_or(d.descriptor),
+            index: o.string("index")?.unwrap_or(d.index),
+            pca: size(o.count("pca")?),
+            backend: o.string("backend")?.map(|s| s.parse()).transpose()?.unwrap_or(d.backend),
+            train_size: size(o.count("train_size")?).unwrap_or(d.train_size),
+            add_batch: size(o.count("add_batch")?).unwrap_or(d.add_batch),
+            nprobe: size(o.count("nprobe")?),
+            ef_search: size(o.count("ef_search")?),
+            seed: o.count("seed")?.unwrap_or(d.seed),
+        };
+        config.validate()?;
+        let device = o.device()?.unwrap_or_default().resolve()?;
+        Ok((config, device))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for (key, value) in [("pca", self.pca), ("train_size", Some(self.train_size)), ("add_batch", Some(self.add_batch)), ("nprobe", self.nprobe), ("ef_search", self.ef_search)] {
+            if value == Some(0) {
+                return Err(Error::invalid_option(key, "must be at least 1"));
+            }
         }
         Ok(())
     }
 
-    fn factory(&self) -> String {
+    /// The index-factory string: `index`, after `PCA<pca>` if set.
+    pub fn factory(&self) -> String {
         match self.pca {
             Some(d) => format!("PCA{d},{}", self.index),
             None => self.index.clone(),
         }
     }
-}
-
-#[derive(Debug)]
-enum Search {
-    Faiss(FaissIndex),
-    Torch(TorchFlat),
 }
 
 /// What is saved beside the index.
@@ -128,7 +123,7 @@ struct MemoryMeta {
 
 #[derive(Debug)]
 pub struct PixelMemory {
-    search: Search,
+    search: Box<dyn SearchIndex>,
     meta: MemoryMeta,
     /// Per memory vector: class, image id (0-based, in the order added), grid cell `y·W + x`.
     classes: Vec<u32>,
@@ -153,7 +148,7 @@ impl PixelMemory {
     /// The same memory as [`Self::build`] of `extractor`'s activations of `data`, without ever
     /// holding all of them: the training sample is extracted first, then `add_batch` images
     /// at a time are extracted and added.
-    pub fn build_streaming(extractor: &Extractor, data: &ImageDataset, config: &MemoryConfig, device: Device) -> Result<Self> {
+    pub fn build_streaming(extractor: &dyn ActivationSource, data: &ImageDataset, config: &MemoryConfig, device: Device) -> Result<Self> {
         if data.is_empty() {
             return Err(Error::msg("a memory needs at least one image"));
         }
@@ -162,7 +157,7 @@ impl PixelMemory {
         }
         let chunk = |indices: &[i64]| -> Result<Activations> {
             let part = data.subset(data.name(), indices)?;
-            extractor.extract(&part, config.add_batch)
+            extractor.activations_of(&part, config.add_batch)
         };
         let first_len = config.add_batch.min(data.len()) as i64;
         let first = chunk(&(0..first_len).collect::<Vec<_>>())?;
@@ -181,27 +176,10 @@ impl PixelMemory {
 
     /// An empty memory for activations shaped like `acts` (same channels, grid and classes).
     fn empty(acts: &Activations, config: &MemoryConfig, device: Device) -> Result<Self> {
-        if config.add_batch == 0 {
-            return Err(Error::invalid_option("add_batch", "must be at least 1"));
-        }
+        config.validate()?;
         let grid = acts.grid();
         let dim = config.descriptor.dim(acts.channels(), grid);
-        let search = match config.backend {
-            Backend::Torch => {
-                if config.index != "Flat" || config.pca.is_some() {
-                    return Err(Error::invalid_option("backend", "the torch backend is exact: index \"Flat\" without pca"));
-                }
-                Search::Torch(TorchFlat::new(dim, device))
-            }
-            Backend::Faiss => {
-                if let Some(p) = config.pca.filter(|&p| p == 0 || p as i64 > dim) {
-                    return Err(Error::invalid_option("pca", format!("{p} dimensions asked for, the vectors have {dim}")));
-                }
-                let mut index = FaissIndex::new(dim as u32, &config.factory())?;
-                config.apply_search_parameters(&mut index)?;
-                Search::Faiss(index)
-            }
-        };
+        let search = config.backend.create(dim, config, device)?;
         Ok(PixelMemory {
             search,
             meta: MemoryMeta {
@@ -226,7 +204,7 @@ impl PixelMemory {
     }
 
     fn needs_training(&self) -> bool {
-        matches!(&self.search, Search::Faiss(index) if !faiss::Index::is_trained(&index.index))
+        self.search.needs_training()
     }
 
     /// Trains IVF/PQ/PCA on (at most `train_size` vectors of) the sample's images.
@@ -234,13 +212,10 @@ impl PixelMemory {
         if !self.needs_training() {
             return Ok(());
         }
-        let Search::Faiss(index) = &mut self.search else { return Ok(()) };
         let config = &self.meta.config;
         let vectors = config.descriptor.vectors(sample.maps());
         let rows = vectors.size()[0].min(config.train_size as i64);
-        let sample: Vec<f32> = Vec::try_from(vectors.narrow(0, 0, rows).flatten(0, -1))?;
-        faiss::Index::train(&mut index.index, &sample)
-            .map_err(|e| Error::invalid_option("index", format!("faiss cannot train \"{}\" on {rows} vectors: {e}", index.factory)))
+        self.search.train(&vectors.narrow(0, 0, rows))
     }
 
     /// Adds every image of `acts` (same layer, same grid, same classes) after those there.
@@ -262,13 +237,7 @@ impl PixelMemory {
             crate::interrupt::check()?;
             let len = batch.min(acts.len() - start);
             let vectors = descriptor.vectors(&acts.maps().narrow(0, start as i64, len as i64));
-            match &mut self.search {
-                Search::Faiss(index) => {
-                    let flat: Vec<f32> = Vec::try_from(vectors.flatten(0, -1))?;
-                    faiss::Index::add(&mut index.index, &flat).map_err(|e| super::backend::faiss_error("add", e))?;
-                }
-                Search::Torch(index) => index.add(&vectors),
-            }
+            self.search.add(&vectors)?;
             for (offset, &label) in acts.labels()[start..start + len].iter().enumerate() {
                 let image = (self.meta.images + offset as u64) as u32;
                 for cell in 0..per_image as u32 {
@@ -344,11 +313,7 @@ impl PixelMemory {
     /// A short description, e.g. `pixel Flat (faiss), 37 632 vectors of 1280`.
     pub fn describe(&self) -> String {
         let c = &self.meta.config;
-        let backend = match c.backend {
-            Backend::Faiss => "faiss",
-            Backend::Torch => "torch",
-        };
-        format!("{} {} ({backend}), {} vectors of {}", c.descriptor.name(), c.factory(), self.len(), self.meta.dim)
+        format!("{} {} ({}), {} vectors of {}", c.descriptor.name(), c.factory(), c.backend.name(), self.len(), self.meta.dim)
     }
 
     /// The `k` nearest memory vectors of each row of `queries` (`[n, dim]`, unit vectors).
@@ -360,27 +325,14 @@ impl PixelMemory {
         if k == 0 || k > self.len() {
             return Err(Error::invalid_option("k", format!("{k} neighbours asked for, the memory holds {} vectors", self.len())));
         }
-        match &mut self.search {
-            Search::Faiss(index) => {
-                let flat: Vec<f32> = Vec::try_from(queries.to_kind(Kind::Float).flatten(0, -1))?;
-                index.search(&flat, k)
-            }
-            Search::Torch(index) => Ok(index.search(queries, k)),
-        }
+        self.search.search(queries, k)
     }
 
     /// Writes the memory into `dir`: the index, `entries.npy` (int64 `[n, 3]`: class, image,
     /// cell) and `memory.json` last, so a reader never sees a half-written memory as whole.
     pub fn save(&mut self, dir: &Path) -> Result<()> {
-        let final_path = dir.join(match &self.search {
-            Search::Faiss(_) => INDEX_FILE,
-            Search::Torch(_) => TORCH_FILE,
-        });
-        write_then_rename(&final_path, |partial| match &self.search {
-            Search::Faiss(index) => faiss::index::io::write_index(&index.index, partial.to_string_lossy().as_ref())
-                .map_err(|e| Error::Data { path: partial.to_owned(), message: format!("faiss cannot write the index: {e}") }),
-            Search::Torch(index) => Ok(Tensor::write_safetensors(&[("vectors", index.rows_cpu())], partial)?),
-        })?;
+        let final_path = dir.join(self.meta.config.backend.file_name());
+        write_then_rename(&final_path, |partial| self.search.write(partial))?;
         let (bytes, sha) = file_digest(&final_path)?;
         self.meta.index_bytes = bytes;
         self.meta.index_sha256 = sha;
@@ -404,7 +356,7 @@ impl PixelMemory {
         if meta.format != FORMAT {
             return Err(Error::Data { path: meta_path, message: format!("memory format {} is not supported (expected {FORMAT})", meta.format) });
         }
-        let index_path: PathBuf = dir.join(if meta.config.backend == Backend::Faiss { INDEX_FILE } else { TORCH_FILE });
+        let index_path: PathBuf = dir.join(meta.config.backend.file_name());
         let (bytes, sha) = file_digest(&index_path)?;
         if bytes != meta.index_bytes || sha != meta.index_sha256 {
             return Err(Error::Data {
@@ -412,24 +364,7 @@ impl PixelMemory {
                 message: format!("{bytes} bytes, memory.json expects {} with another checksum: truncated or replaced", meta.index_bytes),
             });
         }
-        let search = match meta.config.backend {
-            Backend::Faiss => {
-                let index = faiss::index::io::read_index(index_path.to_string_lossy().as_ref())
-                    .map_err(|e| Error::Data { path: index_path.clone(), message: format!("faiss cannot read the index: {e}") })?;
-                let mut index = FaissIndex { index, factory: meta.config.factory() };
-                meta.config.apply_search_parameters(&mut index)?;
-                Search::Faiss(index)
-            }
-            Backend::Torch => {
-                let tensors = Tensor::read_safetensors(&index_path)
-                    .map_err(|e| Error::Data { path: index_path.clone(), message: format!("unreadable vectors: {e}") })?;
-                let rows = tensors.into_iter().find(|(n, _)| n == "vectors").map(|(_, t)| t)
-                    .ok_or_else(|| Error::Data { path: index_path.clone(), message: "no 'vectors' tensor".into() })?;
-                let mut index = TorchFlat::new(meta.dim, device);
-                index.add(&rows);
-                Search::Torch(index)
-            }
-        };
+        let search = meta.config.backend.load(&index_path, meta.dim, &meta.config, device)?;
         let entries_path = dir.join(ENTRIES_FILE);
         let entries: Array2<i64> =
             read_npy(&entries_path).map_err(|e| Error::Data { path: entries_path.clone(), message: format!("unreadable entries: {e}") })?;

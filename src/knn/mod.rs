@@ -1,18 +1,20 @@
 //! Pixel-wise k-nearest-neighbour memory classification (paper §3, Eq. 1–3): descriptors of
 //! activation maps (per pixel, or one per image for the baselines), the memory that indexes
-//! them with their class, image and position (FAISS or an exact libtorch search), and the
-//! classifier with the match statistics behind the observation figures.
-mod backend;
+//! them with their class, image and position over a search backend (`search/`: FAISS L2 or
+//! cosine, an exact libtorch search), and the classifier with the match statistics behind the
+//! observation figures. Activations come from anything that implements
+//! [`crate::activations::ActivationSource`].
 mod classify;
 mod descriptor;
 mod memory;
 mod run;
+mod search;
 
-pub use backend::{Neighbours, TorchFlat};
+pub use search::{Backend, FaissIndex, InnerProductIndex, Neighbours, SearchIndex, TorchFlat};
 pub use classify::{centred, classify, kernel_scores, ClassifyConfig, ConditionalMatches, MatchStats, ObserveConfig, Predictions, Vote};
 pub use descriptor::{Descriptor, GEM_DEFAULT_P};
-pub use memory::{Backend, MemoryConfig, PixelMemory};
-pub use run::{run_knn, write_match_summary_csv, write_predictions_csv, KnnRun};
+pub use memory::{MemoryConfig, PixelMemory};
+pub use run::{run_knn, KnnRun};
 
 /// A bar over `images` on a terminal (hidden elsewhere, and for small jobs where it would only
 /// flicker).

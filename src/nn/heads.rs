@@ -10,6 +10,15 @@ pub struct HueHeadConfig {
     pub hidden: Option<i64>,
 }
 
+/// The two outputs of a forward pass.
+#[derive(Debug)]
+pub struct HeadOutputs {
+    /// Class logits `[B, M]`.
+    pub logits: Tensor,
+    /// The hue prediction `θ'`, `[B, 2]`.
+    pub hue_xy: Tensor,
+}
+
 #[derive(Debug)]
 pub struct Heads {
     classifier: nn::Linear,

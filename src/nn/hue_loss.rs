@@ -8,9 +8,14 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tch::{Device, Kind, Tensor};
 
+use super::heads::HeadOutputs;
+use super::loss::{Loss, LossPart};
+use super::onehot::OneHotLoss;
 use crate::error::{Error, Result};
+use crate::options::Options;
 
 /// How the `M` equally spaced angles `2πk/M` are given to the classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +51,42 @@ impl HueLossConfig {
     /// The distance scale in force for `num_classes` classes.
     pub fn effective_scale(&self, num_classes: usize) -> f64 {
         self.scale.unwrap_or(1.0 / (2.0 * num_classes as f64))
+    }
+
+    pub const KEYS: &'static [&'static str] = &["scale", "project", "weight", "assignment", "seed"];
+
+    /// From an options map (`null`: the defaults). Keys: `scale` (number; default 1/(2M)),
+    /// `project` (bool; default false), `weight` (number; default 1), `assignment` ("random" or
+    /// "ordered"; default "random"), `seed` (int; seeds the random assignment; default 0).
+    pub fn from_options(options: Value) -> Result<Self> {
+        let mut o = Options::from_value(options, "hue options", Self::KEYS)?;
+        let defaults = HueLossConfig::default();
+        let seed = o.count("seed")?;
+        let assignment = match o.string("assignment")?.as_deref() {
+            None | Some("random") => AngleAssignment::Random { seed: seed.unwrap_or(0) },
+            Some("ordered") if seed.is_some() => {
+                return Err(Error::invalid_option("seed", "only a random assignment takes a seed"));
+            }
+            Some("ordered") => AngleAssignment::Ordered,
+            Some(other) => {
+                return Err(Error::invalid_option("assignment", format!("expected \"random\" or \"ordered\", got \"{other}\"")));
+            }
+        };
+        let config = HueLossConfig {
+            scale: o.float("scale")?,
+            project: o.bool("project")?.unwrap_or(defaults.project),
+            weight: o.float("weight")?.unwrap_or(defaults.weight),
+            assignment,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// What a report records beside these options for `num_classes` classes.
+    pub fn derived(&self, num_classes: usize) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("hue_scale".into(), self.effective_scale(num_classes).into());
+        m
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -154,4 +195,32 @@ pub fn hue_loss(pred_xy: &Tensor, targets: &Tensor, labels: &HueLabels, config: 
     let logits = distances * (-config.effective_scale(labels.num_classes()));
     let loss = logits.log_softmax(-1, logits.kind()).nll_loss(targets);
     Ok(loss * config.weight)
+}
+
+/// The paper's objective: the one-hot loss plus the weighted hue loss, `L = L_onehot + w·L_hue`.
+#[derive(Debug)]
+pub struct OneHotHueLoss {
+    onehot: OneHotLoss,
+    labels: HueLabels,
+    config: HueLossConfig,
+}
+
+impl OneHotHueLoss {
+    pub const PARTS: &'static [LossPart] = &[OneHotLoss::PART, LossPart { key: "hue", label: "hue" }];
+
+    pub fn new(num_classes: usize, label_smoothing: f64, config: HueLossConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(OneHotHueLoss { onehot: OneHotLoss { label_smoothing }, labels: HueLabels::new(num_classes, config.assignment)?, config })
+    }
+}
+
+impl Loss for OneHotHueLoss {
+    fn parts(&self) -> &'static [LossPart] {
+        Self::PARTS
+    }
+
+    fn compute(&self, out: &HeadOutputs, targets: &Tensor) -> Result<Vec<Tensor>> {
+        let onehot = self.onehot.cross_entropy(&out.logits, targets)?;
+        Ok(vec![onehot, hue_loss(&out.hue_xy, targets, &self.labels, &self.config)?])
+    }
 }

@@ -1,7 +1,14 @@
 //! Layers and losses shared by every model: the class-logit and hue heads that sit on a
-//! backbone's bottleneck, and the hue loss (METHOD.md §3).
+//! backbone's bottleneck, the training objectives behind the [`Loss`] seam (the one-hot, the
+//! one-hot + hue of METHOD.md §3, the focal loss), and the hue loss itself.
+mod focal;
 mod heads;
 mod hue_loss;
+mod loss;
+mod onehot;
 
+pub use focal::FocalLoss;
 pub use heads::*;
 pub use hue_loss::*;
+pub use loss::{Loss, LossKind, LossPart};
+pub use onehot::OneHotLoss;

@@ -1,14 +1,14 @@
-//! The paper's observation figures: heatmaps on the activation grid with colour bars (Fig. 3
-//! energy, Fig. 5 match positions, Fig. 6 conditional match positions), grouped bars of
-//! accuracy per descriptor and network (Fig. 4), and a polar plot of matched angles per class.
-//! Each writes its numbers beside the PNG as CSV (same name, `.csv`).
+//! The charts behind the paper's observation figures, on plain numbers: heatmaps on a grid with
+//! colour bars (Fig. 3 energy, Fig. 5 match positions, Fig. 6 conditional match positions),
+//! grouped bars (Fig. 4) and a polar plot of per-class histograms over angles. Each `plot_*`
+//! writes its numbers beside the PNG as CSV (same name, `.csv`).
 use std::path::Path;
 
 use plotters::prelude::*;
 
 use super::render::{plot_error, render, Figure, FONT};
 use crate::error::{Error, Result};
-use crate::output::write_csv;
+use crate::files::write_csv;
 
 /// One heatmap: `values` row-major on a `(h, w)` grid, top row first.
 #[derive(Debug, Clone)]
@@ -323,90 +323,4 @@ fn polar_with_table(title: &str, class_names: &[String], histograms: &[Vec<f64>]
         }
     }
     Ok((figure, table))
-}
-
-/// Fig. 3: the mean energy `‖I(x, y)‖²` of each set of activations, one panel each.
-pub fn plot_energy_maps(path: &Path, title: &str, sets: &[(&str, &crate::activations::Activations)]) -> Result<()> {
-    let panels = energy_panels(sets)?;
-    plot_heatmaps(path, title, &panels, panels.len().min(4))
-}
-
-/// The figure of [`plot_energy_maps`].
-pub fn energy_maps(title: &str, sets: &[(&str, &crate::activations::Activations)]) -> Result<Figure> {
-    let panels = energy_panels(sets)?;
-    heatmaps(title, &panels, panels.len().min(4))
-}
-
-fn energy_panels(sets: &[(&str, &crate::activations::Activations)]) -> Result<Vec<HeatmapPanel>> {
-    sets
-        .iter()
-        .map(|(name, acts)| {
-            let energy = acts.energy_map();
-            Ok(HeatmapPanel {
-                title: (*name).to_owned(),
-                grid: acts.grid(),
-                values: Vec::<f64>::try_from(energy.flatten(0, -1))?,
-                marker: None,
-            })
-        })
-        .collect()
-}
-
-/// Fig. 5: where the matched memory pixels lie, same-class and other-class, as fractions of all
-/// matches.
-pub fn plot_match_positions(path: &Path, title: &str, stats: &crate::knn::MatchStats) -> Result<()> {
-    plot_heatmaps(path, title, &match_position_panels(stats), 2)
-}
-
-/// The figure of [`plot_match_positions`].
-pub fn match_positions(title: &str, stats: &crate::knn::MatchStats) -> Result<Figure> {
-    heatmaps(title, &match_position_panels(stats), 2)
-}
-
-fn match_position_panels(stats: &crate::knn::MatchStats) -> Vec<HeatmapPanel> {
-    let total: f64 = stats.same.iter().chain(&stats.other).sum::<f64>().max(1.0);
-    let share = |v: &[f64]| v.iter().map(|x| x / total).collect::<Vec<_>>();
-    vec![
-        HeatmapPanel { title: "same-class matches p(x, y)".into(), grid: stats.grid, values: share(&stats.same), marker: None },
-        HeatmapPanel { title: "other-class matches p(x, y)".into(), grid: stats.grid, values: share(&stats.other), marker: None },
-    ]
-}
-
-/// Fig. 6: for each chosen query cell, where its matches lie (same-class, other-class), each as
-/// a distribution over the grid; the query cell is outlined.
-pub fn plot_conditional_matches(path: &Path, title: &str, stats: &crate::knn::MatchStats) -> Result<()> {
-    plot_heatmaps(path, title, &conditional_panels(stats), 2)
-}
-
-/// The figure of [`plot_conditional_matches`].
-pub fn conditional_matches(title: &str, stats: &crate::knn::MatchStats) -> Result<Figure> {
-    heatmaps(title, &conditional_panels(stats), 2)
-}
-
-fn conditional_panels(stats: &crate::knn::MatchStats) -> Vec<HeatmapPanel> {
-    let normalise = |v: &[f64]| {
-        let total = v.iter().sum::<f64>().max(1.0);
-        v.iter().map(|x| x / total).collect::<Vec<_>>()
-    };
-    stats
-        .conditional
-        .iter()
-        .flat_map(|c| {
-            let (x, y) = c.cell;
-            [
-                HeatmapPanel { title: format!("query ({x},{y}): same class"), grid: stats.grid, values: normalise(&c.same), marker: Some(c.cell) },
-                HeatmapPanel { title: format!("query ({x},{y}): other class"), grid: stats.grid, values: normalise(&c.other), marker: Some(c.cell) },
-            ]
-        })
-        .collect()
-}
-
-/// The activation hue as seen by the memory: per class, the angles of same-class matches.
-pub fn plot_match_angles(path: &Path, title: &str, stats: &crate::knn::MatchStats, class_names: &[String]) -> Result<()> {
-    plot_polar(path, title, class_names, &stats.angle_histograms, Some(&stats.angle_cells))
-}
-
-/// The figure of [`plot_match_angles`].
-pub fn match_angles(title: &str, stats: &crate::knn::MatchStats, class_names: &[String]) -> Result<Figure> {
-    polar(title, class_names, &stats.angle_histograms, Some(&stats.angle_cells))
 }

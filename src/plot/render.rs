@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::files::write_atomic;
 
 static DEJAVU_SANS: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
 static REGISTER_FONT: Once = Once::new();
@@ -21,8 +21,8 @@ fn register_font() {
     });
 }
 
-/// A rendered figure: PNG bytes. Scripts save it; notebooks display it inline (evcxr calls
-/// `evcxr_display`).
+/// A rendered figure: PNG bytes. Scripts save it; notebooks display it inline (`notebook`
+/// gives it evcxr's `evcxr_display`).
 #[derive(Clone)]
 pub struct Figure {
     png: Vec<u8>,
@@ -48,11 +48,6 @@ impl Figure {
     /// Writes the PNG to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         write_atomic(path, &self.png)
-    }
-
-    /// evcxr's display protocol: the PNG inline in a Jupyter notebook.
-    pub fn evcxr_display(&self) {
-        println!("{}", crate::notebook::mime_block("image/png", &crate::notebook::base64(&self.png)));
     }
 }
 

@@ -34,7 +34,7 @@ pub fn handles_of<T: Clone + 'static>(items: &Array, argument: &str, expected: &
 }
 
 #[derive(Debug, Clone)]
-pub struct ExtractorHandle(pub Rc<crate::activations::Extractor>);
+pub struct ExtractorHandle(pub Rc<crate::extract::Extractor>);
 
 #[derive(Debug, Clone)]
 pub struct ActivationsHandle(pub Rc<crate::activations::Activations>);

@@ -19,7 +19,7 @@ use rhai::packages::Package;
 use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, AST};
 use sha2::{Digest, Sha256};
 
-use crate::output::ScriptInfo;
+use crate::results::ScriptInfo;
 pub use session::FileAccess;
 use session::ScriptSession;
 

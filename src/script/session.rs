@@ -9,7 +9,7 @@ use std::rc::Rc;
 use rhai::NativeCallContext;
 
 use super::errors::{to_rhai, RhaiResult};
-use crate::output::ScriptInfo;
+use crate::results::ScriptInfo;
 
 /// Where a script may read and write files: the working directory and the paths given as
 /// arguments (`out=/data/run1`), or anywhere with `--allow-fs`.

@@ -14,7 +14,7 @@ use tch::{nn, Tensor};
 use super::{EpochMetrics, Optimizer, TrainConfig};
 use crate::data::{ImageDataset, Split};
 use crate::error::{Error, Result};
-use crate::output::{write_atomic, write_then_rename};
+use crate::files::{write_atomic, write_then_rename};
 
 const MANIFEST: &str = "checkpoint.json";
 const FORMAT: u32 = 1;

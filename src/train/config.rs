@@ -2,50 +2,15 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use serde_json::{Map, Value};
+
 use crate::data::Augment;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::models::{Arch, Stem};
-use crate::nn::{HueHeadConfig, HueLossConfig};
-
-/// The training objective.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind")]
-pub enum LossKind {
-    /// Softmax cross-entropy on the class logits.
-    #[serde(rename = "onehot")]
-    OneHot,
-    /// `L_onehot + weight · L_hue` (METHOD.md §3).
-    #[serde(rename = "onehot+hue")]
-    OneHotHue { hue: HueLossConfig },
-}
-
-impl LossKind {
-    pub const NAMES: &'static [&'static str] = &["onehot", "onehot+hue"];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            LossKind::OneHot => "onehot",
-            LossKind::OneHotHue { .. } => "onehot+hue",
-        }
-    }
-
-    /// Builds a loss by name; `hue` is used by the hue loss only.
-    pub fn from_name(name: &str, hue: HueLossConfig) -> Result<Self> {
-        match name {
-            "onehot" => Ok(LossKind::OneHot),
-            "onehot+hue" => Ok(LossKind::OneHotHue { hue }),
-            _ => Err(Error::invalid_option("loss", format!("unknown loss '{name}'; valid losses: {}", Self::NAMES.join(", ")))),
-        }
-    }
-
-    pub fn hue_config(&self) -> Option<&HueLossConfig> {
-        match self {
-            LossKind::OneHot => None,
-            LossKind::OneHotHue { hue } => Some(hue),
-        }
-    }
-}
+pub use crate::nn::LossKind;
+use crate::nn::HueHeadConfig;
+use crate::options::Options;
 
 /// The optimiser; each uses PyTorch's defaults for what is not set here.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -205,9 +170,125 @@ impl TrainConfig {
                 return Err(Error::invalid_option("hue_hidden", format!("must be at least 1, got {h}")));
             }
         }
-        if let Some(hue) = self.loss.hue_config() {
-            hue.validate()?;
+        self.loss.validate()?;
+        Ok(())
+    }
+
+    /// The keys [`Self::from_options`] reads, with those of the losses' own option maps.
+    pub fn keys() -> Vec<&'static str> {
+        let mut keys = BASE_TRAIN_KEYS.to_vec();
+        keys.extend(LossKind::OPTION_KEYS);
+        keys
+    }
+
+    /// A config from an options map; what is not given takes the default. Keys: `name`
+    /// (default: the loss), `model`, `stem`, `loss` and the loss's own options (`hue: #{ … }`),
+    /// `hue_hidden`, `label_smoothing`, `epochs`, `batch_size`, `lr`, `optimizer` with
+    /// `weight_decay`, `momentum`, `nesterov`, `schedule` with `min_lr`, `step_every`,
+    /// `step_gamma`, `flip`, `crop_padding`, `normalize`, `seed`, `device`, `channels_last`,
+    /// `progress`, `checkpoint`, `resume`.
+    pub fn from_options(map: Map<String, Value>) -> Result<Self> {
+        let keys = Self::keys();
+        let mut o = Options::new(map, "train options", &keys)?;
+        let d = TrainConfig::default();
+        let loss_name = o.string("loss")?.unwrap_or_else(|| d.loss.name().to_owned());
+        let mut loss_options = Map::new();
+        for key in LossKind::OPTION_KEYS {
+            if let Some(m) = o.map(key)? {
+                loss_options.insert((*key).to_owned(), Value::Object(m));
+            }
+        }
+        let loss = LossKind::from_options(&loss_name, loss_options)?;
+        let optimizer = optimizer_config(&mut o)?;
+        let schedule = schedule_config(&mut o)?;
+        let config = TrainConfig {
+            optimizer,
+            schedule,
+            label_smoothing: o.float("label_smoothing")?.unwrap_or(d.label_smoothing),
+            augment: Augment {
+                flip: o.bool("flip")?.unwrap_or(d.augment.flip),
+                crop_padding: o.int("crop_padding")?.unwrap_or(d.augment.crop_padding),
+            },
+            normalize: o.bool("normalize")?.unwrap_or(d.normalize),
+            name: o.string("name")?.unwrap_or(loss_name.clone()),
+            arch: o.string("model")?.map(|m| m.parse()).transpose()?.unwrap_or(d.arch),
+            stem: o.string("stem")?.map(|s| s.parse()).transpose()?.unwrap_or(d.stem),
+            hue_head: HueHeadConfig { hidden: o.int("hue_hidden")?.filter(|&h| h != 0) },
+            loss,
+            epochs: o.count("epochs")?.map_or(d.epochs, |v| v as usize),
+            batch_size: o.count("batch_size")?.map_or(d.batch_size, |v| v as usize),
+            lr: o.float("lr")?.unwrap_or(d.lr),
+            seed: o.count("seed")?.unwrap_or(d.seed),
+            device: o.device()?.unwrap_or(d.device),
+            progress: o.bool("progress")?.unwrap_or(d.progress),
+            checkpoint: o.string("checkpoint")?.map(std::path::PathBuf::from),
+            resume: o.bool("resume")?.unwrap_or(d.resume),
+            channels_last: o.bool("channels_last")?.unwrap_or(d.channels_last),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+const BASE_TRAIN_KEYS: &[&str] = &[
+    "name", "model", "stem", "loss", "hue_hidden", "label_smoothing", "epochs", "batch_size", "lr", "optimizer",
+    "weight_decay", "momentum", "nesterov", "schedule", "min_lr", "step_every", "step_gamma", "flip", "crop_padding",
+    "normalize", "seed", "device", "channels_last", "progress", "checkpoint", "resume",
+];
+
+/// `optimizer` ("adam", "adamw", "sgd") with the keys that belong to it: `weight_decay` (adamw:
+/// 0.01, sgd: 0), `momentum` (sgd: 0.9), `nesterov` (sgd: false). A key that does not belong to
+/// the chosen optimiser is an error.
+fn optimizer_config(o: &mut Options) -> Result<OptimizerKind> {
+    let name = o.string("optimizer")?.unwrap_or_else(|| "adam".into());
+    let (weight_decay, momentum, nesterov) = (o.float("weight_decay")?, o.float("momentum")?, o.bool("nesterov")?);
+    let unused = |key: &str, given: bool| -> Result<()> {
+        if given {
+            return Err(Error::invalid_option(key, format!("does not apply to the {name} optimizer")));
         }
         Ok(())
+    };
+    match name.as_str() {
+        "adam" => {
+            unused("weight_decay", weight_decay.is_some())?;
+            unused("momentum", momentum.is_some())?;
+            unused("nesterov", nesterov.is_some())?;
+            Ok(OptimizerKind::Adam)
+        }
+        "adamw" => {
+            unused("momentum", momentum.is_some())?;
+            unused("nesterov", nesterov.is_some())?;
+            Ok(OptimizerKind::AdamW { weight_decay: weight_decay.unwrap_or(0.01) })
+        }
+        "sgd" => Ok(OptimizerKind::Sgd {
+            momentum: momentum.unwrap_or(0.9),
+            weight_decay: weight_decay.unwrap_or(0.0),
+            nesterov: nesterov.unwrap_or(false),
+        }),
+        other => Err(Error::invalid_option(
+            "optimizer",
+            format!("unknown optimizer \"{other}\"; valid: {}", OptimizerKind::NAMES.join(", ")),
+        )),
+    }
+}
+
+/// `schedule` ("constant", "cosine", "step") with `min_lr` (cosine: 0), `step_every` (step:
+/// required) and `step_gamma` (step: 0.1).
+fn schedule_config(o: &mut Options) -> Result<Schedule> {
+    let name = o.string("schedule")?.unwrap_or_else(|| "constant".into());
+    let (min_lr, every, gamma) = (o.float("min_lr")?, o.count("step_every")?, o.float("step_gamma")?);
+    let misplaced = |key: &str| Error::invalid_option(key, format!("does not apply to the {name} schedule"));
+    match name.as_str() {
+        "constant" if min_lr.is_some() => Err(misplaced("min_lr")),
+        "constant" | "cosine" if every.is_some() => Err(misplaced("step_every")),
+        "constant" | "cosine" if gamma.is_some() => Err(misplaced("step_gamma")),
+        "step" if min_lr.is_some() => Err(misplaced("min_lr")),
+        "constant" => Ok(Schedule::Constant),
+        "cosine" => Ok(Schedule::Cosine { min_lr: min_lr.unwrap_or(0.0) }),
+        "step" => Ok(Schedule::Step {
+            every: every.ok_or_else(|| Error::invalid_option("step_every", "the step schedule needs it"))? as usize,
+            gamma: gamma.unwrap_or(0.1),
+        }),
+        other => Err(Error::invalid_option("schedule", format!("unknown schedule \"{other}\"; valid: {}", Schedule::NAMES.join(", ")))),
     }
 }

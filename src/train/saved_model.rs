@@ -8,7 +8,7 @@ use tch::{nn, Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::models::{HueNet, ModelSpec};
-use crate::output::{write_atomic, write_then_rename};
+use crate::files::{write_atomic, write_then_rename};
 
 const MODEL_JSON: &str = "model.json";
 const MODEL_TENSORS: &str = "model.safetensors";

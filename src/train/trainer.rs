@@ -9,12 +9,12 @@ use tch::{nn, Kind, Tensor};
 
 use super::batches::BatchStream;
 use super::saved_model::{save_model, SavedModelInfo};
-use super::{checkpoint, evaluate, EpochMetrics, LossKind, Optimizer, SplitSizes, TrainConfig, TrainReport};
+use super::{checkpoint, evaluate, EpochMetrics, Optimizer, SplitSizes, TrainConfig, TrainReport};
 use crate::data::{ImageDataset, Split};
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::models::{HueNet, ModelSpec};
-use crate::nn::{hue_loss, HueLabels, HueLossConfig};
+use crate::nn::HueLabels;
 
 /// libtorch's random generator is global to the process: seeding, weight initialisation and
 /// stochastic depth all draw from it. A run holds this lock from seeding to its last step, so
@@ -75,11 +75,10 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     }
     let resumed_after_epoch = (!epochs.is_empty()).then_some(epochs.len());
 
-    // One-hot runs still report hue-head accuracy against the default labels: a chance-level
-    // reference for the untrained head.
-    let default_hue = HueLossConfig::default();
-    let hue_config = config.loss.hue_config().unwrap_or(&default_hue);
-    let hue_labels = HueLabels::new(data.num_classes(), hue_config.assignment)?;
+    let loss = config.loss.build(data.num_classes(), config.label_smoothing)?;
+    // Runs whose loss does not train the hue head still report its accuracy, against the
+    // default angles: a chance-level reference for the untrained head.
+    let hue_labels = HueLabels::new(data.num_classes(), config.loss.head_angles())?;
 
     let normalization = config.normalize.then(|| channel_statistics(data, &split.train));
     let standardise = |x: Tensor| match &normalization {
@@ -126,15 +125,8 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
             }
             let (x, y) = to_device(batch);
             let out = net.forward_t(&x, true)?;
-            let onehot = out.logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, config.label_smoothing)?;
-            let hue = match &config.loss {
-                LossKind::OneHot => None,
-                LossKind::OneHotHue { hue } => Some(hue_loss(&out.hue_xy, &y, &hue_labels, hue)?),
-            };
-            let total = match &hue {
-                Some(h) => &onehot + h,
-                None => onehot.shallow_clone(),
-            };
+            let parts = loss.compute(&out, &y)?;
+            let total = parts[1..].iter().fold(parts[0].shallow_clone(), |sum, part| sum + part);
             let total_value = total.double_value(&[]);
             if !total_value.is_finite() {
                 progress.abandon();
@@ -149,8 +141,10 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
             let n = y.size()[0] as f64;
             sums.images += n;
             sums.loss += total_value * n;
-            sums.onehot += onehot.double_value(&[]) * n;
-            sums.hue += hue.map_or(0.0, |h| h.double_value(&[]) * n);
+            sums.parts.resize(parts.len(), 0.0);
+            for (sum, part) in sums.parts.iter_mut().zip(&parts) {
+                *sum += part.double_value(&[]) * n;
+            }
             sums.correct += out.logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]) as f64;
             progress.inc(1);
             progress.set_message(format!(
@@ -166,8 +160,7 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         let metrics = EpochMetrics {
             epoch,
             train_loss: sums.loss / sums.images,
-            train_onehot_loss: sums.onehot / sums.images,
-            train_hue_loss: config.loss.hue_config().map(|_| sums.hue / sums.images),
+            train_parts: loss.parts().iter().zip(&sums.parts).map(|(part, sum)| (part.key.to_owned(), sum / sums.images)).collect(),
             train_accuracy: sums.correct / sums.images,
             val_accuracy: val.map(|v| v.accuracy),
             val_hue_accuracy: val.map(|v| v.hue_accuracy),
@@ -206,7 +199,7 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     }
     Ok(TrainReport {
         config: config.clone(),
-        hue_scale: config.loss.hue_config().map(|h| h.effective_scale(data.num_classes())),
+        loss_derived: config.loss.derived(data.num_classes()),
         model: net.spec().clone(),
         data: data.summary(),
         split_seed: split.config.seed,
@@ -240,8 +233,8 @@ fn epoch_seed(seed: u64, epoch: usize) -> i64 {
 struct EpochSums {
     images: f64,
     loss: f64,
-    onehot: f64,
-    hue: f64,
+    /// Per loss part, in the loss's order.
+    parts: Vec<f64>,
     correct: f64,
 }
 
@@ -263,14 +256,14 @@ fn report_epoch(progress: &ProgressBar, config: &TrainConfig, m: &EpochMetrics) 
         return;
     }
     let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
+    let parts: Vec<String> = config.loss.parts().iter().map(|p| format!("{} {}", p.label, fmt(m.train_part(p.key)))).collect();
     let line = format!(
-        "{} epoch {:>3}/{}: loss {:.4} (one-hot {:.4}, hue {}) train acc {:.4} val acc {} val hue acc {} [{:.1}s]",
+        "{} epoch {:>3}/{}: loss {:.4} ({}) train acc {:.4} val acc {} val hue acc {} [{:.1}s]",
         config.name,
         m.epoch,
         config.epochs,
         m.train_loss,
-        m.train_onehot_loss,
-        fmt(m.train_hue_loss),
+        parts.join(", "),
         m.train_accuracy,
         fmt(m.val_accuracy),
         fmt(m.val_hue_accuracy),

@@ -7,7 +7,8 @@ pub mod compare_api {
 
     use rhai::{Array, Dynamic, Map};
 
-    use crate::compare::{compare as library_compare, write_comparison as library_write_comparison, write_summary_csv as library_write_summary_csv};
+    use crate::compare::compare as library_compare;
+    use crate::results::{write_comparison as library_write_comparison, write_summary_csv as library_write_summary_csv};
     use crate::script::configs::{arm_config, compare_config};
     use crate::script::errors::{guarded, RhaiResult};
     use crate::script::handles::{handles_of, ComparisonHandle, DatasetHandle};

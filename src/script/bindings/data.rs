@@ -101,7 +101,7 @@ pub mod data_api {
     #[rhai_fn(return_raw)]
     pub fn subset(data: &mut Dataset, options: Map) -> RhaiResult<Dataset> {
         guarded("subset", || {
-            let (per_class, seed) = subset_config(options)?;
+            let crate::data::SubsetConfig { per_class, seed } = subset_config(options)?;
             let indices = stratified_subset(data.0.labels(), data.0.num_classes(), per_class, seed)?;
             let name = format!("{} ({per_class} per class, seed {seed})", data.0.name());
             Ok(DatasetHandle(Rc::new(data.0.subset(name, &indices)?)))

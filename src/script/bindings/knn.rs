@@ -8,11 +8,14 @@ pub mod knn_api {
 
     use rhai::{Array, Dynamic, Map};
 
-    use crate::activations::{Activations as LibraryActivations, Extractor as LibraryExtractor};
-    use crate::knn::{run_knn, write_match_summary_csv, write_predictions_csv as library_write_predictions_csv, PixelMemory};
-    use crate::output::{write_manifest_of, ManifestBody};
-    use crate::plot;
-    use crate::script::configs::{EXTRACTOR_KEYS, activation_options, classify_config, extractor_options, memory_config};
+    use crate::activations::Activations as LibraryActivations;
+    use crate::extract::Extractor as LibraryExtractor;
+    use crate::knn::{run_knn, PixelMemory};
+    use crate::results::{write_match_summary_csv, write_predictions_csv as library_write_predictions_csv};
+    use crate::results::{write_manifest_of, ManifestBody};
+    use crate::{plot, results};
+    use crate::extract::ExtractorOptions;
+    use crate::script::configs::{activation_options, classify_config, extractor_options, memory_config};
     use crate::script::errors::{guarded, to_rhai, RhaiResult};
     use crate::script::handles::{handles_of, ActivationsHandle, DatasetHandle, ExtractorHandle, KnnRunHandle, MemoryHandle, SplitHandle};
     use crate::script::session::ScriptSession;
@@ -33,7 +36,7 @@ pub mod knn_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn pretrained(ctx: NativeCallContext, name: &str, options: Map) -> RhaiResult<Extractor> {
-        let o = extractor_options(options, "pretrained options", EXTRACTOR_KEYS).map_err(to_rhai)?;
+        let o = extractor_options(options, "pretrained options", ExtractorOptions::PRETRAINED_KEYS).map_err(to_rhai)?;
         if let Some(weights) = &o.weights {
             ScriptSession::checked(&ctx, weights, "weights")?;
         }
@@ -183,7 +186,7 @@ pub mod knn_api {
     pub fn pixel_memory_of(net: Extractor, data: DatasetHandle, options: Map) -> RhaiResult<PixelMemoryHandle> {
         guarded("pixel_memory_of", || {
             let (config, device) = memory_config(options)?;
-            Ok(MemoryHandle(Rc::new(RefCell::new(PixelMemory::build_streaming(&net.0, &data.0, &config, device)?))))
+            Ok(MemoryHandle(Rc::new(RefCell::new(PixelMemory::build_streaming(net.0.as_ref(), &data.0, &config, device)?))))
         })
     }
 
@@ -311,7 +314,7 @@ pub mod knn_api {
             return Err(to_rhai(format!("plot_energy: {} sets but {} names", sets.len(), names.len())));
         }
         let pairs: Vec<(&str, &LibraryActivations)> = names.iter().map(String::as_str).zip(sets.iter().map(|s| s.0.as_ref())).collect();
-        guarded("plot_energy", || plot::plot_energy_maps(Path::new(path), title, &pairs))
+        guarded("plot_energy", || results::plot_energy_maps(Path::new(path), title, &pairs))
     }
 
     /// Fig. 5: where matched memory pixels lie, same-class vs other-class (needs `observe`).
@@ -322,7 +325,7 @@ pub mod knn_api {
         let stats = stats_of(&run, "plot_match_positions")?;
         guarded("plot_match_positions", || {
             let path = Path::new(path);
-            plot::plot_match_positions(path, &format!("{}: match positions (K = {})", run.0.name, run.0.config.k), &stats)?;
+            results::plot_match_positions(path, &format!("{}: match positions (K = {})", run.0.name, run.0.config.k), &stats)?;
             let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             write_match_summary_csv(&path.with_file_name(format!("{stem}_summary.csv")), &stats)
         })
@@ -336,7 +339,7 @@ pub mod knn_api {
         if stats.conditional.is_empty() {
             return Err(to_rhai("plot_conditional_matches: observe had no cells"));
         }
-        guarded("plot_conditional_matches", || plot::plot_conditional_matches(Path::new(path), &format!("{}: p(x, y | query cell)", run.0.name), &stats))
+        guarded("plot_conditional_matches", || results::plot_conditional_matches(Path::new(path), &format!("{}: p(x, y | query cell)", run.0.name), &stats))
     }
 
     /// A polar plot of the angles of same-class matches per class (needs `observe`).
@@ -345,7 +348,7 @@ pub mod knn_api {
         ScriptSession::checked(&ctx, path, "path")?;
         let stats = stats_of(&run, "plot_match_angles")?;
         guarded("plot_match_angles", || {
-            plot::plot_match_angles(Path::new(path), &format!("{}: angle of same-class matches (share / chance share)", run.0.name), &stats, &run.0.predictions.class_names)
+            results::plot_match_angles(Path::new(path), &format!("{}: angle of same-class matches (share / chance share)", run.0.name), &stats, &run.0.predictions.class_names)
         })
     }
 

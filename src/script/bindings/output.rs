@@ -13,8 +13,7 @@ pub mod output_api {
     use rhai::{Array, ImmutableString};
 
     use crate::error::Error;
-    use crate::output::{write_manifest as library_write_manifest, write_metrics_csv as library_write_metrics_csv};
-    use crate::plot::plot_training_curves as library_plot_training_curves;
+    use crate::results::{plot_training_curves as library_plot_training_curves, write_manifest as library_write_manifest, write_metrics_csv as library_write_metrics_csv};
     use crate::script::errors::{guarded, to_rhai, RhaiResult};
     use crate::script::session::ScriptSession;
 

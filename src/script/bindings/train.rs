@@ -16,8 +16,8 @@ pub mod train_api {
 
     /// Trains a fresh model on the split's training part and evaluates it on its validation
     /// part every epoch and on its test part at the end. Options: `name` (default: the loss),
-    /// `model` ("small_cnn"), `loss` ("onehot" or "onehot+hue"), `hue` (a map of hue options,
-    /// see `hue_loss`), `hue_hidden` (0: a linear hue head; N: a hidden layer of N units),
+    /// `model` ("small_cnn"; see `models()`), `loss` ("onehot", "onehot+hue" or "focal"), `hue`
+    /// (a map of hue options, see `hue_loss`), `focal` (`#{ gamma: 2 }`), `hue_hidden` (0: a linear hue head; N: a hidden layer of N units),
     /// `epochs` (10), `batch_size` (64), `lr` (Adam, 0.001), `seed` (0: initial weights and
     /// batch order), `device` ("auto", "cpu", "cuda", "cuda:N"), `channels_last` (false),
     /// `progress` (true).

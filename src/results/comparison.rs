@@ -3,10 +3,12 @@
 //! `comparison.png` and `manifest.json`.
 use std::path::Path;
 
-use super::Comparison;
+use super::figures::plot_comparison;
+use super::manifest::{write_manifest_of, ManifestBody, ScriptInfo};
+use super::metrics::write_metrics_csv;
+use crate::compare::Comparison;
 use crate::error::Result;
-use crate::output::{cell as opt, write_csv, write_manifest_of, write_metrics_csv, ManifestBody, ScriptInfo};
-use crate::plot::plot_comparison;
+use crate::files::{cell as opt, write_csv};
 
 pub fn write_comparison(dir: &Path, comparison: &Comparison, script: Option<&ScriptInfo>) -> Result<()> {
     write_runs_csv(&dir.join("runs.csv"), comparison)?;

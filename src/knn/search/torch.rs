@@ -1,27 +1,14 @@
-//! The nearest-neighbour search under a pixel memory: FAISS (any index-factory string, CPU) or
-//! an exact libtorch search (blocked matrix products and top-k) that runs on the CPU or a GPU.
-use faiss::index::autotune::ParameterSpace;
-use faiss::index::IndexImpl;
-use faiss::{Index, MetricType};
+//! The exact libtorch search (blocked matrix products and top-k), on the CPU or a GPU.
+use std::path::Path;
+
 use tch::{Device, Kind, Tensor};
 
+use super::{pad_neighbours, Neighbours, SearchIndex};
 use crate::error::{Error, Result};
+use crate::knn::MemoryConfig;
 
 /// Rows per block of the libtorch search: a `[queries, block]` distance matrix at a time.
 const TORCH_BLOCK_ROWS: i64 = 65_536;
-
-/// The `k` nearest memory rows of each query: squared L2 distances ascending, ids (`-1` where
-/// an approximate index found fewer than `k`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Neighbours {
-    pub k: usize,
-    pub distances_sq: Vec<f32>,
-    pub ids: Vec<i64>,
-}
-
-pub fn faiss_error(what: &str, e: faiss::error::Error) -> Error {
-    Error::msg(format!("faiss {what}: {e}"))
-}
 
 /// Exact search with libtorch. Rows live in blocks on `device`.
 #[derive(Debug)]
@@ -37,6 +24,28 @@ pub struct TorchFlat {
 impl TorchFlat {
     pub fn new(dim: i64, device: Device) -> Self {
         TorchFlat { dim, device, blocks: vec![], norms: vec![], len: 0 }
+    }
+
+    /// The exact index of a memory config, which must ask for `Flat` without PCA.
+    pub fn create(dim: i64, config: &MemoryConfig, device: Device) -> Result<Self> {
+        if config.index != "Flat" || config.pca.is_some() {
+            return Err(Error::invalid_option("backend", "the torch backend is exact: index \"Flat\" without pca"));
+        }
+        Ok(Self::new(dim, device))
+    }
+
+    /// The vectors written by [`SearchIndex::write`].
+    pub fn load(path: &Path, dim: i64, device: Device) -> Result<Self> {
+        let bad = |message: String| Error::Data { path: path.to_owned(), message };
+        let tensors = Tensor::read_safetensors(path).map_err(|e| bad(format!("unreadable vectors: {e}")))?;
+        let rows = tensors.into_iter().find(|(n, _)| n == "vectors").map(|(_, t)| t).ok_or_else(|| bad("no 'vectors' tensor".into()))?;
+        let size = rows.size();
+        if size.len() != 2 || size[1] != dim || rows.kind() != Kind::Float {
+            return Err(bad(format!("'vectors' is {:?} {:?}, the memory expects float32 [n, {dim}]", rows.kind(), size)));
+        }
+        let mut index = Self::new(dim, device);
+        index.add(&rows);
+        Ok(index)
     }
 
     pub fn len(&self) -> i64 {
@@ -124,50 +133,21 @@ impl TorchFlat {
     }
 }
 
-/// Pads results of `found < k` columns with `-1` ids and infinite distances.
-fn pad_neighbours(distances_sq: Vec<f32>, ids: Vec<i64>, nq: usize, found: usize, k: usize) -> Neighbours {
-    if found == k {
-        return Neighbours { k, distances_sq, ids };
-    }
-    let mut d = vec![f32::INFINITY; nq * k];
-    let mut i = vec![-1i64; nq * k];
-    for q in 0..nq {
-        d[q * k..q * k + found].copy_from_slice(&distances_sq[q * found..(q + 1) * found]);
-        i[q * k..q * k + found].copy_from_slice(&ids[q * found..(q + 1) * found]);
-    }
-    Neighbours { k, distances_sq: d, ids: i }
-}
-
-/// A FAISS index built from a factory string, with its search-time parameters.
-pub struct FaissIndex {
-    pub index: IndexImpl,
-    pub factory: String,
-}
-
-impl std::fmt::Debug for FaissIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FaissIndex({}, {} vectors)", self.factory, self.index.ntotal())
-    }
-}
-
-impl FaissIndex {
-    pub fn new(dim: u32, factory: &str) -> Result<Self> {
-        let index = faiss::index_factory(dim, factory, MetricType::L2)
-            .map_err(|e| Error::invalid_option("index", format!("faiss cannot build \"{factory}\" for dimension {dim}: {e}")))?;
-        Ok(FaissIndex { index, factory: factory.to_owned() })
+impl SearchIndex for TorchFlat {
+    fn add(&mut self, vectors: &Tensor) -> Result<()> {
+        TorchFlat::add(self, vectors);
+        Ok(())
     }
 
-    /// Sets `nprobe` (IVF) or `efSearch` (HNSW) and similar; unknown names are errors.
-    pub fn set_parameter(&mut self, name: &str, value: f64) -> Result<()> {
-        let space = ParameterSpace::new().map_err(|e| faiss_error("parameter space", e))?;
-        space
-            .set_index_parameter(&self.index, name, value)
-            .map_err(|e| Error::invalid_option(name, format!("faiss index \"{}\" does not take it: {e}", self.factory)))
+    fn search(&mut self, queries: &Tensor, k: usize) -> Result<Neighbours> {
+        Ok(TorchFlat::search(self, queries, k))
     }
 
-    pub fn search(&mut self, queries: &[f32], k: usize) -> Result<Neighbours> {
-        let result = self.index.search(queries, k).map_err(|e| faiss_error("search", e))?;
-        let ids = result.labels.iter().map(|l| l.get().map_or(-1, |v| v as i64)).collect();
-        Ok(Neighbours { k, distances_sq: result.distances, ids })
+    fn len(&self) -> i64 {
+        self.len
+    }
+
+    fn write(&self, path: &Path) -> Result<()> {
+        Ok(Tensor::write_safetensors(&[("vectors", self.rows_cpu())], path)?)
     }
 }

@@ -1,0 +1,183 @@
+//! Activation maps of a named layer, taken from a pretrained ImageNet network, a trained huelab
+//! model or a user's TorchScript module, batched with progress.
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tch::{Device, Tensor};
+
+use crate::activations::{ActivationSource, Activations};
+use crate::data::ImageDataset;
+use crate::error::{Error, Result};
+use crate::models::{preprocess_batch, LiteVariant, PretrainedNet};
+use crate::train::TrainedModel;
+
+/// Where activation maps come from. (One exists per script call; the size of the variants
+/// does not matter.)
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Extractor {
+    /// An ImageNet-pretrained EfficientNet-Lite; images are resized to `size` and normalised as
+    /// the weights expect.
+    Pretrained { net: PretrainedNet, layer: String, size: i64 },
+    /// A model trained by huelab (its bottleneck or an intermediate layer), inputs
+    /// standardised as in its training.
+    Trained { model: TrainedModel, path: PathBuf, layer: String },
+    /// A TorchScript module (`torch.jit.trace` of the network cut at the wanted layer) whose
+    /// `forward` returns `[B, C, H, W]`; inputs are the `[0, 1]` images, resized to `size` if
+    /// given.
+    TorchScript { module: tch::CModule, path: PathBuf, size: Option<i64>, device: Device },
+}
+
+impl Extractor {
+    /// A pretrained network by name (`efficientnet_lite0` …), weights default to the bundled
+    /// file; `size` defaults to the network's input resolution.
+    pub fn pretrained(model: &str, weights: Option<&Path>, layer: &str, size: Option<i64>, device: Device) -> Result<Self> {
+        let variant = LiteVariant::from_name(model)?;
+        let net = PretrainedNet::load(variant, weights, device)?;
+        // Check the layer name now, not after the first batch.
+        net.net.layer_index(layer)?;
+        let size = size.unwrap_or(variant.input_size());
+        if size < 32 {
+            return Err(Error::invalid_option("size", format!("{size} is too small for {model} (at least 32)")));
+        }
+        Ok(Extractor::Pretrained { net, layer: layer.to_owned(), size })
+    }
+
+    /// The model a checkpointed huelab run saved in `dir`, cut after `layer` (`bottleneck`, or
+    /// e.g. `layer3` of a ResNet, `block2` of the small CNN).
+    pub fn trained(dir: &Path, layer: &str, device: Device) -> Result<Self> {
+        let model = TrainedModel::load(dir, device)?;
+        let names = model.net.layer_names();
+        if !names.iter().any(|n| n == layer) {
+            return Err(Error::invalid_option(
+                "layer",
+                format!("the {} model in {} has no layer '{layer}'; valid layers: {}", model.info.spec.arch.name(), dir.display(), names.join(", ")),
+            ));
+        }
+        Ok(Extractor::Trained { model, path: dir.to_owned(), layer: layer.to_owned() })
+    }
+
+    pub fn torchscript(path: &Path, size: Option<i64>, device: Device) -> Result<Self> {
+        let module = tch::CModule::load_on_device(path, device)
+            .map_err(|e| Error::Data { path: path.to_owned(), message: format!("not a TorchScript module: {e}") })?;
+        Ok(Extractor::TorchScript { module, path: path.to_owned(), size, device })
+    }
+
+    /// The top-`k` ImageNet classes of an image file, as `huelab predict` prints them (pretrained
+    /// networks only; the network's full input size and preprocessing, whatever `size` is).
+    pub fn imagenet_top(&self, image: &Path, k: i64) -> Result<Vec<crate::models::ClassScore>> {
+        let Extractor::Pretrained { net, .. } = self else {
+            return Err(Error::msg("ImageNet classes need a pretrained network (pretrained(\"efficientnet_lite0\", #{}))"));
+        };
+        if k < 1 {
+            return Err(Error::invalid_option("k", format!("must be at least 1, got {k}")));
+        }
+        let batch = crate::models::load_image(image, net.input_size())?.unsqueeze(0);
+        let names = crate::models::read_imagenet_classes(None)?;
+        Ok(net.top_k(&batch, k, &names)?.remove(0))
+    }
+
+    /// A short description for manifests and figure titles.
+    pub fn describe(&self) -> String {
+        match self {
+            Extractor::Pretrained { net, layer, size } => format!("{} {layer} @{size}px", net.net.variant().name()),
+            Extractor::Trained { model, path, layer } => format!("{} {layer} ({})", model.info.spec.arch.name(), path.display()),
+            Extractor::TorchScript { path, .. } => format!("TorchScript {}", path.display()),
+        }
+    }
+
+    fn forward(&self, images: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| match self {
+            Extractor::Pretrained { net, layer, size } => {
+                let x = preprocess_batch(images, *size)?.to_device(net.device());
+                net.net.layer_t(&x, layer, false)
+            }
+            Extractor::Trained { model, layer, .. } => {
+                let x = model.standardise(&images.to_device(model.device()));
+                model.net.layer_t(&x, layer, false)
+            }
+            Extractor::TorchScript { module, size, device, path } => {
+                let x = match size {
+                    Some(s) => images.upsample_bilinear2d([*s, *s], false, None, None),
+                    None => images.shallow_clone(),
+                };
+                let out = module.forward_ts(&[x.to_device(*device)]).map_err(|e| Error::Data { path: path.clone(), message: format!("forward failed: {e}") })?;
+                if out.dim() != 4 {
+                    return Err(Error::Data { path: path.clone(), message: format!("forward returned shape {:?}, expected [B, C, H, W]", out.size()) });
+                }
+                Ok(out)
+            }
+        })
+    }
+
+    /// Activation maps of every image of `data`, `batch_size` at a time, with a progress bar on
+    /// a terminal.
+    pub fn extract(&self, data: &ImageDataset, batch_size: usize) -> Result<Activations> {
+        if batch_size == 0 {
+            return Err(Error::invalid_option("batch_size", "must be at least 1"));
+        }
+        let n = data.len();
+        let progress = ProgressBar::new(n as u64);
+        progress.set_style(ProgressStyle::with_template("activations {bar:30} {pos}/{len} images [{elapsed_precise}<{eta_precise}]").expect("valid template"));
+        let mut parts = Vec::with_capacity(n.div_ceil(batch_size));
+        for start in (0..n).step_by(batch_size) {
+            crate::interrupt::check()?;
+            let len = batch_size.min(n - start);
+            let batch = data.images().narrow(0, start as i64, len as i64);
+            parts.push(self.forward(&batch)?.to_device(Device::Cpu));
+            progress.inc(len as u64);
+        }
+        progress.finish_and_clear();
+        let source = format!("{} on {}", self.describe(), data.name());
+        Activations::new(Tensor::cat(&parts, 0), data.labels().to_vec(), data.class_names().to_vec(), source)
+    }
+}
+
+impl ActivationSource for Extractor {
+    fn activations_of(&self, data: &ImageDataset, batch_size: usize) -> Result<Activations> {
+        self.extract(data, batch_size)
+    }
+}
+
+/// Options of `pretrained`, `trained_model` and `torchscript`: `weights` (path), `layer`
+/// ("bottleneck"), `size` (input side in pixels), `device`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractorOptions {
+    pub weights: Option<String>,
+    pub layer: String,
+    pub size: Option<i64>,
+    pub device: Device,
+}
+
+impl ExtractorOptions {
+    /// The keys each extractor takes.
+    pub const PRETRAINED_KEYS: &'static [&'static str] = &["weights", "layer", "size", "device"];
+    pub const TRAINED_KEYS: &'static [&'static str] = &["layer", "device"];
+    pub const TORCHSCRIPT_KEYS: &'static [&'static str] = &["size", "device"];
+    /// The largest input side an extractor resizes images to.
+    pub const MAX_SIZE: i64 = 4096;
+
+    pub fn from_options(map: serde_json::Map<String, serde_json::Value>, context: &str, allowed: &[&str]) -> Result<Self> {
+        let mut o = crate::options::Options::new(map, context, allowed)?;
+        let size = o.int("size")?;
+        if let Some(s) = size.filter(|&s| !(1..=Self::MAX_SIZE).contains(&s)) {
+            return Err(Error::invalid_option("size", format!("must be in 1..={}, got {s}", Self::MAX_SIZE)));
+        }
+        Ok(ExtractorOptions {
+            weights: o.string("weights")?,
+            layer: o.string("layer")?.unwrap_or_else(|| "bottleneck".into()),
+            size,
+            device: o.device()?.unwrap_or_default().resolve()?,
+        })
+    }
+}
+
+/// `batch_size` (32) of `activations`.
+pub fn activation_batch_size(map: serde_json::Map<String, serde_json::Value>) -> Result<usize> {
+    let mut o = crate::options::Options::new(map, "activations options", &["batch_size"])?;
+    match o.count("batch_size")? {
+        Some(0) => Err(Error::invalid_option("batch_size", "must be at least 1")),
+        Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        None => Ok(32),
+    }
+}

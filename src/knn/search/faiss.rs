@@ -1,0 +1,127 @@
+//! FAISS under a pixel memory: any index-factory string (`Flat`, `IVF256,Flat`, `HNSW32`,
+//! `IVF1024,PQ16`, optionally after PCA), CPU, L2 distances.
+use std::path::Path;
+
+use faiss::index::autotune::ParameterSpace;
+use faiss::index::IndexImpl;
+use faiss::{Index, MetricType};
+use tch::{Kind, Tensor};
+
+use super::{Neighbours, SearchIndex};
+use crate::error::{Error, Result};
+use crate::knn::MemoryConfig;
+
+pub fn faiss_error(what: &str, e: faiss::error::Error) -> Error {
+    Error::msg(format!("faiss {what}: {e}"))
+}
+
+/// A FAISS index built from a factory string, with its search-time parameters.
+pub struct FaissIndex {
+    pub index: IndexImpl,
+    pub factory: String,
+}
+
+impl std::fmt::Debug for FaissIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FaissIndex({}, {} vectors)", self.factory, self.index.ntotal())
+    }
+}
+
+/// Row-major float32 values of a `[n, dim]` tensor.
+pub(super) fn flat_values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(Vec::try_from(t.to_kind(Kind::Float).flatten(0, -1))?)
+}
+
+impl FaissIndex {
+    pub fn new(dim: u32, factory: &str) -> Result<Self> {
+        Self::with_metric(dim, factory, MetricType::L2)
+    }
+
+    pub fn with_metric(dim: u32, factory: &str, metric: MetricType) -> Result<Self> {
+        let index = faiss::index_factory(dim, factory, metric)
+            .map_err(|e| Error::invalid_option("index", format!("faiss cannot build \"{factory}\" for dimension {dim}: {e}")))?;
+        Ok(FaissIndex { index, factory: factory.to_owned() })
+    }
+
+    /// The L2 index a memory config asks for (its `index`, after `PCA<pca>` if set), with its
+    /// search-time parameters set.
+    pub fn create(dim: i64, config: &MemoryConfig) -> Result<Self> {
+        check_pca(dim, config)?;
+        let mut index = Self::new(dim as u32, &config.factory())?;
+        index.apply_search_parameters(config)?;
+        Ok(index)
+    }
+
+    /// An index written by [`SearchIndex::write`]; search-time parameters are not saved with
+    /// a FAISS index, so they are set again from `config`.
+    pub fn load(path: &Path, config: &MemoryConfig) -> Result<Self> {
+        let index = faiss::index::io::read_index(path.to_string_lossy().as_ref())
+            .map_err(|e| Error::Data { path: path.to_owned(), message: format!("faiss cannot read the index: {e}") })?;
+        let mut index = FaissIndex { index, factory: config.factory() };
+        index.apply_search_parameters(config)?;
+        Ok(index)
+    }
+
+    /// Sets `nprobe` (IVF) or `efSearch` (HNSW) and similar; unknown names are errors.
+    pub fn set_parameter(&mut self, name: &str, value: f64) -> Result<()> {
+        let space = ParameterSpace::new().map_err(|e| faiss_error("parameter space", e))?;
+        space
+            .set_index_parameter(&self.index, name, value)
+            .map_err(|e| Error::invalid_option(name, format!("faiss index \"{}\" does not take it: {e}", self.factory)))
+    }
+
+    fn apply_search_parameters(&mut self, config: &MemoryConfig) -> Result<()> {
+        if let Some(n) = config.nprobe {
+            self.set_parameter("nprobe", n as f64)?;
+        }
+        if let Some(n) = config.ef_search {
+            self.set_parameter("efSearch", n as f64)?;
+        }
+        Ok(())
+    }
+
+    /// FAISS's own result: distances (or similarities, for inner products) and ids.
+    pub fn search_raw(&mut self, queries: &[f32], k: usize) -> Result<Neighbours> {
+        let result = self.index.search(queries, k).map_err(|e| faiss_error("search", e))?;
+        let ids = result.labels.iter().map(|l| l.get().map_or(-1, |v| v as i64)).collect();
+        Ok(Neighbours { k, distances_sq: result.distances, ids })
+    }
+}
+
+/// PCA to more dimensions than the vectors have (or to none) is a config error.
+pub(super) fn check_pca(dim: i64, config: &MemoryConfig) -> Result<()> {
+    match config.pca.filter(|&p| p == 0 || p as i64 > dim) {
+        Some(p) => Err(Error::invalid_option("pca", format!("{p} dimensions asked for, the vectors have {dim}"))),
+        None => Ok(()),
+    }
+}
+
+impl SearchIndex for FaissIndex {
+    fn needs_training(&self) -> bool {
+        !self.index.is_trained()
+    }
+
+    fn train(&mut self, sample: &Tensor) -> Result<()> {
+        let rows = sample.size()[0];
+        self.index
+            .train(&flat_values(sample)?)
+            .map_err(|e| Error::invalid_option("index", format!("faiss cannot train \"{}\" on {rows} vectors: {e}", self.factory)))
+    }
+
+    fn add(&mut self, vectors: &Tensor) -> Result<()> {
+        self.index.add(&flat_values(vectors)?).map_err(|e| faiss_error("add", e))
+    }
+
+    fn search(&mut self, queries: &Tensor, k: usize) -> Result<Neighbours> {
+        self.search_raw(&flat_values(queries)?, k)
+    }
+
+    fn len(&self) -> i64 {
+        self.index.ntotal() as i64
+    }
+
+    fn write(&self, path: &Path) -> Result<()> {
+        faiss::index::io::write_index(&self.index, path.to_string_lossy().as_ref())
+            .map_err(|e| Error::Data { path: path.to_owned(), message: format!("faiss cannot write the index: {e}") })
+    }
+}
