@@ -29,11 +29,27 @@ pub enum Error {
     #[error("interrupted (Ctrl-C); outputs finished before it are intact")]
     Interrupted,
 
-    #[error("libtorch: {0}")]
+    /// A checkpoint-and-stop request (a cluster's warning signal): the run wrote a checkpoint
+    /// at a batch boundary into `checkpoint` and stopped, to be resumed there.
+    #[error("stopped for preemption after writing a checkpoint at a batch boundary in {}", checkpoint.display())]
+    Preempted { checkpoint: PathBuf },
+
+    #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),
+
+    /// A failure huelab should have prevented (a panic caught by the firewall).
+    #[error("{what} failed inside huelab or libtorch: {message}. This is a bug in huelab; please report it with the command that caused it")]
+    Internal { what: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// libtorch's messages end with a C++ backtrace ("Exception raised from … frame #0 …"); users
+/// need the message.
+fn first_line(message: &str) -> String {
+    let cut = message.find("\nException raised from").or_else(|| message.find("Exception raised from")).unwrap_or(message.len());
+    message[..cut].lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tch::{Device, Tensor};
 
 use crate::activations::{ActivationSource, Activations};
-use crate::data::ImageDataset;
+use crate::data::{BatchPlan, BatchStream, ImageDataset};
 use crate::error::{Error, Result};
 use crate::models::{preprocess_batch, LiteVariant, PretrainedNet};
 use crate::train::TrainedModel;
@@ -110,8 +110,8 @@ impl Extractor {
         })
     }
 
-    /// Activation maps of every image of `data`, `batch_size` at a time, with a progress bar on
-    /// a terminal.
+    /// Activation maps of every image of `data`, `batch_size` at a time (image files decoded
+    /// on worker threads as the network runs), with a progress bar on a terminal.
     pub fn extract(&self, data: &ImageDataset, batch_size: usize) -> Result<Activations> {
         if batch_size == 0 {
             return Err(Error::invalid_option("batch_size", "must be at least 1"));
@@ -120,11 +120,12 @@ impl Extractor {
         let progress = ProgressBar::new(n as u64);
         progress.set_style(ProgressStyle::with_template("activations {bar:30} {pos}/{len} images [{elapsed_precise}<{eta_precise}]").expect("valid template"));
         let mut parts = Vec::with_capacity(n.div_ceil(batch_size));
-        for start in (0..n).step_by(batch_size) {
+        let plan = BatchPlan::eval((0..n as i64).collect(), batch_size);
+        for batch in BatchStream::new(data, plan, crate::train::pipeline_workers(data))? {
             crate::interrupt::check()?;
-            let len = batch_size.min(n - start);
-            let batch = data.images().narrow(0, start as i64, len as i64);
-            parts.push(self.forward(&batch)?.to_device(Device::Cpu));
+            let (images, labels) = batch?;
+            let len = labels.size()[0];
+            parts.push(self.forward(&images)?.to_device(Device::Cpu));
             progress.inc(len as u64);
         }
         progress.finish_and_clear();

@@ -79,3 +79,25 @@ pub fn write_csv(path: &Path, rows: Vec<Vec<String>>) -> Result<()> {
 pub fn cell(value: Option<f64>) -> String {
     value.map_or(String::new(), |v| v.to_string())
 }
+
+/// An exclusive lock on a directory that one run writes (a checkpoint or run directory), held
+/// until dropped, so a second run writing into the same directory gets a clear error instead
+/// of interleaved files. It is `flock` on the directory itself (no lock file to leave behind),
+/// released by the kernel when the process ends, however it ends.
+#[derive(Debug)]
+pub struct DirLock {
+    _dir: File,
+}
+
+impl DirLock {
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        use std::os::unix::io::AsRawFd;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let handle = File::open(dir).map_err(|e| Error::io(dir, e))?;
+        // SAFETY: flock on a file descriptor this function owns.
+        if unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Error::Data { path: dir.to_owned(), message: "another huelab run is writing into this directory; wait for it or use another directory".into() });
+        }
+        Ok(DirLock { _dir: handle })
+    }
+}

@@ -17,6 +17,7 @@
 //! # Ok::<(), huelab::Error>(())
 //! ```
 pub mod activations;
+pub mod alloc;
 pub mod bench;
 pub mod cache;
 pub mod compare;
@@ -26,6 +27,7 @@ pub mod device;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod firewall;
 pub mod interrupt;
 pub mod knn;
 pub mod models;
@@ -33,6 +35,7 @@ pub mod nn;
 pub mod notebook;
 pub mod options;
 pub mod plot;
+pub mod progress;
 pub mod results;
 pub mod script;
 pub mod stats;

@@ -135,7 +135,7 @@ pub fn image_grid(data: &ImageDataset, indices: &[i64]) -> Result<Figure> {
     let (cell_w, cell_h) = (w as u32 * scale + 10, h as u32 * scale + 30);
     let columns = indices.len().min(8) as u32;
     let rows = (indices.len() as u32).div_ceil(columns);
-    let (images, _) = data.select(indices);
+    let (images, _) = data.select(indices)?;
     let pixels: Vec<f32> = Vec::try_from(images.flatten(0, -1))?;
     let per_image = (channels * h * w) as usize;
     crate::plot::render_with((columns * cell_w, rows * cell_h), |root| {

@@ -91,6 +91,11 @@ impl Options {
             .transpose()
     }
 
+    /// The string under `key`, without taking it: `Ok(None)` when absent or not a string.
+    pub fn clone_string(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.map.get(key).and_then(|v| v.as_str()).map(str::to_owned))
+    }
+
     /// `device`: "auto", "cpu", "cuda" or "cuda:N".
     pub fn device(&mut self) -> Result<Option<crate::device::DeviceChoice>> {
         self.string("device")?.map(|s| s.parse()).transpose()

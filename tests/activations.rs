@@ -16,7 +16,7 @@ fn a_torchscript_module_gives_its_own_output_as_the_activations() {
     // The fixture's weights, as make_tiny_conv.py sets them.
     let weight = Tensor::arange(36, (Kind::Float, Device::Cpu)).view([4, 1, 3, 3]) / 36.0 - 0.5;
     let bias = Tensor::from_slice(&[0.0f32, 0.1, -0.1, 0.2]);
-    let expected = data.images().conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1).relu();
+    let expected = data.images().unwrap().conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1).relu();
     let difference = (acts.maps() - expected).abs().max().double_value(&[]);
     assert!(difference < 1e-5, "max difference {difference}");
     assert_eq!(acts.labels(), data.labels());
@@ -34,7 +34,7 @@ fn a_checkpointed_run_leaves_a_model_that_reproduces_its_test_accuracy() {
     let report = train(&data, &split, &config).unwrap();
 
     let model = TrainedModel::load(&dir.path().join("run"), Device::Cpu).unwrap();
-    let (x, y) = data.select(&split.test);
+    let (x, y) = data.select(&split.test).unwrap();
     let logits = tch::no_grad(|| model.net.forward_t(&model.standardise(&x), false)).unwrap().logits;
     let accuracy = logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
     assert_eq!(accuracy, report.test.unwrap().accuracy);

@@ -10,7 +10,7 @@ fn digits_are_1797_grey_8x8_images_in_10_classes() {
     assert_eq!(data.len(), 1797);
     assert_eq!(data.image_shape(), [1, 8, 8]);
     assert_eq!(data.num_classes(), 10);
-    let (max, min) = (data.images().max().double_value(&[]), data.images().min().double_value(&[]));
+    let (max, min) = (data.images().unwrap().max().double_value(&[]), data.images().unwrap().min().double_value(&[]));
     assert!(min == 0.0 && max == 1.0, "pixels scaled to [0, 1], got [{min}, {max}]");
     for class in 0..10 {
         let n = data.labels().iter().filter(|&&l| l == class).count();

@@ -92,8 +92,8 @@ fn state_round_trips() {
     assert_eq!(saved.len(), 2 * 4, "exp_avg and exp_avg_sq for 4 variables");
     assert!(saved.contains_key("exp_avg_sq/a.weight"));
     let mut fresh = Optimizer::new(&vs, OptimizerKind::Adam, 0.01);
-    fresh.load_state(&saved, opt.steps()).unwrap();
+    fresh.load_state(&saved, opt.steps(), None).unwrap();
     assert_eq!(fresh.steps(), 1);
     let partial: std::collections::BTreeMap<String, Tensor> = saved.into_iter().filter(|(k, _)| k != "exp_avg/a.bias").collect();
-    assert!(fresh.load_state(&partial, 1).unwrap_err().to_string().contains("a.bias"));
+    assert!(fresh.load_state(&partial, 1, None).unwrap_err().to_string().contains("a.bias"));
 }

@@ -125,7 +125,7 @@ fn normalisation_uses_training_statistics_only_and_is_recorded() {
     let data = digits();
     let split = stratified_split(data.labels(), 10, SplitConfig::default()).unwrap();
     let report = train(&data, &split, &TrainConfig { normalize: true, ..config(LossKind::OneHot, 2) }).unwrap();
-    let (train_images, _) = data.select(&split.train);
+    let (train_images, _) = data.select(&split.train).unwrap();
     let expected_mean = train_images.to_kind(tch::Kind::Double).mean(tch::Kind::Double).double_value(&[]);
     let expected_sd = train_images.to_kind(tch::Kind::Double).std(true).double_value(&[]);
     let recorded = report.normalization.expect("recorded");

@@ -73,7 +73,7 @@ fn mnist5k(path: &Path) -> Result<ImageDataset> {
         labels.push(values[784] as i64);
     }
     let n = labels.len() as i64;
-    let images = Tensor::from_slice(&pixels).view([n, 1, 28, 28]) / 255.0;
+    let images = Tensor::from_slice(&pixels).view([n, 1, 28, 28]);
     ImageDataset::new("mnist5k", images, labels, (0..10).map(|d| d.to_string()).collect())
 }
 
@@ -95,7 +95,7 @@ fn textures(dir: &Path) -> Result<ImageDataset> {
     }
     let n = labels.len() as i64;
     let p = TEXTURE_PATCH as i64;
-    let images = Tensor::from_slice(&pixels).view([n, 1, p, p]) / 255.0;
+    let images = Tensor::from_slice(&pixels).view([n, 1, p, p]);
     ImageDataset::new("textures", images, labels, TEXTURES.iter().map(|t| t.to_string()).collect())
 }
 
@@ -111,6 +111,6 @@ fn photos(dir: &Path) -> Result<ImageDataset> {
         pixels.extend_from_slice(rgb.as_raw());
     }
     let (n, s) = (PHOTOS.len() as i64, PHOTO_SIZE as i64);
-    let images = Tensor::from_slice(&pixels).view([n, s, s, 3]).permute([0, 3, 1, 2]) / 255.0;
+    let images = Tensor::from_slice(&pixels).view([n, s, s, 3]).permute([0, 3, 1, 2]);
     ImageDataset::new("photos", images, (0..n).collect(), PHOTOS.iter().map(|p| p.to_string()).collect())
 }

@@ -18,46 +18,71 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads the whole file, un-gzipping it when it starts with the gzip magic bytes.
-pub fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice()).read_to_end(&mut out).map_err(|e| Error::io(path, e))?;
-        Ok(out)
+/// Most bytes a gzipped file may unpack to when its own header does not say (1 GiB).
+const MAX_UNPACKED: u64 = 1 << 30;
+
+/// Opens `path` for reading, un-gzipping it when it starts with the gzip magic bytes.
+fn open_maybe_gzipped(path: &Path) -> Result<Box<dyn Read>> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut magic = [0u8; 2];
+    let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
+    let head = std::io::Cursor::new(magic[..n].to_vec());
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(flate2::read::GzDecoder::new(head.chain(file))))
     } else {
-        Ok(raw)
+        Ok(Box::new(head.chain(file)))
     }
+}
+
+/// Reads the whole file (at most [`MAX_UNPACKED`] bytes), un-gzipping it when it starts with
+/// the gzip magic bytes.
+pub fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    open_maybe_gzipped(path)?.take(MAX_UNPACKED + 1).read_to_end(&mut out).map_err(|e| Error::io(path, e))?;
+    if out.len() as u64 > MAX_UNPACKED {
+        return Err(Error::Data { path: path.to_owned(), message: format!("unpacks to more than {MAX_UNPACKED} bytes") });
+    }
+    Ok(out)
 }
 
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = read_maybe_gzipped(path)?;
     let bad = |message: String| Error::Data { path: path.to_owned(), message };
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+    let mut reader = open_maybe_gzipped(path)?;
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match reader.read(&mut magic[got..]).map_err(|e| Error::io(path, e))? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    if got < 4 || magic[0] != 0 || magic[1] != 0 {
         return Err(bad("not an IDX file (it must start with two zero bytes)".into()));
     }
-    if bytes[2] != UNSIGNED_BYTE {
-        return Err(bad(format!("IDX element type 0x{:02x} is not supported; only unsigned bytes (0x08)", bytes[2])));
+    if magic[2] != UNSIGNED_BYTE {
+        return Err(bad(format!("IDX element type 0x{:02x} is not supported; only unsigned bytes (0x08)", magic[2])));
     }
-    let ndim = bytes[3] as usize;
-    let header = 4 + 4 * ndim;
-    if ndim == 0 || bytes.len() < header {
-        return Err(bad(format!("truncated IDX header ({} bytes, {ndim} dimensions)", bytes.len())));
+    let ndim = magic[3] as usize;
+    let mut sizes = vec![0u8; 4 * ndim];
+    if ndim == 0 || reader.read_exact(&mut sizes).is_err() {
+        return Err(bad(format!("truncated IDX header ({ndim} dimensions)")));
     }
-    let dims: Vec<usize> = bytes[4..header]
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
-    let expected: usize = dims.iter().product();
-    let found = bytes.len() - header;
-    if found != expected {
+    let dims: Vec<usize> = sizes.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+    let expected = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&e| e <= MAX_UNPACKED).ok_or_else(|| bad(format!("the header announces {dims:?}, more than {MAX_UNPACKED} values")))?;
+    // Read what is there, up to one byte more than announced: the buffer grows with the data,
+    // so a header cannot make huelab allocate what the file does not hold.
+    let mut data = Vec::new();
+    reader.take(expected + 1).read_to_end(&mut data).map_err(|e| Error::io(path, e))?;
+    if data.len() as u64 != expected {
+        let found = if data.len() as u64 > expected { "more".to_owned() } else { data.len().to_string() };
         return Err(bad(format!("the header announces {dims:?} = {expected} values but the file holds {found}")));
     }
-    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
+    Ok(IdxArray { dims, data })
 }
 
 /// An image data set from an IDX image file (`[N, H, W]`) and an IDX label file (`[N]`).
-/// Pixels are scaled from 0–255 to [0, 1]; without `class_names`, classes are named "0", "1", …
+/// Pixels stay 8-bit in memory (consumers see them scaled to [0, 1]); without `class_names`,
+/// classes are named "0", "1", …
 pub fn load_idx(name: &str, images: &Path, labels: &Path, class_names: Option<Vec<String>>) -> Result<ImageDataset> {
     let image_array = read_idx(images)?;
     let label_array = read_idx(labels)?;
@@ -74,14 +99,27 @@ pub fn load_idx(name: &str, images: &Path, labels: &Path, class_names: Option<Ve
         });
     }
     let labels_i64: Vec<i64> = label_array.data.iter().map(|&l| l as i64).collect();
-    let class_names = class_names.unwrap_or_else(|| numbered_classes(&labels_i64));
+    let class_names = match class_names {
+        Some(names) => names,
+        None => numbered_classes(&labels_i64).map_err(|message| Error::Data { path: labels.to_owned(), message })?,
+    };
     let pixels = Tensor::from_slice(&image_array.data).view([n as i64, 1, h as i64, w as i64]);
-    ImageDataset::new(name, pixels / 255.0, labels_i64, class_names)
+    ImageDataset::new(name, pixels, labels_i64, class_names)
         .map_err(|e| Error::Data { path: labels.to_owned(), message: e.to_string() })
 }
 
-/// "0", "1", … up to the largest label.
-pub fn numbered_classes(labels: &[i64]) -> Vec<String> {
+/// Most classes a data set may name by number: more is a corrupt label, not a data set.
+pub const MAX_NUMBERED_CLASSES: i64 = 100_000;
+
+/// "0", "1", … up to the largest label; a label above [`MAX_NUMBERED_CLASSES`] is an error
+/// (one flipped byte must not size a class list of millions).
+pub fn numbered_classes(labels: &[i64]) -> std::result::Result<Vec<String>, String> {
     let count = labels.iter().copied().max().map_or(0, |m| m + 1);
-    (0..count).map(|c| c.to_string()).collect()
+    if count > MAX_NUMBERED_CLASSES {
+        return Err(format!("label {} would make {count} classes (at most {MAX_NUMBERED_CLASSES} numbered classes; give class_names if that is right)", count - 1));
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l < 0) {
+        return Err(format!("label {bad} is negative"));
+    }
+    Ok((0..count).map(|c| c.to_string()).collect())
 }

@@ -1,21 +1,28 @@
-//! Labelled image data sets held as tensors: the built-in sets, loaders for IDX, `.npy` and
-//! ImageFolder data, and seeded stratified splits and subsets.
+//! Labelled image data sets, in memory (`uint8` where the source is 8-bit) or as image files on
+//! disk decoded batch by batch: the built-in sets, loaders for IDX, `.npy`, ImageFolder
+//! directories (also with original train/val/test splits) and list files, seeded stratified
+//! splits and subsets, augmentation, and the batch stream that prepares batches on worker
+//! threads in a fixed order.
 mod augment;
 mod builtin;
 mod dataset;
 mod digits;
+mod folder;
 mod idx;
 mod image_folder;
 mod npy;
 mod options;
 mod split;
+mod stream;
 
-pub use augment::Augment;
+pub use augment::{Augment, ImageAugment};
 pub use builtin::*;
 pub use dataset::*;
 pub use digits::digits;
 pub use idx::{load_idx, read_idx, IdxArray};
+pub use folder::{decode, FolderTransform, ImageFiles, ImageFolderConfig, Mode, IMAGE_EXTENSIONS};
 pub use image_folder::*;
 pub use npy::*;
 pub use options::LoaderOptions;
 pub use split::*;
+pub use stream::{BatchPlan, BatchStream};

@@ -37,24 +37,30 @@ impl std::str::FromStr for NpyLayout {
 }
 
 pub fn load_npy(name: &str, images: &Path, labels: &Path, layout: NpyLayout, class_names: Option<Vec<String>>) -> Result<ImageDataset> {
-    let (values, shape) = read_images(images)?;
+    let (pixels, shape) = read_images(images)?;
     let bad_images = |message: String| Error::Data { path: images.to_owned(), message };
-    let nchw: [i64; 4] = match (shape.as_slice(), layout) {
-        (&[n, h, w], _) => [n, 1, h, w],
-        (&[n, a, b, c], NpyLayout::ChannelsFirst) => [n, a, b, c],
-        (&[n, a, b, c], NpyLayout::ChannelsLast) => [n, c, a, b],
+    // Whether the array's channels come last, resolved from the layout (not from the sizes:
+    // with H == C the sizes cannot tell).
+    let (nchw, channels_last): ([i64; 4], bool) = match (shape.as_slice(), layout) {
+        (&[n, h, w], _) => ([n, 1, h, w], false),
+        (&[n, a, b, c], NpyLayout::ChannelsFirst) => ([n, a, b, c], false),
+        (&[n, a, b, c], NpyLayout::ChannelsLast) => ([n, c, a, b], true),
         (&[n, a, b, c], NpyLayout::Auto) => {
             let is_channels = |d: i64| matches!(d, 1 | 3 | 4);
             match (is_channels(a), is_channels(c)) {
-                (true, false) => [n, a, b, c],
-                (false, true) => [n, c, a, b],
+                (true, false) => ([n, a, b, c], false),
+                (false, true) => ([n, c, a, b], true),
                 _ => return Err(bad_images(format!("cannot tell the channel axis of shape {shape:?}; give layout \"nchw\" or \"nhwc\""))),
             }
         }
         _ => return Err(bad_images(format!("expected images of shape [N, H, W], [N, H, W, C] or [N, C, H, W], found {shape:?}"))),
     };
-    let mut tensor = Tensor::from_slice(&values).view(shape.as_slice());
-    if shape.len() == 4 && nchw[1] != shape[1] {
+    let mut tensor = match pixels {
+        NpyPixels::Bytes(values) => Tensor::from_slice(&values),
+        NpyPixels::Floats(values) => Tensor::from_slice(&values),
+    }
+    .view(shape.as_slice());
+    if channels_last {
         tensor = tensor.permute([0, 3, 1, 2]);
     }
     let tensor = tensor.reshape(nchw).contiguous();
@@ -66,16 +72,25 @@ pub fn load_npy(name: &str, images: &Path, labels: &Path, layout: NpyLayout, cla
             message: format!("{} labels for {} images in {}", label_values.len(), nchw[0], images.display()),
         });
     }
-    let class_names = class_names.unwrap_or_else(|| numbered_classes(&label_values));
+    let class_names = match class_names {
+        Some(names) => names,
+        None => numbered_classes(&label_values).map_err(|message| Error::Data { path: labels.to_owned(), message })?,
+    };
     ImageDataset::new(name, tensor, label_values, class_names).map_err(|e| Error::Data { path: labels.to_owned(), message: e.to_string() })
 }
 
-/// Pixel values as f32 in [0, 1], and the array's shape.
-fn read_images(path: &Path) -> Result<(Vec<f32>, Vec<i64>)> {
+/// Pixels as stored: 8-bit values (0–255), or floats in [0, 1].
+enum NpyPixels {
+    Bytes(Vec<u8>),
+    Floats(Vec<f32>),
+}
+
+/// The pixel values and the array's shape.
+fn read_images(path: &Path) -> Result<(NpyPixels, Vec<i64>)> {
     let shape_of = |shape: &[usize]| shape.iter().map(|&d| d as i64).collect::<Vec<_>>();
     let bad = |message: String| Error::Data { path: path.to_owned(), message };
     if let Some(a) = try_read::<u8>(path)? {
-        return Ok((a.iter().map(|&v| v as f32 / 255.0).collect(), shape_of(a.shape())));
+        return Ok((NpyPixels::Bytes(a.iter().copied().collect()), shape_of(a.shape())));
     }
     let (values, shape): (Vec<f32>, _) = if let Some(a) = try_read::<f32>(path)? {
         (a.iter().copied().collect(), shape_of(a.shape()))
@@ -87,7 +102,7 @@ fn read_images(path: &Path) -> Result<(Vec<f32>, Vec<i64>)> {
     if let Some(v) = values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
         return Err(bad(format!("float images must lie in [0, 1], found {v}; scale them or save them as uint8")));
     }
-    Ok((values, shape))
+    Ok((NpyPixels::Floats(values), shape))
 }
 
 fn read_labels(path: &Path) -> Result<Vec<i64>> {
@@ -97,7 +112,7 @@ fn read_labels(path: &Path) -> Result<Vec<i64>> {
                 if a.ndim() != 1 {
                     return Err(Error::Data { path: path.to_owned(), message: format!("labels must be 1-D, found shape {:?}", a.shape()) });
                 }
-                return Ok(a.iter().map(|&v| v as i64).collect());
+                return a.iter().map(|&v| i64::try_from(v).map_err(|_| Error::Data { path: path.to_owned(), message: format!("label {v} does not fit a class index") })).collect();
             })*
         };
     }
@@ -107,10 +122,65 @@ fn read_labels(path: &Path) -> Result<Vec<i64>> {
 
 /// `None` when the file holds another element type.
 fn try_read<T: ndarray_npy::ReadableElement>(path: &Path) -> Result<Option<ArrayD<T>>> {
+    check_npy_size(path)?;
     match read_npy::<_, ArrayD<T>>(path) {
         Ok(a) => Ok(Some(a)),
         Err(ReadNpyError::WrongDescriptor(_)) => Ok(None),
         Err(ReadNpyError::Io(e)) => Err(Error::io(path, e)),
         Err(e) => Err(Error::Data { path: path.to_owned(), message: format!("not a readable .npy file: {e}") }),
     }
+}
+
+/// Reads an `.npy` array of a known element type and rank, after checking its header against
+/// the file's length (so a header cannot make huelab allocate more than the file holds).
+pub fn read_npy_checked<T: ndarray_npy::ReadableElement, D: ndarray::Dimension>(path: &Path, expected: &str) -> Result<ndarray::Array<T, D>> {
+    check_npy_size(path)?;
+    read_npy(path).map_err(|e| match e {
+        ReadNpyError::Io(e) => Error::io(path, e),
+        e => Error::Data { path: path.to_owned(), message: format!("expected {expected}: {e}") },
+    })
+}
+
+/// The `.npy` header's shape and element size must describe exactly the bytes after it.
+pub fn check_npy_size(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let bad = |message: String| Error::Data { path: path.to_owned(), message };
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut prefix = [0u8; 12];
+    let n = file.read(&mut prefix).map_err(|e| Error::io(path, e))?;
+    if n < 10 || &prefix[..6] != b"\x93NUMPY" {
+        return Err(bad("not an .npy file (no \\x93NUMPY magic)".into()));
+    }
+    let (header_start, header_len) = match prefix[6] {
+        1 => (10u64, u16::from_le_bytes([prefix[8], prefix[9]]) as u64),
+        2 | 3 if n >= 12 => (12u64, u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as u64),
+        v => return Err(bad(format!(".npy format version {v} is not supported"))),
+    };
+    if header_start + header_len > file_len || header_len > 1 << 20 {
+        return Err(bad(format!("the .npy header claims {header_len} bytes, the file holds {file_len}")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(header_start)).and_then(|_| file.read_exact(&mut header)).map_err(|e| Error::io(path, e))?;
+    let header = String::from_utf8_lossy(&header);
+    let field = |key: &str| -> Option<String> {
+        let at = header.find(&format!("'{key}'"))?;
+        let rest = header[at + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+        Some(rest.to_owned())
+    };
+    let descr = field("descr").and_then(|d| d.strip_prefix('\'').and_then(|d| d.split('\'').next()).map(str::to_owned)).ok_or_else(|| bad("the .npy header has no 'descr'".into()))?;
+    let item_size: u64 = descr.trim_start_matches(['<', '>', '|', '=']).get(1..).and_then(|s| s.parse().ok()).ok_or_else(|| bad(format!("unsupported .npy element type '{descr}'")))?;
+    let shape_text = field("shape").and_then(|s| s.strip_prefix('(').and_then(|s| s.split(')').next()).map(str::to_owned)).ok_or_else(|| bad("the .npy header has no 'shape'".into()))?;
+    let mut elements: u64 = 1;
+    for dim in shape_text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let d: u64 = dim.parse().map_err(|_| bad(format!("the .npy shape ({shape_text}) holds '{dim}'")))?;
+        elements = elements.checked_mul(d).ok_or_else(|| bad(format!("the .npy shape ({shape_text}) overflows")))?;
+    }
+    let declared = elements.checked_mul(item_size).ok_or_else(|| bad(format!("the .npy shape ({shape_text}) overflows")))?;
+    let held = file_len - header_start - header_len;
+    if declared != held {
+        return Err(bad(format!("the .npy header declares shape ({shape_text}) of '{descr}' = {declared} bytes, but the file holds {held} after the header (truncated or corrupt)")));
+    }
+    Ok(())
 }

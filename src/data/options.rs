@@ -36,16 +36,22 @@ impl ImageFolderConfig {
     pub const MAX_SIDE: u32 = 8192;
 
     /// The folder config and an optional data set name. Keys: `size` (`[h, w]` or one number;
-    /// default 64), `channels` (1 or 3; default 3), `name`.
+    /// default 64), `channels` (1 or 3; default 3), `transform` ("resize" or "imagenet"),
+    /// `workers` (decoding threads; 0: one per core), `name`.
     pub fn from_options(map: Map<String, Value>) -> Result<(Self, Option<String>)> {
-        let mut o = Options::new(map, "load_image_folder options", &["size", "channels", "name"])?;
+        let mut o = Options::new(map, "load_image_folder options", &["size", "channels", "transform", "workers", "name"])?;
         let d = ImageFolderConfig::default();
         let channels = match o.count("channels")? {
             None => d.channels,
             Some(c @ (1 | 3)) => c as u8,
             Some(c) => return Err(Error::invalid_option("channels", format!("must be 1 or 3, got {c}"))),
         };
-        let config = ImageFolderConfig { size: o.size("size", Self::MAX_SIDE)?.unwrap_or(d.size), channels };
+        let config = ImageFolderConfig {
+            size: o.size("size", Self::MAX_SIDE)?.unwrap_or(d.size),
+            channels,
+            transform: o.string("transform")?.map(|t| t.parse()).transpose()?.unwrap_or(d.transform),
+            workers: o.count("workers")?.map_or(d.workers, |w| usize::try_from(w).unwrap_or(usize::MAX).min(256)),
+        };
         config.validate()?;
         Ok((config, o.string("name")?))
     }

@@ -89,6 +89,13 @@ impl SubsetConfig {
     }
 }
 
+/// Which data set a split indexes: its length and content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataIdentity {
+    pub len: usize,
+    pub sha256: String,
+}
+
 /// Indices into a data set. Disjoint, and every class is represented in proportion.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Split {
@@ -96,13 +103,53 @@ pub struct Split {
     pub train: Vec<i64>,
     pub val: Vec<i64>,
     pub test: Vec<i64>,
+    /// The data set the split was made on, when known; training checks it, so a split of one
+    /// set is never used on another.
+    #[serde(skip)]
+    pub data: Option<DataIdentity>,
+}
+
+impl Split {
+    pub fn new(config: SplitConfig, train: Vec<i64>, val: Vec<i64>, test: Vec<i64>) -> Self {
+        Split { config, train, val, test, data: None }
+    }
+
+    /// The split, marked as one of the data set `identity`.
+    pub fn of_data(self, identity: DataIdentity) -> Self {
+        Split { data: Some(identity), ..self }
+    }
+
+    /// Every index of the split.
+    pub fn indices(&self) -> impl Iterator<Item = &i64> {
+        self.train.iter().chain(&self.val).chain(&self.test)
+    }
+
+    /// An error unless the split fits a data set of `identity`: the same set when the split
+    /// knows its set, else at least indices within its length.
+    pub fn check_fits(&self, identity: &DataIdentity, data_name: &str) -> Result<()> {
+        if let Some(own) = &self.data {
+            if own != identity {
+                return Err(Error::msg(format!(
+                    "this split was made on another data set ({} images, content {}…) than '{data_name}' ({} images, content {}…); make the split from the data it is used with",
+                    own.len,
+                    &own.sha256[..own.sha256.len().min(12)],
+                    identity.len,
+                    &identity.sha256[..identity.sha256.len().min(12)]
+                )));
+            }
+        }
+        if let Some(bad) = self.indices().find(|&&i| i < 0 || i as usize >= identity.len) {
+            return Err(Error::msg(format!("the split holds image {bad}, but '{data_name}' has {} images", identity.len)));
+        }
+        Ok(())
+    }
 }
 
 /// Splits each class separately (so class proportions hold in every part), shuffled by a
 /// generator seeded from `config.seed` alone: the same labels and seed give the same split.
 pub fn stratified_split(labels: &[i64], num_classes: usize, config: SplitConfig) -> Result<Split> {
     config.validate()?;
-    let mut split = Split { config, train: vec![], val: vec![], test: vec![] };
+    let mut split = Split::new(config, vec![], vec![], vec![]);
     for mut members in shuffled_classes(labels, num_classes, config.seed) {
         let n = members.len() as f64;
         let n_test = (config.test * n).round() as usize;
@@ -159,5 +206,5 @@ pub fn kfold_split(labels: &[i64], num_classes: usize, folds: &[Vec<i64>], fold:
     let rest_labels: Vec<i64> = rest.iter().map(|&i| labels[i as usize]).collect();
     let inner = stratified_split(&rest_labels, num_classes, SplitConfig { train: 1.0 - val, val, test: 0.0, seed: seed.wrapping_add(fold as u64) })?;
     let map = |ids: Vec<i64>| ids.into_iter().map(|i| rest[i as usize]).collect();
-    Ok(Split { config: SplitConfig { train: 1.0 - val, val, test: 0.0, seed }, train: map(inner.train), val: map(inner.val), test })
+    Ok(Split::new(SplitConfig { train: 1.0 - val, val, test: 0.0, seed }, map(inner.train), map(inner.val), test))
 }

@@ -16,16 +16,6 @@ pub use descriptor::{Descriptor, GEM_DEFAULT_P};
 pub use memory::{MemoryConfig, PixelMemory};
 pub use run::{run_knn, KnnRun};
 
-/// A bar over `images` on a terminal (hidden elsewhere, and for small jobs where it would only
-/// flicker).
 fn progress_bar(what: &str, images: usize) -> indicatif::ProgressBar {
-    if images < 1_000 {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(images as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} images [{{elapsed_precise}}<{{eta_precise}}]"))
-            .expect("the template is valid"),
-    );
-    bar
+    crate::progress::images_bar(what, images)
 }

@@ -1,16 +1,20 @@
-//! Per-epoch checkpoints: model variables, optimiser state and the metrics so far, written so
-//! that a run killed at any moment leaves the last complete checkpoint intact. The tensors go to
-//! `checkpoint-epoch-<k>.safetensors` (written under a temporary name, then renamed), then
-//! `checkpoint.json` (atomically) names that file; only then is the previous epoch's file removed.
-//! Batch order and augmentation are derived from (seed, epoch), and libtorch's generator is
-//! reseeded every epoch, so a resumed run continues exactly as the uninterrupted run would.
-use std::collections::BTreeMap;
+//! Checkpoints: model variables, optimiser state and the metrics so far, after every epoch and,
+//! when a stop for preemption is requested, at a batch boundary inside an epoch. Written so
+//! that a run killed at any moment leaves the last complete checkpoint intact: the tensors go to
+//! `checkpoint-epoch-<k>[-batch-<b>].safetensors` (a temporary file, flushed and renamed), then
+//! `checkpoint.json` (atomically) names that file; only then is the previous file removed.
+//! Batch order, augmentation and libtorch's generator are derived from (seed, epoch, batch), so
+//! a resumed run continues exactly as the uninterrupted run would, from either kind of
+//! checkpoint. Loading checks everything against the run that loads it: options, data, split,
+//! and every tensor's name, shape and dtype, naming the offending one.
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{nn, Tensor};
 
+use super::step::HostSums;
 use super::{EpochMetrics, Optimizer, TrainConfig};
 use crate::data::{ImageDataset, Split};
 use crate::error::{Error, Result};
@@ -18,6 +22,17 @@ use crate::files::{write_atomic, write_then_rename};
 
 const MANIFEST: &str = "checkpoint.json";
 const FORMAT: u32 = 1;
+
+/// An epoch stopped at a batch boundary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// The epoch in progress (from 1).
+    pub epoch: usize,
+    /// Its sums over the batches done (`sums.batches` of them).
+    pub sums: HostSums,
+    /// Seconds spent in it so far.
+    pub seconds: f64,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointManifest {
@@ -31,13 +46,35 @@ struct CheckpointManifest {
     optimizer_steps: i64,
     wall_seconds: f64,
     epochs: Vec<EpochMetrics>,
+    /// The file of tensors, inside the checkpoint directory.
     tensors: String,
+    /// The variables that have optimiser state (those that have had a gradient); absent in
+    /// checkpoints of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    optimizer_state: Option<Vec<String>>,
+    /// Set when the checkpoint was taken inside an epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partial: Option<PartialEpoch>,
 }
 
 /// Where a resumed run picks up.
+#[derive(Debug)]
 pub struct Resumed {
     pub epochs: Vec<EpochMetrics>,
     pub wall_seconds: f64,
+    pub partial: Option<PartialEpoch>,
+}
+
+/// How far the run in a checkpoint directory got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Finished epochs, and the run's epoch count.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// The batch an epoch stopped at, for a checkpoint inside an epoch.
+    pub partial_batch: Option<usize>,
+    /// Whether the finished model was saved (the run completed).
+    pub finished: bool,
 }
 
 fn split_hash(split: &Split) -> String {
@@ -53,6 +90,7 @@ fn config_json(config: &TrainConfig) -> Result<serde_json::Value> {
     serde_json::to_value(config).map_err(|e| Error::msg(format!("cannot serialise the config: {e}")))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn save(
     dir: &Path,
     config: &TrainConfig,
@@ -60,13 +98,19 @@ pub fn save(
     (vs, optimizer): (&nn::VarStore, &Optimizer),
     epochs: &[EpochMetrics],
     wall_seconds: f64,
+    partial: Option<&PartialEpoch>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let epoch = epochs.last().map_or(0, |e| e.epoch);
-    let tensors_name = format!("checkpoint-epoch-{epoch}.safetensors");
+    let tensors_name = match partial {
+        Some(p) => format!("checkpoint-epoch-{}-batch-{}.safetensors", p.epoch, p.sums.batches),
+        None => format!("checkpoint-epoch-{epoch}.safetensors"),
+    };
     let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
-    named.extend(optimizer.state_tensors().into_iter().map(|(n, t)| (format!("optim/{n}"), t)));
-    write_then_rename(&dir.join(&tensors_name), |partial| Ok(Tensor::write_safetensors(&named, partial)?))?;
+    let state = optimizer.state_tensors();
+    let with_state: BTreeSet<String> = state.iter().filter_map(|(n, _)| n.split_once('/').map(|(_, var)| var.to_owned())).collect();
+    named.extend(state.into_iter().map(|(n, t)| (format!("optim/{n}"), t)));
+    write_then_rename(&dir.join(&tensors_name), |partial_path| Ok(Tensor::write_safetensors(&named, partial_path)?))?;
 
     let previous = read_manifest(dir).ok().map(|m| m.tensors);
     let manifest = CheckpointManifest {
@@ -79,10 +123,12 @@ pub fn save(
         wall_seconds,
         epochs: epochs.to_vec(),
         tensors: tensors_name.clone(),
+        optimizer_state: Some(with_state.into_iter().collect()),
+        partial: partial.cloned(),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::msg(e.to_string()))?;
     write_atomic(&dir.join(MANIFEST), &json)?;
-    if let Some(old) = previous.filter(|old| *old != tensors_name) {
+    if let Some(old) = previous.filter(|old| *old != tensors_name && is_plain_file_name(old)) {
         // Best effort: a leftover file wastes space but never confuses a resume.
         let _ = std::fs::remove_file(dir.join(old));
     }
@@ -93,19 +139,52 @@ pub fn exists(dir: &Path) -> bool {
     dir.join(MANIFEST).exists()
 }
 
+/// How far the run checkpointed in `dir` got; `None` without a readable checkpoint.
+pub fn progress(dir: &Path) -> Option<Progress> {
+    let manifest = read_manifest(dir).ok()?;
+    let epochs = manifest.config.get("epochs").and_then(|e| e.as_u64()).unwrap_or(0) as usize;
+    Some(Progress {
+        epoch: manifest.epoch,
+        epochs,
+        partial_batch: manifest.partial.as_ref().map(|p| p.sums.batches),
+        finished: manifest.partial.is_none() && manifest.epoch >= epochs && dir.join(super::saved_model::MODEL_JSON).exists(),
+    })
+}
+
+/// A name inside the checkpoint directory: no separators, no `..`.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
+}
+
 fn read_manifest(dir: &Path) -> Result<CheckpointManifest> {
     let path = dir.join(MANIFEST);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let manifest: CheckpointManifest =
         serde_json::from_slice(&bytes).map_err(|e| Error::Data { path: path.clone(), message: format!("not a huelab checkpoint: {e}") })?;
+    let bad = |message: String| Error::Data { path: path.clone(), message };
     if manifest.format != FORMAT {
-        return Err(Error::Data { path, message: format!("checkpoint format {} is not supported (expected {FORMAT})", manifest.format) });
+        return Err(bad(format!("checkpoint format {} is not supported (expected {FORMAT})", manifest.format)));
+    }
+    if !is_plain_file_name(&manifest.tensors) {
+        return Err(bad(format!("'tensors' must name a file inside the checkpoint directory, got '{}'", manifest.tensors)));
+    }
+    if manifest.optimizer_steps < 0 {
+        return Err(bad(format!("optimizer_steps is {}", manifest.optimizer_steps)));
+    }
+    let numbered = manifest.epochs.iter().enumerate().all(|(i, e)| e.epoch == i + 1);
+    if !numbered || manifest.epochs.len() != manifest.epoch {
+        return Err(bad(format!("epoch {} does not match its {} epochs of metrics", manifest.epoch, manifest.epochs.len())));
+    }
+    if let Some(p) = &manifest.partial {
+        if p.epoch != manifest.epoch + 1 || p.sums.batches == 0 || p.sums.parts.iter().chain([&p.sums.loss, &p.sums.correct]).any(|v| !v.is_finite()) {
+            return Err(bad(format!("the partial epoch {} (after epoch {}, {} batches) is inconsistent", p.epoch, manifest.epoch, p.sums.batches)));
+        }
     }
     Ok(manifest)
 }
 
 /// Loads the checkpoint in `dir` into `vs` and `optimizer`, after checking it was made by the
-/// same options, data and split.
+/// same options, data and split, and that its tensors are the model's.
 pub fn load(
     dir: &Path,
     config: &TrainConfig,
@@ -134,22 +213,29 @@ pub fn load(
     if manifest.split_sha256 != split_hash(split) {
         return Err(mismatch("split"));
     }
+    if manifest.epoch > config.epochs {
+        return Err(Error::Data { path: path.clone(), message: format!("holds {} epochs, the run has {}", manifest.epoch, config.epochs) });
+    }
     let tensors_path: PathBuf = dir.join(&manifest.tensors);
-    let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(&tensors_path)
-        .map_err(|e| Error::Data { path: tensors_path.clone(), message: format!("unreadable checkpoint tensors: {e}") })?
-        .into_iter()
-        .collect();
+    let bad = |message: String| Error::Data { path: tensors_path.clone(), message };
+    let mut tensors: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(&tensors_path).map_err(|e| bad(format!("unreadable checkpoint tensors: {e}")))?.into_iter().collect();
     tch::no_grad(|| -> Result<()> {
         for (name, mut variable) in vs.variables() {
-            let saved = tensors
-                .get(&format!("model/{name}"))
-                .ok_or_else(|| Error::Data { path: tensors_path.clone(), message: format!("missing variable '{name}'") })?;
-            variable.f_copy_(saved)?;
+            let key = format!("model/{name}");
+            let saved = tensors.remove(&key).ok_or_else(|| bad(format!("missing variable '{name}'")))?;
+            if saved.size() != variable.size() || saved.kind() != variable.kind() {
+                return Err(bad(format!("'{name}' is {:?} {:?} in the file, the model has {:?} {:?}", saved.kind(), saved.size(), variable.kind(), variable.size())));
+            }
+            variable.f_copy_(&saved)?;
         }
         Ok(())
     })?;
+    if let Some(extra) = tensors.keys().find(|k| !k.starts_with("optim/")) {
+        return Err(bad(format!("'{extra}' is not a variable of this model")));
+    }
     let optimizer_state: BTreeMap<String, Tensor> =
-        tensors.iter().filter_map(|(n, t)| n.strip_prefix("optim/").map(|n| (n.to_owned(), t.to_device(vs.device())))).collect();
-    optimizer.load_state(&optimizer_state, manifest.optimizer_steps)?;
-    Ok(Resumed { epochs: manifest.epochs, wall_seconds: manifest.wall_seconds })
+        tensors.into_iter().filter_map(|(n, t)| n.strip_prefix("optim/").map(|n| (n.to_owned(), t.to_device(vs.device())))).collect();
+    optimizer.load_state(&optimizer_state, manifest.optimizer_steps, manifest.optimizer_state.as_deref()).map_err(|e| bad(e.to_string()))?;
+    Ok(Resumed { epochs: manifest.epochs, wall_seconds: manifest.wall_seconds, partial: manifest.partial })
 }

@@ -78,6 +78,11 @@ pub struct TrainConfig {
     /// Standardise each channel with the mean and sd of the training part (never of the
     /// validation or test images), applied to every image the model sees.
     pub normalize: bool,
+    /// Standardise with these fixed per-channel `(mean, sd)` instead (e.g. ImageNet's, for a
+    /// pretrained network's protocol); left out of the JSON when unset, so checkpoints made
+    /// before the option existed still resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize_stats: Option<Vec<(f64, f64)>>,
     /// Seeds the initial weights and the batch order. Two runs with the same seed, data and
     /// split start from identical weights and see identical batches, whatever their loss.
     pub seed: u64,
@@ -115,6 +120,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             augment: Augment::default(),
             normalize: false,
+            normalize_stats: None,
             seed: 0,
             device: DeviceChoice::Auto,
             progress: true,
@@ -165,6 +171,14 @@ impl TrainConfig {
         if self.resume && self.checkpoint.is_none() {
             return Err(Error::invalid_option("resume", "needs a checkpoint directory"));
         }
+        if let Some(stats) = &self.normalize_stats {
+            if self.normalize {
+                return Err(Error::invalid_option("normalize", "choose the training part's statistics or fixed ones, not both"));
+            }
+            if let Some((m, sd)) = stats.iter().find(|(m, sd)| !(m.is_finite() && sd.is_finite() && *sd > 0.0)) {
+                return Err(Error::invalid_option("normalize", format!("a channel's mean and sd must be finite with sd > 0, got ({m}, {sd})")));
+            }
+        }
         if let Some(h) = self.hue_head.hidden {
             if h < 1 {
                 return Err(Error::invalid_option("hue_hidden", format!("must be at least 1, got {h}")));
@@ -201,6 +215,7 @@ impl TrainConfig {
         let loss = LossKind::from_options(&loss_name, loss_options)?;
         let optimizer = optimizer_config(&mut o)?;
         let schedule = schedule_config(&mut o)?;
+        let (normalize, normalize_stats) = normalize_option(&mut o)?;
         let config = TrainConfig {
             optimizer,
             schedule,
@@ -209,7 +224,8 @@ impl TrainConfig {
                 flip: o.bool("flip")?.unwrap_or(d.augment.flip),
                 crop_padding: o.int("crop_padding")?.unwrap_or(d.augment.crop_padding),
             },
-            normalize: o.bool("normalize")?.unwrap_or(d.normalize),
+            normalize,
+            normalize_stats,
             name: o.string("name")?.unwrap_or(loss_name.clone()),
             arch: o.string("model")?.map(|m| m.parse()).transpose()?.unwrap_or(d.arch),
             stem: o.string("stem")?.map(|s| s.parse()).transpose()?.unwrap_or(d.stem),
@@ -235,6 +251,26 @@ const BASE_TRAIN_KEYS: &[&str] = &[
     "weight_decay", "momentum", "nesterov", "schedule", "min_lr", "step_every", "step_gamma", "flip", "crop_padding",
     "normalize", "seed", "device", "channels_last", "progress", "checkpoint", "resume",
 ];
+
+/// ImageNet's per-channel `(mean, sd)` (torchvision's `Normalize`), RGB.
+pub const IMAGENET_STATS: [(f64, f64); 3] = [(0.485, 0.229), (0.456, 0.224), (0.406, 0.225)];
+
+/// `normalize`: `false` (default), `true` (the training part's statistics) or `"imagenet"`.
+fn normalize_option(o: &mut Options) -> Result<(bool, Option<Vec<(f64, f64)>>)> {
+    if !o.contains("normalize") {
+        return Ok((false, None));
+    }
+    if let Ok(Some(text)) = o.clone_string("normalize") {
+        return match text.as_str() {
+            "imagenet" => {
+                o.string("normalize")?;
+                Ok((false, Some(IMAGENET_STATS.to_vec())))
+            }
+            other => Err(Error::invalid_option("normalize", format!("must be true, false or \"imagenet\", got \"{other}\""))),
+        };
+    }
+    Ok((o.bool("normalize")?.unwrap_or(false), None))
+}
 
 /// `optimizer` ("adam", "adamw", "sgd") with the keys that belong to it: `weight_decay` (adamw:
 /// 0.01, sgd: 0), `momentum` (sgd: 0.9), `nesterov` (sgd: false). A key that does not belong to

@@ -1,12 +1,12 @@
 //! Training a [`HueNet`](crate::models::HueNet) on an image data set with the one-hot or the
 //! one-hot + hue loss, and the one shared `evaluate`.
-mod batches;
 pub mod checkpoint;
 mod config;
 mod evaluate;
 mod metrics;
 mod optim;
 mod saved_model;
+mod step;
 mod trainer;
 
 pub use config::*;
@@ -14,4 +14,5 @@ pub use evaluate::*;
 pub use metrics::*;
 pub use optim::Optimizer;
 pub use saved_model::{save_model, SavedModelInfo, TrainedModel};
+pub use step::{EpochSums, HostSums, TrainStep};
 pub use trainer::*;

@@ -84,19 +84,36 @@ impl Optimizer {
             .collect()
     }
 
-    /// Restores what [`state_tensors`](Self::state_tensors) saved.
-    pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, steps: i64) -> Result<()> {
+    /// Restores what [`state_tensors`](Self::state_tensors) saved. `expected`, when the
+    /// checkpoint lists them, names the variables that must have state; every state tensor must
+    /// have its variable's shape and dtype, and none may be left over.
+    pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, steps: i64, expected: Option<&[String]>) -> Result<()> {
         let names = self.state_names();
+        if steps < 0 {
+            return Err(Error::msg(format!("the optimizer step count is {steps}")));
+        }
         self.state.clear();
-        for (var, _) in &self.params {
+        let mut used = 0;
+        for (var, param) in &self.params {
             let mine: Vec<Tensor> = names.iter().filter_map(|n| tensors.get(&format!("{n}/{var}")).map(Tensor::shallow_clone)).collect();
+            let must = expected.is_some_and(|e| e.iter().any(|v| v == var));
             match mine.len() {
+                0 if must => return Err(Error::msg(format!("the optimizer state of '{var}' is missing"))),
                 0 => {}
                 n if n == names.len() => {
+                    if let Some(t) = mine.iter().find(|t| t.size() != param.size() || t.kind() != param.kind()) {
+                        return Err(Error::msg(format!("the optimizer state of '{var}' is {:?} {:?}, the variable is {:?} {:?}", t.kind(), t.size(), param.kind(), param.size())));
+                    }
+                    used += n;
                     self.state.insert(var.clone(), mine);
                 }
                 _ => return Err(Error::msg(format!("the checkpoint's optimizer state for '{var}' is incomplete"))),
             }
+        }
+        if used != tensors.len() {
+            let known: Vec<String> = self.params.iter().flat_map(|(v, _)| names.iter().map(move |n| format!("{n}/{v}"))).collect();
+            let extra = tensors.keys().find(|k| !known.contains(k)).cloned().unwrap_or_default();
+            return Err(Error::msg(format!("optimizer state 'optim/{extra}' belongs to no variable of this model and optimizer")));
         }
         self.step = steps;
         Ok(())

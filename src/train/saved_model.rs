@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::models::{HueNet, ModelSpec};
 use crate::files::{write_atomic, write_then_rename};
 
-const MODEL_JSON: &str = "model.json";
+pub(super) const MODEL_JSON: &str = "model.json";
 const MODEL_TENSORS: &str = "model.safetensors";
 const FORMAT: u32 = 1;
 

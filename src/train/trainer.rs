@@ -5,14 +5,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
-use super::batches::BatchStream;
+use super::checkpoint::{self, PartialEpoch};
 use super::saved_model::{save_model, SavedModelInfo};
-use super::{checkpoint, evaluate, EpochMetrics, Optimizer, SplitSizes, TrainConfig, TrainReport};
-use crate::data::{ImageDataset, Split};
+use super::step::{EpochSums, HostSums, TrainStep};
+use super::{evaluate_stream, EpochMetrics, Optimizer, SplitSizes, TrainConfig, TrainReport};
+use crate::data::{BatchPlan, BatchStream, ImageDataset, Mode, Split};
 use crate::device::device_name;
 use crate::error::{Error, Result};
+use crate::files::DirLock;
 use crate::models::{HueNet, ModelSpec};
 use crate::nn::HueLabels;
 
@@ -24,18 +26,32 @@ static TORCH_GENERATOR: Mutex<()> = Mutex::new(());
 /// Salt that separates the augmentation generator from the batch-order generator of a seed.
 const AUGMENT_STREAM_SALT: u64 = 0x6875_655f_6175_6721;
 
+/// Seconds between two progress-bar refreshes (each reads the device's running sums once).
+const PROGRESS_EVERY_SECONDS: f64 = 0.5;
+
+/// How a run's inputs are standardised: `(mean, sd)` as `[1, C, 1, 1]` tensors on the device.
+type Standardisation = Option<(Tensor, Tensor)>;
+
 /// Trains a fresh model on `split.train`, reports validation metrics every epoch and test
 /// metrics at the end.
 ///
 /// The model is built right after seeding libtorch with `config.seed`, and it always has its
 /// hue head (trained or not), so two runs with the same seed start from identical weights.
 /// The batch order of epoch `e` comes from a ChaCha generator on stream `e` of that seed, and
-/// its augmentation from a second generator, so both are the same for every arm of a seed.
+/// its augmentation from a second generator, so both are the same for every arm of a seed;
+/// libtorch's generator is reseeded from (seed, epoch, batch) before every batch, so a run
+/// resumed at a batch boundary continues exactly.
 pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
+    crate::firewall::catch(&format!("training '{}'", config.name), || train_checked(data, split, config))
+}
+
+fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
     config.validate()?;
+    split.check_fits(&data.identity(), data.name())?;
     if split.train.is_empty() {
         return Err(Error::msg("the split has no training images"));
     }
+    crate::alloc::tune_for_training();
     let started = Instant::now();
     let device = config.device.resolve()?;
     let [channels, height, width] = data.image_shape();
@@ -47,6 +63,7 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
         stem: config.stem,
         hue_head: config.hue_head,
     };
+    let _lock = config.checkpoint.as_deref().map(DirLock::acquire).transpose()?;
     // A panic in another run cannot leave the generator in a state we rely on: we reseed here.
     let _generator = TORCH_GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(config.seed as i64);
@@ -56,13 +73,19 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
 
     let mut epochs = Vec::with_capacity(config.epochs);
     let mut previous_seconds = 0.0;
+    let mut partial: Option<PartialEpoch> = None;
     if let Some(dir) = &config.checkpoint {
         match (checkpoint::exists(dir), config.resume) {
             (true, true) => {
                 let resumed = checkpoint::load(dir, config, (data, split), (&mut vs, &mut optimizer))?;
-                eprintln!("{}: resuming after epoch {} from {}", config.name, resumed.epochs.len(), dir.display());
+                let at = match &resumed.partial {
+                    Some(p) => format!("epoch {}, batch {}", resumed.epochs.len(), p.sums.batches),
+                    None => format!("epoch {}", resumed.epochs.len()),
+                };
+                eprintln!("{}: resuming after {at} from {}", config.name, dir.display());
                 epochs = resumed.epochs;
                 previous_seconds = resumed.wall_seconds;
+                partial = resumed.partial;
             }
             (true, false) => {
                 return Err(Error::Data {
@@ -73,120 +96,90 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
             (false, _) => {}
         }
     }
-    let resumed_after_epoch = (!epochs.is_empty()).then_some(epochs.len());
+    let resumed_after_epoch = (!epochs.is_empty() || partial.is_some()).then_some(epochs.len());
 
     let loss = config.loss.build(data.num_classes(), config.label_smoothing)?;
     // Runs whose loss does not train the hue head still report its accuracy, against the
     // default angles: a chance-level reference for the untrained head.
     let hue_labels = HueLabels::new(data.num_classes(), config.loss.head_angles())?;
+    let normalization = normalization(data, &split.train, config)?;
+    let standardise: Standardisation = normalization.as_ref().map(|stats| stats_tensors(stats, device));
+    let prepare = |(x, y): (Tensor, Tensor)| prepare_batch(x, y, &standardise, config.channels_last, device);
+    let workers = pipeline_workers(data);
 
-    let normalization = config.normalize.then(|| channel_statistics(data, &split.train));
-    let standardise = |x: Tensor| match &normalization {
-        Some((mean, sd)) => (x - mean) / sd,
-        None => x,
-    };
-    // On a GPU, batches go through pinned (page-locked) memory so the copy can overlap.
-    let layout = |x: Tensor| if config.channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
-    let to_device = |(x, y): (Tensor, Tensor)| {
-        let x = layout(x);
-        if device.is_cuda() {
-            let pinned = |t: Tensor| t.pin_memory(device).to_device_(device, t.kind(), true, false);
-            (pinned(standardise(x)), pinned(y))
-        } else {
-            (standardise(x), y)
-        }
-    };
-    let (val_x, val_y) = to_device(data.select(&split.val));
     let batches_per_epoch = split.train.len().div_ceil(config.batch_size);
     let progress = progress_bar(config, batches_per_epoch);
-    progress.inc((epochs.len() * batches_per_epoch) as u64);
+    progress.inc((epochs.len() * batches_per_epoch + partial.as_ref().map_or(0, |p| p.sums.batches)) as u64);
 
     for epoch in epochs.len() + 1..=config.epochs {
+        let resumed_part = partial.take().filter(|p| p.epoch == epoch);
         let epoch_started = Instant::now();
-        // Stochastic depth draws from libtorch's generator: reseeding it per epoch makes an
-        // epoch depend only on (seed, epoch) and the state at its start, as resume needs.
-        tch::manual_seed(epoch_seed(config.seed, epoch));
         let lr = config.schedule.lr(config.lr, epoch - 1, config.epochs);
         optimizer.set_lr(lr);
-        let mut order = split.train.clone();
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        rng.set_stream(epoch as u64);
-        order.shuffle(&mut rng);
-        let mut augment_rng = ChaCha8Rng::seed_from_u64(config.seed ^ AUGMENT_STREAM_SALT);
-        augment_rng.set_stream(epoch as u64);
-
-        let mut sums = EpochSums::default();
-        let batches = BatchStream::new(data.images(), data.labels(), order, config.batch_size, config.augment, augment_rng);
-        for (batch_index, batch) in batches.enumerate() {
+        let plan = epoch_plan(config, split, epoch, resumed_part.as_ref().map_or(0, |p| p.sums.batches));
+        let mut sums = match &resumed_part {
+            Some(p) => EpochSums::resume(&p.sums, device),
+            None => EpochSums::new(loss.parts().len(), device),
+        };
+        let earlier_seconds = resumed_part.as_ref().map_or(0.0, |p| p.seconds);
+        let mut step = TrainStep { net: &net, optimizer: &mut optimizer, loss: loss.as_ref() };
+        let mut last_report = Instant::now();
+        for batch in BatchStream::new(data, plan, workers)? {
+            let batch = batch?;
+            // Before the batch: libtorch's generator (stochastic depth) depends only on
+            // (seed, epoch, batch), wherever the run started.
+            tch::manual_seed(batch_seed(config.seed, epoch, sums.batches + 1));
+            let (x, y) = prepare(batch)?;
+            step.run(&x, &y, &mut sums)?;
+            progress.inc(1);
+            if last_report.elapsed().as_secs_f64() >= PROGRESS_EVERY_SECONDS && !progress.is_hidden() {
+                let now = read_checked(&sums, config, epoch, lr)?;
+                progress.set_message(format!("{} epoch {epoch}/{} loss {:.4} acc {:.3}", config.name, config.epochs, now.loss / now.images as f64, now.correct / now.images as f64));
+                last_report = Instant::now();
+            }
             if crate::interrupt::requested() {
                 // The last finished epoch's checkpoint stays as it is.
                 progress.abandon();
                 return Err(Error::Interrupted);
             }
-            let (x, y) = to_device(batch);
-            let out = net.forward_t(&x, true)?;
-            let parts = loss.compute(&out, &y)?;
-            let total = parts[1..].iter().fold(parts[0].shallow_clone(), |sum, part| sum + part);
-            let total_value = total.double_value(&[]);
-            if !total_value.is_finite() {
-                progress.abandon();
-                return Err(Error::msg(format!(
-                    "run '{}': the loss became {total_value} at epoch {epoch}, batch {} (lr {lr}); stopping",
-                    config.name,
-                    batch_index + 1,
-                )));
+            if crate::interrupt::checkpoint_requested() {
+                if let Some(dir) = &config.checkpoint {
+                    let done = read_checked(&sums, config, epoch, lr)?;
+                    let seconds = earlier_seconds + epoch_started.elapsed().as_secs_f64();
+                    let part = PartialEpoch { epoch, sums: done, seconds };
+                    let elapsed = previous_seconds + started.elapsed().as_secs_f64();
+                    checkpoint::save(dir, config, (data, split), (&vs, step.optimizer), &epochs, elapsed, Some(&part))?;
+                    progress.abandon();
+                    return Err(Error::Preempted { checkpoint: dir.clone() });
+                }
             }
-            optimizer.backward_step(&total);
-
-            let n = y.size()[0] as f64;
-            sums.images += n;
-            sums.loss += total_value * n;
-            sums.parts.resize(parts.len(), 0.0);
-            for (sum, part) in sums.parts.iter_mut().zip(&parts) {
-                *sum += part.double_value(&[]) * n;
-            }
-            sums.correct += out.logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]) as f64;
-            progress.inc(1);
-            progress.set_message(format!(
-                "{} epoch {epoch}/{} loss {:.4} acc {:.3}",
-                config.name,
-                config.epochs,
-                sums.loss / sums.images,
-                sums.correct / sums.images
-            ));
         }
-
-        let val = if split.val.is_empty() { None } else { Some(evaluate(&net, &val_x, &val_y, &hue_labels)?) };
+        let totals = read_checked(&sums, config, epoch, lr)?;
+        if totals.images == 0 {
+            return Err(Error::msg(format!("run '{}': epoch {epoch} saw no training images", config.name)));
+        }
+        let val = if split.val.is_empty() { None } else { Some(evaluate_stream(&net, data, &split.val, &hue_labels, workers, &prepare)?) };
+        let images = totals.images as f64;
         let metrics = EpochMetrics {
             epoch,
-            train_loss: sums.loss / sums.images,
-            train_parts: loss.parts().iter().zip(&sums.parts).map(|(part, sum)| (part.key.to_owned(), sum / sums.images)).collect(),
-            train_accuracy: sums.correct / sums.images,
+            train_loss: totals.loss / images,
+            train_parts: loss.parts().iter().zip(&totals.parts).map(|(part, sum)| (part.key.to_owned(), sum / images)).collect(),
+            train_accuracy: totals.correct / images,
             val_accuracy: val.map(|v| v.accuracy),
             val_hue_accuracy: val.map(|v| v.hue_accuracy),
             lr,
-            seconds: epoch_started.elapsed().as_secs_f64(),
+            seconds: earlier_seconds + epoch_started.elapsed().as_secs_f64(),
         };
         report_epoch(&progress, config, &metrics);
         epochs.push(metrics);
         if let Some(dir) = &config.checkpoint {
             let elapsed = previous_seconds + started.elapsed().as_secs_f64();
-            checkpoint::save(dir, config, (data, split), (&vs, &optimizer), &epochs, elapsed)?;
+            checkpoint::save(dir, config, (data, split), (&vs, &optimizer), &epochs, elapsed, None)?;
         }
     }
     progress.finish_and_clear();
 
-    let test = if split.test.is_empty() {
-        None
-    } else {
-        let (test_x, test_y) = to_device(data.select(&split.test));
-        Some(evaluate(&net, &test_x, &test_y, &hue_labels)?)
-    };
-    let normalization: Option<Vec<(f64, f64)>> = normalization.map(|(mean, sd)| {
-        let values = |t: Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap_or_default();
-        let (mean, sd) = (values(mean), values(sd));
-        mean.into_iter().zip(sd).collect()
-    });
+    let test = if split.test.is_empty() { None } else { Some(evaluate_stream(&net, data, &split.test, &hue_labels, workers, &prepare)?) };
     if let Some(dir) = &config.checkpoint {
         let info = SavedModelInfo {
             format: 1,
@@ -213,29 +206,130 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     })
 }
 
-/// Per-channel mean and sd (`[1, C, 1, 1]`) of the images at `indices`, computed in float64
-/// and returned as float32, the images' kind, so standardised batches stay float32.
-fn channel_statistics(data: &ImageDataset, indices: &[i64]) -> (Tensor, Tensor) {
-    let (images, _) = data.select(indices);
-    let images = images.to_kind(Kind::Double);
-    let dims: &[i64] = &[0, 2, 3];
-    let mean = images.mean_dim(dims, true, Kind::Double);
-    let sd = images.std_dim(dims, true, true).clamp_min(1e-6);
-    (mean.to_kind(Kind::Float), sd.to_kind(Kind::Float))
+/// The batches of one epoch: the training images in the order of stream `epoch` of the seed,
+/// each image's augmentation drawn in that order from the augmentation stream (so the draws
+/// are the same however many workers decode, and skipping the batches done before a resume
+/// changes nothing about the rest).
+fn epoch_plan(config: &TrainConfig, split: &Split, epoch: usize, skip: usize) -> BatchPlan {
+    let mut order = split.train.clone();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    rng.set_stream(epoch as u64);
+    order.shuffle(&mut rng);
+    let mut augment_rng = ChaCha8Rng::seed_from_u64(config.seed ^ AUGMENT_STREAM_SALT);
+    augment_rng.set_stream(epoch as u64);
+    let drawn = if config.augment.is_identity() { vec![] } else { config.augment.draw(order.len(), &mut augment_rng) };
+    BatchPlan { order, batch_size: config.batch_size, augment: config.augment, drawn, mode: Some(Mode::Train { seed: config.seed, epoch: epoch as u64 }), skip }
 }
 
-/// The libtorch seed of an epoch: a mix of the run's seed and the epoch number.
-fn epoch_seed(seed: u64, epoch: usize) -> i64 {
-    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)) as i64
+/// The sums read on the host, and an error naming the epoch and batch if the loss stopped
+/// being a finite number.
+fn read_checked(sums: &EpochSums, config: &TrainConfig, epoch: usize, lr: f64) -> Result<HostSums> {
+    let totals = sums.read()?;
+    if totals.nonfinite > 0 {
+        return Err(Error::msg(format!(
+            "run '{}': the loss became NaN or infinite at epoch {epoch}, batch {} (lr {lr}); stopping",
+            config.name, totals.first_nonfinite
+        )));
+    }
+    Ok(totals)
 }
 
-#[derive(Default)]
-struct EpochSums {
-    images: f64,
-    loss: f64,
-    /// Per loss part, in the loss's order.
-    parts: Vec<f64>,
-    correct: f64,
+/// Threads decoding batches: one for in-memory data (selection is cheap), the folder's setting
+/// (default: one per core) for image files.
+pub(crate) fn pipeline_workers(data: &ImageDataset) -> usize {
+    match data.files() {
+        None => 1,
+        Some(files) if files.config.workers > 0 => files.config.workers,
+        Some(_) => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    }
+}
+
+/// A batch as the model takes it: on the device, standardised, in the requested memory layout.
+/// On a GPU, batches go through pinned (page-locked) memory so the copy can overlap.
+pub(crate) fn prepare_batch(x: Tensor, y: Tensor, standardise: &Standardisation, channels_last: bool, device: Device) -> Result<(Tensor, Tensor)> {
+    let x = if channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
+    let x = match standardise {
+        Some((mean, sd)) if !device.is_cuda() => (x - mean) / sd,
+        _ => x,
+    };
+    if device.is_cuda() {
+        let pinned = |t: Tensor| t.pin_memory(device).to_device_(device, t.kind(), true, false);
+        let x = pinned(x);
+        let x = match standardise {
+            Some((mean, sd)) => (x - mean) / sd,
+            None => x,
+        };
+        Ok((x, pinned(y)))
+    } else {
+        Ok((x, y))
+    }
+}
+
+fn stats_tensors(stats: &[(f64, f64)], device: Device) -> (Tensor, Tensor) {
+    let c = stats.len() as i64;
+    let column = |f: fn(&(f64, f64)) -> f64| Tensor::from_slice(&stats.iter().map(f).collect::<Vec<f64>>()).view([1, c, 1, 1]).to_kind(Kind::Float).to_device(device);
+    (column(|s| s.0), column(|s| s.1))
+}
+
+/// The per-channel `(mean, sd)` the run standardises with: the options' fixed statistics, or
+/// those of the training part.
+fn normalization(data: &ImageDataset, train: &[i64], config: &TrainConfig) -> Result<Option<Vec<(f64, f64)>>> {
+    if let Some(fixed) = &config.normalize_stats {
+        if fixed.len() as i64 != data.image_shape()[0] {
+            return Err(Error::invalid_option("normalize", format!("{} channel statistics for images of {} channels", fixed.len(), data.image_shape()[0])));
+        }
+        return Ok(Some(fixed.clone()));
+    }
+    if !config.normalize {
+        return Ok(None);
+    }
+    Ok(Some(channel_statistics(data, train)?))
+}
+
+/// Per-channel mean and sd of the images at `indices`, computed in float64 (and rounded to
+/// float32, the images' kind, as standardised batches are float32). In-memory sets are
+/// computed in one pass; image files stream, a batch at a time, so nothing is held whole.
+fn channel_statistics(data: &ImageDataset, indices: &[i64]) -> Result<Vec<(f64, f64)>> {
+    let round = |v: f64| v as f32 as f64;
+    if data.is_in_memory() {
+        let (images, _) = data.select(indices)?;
+        let images = images.to_kind(Kind::Double);
+        let dims: &[i64] = &[0, 2, 3];
+        let mean = images.mean_dim(dims, true, Kind::Double);
+        let sd = images.std_dim(dims, true, true).clamp_min(1e-6);
+        let values = |t: Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Float).to_kind(Kind::Double).flatten(0, -1));
+        return Ok(values(mean)?.into_iter().zip(values(sd)?).collect());
+    }
+    let channels = data.image_shape()[0] as usize;
+    let (mut sum, mut sum_sq, mut count) = (vec![0f64; channels], vec![0f64; channels], 0f64);
+    let progress = crate::progress::images_bar("channel statistics", indices.len());
+    for batch in BatchStream::new(data, BatchPlan::eval(indices.to_vec(), 64), pipeline_workers(data))? {
+        let (x, _) = batch?;
+        let x = x.to_kind(Kind::Double);
+        let dims: &[i64] = &[0, 2, 3];
+        let s: Vec<f64> = Vec::try_from(x.sum_dim_intlist(dims, false, Kind::Double))?;
+        let s2: Vec<f64> = Vec::try_from(x.square().sum_dim_intlist(dims, false, Kind::Double))?;
+        let size = x.size();
+        count += (size[0] * size[2] * size[3]) as f64;
+        for c in 0..channels {
+            sum[c] += s[c];
+            sum_sq[c] += s2[c];
+        }
+        progress.inc(size[0] as u64);
+    }
+    progress.finish_and_clear();
+    Ok((0..channels)
+        .map(|c| {
+            let mean = sum[c] / count;
+            let var = ((sum_sq[c] - count * mean * mean) / (count - 1.0).max(1.0)).max(0.0);
+            (round(mean), round(var.sqrt().max(1e-6)))
+        })
+        .collect())
+}
+
+/// The libtorch seed of a batch: a mix of the run's seed, the epoch and the batch (from 1).
+fn batch_seed(seed: u64, epoch: usize, batch: usize) -> i64 {
+    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ (batch as u64).wrapping_mul(0x1656_67B1_9E37_79F9)) as i64
 }
 
 fn progress_bar(config: &TrainConfig, batches_per_epoch: usize) -> ProgressBar {
@@ -275,4 +369,3 @@ fn report_epoch(progress: &ProgressBar, config: &TrainConfig, m: &EpochMetrics) 
         progress.println(line);
     }
 }
-

@@ -1,0 +1,384 @@
+//! Image files on disk, decoded on demand: an ImageFolder directory (one sub-folder per class),
+//! the `train/` + `val/` + `test/` layout of original splits, or a list file of `path label`
+//! lines. Opening indexes the files and decodes nothing; a batch decodes its images, resizes
+//! them with the folder's transform and returns them as `uint8`.
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+use image::DynamicImage;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tch::Tensor;
+
+use super::split::{Split, SplitConfig};
+use crate::error::{Error, Result};
+
+/// How a folder's images become the model's fixed-size input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderTransform {
+    /// Every image resized to `size` (aspect not kept), the same in training and evaluation.
+    #[default]
+    Resize,
+    /// torchvision's ImageNet protocol: `RandomResizedCrop(size)` (area 8–100 %, aspect 3/4–4/3)
+    /// for training; `Resize(size · 256/224)` of the shorter side then `CenterCrop(size)` for
+    /// evaluation. (The horizontal flip is the run's `flip` option.)
+    Imagenet,
+}
+
+impl std::str::FromStr for FolderTransform {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "resize" => Ok(FolderTransform::Resize),
+            "imagenet" => Ok(FolderTransform::Imagenet),
+            _ => Err(Error::invalid_option("transform", format!("expected \"resize\" or \"imagenet\", got \"{s}\""))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImageFolderConfig {
+    /// Images come out `(height, width)`.
+    pub size: (u32, u32),
+    /// 1 (grey) or 3 (RGB).
+    pub channels: u8,
+    pub transform: FolderTransform,
+    /// Threads decoding batches (0: one per core).
+    #[serde(skip)]
+    pub workers: usize,
+}
+
+impl Default for ImageFolderConfig {
+    fn default() -> Self {
+        ImageFolderConfig { size: (64, 64), channels: 3, transform: FolderTransform::Resize, workers: 0 }
+    }
+}
+
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
+
+/// Decoding refuses images larger than this on a side, and more memory than this for one
+/// image, so a crafted header cannot make huelab allocate gigabytes.
+const MAX_DECODED_SIDE: u32 = 16_384;
+const MAX_DECODED_BYTES: u64 = 512 << 20;
+
+/// Which transform a batch gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Deterministic (validation, test, activations).
+    Eval,
+    /// Random crops drawn per image from `(seed, epoch, image index)`, so a batch is the same
+    /// whichever worker makes it.
+    Train { seed: u64, epoch: u64 },
+}
+
+/// The files of a data set, in label order, with how to decode them.
+#[derive(Debug, Clone)]
+pub struct ImageFiles {
+    pub files: Vec<PathBuf>,
+    pub config: ImageFolderConfig,
+}
+
+impl ImageFiles {
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    pub fn shape(&self) -> [i64; 3] {
+        [self.config.channels as i64, self.config.size.0 as i64, self.config.size.1 as i64]
+    }
+
+    /// Decodes the images at `indices` into `uint8 [n, C, H, W]`.
+    pub fn load(&self, indices: &[i64], mode: Mode) -> Result<Tensor> {
+        let [c, h, w] = self.shape();
+        let per_image = (c * h * w) as usize;
+        let mut pixels = Vec::with_capacity(per_image * indices.len());
+        for &i in indices {
+            let path = usize::try_from(i).ok().and_then(|i| self.files.get(i)).ok_or_else(|| Error::msg(format!("image index {i} is out of range for {} images", self.files.len())))?;
+            let image = decode(path)?;
+            let rng = match mode {
+                Mode::Eval => None,
+                Mode::Train { seed, epoch } => Some(image_rng(seed, epoch, i)),
+            };
+            let resized = transform(&image, &self.config, rng);
+            let raw = if c == 1 { resized.to_luma8().into_raw() } else { resized.to_rgb8().into_raw() };
+            pixels.extend(to_channels_first(&raw, c as usize));
+        }
+        Ok(Tensor::from_slice(&pixels).view([indices.len() as i64, c, h, w]))
+    }
+
+    /// SHA-256 of every file's relative path, label and bytes (read one file at a time), with
+    /// the transform. Every file's header is checked on the way (format, dimensions within
+    /// bounds, a JPEG's end marker), so a broken file is an error when the data set opens,
+    /// not hours into training.
+    pub fn content_hash(&self, labels: &[i64], root: &Path) -> Result<String> {
+        let mut hasher = Sha256::new();
+        let progress = crate::progress::images_bar("indexing", self.files.len());
+        for (file, label) in self.files.iter().zip(labels) {
+            let relative = file.strip_prefix(root).unwrap_or(file);
+            hasher.update(relative.to_string_lossy().as_bytes());
+            hasher.update(label.to_le_bytes());
+            let bytes = read_image_file(file)?;
+            check_header(file, &bytes)?;
+            hasher.update(&bytes);
+            progress.inc(1);
+        }
+        progress.finish_and_clear();
+        hasher.update(format!("{:?}", (self.config.size, self.config.channels, self.config.transform)).as_bytes());
+        Ok(format!("{:x}", hasher.finalize()))
+    }
+}
+
+/// Largest image file read (a photo is a few MB).
+const MAX_FILE_BYTES: u64 = 256 << 20;
+
+fn read_image_file(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::Data { path: path.to_owned(), message: format!("larger than {MAX_FILE_BYTES} bytes; not an image huelab decodes") });
+    }
+    Ok(bytes)
+}
+
+/// The format, dimensions and (for JPEG) completeness of an image file, without decoding it.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<image::ImageFormat> {
+    let bad = |message: String| Error::Data { path: path.to_owned(), message };
+    let format = image::guess_format(bytes).map_err(|e| bad(format!("cannot decode the image: not an image ({e})")))?;
+    if !matches!(format, image::ImageFormat::Png | image::ImageFormat::Jpeg) {
+        return Err(bad(format!("cannot decode the image: {format:?} is not PNG or JPEG")));
+    }
+    if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(bad("truncated JPEG (no end-of-image marker after the image data)".into()));
+    }
+    let (w, h) = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|e| bad(format!("cannot decode the image: {e}")))?;
+    if w == 0 || h == 0 || w > MAX_DECODED_SIDE || h > MAX_DECODED_SIDE {
+        return Err(bad(format!("cannot decode the image: {w}×{h} pixels (at most {MAX_DECODED_SIDE} on a side)")));
+    }
+    Ok(format)
+}
+
+/// The generator of one image's random crop in one epoch.
+fn image_rng(seed: u64, epoch: u64, index: i64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6875_655f_6372_6f70);
+    rng.set_stream(epoch.wrapping_mul(0x1_0000_0000).wrapping_add(index as u64));
+    rng
+}
+
+/// Reads and decodes one image file, refusing truncated JPEGs and oversized images.
+pub fn decode(path: &Path) -> Result<DynamicImage> {
+    let bytes = read_image_file(path)?;
+    let format = check_header(path, &bytes)?;
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(&bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_DECODED_SIDE);
+    limits.max_image_height = Some(MAX_DECODED_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    reader.decode().map_err(|e| Error::Data { path: path.to_owned(), message: format!("cannot decode the image: {e}") })
+}
+
+/// Whether a JPEG's last start-of-scan marker is followed by an end-of-image marker. Inside the
+/// entropy-coded data every 0xFF byte is stuffed, so FF D9 there can only be the marker.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w[0] == 0xFF && w[1] == marker);
+    matches!((last(0xDA), last(0xD9)), (Some(sos), Some(eoi)) if eoi > sos)
+}
+
+fn transform(image: &DynamicImage, config: &ImageFolderConfig, rng: Option<ChaCha8Rng>) -> DynamicImage {
+    let (h, w) = config.size;
+    match (config.transform, rng) {
+        (FolderTransform::Resize, _) => image.resize_exact(w, h, FilterType::Triangle),
+        (FolderTransform::Imagenet, None) => {
+            // Resize(s · 256/224) of the shorter side, then CenterCrop(s).
+            let target = (h.max(w) as f64 * 256.0 / 224.0).round() as u32;
+            let (iw, ih) = (image.width().max(1), image.height().max(1));
+            let scale = target as f64 / iw.min(ih) as f64;
+            let (rw, rh) = (((iw as f64 * scale).round() as u32).max(w), ((ih as f64 * scale).round() as u32).max(h));
+            let resized = image.resize_exact(rw, rh, FilterType::Triangle);
+            resized.crop_imm((rw - w) / 2, (rh - h) / 2, w, h)
+        }
+        (FolderTransform::Imagenet, Some(mut rng)) => {
+            let (x, y, cw, ch) = random_resized_crop(image.width(), image.height(), &mut rng);
+            image.crop_imm(x, y, cw, ch).resize_exact(w, h, FilterType::Triangle)
+        }
+    }
+}
+
+/// torchvision's `RandomResizedCrop.get_params` with scale (0.08, 1) and ratio (3/4, 4/3):
+/// `(x, y, width, height)` of the crop.
+fn random_resized_crop(width: u32, height: u32, rng: &mut ChaCha8Rng) -> (u32, u32, u32, u32) {
+    let (w, h) = (width.max(1) as f64, height.max(1) as f64);
+    let area = w * h;
+    let (log_lo, log_hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
+    for _ in 0..10 {
+        let target = area * rng.random_range(0.08..1.0);
+        let ratio = rng.random_range(log_lo..log_hi).exp();
+        let cw = (target * ratio).sqrt().round();
+        let ch = (target / ratio).sqrt().round();
+        if cw >= 1.0 && ch >= 1.0 && cw <= w && ch <= h {
+            let x = rng.random_range(0..=(w - cw) as u32);
+            let y = rng.random_range(0..=(h - ch) as u32);
+            return (x, y, cw as u32, ch as u32);
+        }
+    }
+    // Fallback: the whole image cropped to the nearest allowed aspect ratio, centred.
+    let ratio = w / h;
+    let (cw, ch) = if ratio < 3.0 / 4.0 {
+        (w, (w / (3.0 / 4.0)).round())
+    } else if ratio > 4.0 / 3.0 {
+        ((h * 4.0 / 3.0).round(), h)
+    } else {
+        (w, h)
+    };
+    (((w - cw) / 2.0) as u32, ((h - ch) / 2.0) as u32, cw.max(1.0) as u32, ch.max(1.0) as u32)
+}
+
+/// Interleaved `[H, W, C]` bytes → planar `[C, H, W]`.
+fn to_channels_first(interleaved: &[u8], channels: usize) -> impl Iterator<Item = u8> + '_ {
+    (0..channels).flat_map(move |c| interleaved.iter().skip(c).step_by(channels).copied())
+}
+
+pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Error::io(dir, e))?;
+    entries.sort();
+    Ok(entries)
+}
+
+fn is_image(path: &Path) -> bool {
+    path.is_file() && path.extension().is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// The images of an ImageFolder directory: class sub-folders sorted by name, images sorted
+/// inside each; `(files, labels, class names)`.
+pub fn index_class_folders(root: &Path) -> Result<(Vec<PathBuf>, Vec<i64>, Vec<String>)> {
+    let class_dirs: Vec<PathBuf> = read_dir_sorted(root)?.into_iter().filter(|p| p.is_dir() && !is_hidden(p)).collect();
+    if class_dirs.len() < 2 {
+        return Err(Error::Data { path: root.to_owned(), message: format!("an ImageFolder needs at least 2 class sub-folders, found {}", class_dirs.len()) });
+    }
+    let mut files = vec![];
+    let mut labels = vec![];
+    let mut class_names = vec![];
+    for (class, dir) in class_dirs.iter().enumerate() {
+        let images: Vec<PathBuf> = read_dir_sorted(dir)?.into_iter().filter(|p| is_image(p)).collect();
+        if images.is_empty() {
+            return Err(Error::Data { path: dir.clone(), message: format!("class folder has no {} images", IMAGE_EXTENSIONS.join("/")) });
+        }
+        labels.extend(std::iter::repeat_n(class as i64, images.len()));
+        files.extend(images);
+        class_names.push(dir.file_name().map_or_else(|| class.to_string(), |n| n.to_string_lossy().into_owned()));
+    }
+    Ok((files, labels, class_names))
+}
+
+/// The parts of the `train/` + `val/` (or `valid/`) + `test/` layout that `root` has, if it has
+/// `train/` and `test/`.
+pub fn split_folders(root: &Path) -> Option<[Option<PathBuf>; 3]> {
+    let part = |names: &[&str]| names.iter().map(|n| root.join(n)).find(|p| p.is_dir());
+    let (train, test) = (part(&["train"])?, part(&["test"])?);
+    Some([Some(train), part(&["val", "valid", "validation"]), Some(test)])
+}
+
+/// The three part folders as one data set: files of train, then val, then test, with the same
+/// classes in each (the union of their class folders), and the split they came with.
+pub fn index_split_folders(root: &Path, parts: &[Option<PathBuf>; 3]) -> Result<(Vec<PathBuf>, Vec<i64>, Vec<String>, Split)> {
+    let mut class_names: Vec<String> = vec![];
+    for dir in parts.iter().flatten() {
+        for class in read_dir_sorted(dir)?.into_iter().filter(|p| p.is_dir() && !is_hidden(p)) {
+            let name = class.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if !class_names.contains(&name) {
+                class_names.push(name);
+            }
+        }
+    }
+    class_names.sort();
+    if class_names.len() < 2 {
+        return Err(Error::Data { path: root.to_owned(), message: format!("the train/ and test/ folders need at least 2 class sub-folders, found {}", class_names.len()) });
+    }
+    let mut files = vec![];
+    let mut labels = vec![];
+    let mut indices: [Vec<i64>; 3] = Default::default();
+    for (part, dir) in parts.iter().enumerate() {
+        let Some(dir) = dir else { continue };
+        for (class, name) in class_names.iter().enumerate() {
+            let class_dir = dir.join(name);
+            if !class_dir.is_dir() {
+                continue;
+            }
+            for image in read_dir_sorted(&class_dir)?.into_iter().filter(|p| is_image(p)) {
+                indices[part].push(files.len() as i64);
+                files.push(image);
+                labels.push(class as i64);
+            }
+        }
+        if indices[part].is_empty() {
+            return Err(Error::Data { path: dir.clone(), message: format!("has no {} images in class sub-folders", IMAGE_EXTENSIONS.join("/")) });
+        }
+    }
+    let [train, val, test] = indices;
+    let n = files.len() as f64;
+    let config = SplitConfig { train: train.len() as f64 / n, val: val.len() as f64 / n, test: test.len() as f64 / n, seed: 0 };
+    Ok((files, labels, class_names, Split::new(config, train, val, test)))
+}
+
+/// A list file of `relative/path label` lines (`#` comments and blank lines skipped); the label
+/// is a class name or a class index, and without one the file's parent folder names its class.
+/// Paths are relative to `root`. Class names sort; indices must run 0..M.
+pub fn index_list_file(root: &Path, list: &Path) -> Result<(Vec<PathBuf>, Vec<i64>, Vec<String>)> {
+    let text = std::fs::read_to_string(list).map_err(|e| Error::io(list, e))?;
+    let bad = |line: usize, message: String| Error::Data { path: list.to_owned(), message: format!("line {line}: {message}") };
+    let mut entries: Vec<(PathBuf, String)> = vec![];
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (path, label) = match line.rsplit_once(char::is_whitespace) {
+            Some((p, l)) => (p.trim(), l.trim().to_owned()),
+            None => {
+                let parent = Path::new(line).parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+                (line, parent.ok_or_else(|| bad(n + 1, format!("'{line}' has no label and no class folder")))?)
+            }
+        };
+        let file = root.join(path);
+        if !is_image(&file) {
+            return Err(bad(n + 1, format!("{} is not a {} file", file.display(), IMAGE_EXTENSIONS.join("/"))));
+        }
+        entries.push((file, label));
+    }
+    if entries.is_empty() {
+        return Err(Error::Data { path: list.to_owned(), message: "lists no images".into() });
+    }
+    let numeric = entries.iter().all(|(_, l)| l.parse::<u32>().is_ok());
+    let mut class_names: Vec<String> = entries.iter().map(|(_, l)| l.clone()).collect();
+    class_names.sort_by_key(|l| if numeric { (l.parse::<u32>().unwrap_or(0), String::new()) } else { (0, l.clone()) });
+    class_names.dedup();
+    if numeric {
+        if let Some((k, missing)) = class_names.iter().enumerate().find(|(k, l)| l.parse::<usize>().ok() != Some(*k)) {
+            return Err(Error::Data { path: list.to_owned(), message: format!("class indices must run 0..{}; index {k} is missing (found {missing})", class_names.len()) });
+        }
+    }
+    if class_names.len() < 2 {
+        return Err(Error::Data { path: list.to_owned(), message: format!("a data set needs at least 2 classes, the list names {}", class_names.len()) });
+    }
+    let labels = entries.iter().map(|(_, l)| class_names.iter().position(|c| c == l).unwrap_or(0) as i64).collect();
+    Ok((entries.into_iter().map(|(f, _)| f).collect(), labels, class_names))
+}

@@ -1,0 +1,174 @@
+//! Batches prepared ahead of the one being used, on worker threads: worker `w` makes batches
+//! `w, w + W, w + 2W, …` into its own bounded channel and the consumer takes batch `b` from
+//! channel `b mod W`, so batches arrive in plan order whatever the number of workers, and at
+//! most `W × (PREFETCH + 1)` batches exist at once (memory bounded by batch size × prefetch,
+//! not by the data set). Augmentation is drawn by the caller for the whole plan, so a batch's
+//! content never depends on which worker made it. A worker's error or panic reaches the
+//! consumer as an error; the stream never ends early without saying why.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tch::Tensor;
+
+use super::augment::{Augment, ImageAugment};
+use super::dataset::{to_unit_float, ImageDataset};
+use super::folder::{ImageFiles, Mode};
+use crate::error::{Error, Result};
+
+/// Batches each worker prepares ahead.
+const PREFETCH: usize = 2;
+
+/// What a stream delivers.
+#[derive(Debug, Clone, Default)]
+pub struct BatchPlan {
+    /// Image indices in delivery order.
+    pub order: Vec<i64>,
+    pub batch_size: usize,
+    pub augment: Augment,
+    /// One drawn augmentation per entry of `order` (empty when `augment` is the identity).
+    pub drawn: Vec<ImageAugment>,
+    /// The transform of image files.
+    pub mode: Option<Mode>,
+    /// Batches of the plan not to deliver (the part of an epoch done before a resume).
+    pub skip: usize,
+}
+
+impl BatchPlan {
+    /// Every image at `indices` in order, unaugmented, evaluation transform.
+    pub fn eval(indices: Vec<i64>, batch_size: usize) -> Self {
+        BatchPlan { order: indices, batch_size, mode: Some(Mode::Eval), ..Default::default() }
+    }
+
+    pub fn batches(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size.max(1))
+    }
+}
+
+/// A worker's handle on the pixels.
+enum Source {
+    Tensor(Tensor),
+    Files(ImageFiles),
+}
+
+// Tensors are Send; each worker holds its own shallow handle and only reads.
+type Batch = std::result::Result<(Tensor, Tensor), Error>;
+
+pub struct BatchStream {
+    receivers: Vec<Receiver<Batch>>,
+    workers: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    next: usize,
+    total: usize,
+    failed: bool,
+}
+
+impl BatchStream {
+    /// Streams the plan's batches of `data` (float32 in `[0, 1]`, with int64 labels) using
+    /// `workers` threads (at least 1).
+    pub fn new(data: &ImageDataset, plan: BatchPlan, workers: usize) -> Result<Self> {
+        if plan.batch_size == 0 {
+            return Err(Error::invalid_option("batch_size", "must be at least 1"));
+        }
+        if !plan.augment.is_identity() && plan.drawn.len() != plan.order.len() {
+            return Err(Error::msg(format!("batch plan: {} augmentations drawn for {} images", plan.drawn.len(), plan.order.len())));
+        }
+        if let Some(bad) = plan.order.iter().find(|&&i| i < 0 || i as usize >= data.len()) {
+            return Err(Error::msg(format!("'{}': image index {bad} is out of range for {} images", data.name(), data.len())));
+        }
+        let total = plan.batches();
+        let workers = workers.clamp(1, total.max(1));
+        let plan = Arc::new(plan);
+        let labels: Arc<Vec<i64>> = Arc::new(data.labels().to_vec());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut receivers = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (sender, receiver) = sync_channel::<Batch>(PREFETCH);
+            let source = match data.files() {
+                Some(files) => Source::Files(files.clone()),
+                None => Source::Tensor(raw_tensor(data)?),
+            };
+            let (plan, labels, stop) = (plan.clone(), labels.clone(), stop.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("huelab-batches-{w}"))
+                .spawn(move || {
+                    for b in (w..total).step_by(workers) {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if b < plan.skip {
+                            continue;
+                        }
+                        let batch = crate::firewall::catch("preparing a batch", || make_batch(&source, &plan, &labels, b));
+                        let failed = batch.is_err();
+                        if sender.send(batch).is_err() || failed {
+                            return; // the consumer stopped early, or this batch failed
+                        }
+                    }
+                })
+                .map_err(|e| Error::msg(format!("cannot start a batch worker thread: {e}")))?;
+            receivers.push(receiver);
+            handles.push(handle);
+        }
+        Ok(BatchStream { receivers, workers: handles, stop, next: plan_skip(total, &plan), total, failed: false })
+    }
+}
+
+fn plan_skip(total: usize, plan: &BatchPlan) -> usize {
+    plan.skip.min(total)
+}
+
+/// The in-memory pixels of `data` as one tensor handle.
+fn raw_tensor(data: &ImageDataset) -> Result<Tensor> {
+    data.stored_tensor().ok_or_else(|| Error::msg("an in-memory data set without its tensor"))
+}
+
+fn make_batch(source: &Source, plan: &BatchPlan, labels: &[i64], b: usize) -> Result<(Tensor, Tensor)> {
+    let start = b * plan.batch_size;
+    let end = (start + plan.batch_size).min(plan.order.len());
+    let indices = &plan.order[start..end];
+    let raw = match source {
+        Source::Tensor(t) => t.f_index_select(0, &Tensor::from_slice(indices))?,
+        Source::Files(files) => files.load(indices, plan.mode.unwrap_or(Mode::Eval))?,
+    };
+    let images = to_unit_float(&raw);
+    let images = if plan.augment.is_identity() { images } else { plan.augment.apply_drawn(&images, &plan.drawn[start..end]) };
+    let chosen: Vec<i64> = indices.iter().map(|&i| labels[i as usize]).collect();
+    Ok((images, Tensor::from_slice(&chosen)))
+}
+
+impl Iterator for BatchStream {
+    type Item = Result<(Tensor, Tensor)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.total || self.failed {
+            return None;
+        }
+        let receiver = &self.receivers[self.next % self.receivers.len()];
+        self.next += 1;
+        match receiver.recv() {
+            Ok(Ok(batch)) => Some(Ok(batch)),
+            Ok(Err(e)) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+            Err(_) => {
+                self.failed = true;
+                Some(Err(Error::msg(format!("the worker preparing batch {} stopped without delivering it", self.next))))
+            }
+        }
+    }
+}
+
+impl Drop for BatchStream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Closing the channels lets workers blocked on `send` finish.
+        self.receivers.clear();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
