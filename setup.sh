@@ -54,6 +54,17 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   sudo_if_needed apt-get update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
+# Debian's Slurm 22.05 for `huelab run --slurm` and its tests (a private single-node cluster,
+# scripts/local-slurm.sh); without recommends, that is 8 small packages.
+slurm_missing=()
+for p in slurmctld slurmd slurm-client; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || slurm_missing+=("$p")
+done
+if [ ${#slurm_missing[@]} -gt 0 ]; then
+  say "installing Slurm: ${slurm_missing[*]}"
+  [ ${#apt_missing[@]} -gt 0 ] || sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${slurm_missing[@]}" >/dev/null
+fi
 sudo_if_needed install -d -o "$(id -u)" -g "$(id -g)" "$PREFIX" "$CACHE"
 mkdir -p "$DATA_DIR" "$DOWNLOADS"
 

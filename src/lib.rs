@@ -20,6 +20,7 @@ pub mod activations;
 pub mod alloc;
 pub mod bench;
 pub mod cache;
+pub mod cluster;
 pub mod compare;
 pub mod cuda;
 pub mod data;

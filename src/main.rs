@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use huelab::script::{ScriptError, ScriptRunner};
 
+#[path = "main/cluster_run.rs"]
+mod cluster_run;
+
 #[derive(Parser)]
 #[command(name = "huelab", version, about = "Activation-hue experiments on CNNs, driven by Rhai scripts")]
 struct Cli {
@@ -33,6 +36,18 @@ enum Command {
         /// Nested script function calls allowed.
         #[arg(long, default_value_t = 64)]
         max_call_depth: usize,
+        /// CPU threads libtorch uses (default: one per core; a cluster task: its
+        /// SLURM_CPUS_PER_TASK). Runs with the same threads give bit-identical numbers.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=1024))]
+        threads: Option<i32>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// The units of a cluster run (`huelab run --slurm`): done, running with its epoch,
+    /// pending, or failed with the tail of its log.
+    Status {
+        /// The run directory (`--run-dir` of `huelab run --slurm`).
+        run_dir: PathBuf,
     },
     /// Compile a script without running it.
     Check {
@@ -62,6 +77,76 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+}
+
+/// Running a script's training on a Slurm cluster.
+#[derive(clap::Args, Default)]
+struct ClusterArgs {
+    /// Plan the script's units of work (one per arm × fold × seed of every `compare`, one per
+    /// `train`) and submit them as a Slurm array job, with a gather job after it.
+    #[arg(long, conflicts_with_all = ["task", "gather"])]
+    slurm: bool,
+    /// With --slurm: resubmit only the units of the run directory's plan that are unfinished.
+    #[arg(long, requires = "slurm")]
+    resume: bool,
+    /// Run unit N of the plan (what array task N does).
+    #[arg(long, value_name = "N", conflicts_with = "gather")]
+    task: Option<usize>,
+    /// Run the script to write its outputs from the units' checkpoints (the gather job).
+    #[arg(long)]
+    gather: bool,
+    /// The cluster run's directory: plan.json, batch scripts, logs, unit checkpoints
+    /// (default: slurm/<script name>).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+    /// sbatch --partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// sbatch --time, per task (e.g. 02:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// sbatch --cpus-per-task.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    cpus_per_task: Option<u32>,
+    /// sbatch --mem (e.g. 16G).
+    #[arg(long)]
+    mem: Option<String>,
+    /// sbatch --gres (e.g. gpu:1).
+    #[arg(long)]
+    gres: Option<String>,
+    /// sbatch --account.
+    #[arg(long)]
+    account: Option<String>,
+    /// sbatch --qos.
+    #[arg(long)]
+    qos: Option<String>,
+    /// Array tasks running at once (--array=…%P).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    parallel: Option<u32>,
+    /// Seconds before the time limit or preemption at which tasks get USR1: they checkpoint at
+    /// the next batch boundary and requeue themselves (default 120).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=86400))]
+    signal_seconds: Option<u32>,
+    /// One more sbatch option (repeatable), e.g. --sbatch-arg=--constraint=a100.
+    #[arg(long = "sbatch-arg", value_name = "OPTION", allow_hyphen_values = true)]
+    sbatch_args: Vec<String>,
+}
+
+impl ClusterArgs {
+    fn slurm_options(&self) -> huelab::cluster::slurm::SlurmOptions {
+        huelab::cluster::slurm::SlurmOptions {
+            partition: self.partition.clone(),
+            time: self.time.clone(),
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            gres: self.gres.clone(),
+            account: self.account.clone(),
+            qos: self.qos.clone(),
+            parallel: self.parallel,
+            signal_seconds: self.signal_seconds,
+            extra: self.sbatch_args.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -152,11 +237,21 @@ fn main() -> ExitCode {
         eprintln!("\nstopping after the current batch (Ctrl-C again to stop at once)");
         huelab::interrupt::request();
     });
-    let outcome = match cli.command {
-        Command::Run { script, args, allow_fs, max_operations, max_call_depth } => {
-            let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth };
-            parse_args(&args).and_then(|args| run(script, args, options))
+    huelab::firewall::install();
+    if let Command::Run { cluster, .. } = &cli.command {
+        if cluster.task.is_some() {
+            cluster_run::on_usr1_checkpoint();
         }
+    }
+    let outcome = match cli.command {
+        Command::Run { script, args, allow_fs, max_operations, max_call_depth, threads, cluster } => {
+            if let Some(n) = threads {
+                tch::set_num_threads(n);
+            }
+            let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth };
+            parse_args(&args).and_then(|args| cluster_run::run(script, args, options, &cluster))
+        }
+        Command::Status { run_dir } => cluster_run::status(&run_dir),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             println!("{}: ok", script.display());
         }),
@@ -215,9 +310,8 @@ fn command_error(command: &'static str) -> impl Fn(huelab::Error) -> ScriptError
     move |e| ScriptError { file: command.into(), position: None, message: e.to_string() }
 }
 
-fn run(script: PathBuf, args: BTreeMap<String, String>, options: huelab::script::ScriptOptions) -> Result<(), ScriptError> {
-    let runner = ScriptRunner::open_with(&script, args, options)?;
-    runner.run()?;
+/// Warns about arguments the script never read (most likely typos).
+fn warn_unread(script: &std::path::Path, runner: &ScriptRunner) {
     let unread = runner.unread_args();
     if !unread.is_empty() {
         eprintln!(
@@ -226,7 +320,6 @@ fn run(script: PathBuf, args: BTreeMap<String, String>, options: huelab::script:
             unread.join(", ")
         );
     }
-    Ok(())
 }
 
 fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Option<&std::path::Path>) -> huelab::Result<()> {

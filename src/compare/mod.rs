@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::data::{kfold_split, stratified_kfold, ImageDataset};
+use crate::data::{kfold_split, stratified_kfold, ImageDataset, Split};
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::stats::{mean_sd, paired_t_test, wilcoxon_signed_rank, MeanSd, PairedT, Wilcoxon};
@@ -20,18 +20,23 @@ pub struct CompareConfig {
     pub val: f64,
     /// Seeds the folds and the train/validation splits (the same for every arm and seed).
     pub split_seed: u64,
+    /// Use the split the data came with (a `train/` + `val/` + `test/` folder) instead of
+    /// k-fold: one "fold", every seed on it. Left out of the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub given_split: bool,
 }
 
 impl Default for CompareConfig {
     fn default() -> Self {
-        CompareConfig { seeds: vec![0, 1], folds: 3, val: 0.1, split_seed: 0 }
+        CompareConfig { seeds: vec![0, 1], folds: 3, val: 0.1, split_seed: 0, given_split: false }
     }
 }
 
 impl CompareConfig {
-    /// Keys: `seeds` (array of ints; default [0, 1]), `folds` (3), `val` (0.1), `split_seed` (0).
+    /// Keys: `seeds` (array of ints; default [0, 1]), `folds` (3), `val` (0.1), `split_seed`
+    /// (0), `split` ("kfold", or "given": the split the data came with).
     pub fn from_options(map: Map<String, Value>) -> Result<Self> {
-        let mut o = Options::new(map, "compare options", &["seeds", "folds", "val", "split_seed"])?;
+        let mut o = Options::new(map, "compare options", &["seeds", "folds", "val", "split_seed", "split"])?;
         let d = CompareConfig::default();
         let seeds = match o.ints("seeds")? {
             None => d.seeds,
@@ -40,11 +45,20 @@ impl CompareConfig {
                 .map(|s| u64::try_from(s).map_err(|_| Error::invalid_option("seeds", format!("seeds must be >= 0, got {s}"))))
                 .collect::<Result<_>>()?,
         };
+        let given_split = match o.string("split")?.as_deref() {
+            None | Some("kfold") => false,
+            Some("given") => true,
+            Some(other) => return Err(Error::invalid_option("split", format!("expected \"kfold\" or \"given\", got \"{other}\""))),
+        };
+        if given_split && (o.contains("folds") || o.contains("val")) {
+            return Err(Error::invalid_option("split", "a given split has its own parts: leave out folds and val"));
+        }
         let config = CompareConfig {
             seeds,
-            folds: o.count("folds")?.map_or(d.folds, |f| usize::try_from(f).unwrap_or(usize::MAX)),
+            folds: if given_split { 1 } else { o.count("folds")?.map_or(d.folds, |f| usize::try_from(f).unwrap_or(usize::MAX)) },
             val: o.float("val")?.unwrap_or(d.val),
             split_seed: o.count("split_seed")?.unwrap_or(d.split_seed),
+            given_split,
         };
         config.validate()?;
         Ok(config)
@@ -57,7 +71,7 @@ impl CompareConfig {
         if let Some(s) = self.seeds.iter().enumerate().find_map(|(i, s)| self.seeds[..i].contains(s).then_some(s)) {
             return Err(Error::invalid_option("seeds", format!("seed {s} is given twice")));
         }
-        if self.folds < 2 {
+        if self.folds < 2 && !self.given_split {
             return Err(Error::invalid_option("folds", format!("k-fold needs at least 2 folds, got {}", self.folds)));
         }
         if !(0.0..1.0).contains(&self.val) {
@@ -120,6 +134,56 @@ pub struct PairedComparison {
     pub wilcoxon: Option<Wilcoxon>,
 }
 
+/// One unit of a comparison's work: one arm trained on one fold with one seed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unit {
+    /// The arm's index and name.
+    pub arm_index: usize,
+    pub arm: String,
+    /// The fold (from 1; 1 for a given split) and the seed.
+    pub fold: usize,
+    pub seed: u64,
+    /// The run's whole config: the arm's with this seed, name and checkpoint directory.
+    pub config: TrainConfig,
+}
+
+/// A unit that did not produce a result (its run failed or never ran).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MissingUnit {
+    pub arm: String,
+    pub fold: usize,
+    pub seed: u64,
+    pub reason: String,
+}
+
+/// What runs a comparison's units: locally, one after another ([`TrainLocally`]), or as a
+/// cluster's planning, task or gathering step.
+pub trait UnitRunner {
+    /// The unit's report, or `Ok(None)` when this runner does not produce it here (a plan
+    /// records it; a task runs only its own unit).
+    fn run(&mut self, unit: &Unit, data: &ImageDataset, split: &Split) -> Result<Option<TrainReport>>;
+
+    /// Units whose result is missing after all ran, with the reason (reported, never dropped).
+    fn missing(&self) -> Vec<MissingUnit> {
+        vec![]
+    }
+}
+
+/// Trains every unit here, one after another, printing a line per finished run.
+#[derive(Debug, Default)]
+pub struct TrainLocally {
+    done: usize,
+}
+
+impl UnitRunner for TrainLocally {
+    fn run(&mut self, unit: &Unit, data: &ImageDataset, split: &Split) -> Result<Option<TrainReport>> {
+        let report = train(data, split, &unit.config)?;
+        self.done += 1;
+        eprintln!("[{}] {}: test accuracy {:.4} ({:.0} s)", self.done, report.name(), report.test.map_or(f64::NAN, |t| t.accuracy), report.wall_seconds);
+        Ok(Some(report))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
     pub data: crate::data::DatasetSummary,
@@ -127,13 +191,49 @@ pub struct Comparison {
     pub arms: Vec<Arm>,
     pub runs: Vec<ArmRun>,
     pub summary: Vec<ArmSummary>,
-    /// Every arm after the first against the first (the baseline).
+    /// Every arm after the first against the first (the baseline), over the pairs whose runs
+    /// all finished.
     pub paired: Vec<PairedComparison>,
+    /// Units without a result: listed in tables and manifests, never silently dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<MissingUnit>,
 }
 
-/// Runs every arm on every fold and seed. The loop order is fold, seed, arm, so the runs of a
-/// pair are adjacent.
-pub fn compare(data: &ImageDataset, arms: &[Arm], config: &CompareConfig) -> Result<Comparison> {
+/// A unit's checkpoint directory under the arms' checkpoint root: `<root>/<arm>/fold<k>-seed<s>`.
+pub fn unit_checkpoint(root: &std::path::Path, arm: &str, fold: usize, seed: u64) -> std::path::PathBuf {
+    let arm_dir: String = arm.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    root.join(arm_dir).join(format!("fold{fold}-seed{seed}"))
+}
+
+/// The splits a comparison trains on: stratified k-fold (each fold the test part once, the
+/// rest split into train and validation), or the split the data came with; each marked as a
+/// split of `data`.
+pub fn comparison_splits(data: &ImageDataset, config: &CompareConfig) -> Result<Vec<Split>> {
+    if config.given_split {
+        let split = data.given_split().ok_or_else(|| Error::invalid_option("split", format!("'{}' came with no split (a train/ + test/ folder has one)", data.name())))?;
+        return Ok(vec![split.clone()]);
+    }
+    let folds = stratified_kfold(data.labels(), data.num_classes(), config.folds, config.split_seed)?;
+    (0..folds.len()).map(|fold| Ok(kfold_split(data.labels(), data.num_classes(), &folds, fold, config.val, config.split_seed)?.of_data(data.identity()))).collect()
+}
+
+/// Every unit of a comparison, in the order fold, seed, arm (the runs of a pair adjacent).
+/// `root` gives each unit a checkpoint directory when its arm has none.
+pub fn comparison_units(arms: &[Arm], config: &CompareConfig, folds: usize, root: Option<&std::path::Path>) -> Vec<Unit> {
+    let mut units = vec![];
+    for fold in 1..=folds {
+        for &seed in &config.seeds {
+            for (arm_index, arm) in arms.iter().enumerate() {
+                let checkpoint = arm.config.checkpoint.as_deref().or(root).map(|r| unit_checkpoint(r, &arm.name, fold, seed));
+                let config = TrainConfig { seed, name: format!("{} fold {fold} seed {seed}", arm.name), checkpoint, ..arm.config.clone() };
+                units.push(Unit { arm_index, arm: arm.name.clone(), fold, seed, config });
+            }
+        }
+    }
+    units
+}
+
+fn check_arms(arms: &[Arm], config: &CompareConfig) -> Result<()> {
     if arms.len() < 2 {
         return Err(Error::invalid_option("arms", format!("a comparison needs at least 2 arms, got {}", arms.len())));
     }
@@ -144,37 +244,29 @@ pub fn compare(data: &ImageDataset, arms: &[Arm], config: &CompareConfig) -> Res
     for arm in arms {
         arm.config.validate().map_err(|e| Error::msg(format!("arm '{}': {e}", arm.name)))?;
     }
-    let folds = stratified_kfold(data.labels(), data.num_classes(), config.folds, config.split_seed)?;
-    let total = folds.len() * config.seeds.len() * arms.len();
-    let mut runs = Vec::with_capacity(total);
-    for fold in 0..folds.len() {
-        let split = kfold_split(data.labels(), data.num_classes(), &folds, fold, config.val, config.split_seed)?;
-        for &seed in &config.seeds {
-            for arm in arms {
-                let checkpoint = arm.config.checkpoint.as_ref().map(|root| {
-                    let arm_dir: String = arm.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-                    root.join(arm_dir).join(format!("fold{}-seed{seed}", fold + 1))
-                });
-                let run_config = TrainConfig {
-                    seed,
-                    name: format!("{} fold {} seed {seed}", arm.name, fold + 1),
-                    checkpoint,
-                    ..arm.config.clone()
-                };
-                let report = train(data, &split, &run_config)?;
-                let run = ArmRun { arm: arm.name.clone(), fold: fold + 1, seed, report };
-                eprintln!(
-                    "[{}/{total}] {}: test accuracy {:.4} ({:.0} s)",
-                    runs.len() + 1,
-                    run.report.name(),
-                    run.test_accuracy(),
-                    run.report.wall_seconds
-                );
-                runs.push(run);
-            }
+    Ok(())
+}
+
+/// Runs every arm on every fold and seed here. The loop order is fold, seed, arm, so the runs
+/// of a pair are adjacent.
+pub fn compare(data: &ImageDataset, arms: &[Arm], config: &CompareConfig) -> Result<Comparison> {
+    compare_with(data, arms, config, None, &mut TrainLocally::default())
+}
+
+/// [`compare`] with its units run by `runner`; `root` gives units a checkpoint directory when
+/// their arm has none (a cluster run's).
+pub fn compare_with(data: &ImageDataset, arms: &[Arm], config: &CompareConfig, root: Option<&std::path::Path>, runner: &mut dyn UnitRunner) -> Result<Comparison> {
+    check_arms(arms, config)?;
+    let splits = comparison_splits(data, config)?;
+    let mut runs = Vec::new();
+    for unit in comparison_units(arms, config, splits.len(), root) {
+        if let Some(report) = runner.run(&unit, data, &splits[unit.fold - 1])? {
+            runs.push(ArmRun { arm: unit.arm.clone(), fold: unit.fold, seed: unit.seed, report });
         }
     }
-    Ok(summarise(data.summary(), config.clone(), arms.to_vec(), runs))
+    let mut comparison = summarise(data.summary(), config.clone(), arms.to_vec(), runs);
+    comparison.missing = runner.missing();
+    Ok(comparison)
 }
 
 fn summarise(data: crate::data::DatasetSummary, config: CompareConfig, arms: Vec<Arm>, runs: Vec<ArmRun>) -> Comparison {
@@ -197,9 +289,11 @@ fn summarise(data: crate::data::DatasetSummary, config: CompareConfig, arms: Vec
     let paired = arms[1..]
         .iter()
         .map(|arm| {
-            // Runs are in (fold, seed) order for every arm, so the i-th runs form a pair.
-            let differences: Vec<f64> =
-                of_arm(&arm.name).iter().zip(&baseline).map(|(a, b)| a.test_accuracy() - b.test_accuracy()).collect();
+            // A pair is the same fold and seed; pairs with a missing run are left out.
+            let differences: Vec<f64> = of_arm(&arm.name)
+                .iter()
+                .filter_map(|a| baseline.iter().find(|b| b.fold == a.fold && b.seed == a.seed).map(|b| a.test_accuracy() - b.test_accuracy()))
+                .collect();
             PairedComparison {
                 baseline: arms[0].name.clone(),
                 arm: arm.name.clone(),
@@ -210,7 +304,7 @@ fn summarise(data: crate::data::DatasetSummary, config: CompareConfig, arms: Vec
             }
         })
         .collect();
-    Comparison { data, config, arms, runs, summary, paired }
+    Comparison { data, config, arms, runs, summary, paired, missing: vec![] }
 }
 
 impl Comparison {
@@ -244,6 +338,12 @@ impl Comparison {
                 format!("Wilcoxon W+ = {}, n = {}, p = {:.3} ({})", w.w_plus, w.n, w.p, w.method)
             });
             out += &format!("{} − {}: mean {:+.4} over {} pairs; {t}; {w}\n", p.arm, p.baseline, p.mean_difference, p.differences.len());
+        }
+        if !self.missing.is_empty() {
+            out += &format!("MISSING {} unit(s), left out of the statistics above:\n", self.missing.len());
+            for m in &self.missing {
+                out += &format!("  {} fold {} seed {}: {}\n", m.arm, m.fold, m.seed, m.reason);
+            }
         }
         out
     }

@@ -29,3 +29,9 @@ pub fn guarded<T>(what: &str, f: impl FnOnce() -> crate::Result<T>) -> RhaiResul
         }
     }
 }
+
+/// The error that ends a cluster task's script once its unit ran; `ScriptRunner` takes it as
+/// success.
+pub fn task_complete() -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(rhai::Dynamic::from(super::handles::TaskComplete), Position::NONE).into()
+}

@@ -18,8 +18,14 @@ pub struct SplitHandle(pub Rc<Split>);
 #[derive(Debug, Clone)]
 pub struct ReportHandle(pub Rc<TrainReport>);
 
+/// A comparison, or (`pending`: while planning or running one cluster task) a placeholder
+/// whose results only the gather job has.
 #[derive(Debug, Clone)]
-pub struct ComparisonHandle(pub Rc<Comparison>);
+pub struct ComparisonHandle(pub Rc<Comparison>, pub bool);
+
+/// Ends a cluster task's script once its unit ran (carried as a script error, taken as success).
+#[derive(Debug, Clone)]
+pub struct TaskComplete;
 
 /// Every element of `items` as a `T`; an element of another type is an error naming its index,
 /// the argument and the expected type (e.g. `runs[1] must be a TrainReport`).

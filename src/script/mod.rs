@@ -94,6 +94,17 @@ impl ScriptError {
     }
 }
 
+/// Whether a script ended because its cluster task's unit ran (see [`TaskComplete`]).
+fn is_task_complete(mut e: &EvalAltResult) -> bool {
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
+            EvalAltResult::ErrorRuntime(value, _) => return value.is::<TaskComplete>(),
+            _ => return false,
+        }
+    }
+}
+
 fn describe_position(file: &str, position: Position) -> String {
     match (position.line(), position.position()) {
         (Some(line), Some(column)) => format!("{file}:{line}:{column}"),
@@ -118,11 +129,16 @@ impl ScriptRunner {
     }
 
     pub fn open_with(path: &Path, args: BTreeMap<String, String>, options: ScriptOptions) -> Result<Self, ScriptError> {
+        Self::open_cluster(path, args, options, None)
+    }
+
+    /// A script run as a cluster plan, task or gather (`cluster`), or normally (`None`).
+    pub fn open_cluster(path: &Path, args: BTreeMap<String, String>, options: ScriptOptions, cluster: Option<crate::cluster::ClusterRun>) -> Result<Self, ScriptError> {
         let file = path.display().to_string();
         let source = std::fs::read_to_string(path)
             .map_err(|e| ScriptError { file: file.clone(), position: None, message: format!("cannot read the script: {e}") })?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
-        Ok(Self::build(&file, source, args, options, &dir))
+        Ok(Self::build(&file, source, args, options, &dir, cluster))
     }
 
     /// A script given as text; `name` stands for the file in errors and manifests. Imports
@@ -132,13 +148,16 @@ impl ScriptRunner {
     }
 
     pub fn from_source_with(name: &str, source: impl Into<String>, args: BTreeMap<String, String>, options: ScriptOptions) -> Self {
-        Self::build(name, source.into(), args, options, Path::new("."))
+        Self::build(name, source.into(), args, options, Path::new("."), None)
     }
 
-    fn build(name: &str, source: String, args: BTreeMap<String, String>, options: ScriptOptions, dir: &Path) -> Self {
+    fn build(name: &str, source: String, args: BTreeMap<String, String>, options: ScriptOptions, dir: &Path, cluster: Option<crate::cluster::ClusterRun>) -> Self {
         let sha256 = format!("{:x}", Sha256::digest(source.as_bytes()));
-        let files = if options.allow_fs { FileAccess::Anywhere } else { FileAccess::confined(&args) };
-        let session = ScriptSession::with_file_access(ScriptInfo { path: name.to_owned(), sha256, args }, files);
+        let mut files = if options.allow_fs { FileAccess::Anywhere } else { FileAccess::confined(&args) };
+        if let (FileAccess::Within(roots), Some(run)) = (&mut files, &cluster) {
+            roots.push(session::resolve(&run.run_dir));
+        }
+        let session = ScriptSession::with_cluster(ScriptInfo { path: name.to_owned(), sha256, args }, files, cluster);
         let mut engine = new_engine(Dynamic::from(session.clone()));
         engine.set_max_operations(options.max_operations);
         engine.set_max_call_levels(options.max_call_depth);
@@ -156,7 +175,13 @@ impl ScriptRunner {
     /// Runs the script and returns the value of its last statement.
     pub fn eval(&self) -> Result<Dynamic, ScriptError> {
         let ast = self.check()?;
-        self.engine.eval_ast(&ast).map_err(|e| {
+        let result = self.engine.eval_ast::<Dynamic>(&ast);
+        if let Err(e) = &result {
+            if is_task_complete(e) {
+                return Ok(Dynamic::UNIT);
+            }
+        }
+        result.map_err(|e| {
             let mut error = ScriptError::from_eval(&self.file, e);
             // Rhai's own words for the limits do not say how to raise them.
             if error.message.contains("Too many operations") {
@@ -176,6 +201,11 @@ impl ScriptRunner {
 
     pub fn run(&self) -> Result<(), ScriptError> {
         self.eval().map(drop)
+    }
+
+    /// The cluster run the script ran as, with what it recorded.
+    pub fn cluster(&self) -> Option<std::cell::RefMut<'_, crate::cluster::ClusterRun>> {
+        self.session.cluster()
     }
 
     /// Arguments given on the command line that the script never read with `arg`.

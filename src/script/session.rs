@@ -85,6 +85,8 @@ pub struct ScriptSession {
     pub script: ScriptInfo,
     read_args: RefCell<BTreeSet<String>>,
     files: FileAccess,
+    /// Set when the script runs as a cluster plan, task or gather.
+    cluster: Option<RefCell<crate::cluster::ClusterRun>>,
 }
 
 impl ScriptSession {
@@ -93,7 +95,21 @@ impl ScriptSession {
     }
 
     pub fn with_file_access(script: ScriptInfo, files: FileAccess) -> Rc<Self> {
-        Rc::new(ScriptSession { script, read_args: RefCell::default(), files })
+        Self::with_cluster(script, files, None)
+    }
+
+    pub fn with_cluster(script: ScriptInfo, files: FileAccess, cluster: Option<crate::cluster::ClusterRun>) -> Rc<Self> {
+        Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new) })
+    }
+
+    /// The cluster run, when the script runs as one.
+    pub fn cluster(&self) -> Option<std::cell::RefMut<'_, crate::cluster::ClusterRun>> {
+        self.cluster.as_ref().map(|c| c.borrow_mut())
+    }
+
+    /// Whether result files are left to the cluster's gather job (planning, or one task).
+    pub fn defers_outputs(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.borrow().defers_outputs())
     }
 
     /// `path` if the script may use it; else an error naming the argument and the way out.

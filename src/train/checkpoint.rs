@@ -77,7 +77,7 @@ pub struct Progress {
     pub finished: bool,
 }
 
-fn split_hash(split: &Split) -> String {
+pub fn split_hash(split: &Split) -> String {
     let mut h = Sha256::new();
     for part in [&split.train, &split.val, &split.test] {
         h.update((part.len() as u64).to_le_bytes());

@@ -158,4 +158,24 @@ impl TrainReport {
     pub fn name(&self) -> &str {
         &self.config.name
     }
+
+    /// The report of a run that did not run here (a cluster run's unit, while planning or in
+    /// another unit's task): its options, data and split, no metrics.
+    pub fn pending(config: &TrainConfig, data: &crate::data::ImageDataset, split: &Split) -> Self {
+        let [c, h, w] = data.image_shape();
+        TrainReport {
+            config: config.clone(),
+            model: ModelSpec { arch: config.arch, in_channels: c, num_classes: data.num_classes() as i64, input_size: (h, w), stem: config.stem, hue_head: config.hue_head },
+            loss_derived: config.loss.derived(data.num_classes()),
+            data: data.summary(),
+            split_seed: split.config.seed,
+            split_sizes: SplitSizes::from(split),
+            device: "pending (a cluster unit)".into(),
+            normalization: None,
+            epochs: vec![],
+            test: None,
+            wall_seconds: 0.0,
+            resumed_after_epoch: None,
+        }
+    }
 }

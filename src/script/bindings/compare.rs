@@ -7,7 +7,8 @@ pub mod compare_api {
 
     use rhai::{Array, Dynamic, Map};
 
-    use crate::compare::compare as library_compare;
+    use crate::compare::{compare as library_compare, compare_with};
+    use crate::script::errors::task_complete;
     use crate::results::{write_comparison as library_write_comparison, write_summary_csv as library_write_summary_csv};
     use crate::script::configs::{arm_config, compare_config};
     use crate::script::errors::{guarded, RhaiResult};
@@ -19,7 +20,9 @@ pub mod compare_api {
     /// Trains every arm (a train options map with a `name`, no `seed`) on every fold × seed,
     /// with identical splits, initial weights, batch order and augmentation across the arms of
     /// a pair; the first arm is the baseline of the paired tests. Options: `seeds` ([0, 1]),
-    /// `folds` (3), `val` (0.1 of the non-test images), `split_seed` (0).
+    /// `folds` (3), `val` (0.1 of the non-test images), `split_seed` (0), `split` ("kfold", or
+    /// "given": the split a train/val/test folder came with). Run with `huelab run --slurm`,
+    /// every arm × fold × seed becomes a unit of a Slurm array job instead.
     /// ```rhai
     /// let c = compare(data, [#{ name: "onehot", loss: "onehot" }, #{ name: "hue", loss: "onehot+hue" }], #{ seeds: [0, 1], folds: 3 });
     /// print(c.table);
@@ -42,13 +45,24 @@ pub mod compare_api {
                     Ok(arm)
                 })
                 .collect::<crate::Result<Vec<_>>>()?;
-            Ok(ComparisonHandle(Rc::new(library_compare(&data.0, &arms, &config)?)))
+            match session.cluster() {
+                None => Ok(ComparisonHandle(Rc::new(library_compare(&data.0, &arms, &config)?), false)),
+                Some(mut cluster) => {
+                    let root = cluster.begin_compare();
+                    let comparison = compare_with(&data.0, &arms, &config, Some(&root), &mut *cluster)?;
+                    Ok(ComparisonHandle(Rc::new(comparison), cluster.defers_outputs()))
+                }
+            }
         })
+        .and_then(|c| if session.cluster().is_some_and(|cl| cl.task_done()) { Err(task_complete()) } else { Ok(c) })
     }
 
     /// The per-arm table with paired differences and tests, as text.
     #[rhai_fn(get = "table", pure)]
     pub fn table(c: &mut Comparison) -> String {
+        if c.1 {
+            return format!("(a cluster run's comparison of {} arms: its results come with the gather job)", c.0.arms.len());
+        }
         c.0.table()
     }
 
@@ -75,6 +89,9 @@ pub mod compare_api {
     pub fn write_comparison(ctx: NativeCallContext, dir: &str, c: Comparison) -> RhaiResult<()> {
         let session = ScriptSession::of(&ctx);
         session.path(dir, "dir")?;
+        if session.defers_outputs() {
+            return Ok(());
+        }
         guarded("write_comparison", || library_write_comparison(Path::new(dir), &c.0, Some(&session.script)))
     }
 
@@ -82,6 +99,9 @@ pub mod compare_api {
     #[rhai_fn(return_raw)]
     pub fn write_summary_csv(ctx: NativeCallContext, path: &str, comparisons: Array) -> RhaiResult<()> {
         ScriptSession::checked(&ctx, path, "path")?;
+        if ScriptSession::of(&ctx).defers_outputs() {
+            return Ok(());
+        }
         let handles: Vec<ComparisonHandle> = handles_of(&comparisons, "comparisons", "Comparison (from compare)")?;
         let refs: Vec<_> = handles.iter().map(|h| h.0.as_ref()).collect();
         guarded("write_summary_csv", || library_write_summary_csv(Path::new(path), &refs))

@@ -9,7 +9,7 @@ pub mod data_api {
     use std::path::Path;
 
     use crate::data::{builtin, load_idx as library_load_idx, load_image_folder as library_load_image_folder,
-        load_npy as library_load_npy, stratified_split, stratified_subset};
+        load_image_list as library_load_image_list, load_npy as library_load_npy, stratified_subset};
     use crate::script::configs::{idx_options, image_folder_options, npy_options, split_config, subset_config};
     use crate::script::errors::{guarded, RhaiResult};
     use crate::script::handles::{DatasetHandle, SplitHandle};
@@ -79,8 +79,12 @@ pub mod data_api {
         })
     }
 
-    /// A folder with one sub-folder of PNG/JPEG images per class. Options: `size` (`[h, w]` or
-    /// one number; default 64), `channels` (1 or 3; default 3), `name`.
+    /// A folder with one sub-folder of PNG/JPEG images per class, or with `train/`, `val/` and
+    /// `test/` folders of such sub-folders (then `data.given_split` is that split). Nothing is
+    /// decoded when it opens: images are decoded batch by batch on worker threads. Options:
+    /// `size` (`[h, w]` or one number; default 64), `channels` (1 or 3; default 3), `transform`
+    /// ("resize": every image resized to `size`; "imagenet": RandomResizedCrop for training,
+    /// Resize + CenterCrop for evaluation), `workers` (decoding threads; 0: one per core), `name`.
     /// ```rhai
     /// let data = load_image_folder("photos/", #{ size: 32, channels: 3 });
     /// ```
@@ -92,6 +96,32 @@ pub mod data_api {
             let name = name.unwrap_or_else(|| dir.to_owned());
             Ok(DatasetHandle(Rc::new(library_load_image_folder(&name, Path::new(dir), config)?)))
         })
+    }
+
+    /// The images a list file names, one `relative/path label` per line (paths relative to
+    /// `root`; the label a class name or index; without one, the file's folder is its class), as
+    /// DTD and other fine-grained sets ship them. Options as for `load_image_folder`.
+    /// ```rhai
+    /// let train = load_image_list("dtd/images", "dtd/labels/train1.txt", #{ size: 224, transform: "imagenet" });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn load_image_list(ctx: NativeCallContext, root: &str, list: &str, options: Map) -> RhaiResult<Dataset> {
+        ScriptSession::checked(&ctx, root, "root")?;
+        ScriptSession::checked(&ctx, list, "list")?;
+        guarded("load_image_list", || {
+            let (config, name) = image_folder_options(options)?;
+            let name = name.unwrap_or_else(|| list.to_owned());
+            Ok(DatasetHandle(Rc::new(library_load_image_list(&name, Path::new(root), Path::new(list), config)?)))
+        })
+    }
+
+    /// The split a `train/` + `val/` + `test/` folder came with.
+    #[rhai_fn(get = "given_split", pure, return_raw)]
+    pub fn given_split(data: &mut Dataset) -> RhaiResult<Split> {
+        data.0
+            .given_split()
+            .map(|s| SplitHandle(Rc::new(s.clone())))
+            .ok_or_else(|| crate::script::errors::to_rhai(format!("'{}' came with no split (a folder with train/ and test/ has one)", data.0.name())))
     }
 
     /// A seeded stratified subset: `per_class` images of every class (required), `seed` (0).
@@ -144,8 +174,7 @@ pub mod data_api {
     pub fn split(data: &mut Dataset, options: Map) -> RhaiResult<Split> {
         guarded("split", || {
             let config = split_config(options)?;
-            let split = stratified_split(data.0.labels(), data.0.num_classes(), config)?;
-            Ok(SplitHandle(Rc::new(split)))
+            Ok(SplitHandle(Rc::new(data.0.split(config)?)))
         })
     }
 

@@ -7,7 +7,7 @@ pub mod train_api {
     use rhai::{Array, Dynamic, Map};
 
     use crate::script::configs::train_config;
-    use crate::script::errors::{guarded, to_rhai, RhaiResult};
+    use crate::script::errors::{guarded, task_complete, to_rhai, RhaiResult};
     use crate::script::session::ScriptSession;
     use crate::script::handles::{DatasetHandle, ReportHandle, SplitHandle};
     use crate::train::train as library_train;
@@ -31,9 +31,38 @@ pub mod train_api {
         if let Some(dir) = &config.checkpoint {
             ScriptSession::checked(&ctx, &dir.to_string_lossy(), "checkpoint")?;
         }
-        guarded("train", || {
-            Ok(ReportHandle(Rc::new(library_train(&data.0, &split.0, &config)?)))
-        })
+        let session = ScriptSession::of(&ctx);
+        // A cluster run's unit has its report in the gather job; elsewhere it is pending (no
+        // metrics: `test_accuracy` is `()`, `epochs` empty).
+        let outcome = guarded("train", || match session.cluster() {
+            None => Ok(ReportHandle(Rc::new(library_train(&data.0, &split.0, &config)?))),
+            Some(mut cluster) => Ok(ReportHandle(Rc::new(match cluster.train_unit(&data.0, &split.0, &config)? {
+                Some(report) => report,
+                None => crate::train::TrainReport::pending(&config, &data.0, &split.0),
+            }))),
+        })?;
+        if session.cluster().is_some_and(|c| c.task_done()) {
+            return Err(task_complete());
+        }
+        Ok(outcome)
+    }
+
+    /// The resources of a cluster run's jobs (`huelab run --slurm`; elsewhere it does nothing):
+    /// `partition`, `time` (per task), `cpus_per_task`, `mem`, `gres` (e.g. "gpu:1"), `account`,
+    /// `qos`, `parallel` (tasks at once), `signal_seconds` (USR1 this long before the limit:
+    /// checkpoint and requeue; default 120), `extra` (more sbatch options). Command-line flags
+    /// override these.
+    /// ```rhai
+    /// slurm(#{ partition: "gpu", time: "04:00:00", gres: "gpu:1", cpus_per_task: 8, parallel: 20 });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn slurm(ctx: NativeCallContext, options: Map) -> RhaiResult<()> {
+        let session = ScriptSession::of(&ctx);
+        let options = crate::script::options::to_json(options).and_then(crate::cluster::slurm::SlurmOptions::from_options).map_err(to_rhai)?;
+        if let Some(mut cluster) = session.cluster() {
+            cluster.slurm = options;
+        }
+        Ok(())
     }
 
     /// The architectures `train` builds (`model` option) and the pretrained networks

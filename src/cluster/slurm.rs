@@ -1,0 +1,241 @@
+//! Slurm: the batch scripts of a plan (an array job whose task *i* runs unit *i*, and a gather
+//! job that runs after it), their submission with `sbatch`, and the state of tasks from
+//! `squeue`. The scripts are written into the run directory in readable form, so a user can
+//! inspect them or resubmit by hand (`sbatch --array=3,7 units.sbatch`).
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::Plan;
+use crate::error::{Error, Result};
+use crate::files::write_atomic;
+use crate::options::Options;
+
+pub const UNITS_SCRIPT: &str = "units.sbatch";
+pub const GATHER_SCRIPT: &str = "gather.sbatch";
+pub const LOG_DIR: &str = "logs";
+
+/// Resources and behaviour of the jobs: from the command line (`--partition` …) over the
+/// script's `slurm(#{ … })` call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    /// Per task, as sbatch takes it (`02:00:00`, `90`).
+    pub time: Option<String>,
+    pub cpus_per_task: Option<u32>,
+    pub mem: Option<String>,
+    /// Generic resources, e.g. `gpu:1`.
+    pub gres: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// Tasks running at once (`--array=…%P`).
+    pub parallel: Option<u32>,
+    /// Seconds before the time limit (or preemption) at which Slurm sends USR1, so the task
+    /// can checkpoint and requeue itself (default 120).
+    pub signal_seconds: Option<u32>,
+    /// More `sbatch` arguments, one per entry (`--constraint=a100`).
+    #[serde(default)]
+    pub extra: Vec<String>,
+}
+
+impl SlurmOptions {
+    pub const DEFAULT_SIGNAL_SECONDS: u32 = 120;
+
+    /// The script's `slurm(#{ … })` options. Keys: `partition`, `time`, `cpus_per_task`, `mem`,
+    /// `gres`, `account`, `qos`, `parallel`, `signal_seconds`, `extra` (array of strings).
+    pub fn from_options(map: serde_json::Map<String, serde_json::Value>) -> Result<Self> {
+        let mut o = Options::new(map, "slurm options", &["partition", "time", "cpus_per_task", "mem", "gres", "account", "qos", "parallel", "signal_seconds", "extra"])?;
+        let small = |key: &str, v: Option<u64>| -> Result<Option<u32>> {
+            v.map(|n| u32::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| Error::invalid_option(key, format!("must be a positive count, got {n}")))).transpose()
+        };
+        let options = SlurmOptions {
+            partition: o.string("partition")?,
+            time: o.string("time")?,
+            cpus_per_task: small("cpus_per_task", o.count("cpus_per_task")?)?,
+            mem: o.string("mem")?,
+            gres: o.string("gres")?,
+            account: o.string("account")?,
+            qos: o.string("qos")?,
+            parallel: small("parallel", o.count("parallel")?)?,
+            signal_seconds: small("signal_seconds", o.count("signal_seconds")?)?,
+            extra: o.strings("extra")?.unwrap_or_default(),
+        };
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// `self` with every option `over` sets taken from `over`.
+    pub fn overridden_by(&self, over: &SlurmOptions) -> SlurmOptions {
+        let pick = |a: &Option<String>, b: &Option<String>| b.clone().or_else(|| a.clone());
+        SlurmOptions {
+            partition: pick(&self.partition, &over.partition),
+            time: pick(&self.time, &over.time),
+            cpus_per_task: over.cpus_per_task.or(self.cpus_per_task),
+            mem: pick(&self.mem, &over.mem),
+            gres: pick(&self.gres, &over.gres),
+            account: pick(&self.account, &over.account),
+            qos: pick(&self.qos, &over.qos),
+            parallel: over.parallel.or(self.parallel),
+            signal_seconds: over.signal_seconds.or(self.signal_seconds),
+            extra: self.extra.iter().chain(&over.extra).cloned().collect(),
+        }
+    }
+
+    /// Values go into a batch script: no line breaks, and extra arguments must be options.
+    pub fn validate(&self) -> Result<()> {
+        let fields = [("partition", &self.partition), ("time", &self.time), ("mem", &self.mem), ("gres", &self.gres), ("account", &self.account), ("qos", &self.qos)];
+        for (key, value) in fields {
+            if let Some(v) = value {
+                if v.is_empty() || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(Error::invalid_option(key, format!("'{v}' must be one word without spaces or control characters")));
+                }
+            }
+        }
+        for e in &self.extra {
+            if !e.starts_with('-') || e.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
+                return Err(Error::invalid_option("extra", format!("'{e}' must be one sbatch option (starting with '-') on one line")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `#SBATCH` lines of these resources.
+    fn directives(&self) -> Vec<String> {
+        let mut lines = vec![];
+        let mut add = |flag: &str, value: Option<String>| {
+            if let Some(v) = value {
+                lines.push(format!("#SBATCH --{flag}={v}"));
+            }
+        };
+        add("partition", self.partition.clone());
+        add("time", self.time.clone());
+        add("cpus-per-task", self.cpus_per_task.map(|c| c.to_string()));
+        add("mem", self.mem.clone());
+        add("gres", self.gres.clone());
+        add("account", self.account.clone());
+        add("qos", self.qos.clone());
+        lines.extend(self.extra.iter().map(|e| format!("#SBATCH {e}")));
+        lines
+    }
+
+    pub fn signal_seconds(&self) -> u32 {
+        self.signal_seconds.unwrap_or(Self::DEFAULT_SIGNAL_SECONDS)
+    }
+}
+
+/// `text` as one single-quoted shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+fn job_name(plan: &Plan) -> String {
+    let stem = plan.script.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "script".into());
+    let clean: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    format!("huelab-{clean}")
+}
+
+fn command_line(plan: &Plan, run_dir: &Path, mode: &str) -> String {
+    let mut words = vec![shell_quote(&plan.huelab.to_string_lossy()), "run".into()];
+    words.extend(mode.split(' ').map(str::to_owned));
+    words.push("--run-dir".into());
+    words.push(shell_quote(&run_dir.to_string_lossy()));
+    words.push(shell_quote(&plan.script.to_string_lossy()));
+    words.extend(plan.args.iter().map(|(k, v)| shell_quote(&format!("{k}={v}"))));
+    words.join(" ")
+}
+
+/// Writes `units.sbatch` and `gather.sbatch` into `run_dir` (absolute).
+pub fn write_batch_scripts(plan: &Plan, run_dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(run_dir.join(LOG_DIR)).map_err(|e| Error::io(run_dir.join(LOG_DIR), e))?;
+    let logs = run_dir.join(LOG_DIR);
+    let name = job_name(plan);
+    let header = |title: &str| {
+        format!(
+            "#!/bin/bash\n# {title}\n# Written by huelab run --slurm for {} (plan: {}).\n",
+            plan.script.display(),
+            Plan::path(run_dir).display()
+        )
+    };
+    let resources = plan.slurm.directives().join("\n");
+    let units = format!(
+        "{}# Task i trains unit i of the plan; to resubmit some units by hand:\n#   sbatch --array=3,7 {}\n#SBATCH --job-name={name}\n#SBATCH --output={}/unit-%a.log\n#SBATCH --open-mode=append\n#SBATCH --requeue\n#SBATCH --signal=B:USR1@{}\n#SBATCH --chdir={}\n{resources}\n# On USR1 (preemption or the time limit near) huelab checkpoints at the next batch boundary\n# and requeues the task, which resumes there.\nexec {}\n",
+        header("huelab units: one Slurm array task per unit of work"),
+        run_dir.join(UNITS_SCRIPT).display(),
+        logs.display(),
+        plan.slurm.signal_seconds(),
+        plan.cwd.display(),
+        command_line(plan, run_dir, "--task \"$SLURM_ARRAY_TASK_ID\""),
+    );
+    let gather = format!(
+        "{}# Runs the script normally once the array is done: every run finds its checkpoint\n# complete, so the script evaluates and writes its outputs; missing units are listed.\n#SBATCH --job-name={name}-gather\n#SBATCH --output={}/gather.log\n#SBATCH --open-mode=append\n#SBATCH --chdir={}\n{resources}\nexec {}\n",
+        header("huelab gather: the script's tables, CSVs, figures and manifest"),
+        logs.display(),
+        plan.cwd.display(),
+        command_line(plan, run_dir, "--gather"),
+    );
+    let (units_path, gather_path) = (run_dir.join(UNITS_SCRIPT), run_dir.join(GATHER_SCRIPT));
+    write_atomic(&units_path, units.as_bytes())?;
+    write_atomic(&gather_path, gather.as_bytes())?;
+    Ok((units_path, gather_path))
+}
+
+/// `0-5`, `0,2,4-7`: an array specification of unit indices.
+pub fn array_spec(units: &[usize]) -> String {
+    let mut parts: Vec<String> = vec![];
+    let mut i = 0;
+    while i < units.len() {
+        let mut j = i;
+        while j + 1 < units.len() && units[j + 1] == units[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { units[i].to_string() } else { format!("{}-{}", units[i], units[j]) });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+fn run(command: &mut Command, what: &str) -> Result<String> {
+    let out = command.output().map_err(|e| Error::msg(format!("cannot run {what}: {e} (is Slurm installed and SLURM_CONF set?)")))?;
+    if !out.status.success() {
+        return Err(Error::msg(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Submits the units (as one array, at most `parallel` at once) and the gather job after it;
+/// returns `(array job id, gather job id)`.
+pub fn submit(plan: &Plan, run_dir: &Path, units: &[usize]) -> Result<(String, String)> {
+    let (units_script, gather_script) = write_batch_scripts(plan, run_dir)?;
+    let mut array = array_spec(units);
+    if let Some(p) = plan.slurm.parallel {
+        array.push_str(&format!("%{p}"));
+    }
+    let array_job = run(Command::new("sbatch").arg("--parsable").arg(format!("--array={array}")).arg(&units_script), "sbatch (units)")?;
+    let array_job = array_job.split(';').next().unwrap_or_default().to_owned();
+    let gather_job = run(Command::new("sbatch").arg("--parsable").arg(format!("--dependency=afterany:{array_job}")).arg(&gather_script), "sbatch (gather)")?;
+    Ok((array_job, gather_job.split(';').next().unwrap_or_default().to_owned()))
+}
+
+/// The Slurm state (`PENDING`, `RUNNING`, `COMPLETED`, `FAILED`, …) of each task of an array job
+/// Slurm still knows (finished jobs are forgotten after `MinJobAge`), by task index.
+pub fn task_states(array_job: &str) -> BTreeMap<usize, String> {
+    let out = Command::new("squeue").args(["-h", "-r", "-t", "all", "-j", array_job, "-o", "%i|%T"]).output();
+    let Ok(out) = out else { return BTreeMap::new() };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (id, state) = line.split_once('|')?;
+            let task = id.rsplit_once('_')?.1.parse().ok()?;
+            Some((task, state.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// Requeues this task (after a checkpoint at a batch boundary), if it runs under Slurm.
+pub fn requeue_self() -> Result<Option<String>> {
+    let Ok(job) = std::env::var("SLURM_JOB_ID") else { return Ok(None) };
+    run(Command::new("scontrol").args(["requeue", &job]), "scontrol requeue")?;
+    Ok(Some(job))
+}

@@ -1,0 +1,196 @@
+//! `huelab run` in its four forms (local, `--slurm` planning and submission, `--task N`,
+//! `--gather`) and `huelab status`.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use huelab::cluster::plan::{Plan, Submission};
+use huelab::cluster::status::{status as unit_status, unfinished, UnitState};
+use huelab::cluster::{slurm, ClusterRun, Mode};
+use huelab::script::{ScriptError, ScriptOptions, ScriptRunner};
+
+use super::{warn_unread, ClusterArgs};
+
+fn error(file: &str, message: impl Into<String>) -> ScriptError {
+    ScriptError { file: file.into(), position: None, message: message.into() }
+}
+
+fn lib_error(file: &str) -> impl Fn(huelab::Error) -> ScriptError + '_ {
+    move |e| error(file, e.to_string())
+}
+
+/// SIGUSR1 (Slurm's warning before preemption or the time limit): checkpoint at the next
+/// batch boundary and stop.
+pub fn on_usr1_checkpoint() {
+    extern "C" fn handler(_: libc::c_int) {
+        huelab::interrupt::request_checkpoint();
+    }
+    // SAFETY: the handler only stores an atomic flag, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGUSR1, handler as *const () as libc::sighandler_t);
+    }
+}
+
+fn default_run_dir(script: &Path) -> PathBuf {
+    PathBuf::from("slurm").join(script.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "script".into()))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    }
+}
+
+pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptions, cluster: &ClusterArgs) -> Result<(), ScriptError> {
+    let run_dir = absolute(&cluster.run_dir.clone().unwrap_or_else(|| default_run_dir(&script)));
+    let mode = if cluster.slurm {
+        Some(Mode::Plan)
+    } else if let Some(index) = cluster.task {
+        Some(Mode::Task { index })
+    } else if cluster.gather {
+        Some(Mode::Gather)
+    } else {
+        if cluster.run_dir.is_some() {
+            return Err(error("command line", "--run-dir goes with --slurm, --task or --gather"));
+        }
+        None
+    };
+    let Some(mode) = mode else {
+        let runner = ScriptRunner::open_with(&script, args, options)?;
+        runner.run()?;
+        warn_unread(&script, &runner);
+        return Ok(());
+    };
+    if let Mode::Task { .. } | Mode::Gather = mode {
+        if let Some(n) = std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.parse::<i32>().ok()).filter(|&n| n > 0) {
+            tch::set_num_threads(n);
+        }
+    }
+    let file = script.display().to_string();
+    let run = ClusterRun::new(mode.clone(), &run_dir).map_err(lib_error(&file))?;
+    let runner = ScriptRunner::open_cluster(&script, args.clone(), options, Some(run))?;
+    let outcome = runner.run();
+    match mode {
+        Mode::Plan => {
+            outcome?;
+            warn_unread(&script, &runner);
+            let cluster_run = runner.cluster().ok_or_else(|| error(&file, "the cluster run is gone"))?;
+            submit(&script, args, &run_dir, &cluster_run, cluster)
+        }
+        Mode::Task { index } => match outcome {
+            Ok(()) => {
+                let done = runner.cluster().is_some_and(|c| c.task_done());
+                if !done {
+                    return Err(error(&file, format!("the script never reached unit {index} of the plan (it makes fewer units than when it was planned)")));
+                }
+                eprintln!("unit {index}: done");
+                Ok(())
+            }
+            Err(e) if huelab::interrupt::checkpoint_requested() && e.message.contains("stopped for preemption") => {
+                match slurm::requeue_self().map_err(lib_error(&file))? {
+                    Some(job) => eprintln!("unit {index}: checkpointed at a batch boundary; requeued job {job}"),
+                    None => eprintln!("unit {index}: checkpointed at a batch boundary (not under Slurm: rerun the same command to continue)"),
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        Mode::Gather => {
+            outcome?;
+            warn_unread(&script, &runner);
+            let cluster_run = runner.cluster().ok_or_else(|| error(&file, "the cluster run is gone"))?;
+            if cluster_run.all_missing.is_empty() {
+                eprintln!("gather: every unit of {} finished; outputs written", run_dir.display());
+                Ok(())
+            } else {
+                Err(error(
+                    &file,
+                    format!(
+                        "{} unit(s) without a finished run; outputs were written without them and list them:\n  {}\n(`huelab status {}` shows every unit; `huelab run --slurm --resume …` resubmits the unfinished)",
+                        cluster_run.all_missing.len(),
+                        cluster_run.all_missing.join("\n  "),
+                        run_dir.display()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Writes the plan and the batch scripts and submits the units (all, or with `--resume` the
+/// unfinished ones of the existing plan) with a gather job after them.
+fn submit(script: &Path, args: BTreeMap<String, String>, run_dir: &Path, run: &ClusterRun, cluster: &ClusterArgs) -> Result<(), ScriptError> {
+    let file = script.display().to_string();
+    let source = std::fs::read(script).map_err(|e| error(&file, format!("cannot read the script: {e}")))?;
+    let sha = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(&source))
+    };
+    let options = run.slurm.overridden_by(&cluster.slurm_options());
+    options.validate().map_err(lib_error("command line"))?;
+    let mut plan = Plan::new(absolute(script), sha, args, options).map_err(lib_error(&file))?;
+    plan.units = run.units().to_vec();
+    if plan.units.is_empty() {
+        return Err(error(&file, "the script trains nothing (no compare or train call), so there is nothing to submit"));
+    }
+    let existing = Plan::path(run_dir).exists();
+    let to_submit: Vec<usize> = match (existing, cluster.resume) {
+        (true, false) => {
+            return Err(error(&run_dir.display().to_string(), "holds a plan already: pass --resume to resubmit its unfinished units, or choose another --run-dir"));
+        }
+        (false, true) => return Err(error(&run_dir.display().to_string(), "has no plan to resume (plan.json)")),
+        (false, false) => (0..plan.units.len()).collect(),
+        (true, true) => {
+            let old = Plan::load(run_dir).map_err(lib_error(&file))?;
+            old.check_same_units(&plan).map_err(lib_error(&file))?;
+            plan.submissions = old.submissions.clone();
+            let statuses = unit_status(&plan, run_dir).map_err(lib_error(&file))?;
+            let todo = unfinished(&statuses);
+            let done = statuses.iter().filter(|s| s.state == UnitState::Done).count();
+            let busy = statuses.iter().filter(|s| matches!(s.state, UnitState::Pending | UnitState::Running)).count();
+            eprintln!("{}: {} units: {done} done, {busy} pending or running, {} to resubmit", run_dir.display(), statuses.len(), todo.len());
+            if todo.is_empty() {
+                return Ok(());
+            }
+            todo
+        }
+    };
+    std::fs::create_dir_all(run_dir).map_err(|e| error(&run_dir.display().to_string(), e.to_string()))?;
+    plan.save(run_dir).map_err(lib_error(&file))?;
+    let (array_job, gather_job) = slurm::submit(&plan, run_dir, &to_submit).map_err(lib_error("sbatch"))?;
+    let submitted_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    plan.submissions.push(Submission { array_job: array_job.clone(), gather_job: gather_job.clone(), units: to_submit.clone(), submitted_unix });
+    plan.save(run_dir).map_err(lib_error(&file))?;
+    println!("submitted {} unit(s) of {} as array job {array_job} ({}), gather job {gather_job} after it", to_submit.len(), plan.units.len(), slurm::array_spec(&to_submit));
+    println!("plan and batch scripts: {}; logs: {}/{}/", run_dir.display(), run_dir.display(), slurm::LOG_DIR);
+    println!("follow with: huelab status {}", run_dir.display());
+    Ok(())
+}
+
+pub fn status(run_dir: &Path) -> Result<(), ScriptError> {
+    let dir = run_dir.display().to_string();
+    let plan = Plan::load(run_dir).map_err(lib_error(&dir))?;
+    let statuses = unit_status(&plan, run_dir).map_err(lib_error(&dir))?;
+    let count = |s: UnitState| statuses.iter().filter(|u| u.state == s).count();
+    println!(
+        "{}: {} units — {} done, {} running, {} pending, {} failed, {} not submitted",
+        run_dir.display(),
+        statuses.len(),
+        count(UnitState::Done),
+        count(UnitState::Running),
+        count(UnitState::Pending),
+        count(UnitState::Failed),
+        count(UnitState::NotSubmitted)
+    );
+    for s in &statuses {
+        println!("{:>4}  {:<13} {:<40} {}", s.index, s.state.name(), s.name, s.detail);
+        for line in &s.log_tail {
+            println!("        | {line}");
+        }
+    }
+    if let Some(last) = plan.submissions.last() {
+        println!("last submission: array job {}, gather job {}", last.array_job, last.gather_job);
+    }
+    Ok(())
+}

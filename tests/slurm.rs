@@ -1,0 +1,255 @@
+//! `huelab run --slurm` against a real Slurm: a private single-node slurmctld + slurmd on
+//! loopback (scripts/local-slurm.sh), started by each test in a temporary directory and always
+//! stopped, even when the test fails. The tests need root and Debian's Slurm (setup.sh installs
+//! it).
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One cluster at a time: the machine has two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    stopped: bool,
+}
+
+fn local_slurm() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/local-slurm.sh")
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("huelab-slurm-").tempdir().unwrap();
+        let cluster = Cluster { dir, stopped: false };
+        let out = Command::new("bash").arg(local_slurm()).arg("start").arg(cluster.dir.path()).env("LOCAL_SLURM_LIFETIME", "900").output().unwrap();
+        assert!(out.status.success(), "the local cluster did not start: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        cluster
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("slurm.conf")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("SLURM_CONF", self.conf());
+        c
+    }
+
+    fn huelab(&self, cwd: &Path, args: &[&str]) -> Output {
+        self.command(env!("CARGO_BIN_EXE_huelab")).args(args).current_dir(cwd).output().unwrap()
+    }
+
+    fn slurm(&self, program: &str, args: &[&str]) -> String {
+        let out = self.command(program).args(args).output().unwrap();
+        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until Slurm has no pending or running job.
+    fn wait_idle(&self, limit: Duration) {
+        let started = Instant::now();
+        while !self.slurm("squeue", &["-h"]).trim().is_empty() {
+            assert!(started.elapsed() < limit, "jobs still queued after {limit:?}:\n{}", self.slurm("squeue", &[]));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops the cluster and checks that nothing of it runs any more.
+    fn stop(&mut self) {
+        let out = Command::new("bash").arg(local_slurm()).arg("stop").arg(self.dir.path()).output().unwrap();
+        self.stopped = true;
+        assert!(out.status.success(), "stop: {}", String::from_utf8_lossy(&out.stderr));
+        let marker = format!("SLURM_CONF={}", self.conf().display());
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            let found = environ.split(|&b| b == 0).any(|v| v == marker.as_bytes());
+            let pid: u32 = entry.file_name().to_string_lossy().parse().unwrap_or(0);
+            assert!(!found || pid == std::process::id(), "process {pid} of the cluster still runs");
+        }
+        for pid in ["slurmctld.pidfile", "slurmd.pidfile"] {
+            assert!(!self.dir.path().join(pid).exists(), "{pid} left behind");
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = Command::new("bash").arg(local_slurm()).arg("stop").arg(self.dir.path()).output();
+        }
+    }
+}
+
+/// A CSV's rows without the columns that hold seconds (the only ones that may differ).
+fn without_time(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rows: Vec<Vec<String>> = reader.records().map(|r| r.unwrap().iter().map(str::to_owned).collect()).collect();
+    let drop: Vec<usize> = rows[0].iter().enumerate().filter(|(_, c)| c.contains("seconds")).map(|(i, _)| i).collect();
+    rows.into_iter().map(|r| r.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, c)| c).collect()).collect()
+}
+
+fn ok(out: &Output) -> String {
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// The array job id in `huelab run --slurm`'s output.
+fn array_job(submit_output: &str) -> String {
+    let line = submit_output.lines().find(|l| l.starts_with("submitted")).unwrap_or_else(|| panic!("no submission in:\n{submit_output}"));
+    line.split("array job ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+const COMPARISON: &str = r#"
+let data = dataset("digits").subset(#{ per_class: 30, seed: 0 });
+let base = #{ epochs: 3, batch_size: 32, device: "cpu", progress: false, flip: true, crop_padding: 1 };
+let arms = [base + #{ name: "onehot", loss: "onehot" }, base + #{ name: "hue", loss: "onehot+hue" }];
+slurm(#{ cpus_per_task: 1, parallel: 4 });
+let c = compare(data, arms, #{ seeds: [0, 1], folds: 2 });
+print(c.table);
+write_comparison(run_dir(arg("name", "cmp")), c);
+"#;
+
+fn assert_same_outputs(a: &Path, b: &Path) {
+    for csv in ["runs.csv", "summary.csv", "metrics.csv"] {
+        assert_eq!(without_time(&a.join(csv)), without_time(&b.join(csv)), "{csv}");
+    }
+    assert_eq!(std::fs::read(a.join("comparison.png")).unwrap(), std::fs::read(b.join("comparison.png")).unwrap(), "comparison.png");
+}
+
+#[test]
+fn a_comparison_submitted_to_slurm_writes_the_outputs_of_a_local_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("cmp.rhai"), COMPARISON).unwrap();
+    ok(&cluster.huelab(work.path(), &["run", "--threads", "1", "cmp.rhai", "name=local"]));
+
+    let started = Instant::now();
+    let submitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
+    assert!(submitted.contains("submitted 8 unit(s) of 8"), "{submitted}");
+    let run = work.path().join("cluster");
+    for file in ["plan.json", "units.sbatch", "gather.sbatch"] {
+        assert!(run.join(file).exists(), "{file}");
+    }
+    let batch = std::fs::read_to_string(run.join("units.sbatch")).unwrap();
+    assert!(batch.contains("#SBATCH --requeue") && batch.contains("#SBATCH --signal=B:USR1@120") && batch.contains("--cpus-per-task=1"), "{batch}");
+    cluster.wait_idle(Duration::from_secs(180));
+    let elapsed = started.elapsed().as_secs_f64();
+    let gather = std::fs::read_to_string(run.join("logs/gather.log")).unwrap();
+    assert!(gather.contains("every unit") && gather.contains("hue − onehot"), "{gather}");
+    assert_same_outputs(&work.path().join("runs/local"), &work.path().join("runs/slurm"));
+    for unit in 0..8 {
+        let log = std::fs::read_to_string(run.join(format!("logs/unit-{unit}.log"))).unwrap();
+        assert!(log.contains(&format!("unit {unit}: done")), "unit {unit}: {log}");
+    }
+    let status = ok(&cluster.huelab(work.path(), &["status", "cluster"]));
+    assert!(status.contains("8 units — 8 done"), "{status}");
+    eprintln!("submit to gather: {elapsed:.1} s for 8 units");
+    cluster.stop();
+}
+
+#[test]
+fn a_task_signalled_mid_epoch_checkpoints_requeues_and_ends_like_an_uninterrupted_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let script = r#"
+let data = dataset("digits").subset(#{ per_class: 30, seed: 0 });
+slurm(#{ cpus_per_task: 1 });
+let run = train(data, data.split(#{ seed: 1 }), #{ model: "resnet18", epochs: 3, batch_size: 16, device: "cpu", progress: false, flip: true, crop_padding: 1 });
+write_metrics_csv(`${run_dir(arg("name", "one"))}/metrics.csv`, [run]);
+print(`test accuracy ${run.test_accuracy}`);
+"#;
+    std::fs::write(work.path().join("one.rhai"), script).unwrap();
+    let local = ok(&cluster.huelab(work.path(), &["run", "--threads", "1", "one.rhai", "name=local"]));
+
+    let submitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--run-dir", "cluster", "one.rhai", "name=slurm"]));
+    let job = array_job(&submitted);
+    let checkpoint = work.path().join("cluster/units/train1/checkpoint.json");
+    let read = || -> Option<serde_json::Value> { serde_json::from_slice(&std::fs::read(&checkpoint).ok()?).ok() };
+    let started = Instant::now();
+    while read().and_then(|m| m["epoch"].as_u64()).unwrap_or(0) < 1 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint after the first epoch");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Inside the second epoch.
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.slurm("scancel", &["--signal=USR1", "--batch", &format!("{job}_0")]);
+    let started = Instant::now();
+    loop {
+        let state = cluster.slurm("squeue", &["-h", "-j", &format!("{job}_0"), "-o", "%T"]);
+        if state.trim() == "PENDING" && read().is_some_and(|m| m.get("partial").is_some()) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the task was not requeued with a checkpoint inside an epoch: {state}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let partial = read().unwrap();
+    assert_eq!(partial["epoch"], 1);
+    assert!(partial["partial"]["sums"]["batches"].as_u64().unwrap() > 0, "{partial}");
+    // Slurm holds a requeued job for two minutes; let it start now.
+    cluster.slurm("scontrol", &["update", &format!("JobId={job}_0"), "StartTime=now"]);
+    cluster.wait_idle(Duration::from_secs(180));
+
+    let log = std::fs::read_to_string(work.path().join("cluster/logs/unit-0.log")).unwrap();
+    assert!(log.contains("checkpointed at a batch boundary; requeued") && log.contains("resuming after epoch 1, batch") && log.contains("unit 0: done"), "{log}");
+    assert_eq!(without_time(&work.path().join("runs/local/metrics.csv")), without_time(&work.path().join("runs/slurm/metrics.csv")));
+    let gather = std::fs::read_to_string(work.path().join("cluster/logs/gather.log")).unwrap();
+    let accuracy = |text: &str| text.lines().find(|l| l.starts_with("test accuracy")).map(str::to_owned);
+    assert_eq!(accuracy(&gather), accuracy(&local), "{gather}");
+    cluster.stop();
+}
+
+#[test]
+fn a_failed_unit_is_reported_and_resume_resubmits_only_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("cmp.rhai"), COMPARISON).unwrap();
+    ok(&cluster.huelab(work.path(), &["run", "--threads", "1", "cmp.rhai", "name=local"]));
+
+    // Held, so that unit 1's checkpoint directory can be broken before its task runs.
+    let submitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--run-dir", "cluster", "--sbatch-arg=--hold", "cmp.rhai", "name=slurm"]));
+    let job = array_job(&submitted);
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join("cluster/plan.json")).unwrap()).unwrap();
+    let broken = PathBuf::from(plan["units"][1]["checkpoint"].as_str().unwrap());
+    std::fs::create_dir_all(broken.parent().unwrap()).unwrap();
+    std::fs::write(&broken, "not a directory").unwrap();
+    let gather_job = plan_gather_job(&work.path().join("cluster/plan.json"));
+    cluster.slurm("scontrol", &["release", &job]);
+    cluster.slurm("scontrol", &["release", &gather_job]);
+    cluster.wait_idle(Duration::from_secs(180));
+
+    let gather = std::fs::read_to_string(work.path().join("cluster/logs/gather.log")).unwrap();
+    assert!(gather.contains("1 unit(s) without a finished run") && gather.contains("hue fold 1 seed 0"), "{gather}");
+    assert!(gather.contains("MISSING 1 unit(s)"), "the table says so: {gather}");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join("runs/slurm/manifest.json")).unwrap()).unwrap();
+    let missing = manifest["comparison"]["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 1);
+    assert_eq!((missing[0]["arm"].as_str(), missing[0]["fold"].as_u64(), missing[0]["seed"].as_u64()), (Some("hue"), Some(1), Some(0)));
+    let status = String::from_utf8_lossy(&cluster.huelab(work.path(), &["status", "cluster"]).stdout).into_owned();
+    assert!(status.contains("7 done") && status.contains("1 failed"), "{status}");
+    let failed = status.lines().find(|l| l.contains("failed ") && l.contains("hue fold 1 seed 0")).unwrap_or_else(|| panic!("{status}"));
+    assert!(failed.contains("no checkpoint"), "{failed}");
+    assert!(status.contains("        | "), "the failed unit's log tail: {status}");
+
+    std::fs::remove_file(&broken).unwrap();
+    let resubmitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
+    assert!(resubmitted.contains("submitted 1 unit(s) of 8") && resubmitted.contains("(1)"), "{resubmitted}");
+    cluster.wait_idle(Duration::from_secs(180));
+    let gather = std::fs::read_to_string(work.path().join("cluster/logs/gather.log")).unwrap();
+    assert!(gather.contains("every unit"), "{gather}");
+    assert_same_outputs(&work.path().join("runs/local"), &work.path().join("runs/slurm"));
+    let nothing = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
+    assert!(nothing.contains("8 done") && nothing.contains("0 to resubmit"), "{nothing}");
+    cluster.stop();
+}
+
+fn plan_gather_job(plan: &Path) -> String {
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
+    plan["submissions"][0]["gather_job"].as_str().unwrap().to_owned()
+}
