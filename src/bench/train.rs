@@ -10,8 +10,8 @@ use tch::{nn, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::models::{Arch, HueNet, ModelSpec, Stem};
-use crate::nn::{hue_loss, AngleAssignment, HueHeadConfig, HueLabels, HueLossConfig};
-use crate::train::{Optimizer, OptimizerKind};
+use crate::nn::{AngleAssignment, HueHeadConfig, HueLossConfig, LossKind};
+use crate::train::{EpochSums, Optimizer, OptimizerKind, TrainStep};
 
 const PYTORCH_TWIN: &str = include_str!("../../benches/train_pytorch.py");
 
@@ -36,9 +36,12 @@ pub struct Throughput {
     pub seconds: f64,
 }
 
-/// huelab's training step, as the training loop runs it (minus data loading, which the
-/// PyTorch twin leaves out too): forward, one-hot + hue loss, backward, Adam step, loss read.
+/// huelab's training step: [`TrainStep::run`], the function `train` runs for every batch
+/// (forward, one-hot + hue loss with its parts, backward, Adam step, the epoch's device-side
+/// sums), minus data loading, which the PyTorch twin leaves out too. The sums are read once at
+/// the end, as `train` reads them at the end of an epoch.
 pub fn huelab_train_throughput(b: &TrainBench) -> Result<Throughput> {
+    crate::alloc::tune_for_training();
     tch::set_num_threads(b.threads);
     tch::manual_seed(0);
     let vs = nn::VarStore::new(b.device);
@@ -52,23 +55,20 @@ pub fn huelab_train_throughput(b: &TrainBench) -> Result<Throughput> {
     };
     let net = HueNet::new(&vs.root(), &spec)?;
     let mut optimizer = Optimizer::new(&vs, OptimizerKind::Adam, 1e-3);
-    let labels = HueLabels::new(b.classes as usize, AngleAssignment::Ordered)?;
-    let hue = HueLossConfig::default();
+    let loss = LossKind::OneHotHue { hue: HueLossConfig { assignment: AngleAssignment::Ordered, ..Default::default() } }.build(b.classes as usize, 0.0)?;
     let x = Tensor::rand([b.batch, b.channels, b.size, b.size], (Kind::Float, b.device));
     let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, b.device));
-    let mut step = || -> Result<f64> {
-        let out = net.forward_t(&x, true)?;
-        let loss = out.logits.cross_entropy_for_logits(&y) + hue_loss(&out.hue_xy, &y, &labels, &hue)?;
-        optimizer.backward_step(&loss);
-        Ok(loss.double_value(&[]))
-    };
+    let mut sums = EpochSums::new(loss.parts().len(), b.device);
+    let mut step = TrainStep { net: &net, optimizer: &mut optimizer, loss: loss.as_ref() };
     for _ in 0..b.warmup {
-        step()?;
+        step.run(&x, &y, &mut sums)?;
     }
+    sums.read()?;
     let start = Instant::now();
     for _ in 0..b.steps {
-        step()?;
+        step.run(&x, &y, &mut sums)?;
     }
+    sums.read()?;
     let seconds = start.elapsed().as_secs_f64();
     Ok(Throughput { images_per_second: (b.steps as i64 * b.batch) as f64 / seconds, steps: b.steps, seconds })
 }

@@ -84,7 +84,7 @@ impl MbConv {
 /// `xs + branch`, where in training the whole branch is dropped for a random `drop_rate` of
 /// the samples (stochastic depth) and the kept ones are scaled up to keep the expectation.
 pub(super) fn residual_with_stochastic_depth(xs: &Tensor, branch: Tensor, drop_rate: f64, train: bool) -> Tensor {
-    if train && drop_rate > 0.0 {
+    if train && drop_rate > 0.0 && super::stochastic_depth_enabled() {
         let keep = 1.0 - drop_rate;
         let mask = Tensor::rand([branch.size()[0], 1, 1, 1], (Kind::Float, branch.device())).ge(drop_rate).to_kind(branch.kind());
         xs + branch * mask / keep

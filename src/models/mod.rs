@@ -30,6 +30,23 @@ use crate::nn::{HueHeadConfig, Heads};
 /// The two outputs of a forward pass (class logits and `θ'`).
 pub use crate::nn::HeadOutputs as HueNetOutput;
 
+thread_local! {
+    static STOCHASTIC_DEPTH: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Runs `f` with stochastic depth off on this thread: forward passes in training mode (batch
+/// statistics) through the network evaluation uses, as batch-norm recalibration needs.
+pub fn without_stochastic_depth<T>(f: impl FnOnce() -> T) -> T {
+    let before = STOCHASTIC_DEPTH.with(|s| s.replace(false));
+    let result = f();
+    STOCHASTIC_DEPTH.with(|s| s.set(before));
+    result
+}
+
+pub(crate) fn stochastic_depth_enabled() -> bool {
+    STOCHASTIC_DEPTH.with(|s| s.get())
+}
+
 /// A feature extractor ending at the bottleneck.
 pub trait Backbone: std::fmt::Debug {
     /// The bottleneck activation map `[B, N, H, W]` (the last spatial layer, after its ReLU).

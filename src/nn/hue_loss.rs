@@ -181,7 +181,12 @@ pub fn hue_loss(pred_xy: &Tensor, targets: &Tensor, labels: &HueLabels, config: 
             return Err(Error::msg(format!("hue_loss: a target class is out of range [0, {m}): found {}", if lo < 0 { lo } else { hi })));
         }
     }
+    hue_loss_of_checked(pred_xy, targets, labels, config)
+}
 
+/// [`hue_loss`] for inputs already known to be well formed (a training batch of a data set
+/// whose labels were checked when it was made): no host synchronisation.
+fn hue_loss_of_checked(pred_xy: &Tensor, targets: &Tensor, labels: &HueLabels, config: &HueLossConfig) -> Result<Tensor> {
     let pred = if config.project {
         // The clamp keeps θ' = 0 finite; its direction is then arbitrary anyway.
         pred_xy / pred_xy.norm_scalaropt_dim(2, [-1], true).clamp_min(1e-12)
@@ -193,7 +198,7 @@ pub fn hue_loss(pred_xy: &Tensor, targets: &Tensor, labels: &HueLabels, config: 
     // the subgradient 0 in libtorch, so a prediction exactly on a label stays finite.
     let distances = (pred.unsqueeze(1) - points.unsqueeze(0)).norm_scalaropt_dim(2, [-1], false);
     let logits = distances * (-config.effective_scale(labels.num_classes()));
-    let loss = logits.log_softmax(-1, logits.kind()).nll_loss(targets);
+    let loss = logits.f_log_softmax(-1, logits.kind())?.f_nll_loss::<Tensor>(targets, None, tch::Reduction::Mean, -100)?;
     Ok(loss * config.weight)
 }
 
@@ -221,6 +226,7 @@ impl Loss for OneHotHueLoss {
 
     fn compute(&self, out: &HeadOutputs, targets: &Tensor) -> Result<Vec<Tensor>> {
         let onehot = self.onehot.cross_entropy(&out.logits, targets)?;
-        Ok(vec![onehot, hue_loss(&out.hue_xy, targets, &self.labels, &self.config)?])
+        check_pred_shape("hue_loss", &out.hue_xy)?;
+        Ok(vec![onehot, hue_loss_of_checked(&out.hue_xy, targets, &self.labels, &self.config)?])
     }
 }

@@ -92,6 +92,11 @@ pub struct TrainConfig {
     /// the JSON when off, so checkpoints made before the option existed still resume.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub channels_last: bool,
+    /// Recompute every batch norm's statistics as the average over the training images (training
+    /// mode, no stochastic depth) before each evaluation, instead of the running average of the
+    /// last training batches. Left out of the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bn_recalibrate: bool,
     /// Show a progress bar (a line per epoch when stderr is not a terminal).
     #[serde(skip)]
     pub progress: bool,
@@ -127,6 +132,7 @@ impl Default for TrainConfig {
             checkpoint: None,
             resume: false,
             channels_last: false,
+            bn_recalibrate: false,
         }
     }
 }
@@ -200,7 +206,7 @@ impl TrainConfig {
     /// `hue_hidden`, `label_smoothing`, `epochs`, `batch_size`, `lr`, `optimizer` with
     /// `weight_decay`, `momentum`, `nesterov`, `schedule` with `min_lr`, `step_every`,
     /// `step_gamma`, `flip`, `crop_padding`, `normalize`, `seed`, `device`, `channels_last`,
-    /// `progress`, `checkpoint`, `resume`.
+    /// `bn_recalibrate`, `progress`, `checkpoint`, `resume`.
     pub fn from_options(map: Map<String, Value>) -> Result<Self> {
         let keys = Self::keys();
         let mut o = Options::new(map, "train options", &keys)?;
@@ -240,6 +246,7 @@ impl TrainConfig {
             checkpoint: o.string("checkpoint")?.map(std::path::PathBuf::from),
             resume: o.bool("resume")?.unwrap_or(d.resume),
             channels_last: o.bool("channels_last")?.unwrap_or(d.channels_last),
+            bn_recalibrate: o.bool("bn_recalibrate")?.unwrap_or(d.bn_recalibrate),
         };
         config.validate()?;
         Ok(config)
@@ -249,7 +256,7 @@ impl TrainConfig {
 const BASE_TRAIN_KEYS: &[&str] = &[
     "name", "model", "stem", "loss", "hue_hidden", "label_smoothing", "epochs", "batch_size", "lr", "optimizer",
     "weight_decay", "momentum", "nesterov", "schedule", "min_lr", "step_every", "step_gamma", "flip", "crop_padding",
-    "normalize", "seed", "device", "channels_last", "progress", "checkpoint", "resume",
+    "normalize", "seed", "device", "channels_last", "bn_recalibrate", "progress", "checkpoint", "resume",
 ];
 
 /// ImageNet's per-channel `(mean, sd)` (torchvision's `Normalize`), RGB.

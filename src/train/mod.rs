@@ -5,6 +5,7 @@ mod config;
 mod evaluate;
 mod metrics;
 mod optim;
+mod recalibrate;
 mod saved_model;
 mod step;
 mod trainer;

@@ -44,31 +44,49 @@ impl Optimizer {
         }
     }
 
+    /// Backward from `loss` and one step. Panics if `loss` has no graph to differentiate (a
+    /// programming error); [`Self::try_backward_step`] returns it as an error.
     pub fn backward_step(&mut self, loss: &Tensor) {
-        self.zero_grad();
-        loss.backward();
-        self.step();
+        if let Err(e) = self.try_backward_step(loss) {
+            panic!("backward_step: {e}");
+        }
     }
 
+    /// Backward from `loss` and one step. The gradients come straight from autograd, fresh for
+    /// every step (PyTorch's `zero_grad(set_to_none=True)`): nothing is zero-filled and
+    /// accumulated into, and a variable the loss does not reach gets no update.
+    pub fn try_backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        let variables: Vec<&Tensor> = self.params.iter().map(|(_, p)| p).collect();
+        let grads = Tensor::f_run_backward(&[loss], &variables, false, false)?;
+        self.apply(&grads);
+        Ok(())
+    }
+
+    /// One step with the gradients accumulated in the variables (`loss.backward()` before).
     pub fn step(&mut self) {
+        let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).collect();
+        self.apply(&grads);
+    }
+
+    /// One step with `grads[i]` the gradient of the i-th variable (undefined: not reached).
+    fn apply(&mut self, grads: &[Tensor]) {
         self.step += 1;
         let step = self.step;
         let (lr, kind) = (self.lr, self.kind);
         tch::no_grad(|| {
-            for (name, p) in &mut self.params {
-                let grad = p.grad();
+            for ((name, p), grad) in self.params.iter_mut().zip(grads) {
                 if !grad.defined() {
                     continue;
                 }
                 let state = self.state.entry(name.clone()).or_default();
                 match kind {
-                    OptimizerKind::Adam => adam_update(p, &grad, state, lr, step, 0.0),
+                    OptimizerKind::Adam => adam_update(p, grad, state, lr, step),
                     OptimizerKind::AdamW { weight_decay } => {
                         // Decoupled decay: p ← p · (1 − lr·wd), then plain Adam.
                         *p *= 1.0 - lr * weight_decay;
-                        adam_update(p, &grad, state, lr, step, 0.0)
+                        adam_update(p, grad, state, lr, step)
                     }
-                    OptimizerKind::Sgd { momentum, weight_decay, nesterov } => sgd_update(p, &grad, state, lr, momentum, weight_decay, nesterov),
+                    OptimizerKind::Sgd { momentum, weight_decay, nesterov } => sgd_update(p, grad, state, lr, momentum, weight_decay, nesterov),
                 }
             }
         });
@@ -127,25 +145,25 @@ impl Optimizer {
     }
 }
 
-/// `torch.optim.Adam` for one tensor (L2 weight decay `wd` added to the gradient).
-fn adam_update(p: &mut Tensor, grad: &Tensor, state: &mut Vec<Tensor>, lr: f64, step: i64, wd: f64) {
-    let grad = if wd != 0.0 { grad + &*p * wd } else { grad.shallow_clone() };
+/// `torch.optim.Adam` for one tensor, in place as PyTorch's single-tensor Adam computes it:
+/// 8 kernels and 3 parameter-sized temporaries instead of the 13 and 8 of the textbook form.
+fn adam_update(p: &mut Tensor, grad: &Tensor, state: &mut Vec<Tensor>, lr: f64, step: i64) {
     if state.is_empty() {
         state.push(p.zeros_like());
         state.push(p.zeros_like());
     }
     let (exp_avg, exp_avg_sq) = state.split_at_mut(1);
     let (m, v) = (&mut exp_avg[0], &mut exp_avg_sq[0]);
-    // m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
-    *m *= BETA1;
-    *m += &grad * (1.0 - BETA1);
-    *v *= BETA2;
-    *v += &grad * &grad * (1.0 - BETA2);
+    // m ← m + (1 − β1)(g − m) = β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
+    let _ = m.lerp_(grad, 1.0 - BETA1);
+    let _ = v.lerp_(&grad.square(), 1.0 - BETA2);
     let bias_correction1 = 1.0 - BETA1.powi(step as i32);
-    let bias_correction2 = 1.0 - BETA2.powi(step as i32);
+    let bias_correction2_sqrt = (1.0 - BETA2.powi(step as i32)).sqrt();
     // p ← p − (lr / bc1) · m / (√v / √bc2 + ε)
-    let denom = v.sqrt() / bias_correction2.sqrt() + EPS;
-    *p -= &*m / denom * (lr / bias_correction1);
+    let mut denom = v.sqrt();
+    let _ = denom.g_div_scalar_(bias_correction2_sqrt);
+    let _ = denom.g_add_scalar_(EPS);
+    let _ = p.addcdiv_(&(&*m * (-lr / bias_correction1)), &denom);
 }
 
 /// `torch.optim.SGD` for one tensor (dampening 0).

@@ -114,7 +114,6 @@ impl TrainStep<'_> {
         let total = parts[1..].iter().fold(parts[0].shallow_clone(), |sum, part| sum + part);
         let correct = out.logits.argmax(-1, false).eq_tensor(y).sum(Kind::Int64);
         sums.add(&total, &parts, &correct, y.size()[0]);
-        self.optimizer.backward_step(&total);
-        Ok(())
+        self.optimizer.try_backward_step(&total)
     }
 }

@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::{self, PartialEpoch};
+use super::recalibrate;
 use super::saved_model::{save_model, SavedModelInfo};
 use super::step::{EpochSums, HostSums, TrainStep};
 use super::{evaluate_stream, EpochMetrics, Optimizer, SplitSizes, TrainConfig, TrainReport};
@@ -158,7 +159,19 @@ fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Re
         if totals.images == 0 {
             return Err(Error::msg(format!("run '{}': epoch {epoch} saw no training images", config.name)));
         }
-        let val = if split.val.is_empty() { None } else { Some(evaluate_stream(&net, data, &split.val, &hue_labels, workers, &prepare)?) };
+        let val = if split.val.is_empty() {
+            None
+        } else if config.bn_recalibrate {
+            // Evaluate with recalibrated statistics, then train on with the running ones, so
+            // training is the same as without the option.
+            let running = recalibrate::snapshot(&vs);
+            recalibrate::recalibrate(&net, &vs, data, &split.train, config.batch_size, workers, &prepare)?;
+            let val = evaluate_stream(&net, data, &split.val, &hue_labels, workers, &prepare)?;
+            recalibrate::restore(&vs, &running)?;
+            Some(val)
+        } else {
+            Some(evaluate_stream(&net, data, &split.val, &hue_labels, workers, &prepare)?)
+        };
         let images = totals.images as f64;
         let metrics = EpochMetrics {
             epoch,
@@ -179,6 +192,10 @@ fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Re
     }
     progress.finish_and_clear();
 
+    if config.bn_recalibrate {
+        // The saved model keeps these statistics: what it is evaluated with.
+        recalibrate::recalibrate(&net, &vs, data, &split.train, config.batch_size, workers, &prepare)?;
+    }
     let test = if split.test.is_empty() { None } else { Some(evaluate_stream(&net, data, &split.test, &hue_labels, workers, &prepare)?) };
     if let Some(dir) = &config.checkpoint {
         let info = SavedModelInfo {
