@@ -8,7 +8,7 @@ use tch::{Device, Tensor};
 use crate::activations::{ActivationSource, Activations};
 use crate::data::{BatchPlan, BatchStream, ImageDataset};
 use crate::error::{Error, Result};
-use crate::models::{preprocess_batch, LiteVariant, PretrainedNet};
+use crate::models::ImageNetModel;
 use crate::train::TrainedModel;
 
 /// Where activation maps come from. (One exists per script call; the size of the variants
@@ -16,9 +16,9 @@ use crate::train::TrainedModel;
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub enum Extractor {
-    /// An ImageNet-pretrained EfficientNet-Lite; images are resized to `size` and normalised as
-    /// the weights expect.
-    Pretrained { net: PretrainedNet, layer: String, size: i64 },
+    /// An ImageNet-pretrained network (EfficientNet-Lite, or a torchvision classifier with its
+    /// published weights); images are resized to `size` and normalised as the weights expect.
+    Pretrained { net: ImageNetModel, layer: String, size: i64 },
     /// A model trained by huelab (its bottleneck or an intermediate layer), inputs
     /// standardised as in its training.
     Trained { model: TrainedModel, path: PathBuf, layer: String },
@@ -29,14 +29,14 @@ pub enum Extractor {
 }
 
 impl Extractor {
-    /// A pretrained network by name (`efficientnet_lite0` …), weights default to the bundled
-    /// file; `size` defaults to the network's input resolution.
+    /// A pretrained network by name (`efficientnet_lite0` …, `resnet18`, `densenet201`, …);
+    /// Lite0's weights are bundled, torchvision's networks need their file; `size` defaults to
+    /// the network's input resolution.
     pub fn pretrained(model: &str, weights: Option<&Path>, layer: &str, size: Option<i64>, device: Device) -> Result<Self> {
-        let variant = LiteVariant::from_name(model)?;
-        let net = PretrainedNet::load(variant, weights, device)?;
+        let net = ImageNetModel::load(model, weights, device)?;
         // Check the layer name now, not after the first batch.
-        net.net.layer_index(layer)?;
-        let size = size.unwrap_or(variant.input_size());
+        net.check_layer(layer)?;
+        let size = size.unwrap_or(net.input_size());
         if size < 32 {
             return Err(Error::invalid_option("size", format!("{size} is too small for {model} (at least 32)")));
         }
@@ -72,7 +72,10 @@ impl Extractor {
         if k < 1 {
             return Err(Error::invalid_option("k", format!("must be at least 1, got {k}")));
         }
-        let batch = crate::models::load_image(image, net.input_size())?.unsqueeze(0);
+        if net.classes() != 1000 {
+            return Err(Error::msg(format!("this {} has {} classes, not ImageNet's 1000: its weights are not an ImageNet classifier", net.name(), net.classes())));
+        }
+        let batch = net.load_image(image)?.unsqueeze(0);
         let names = crate::models::read_imagenet_classes(None)?;
         Ok(net.top_k(&batch, k, &names)?.remove(0))
     }
@@ -80,7 +83,7 @@ impl Extractor {
     /// A short description for manifests and figure titles.
     pub fn describe(&self) -> String {
         match self {
-            Extractor::Pretrained { net, layer, size } => format!("{} {layer} @{size}px", net.net.variant().name()),
+            Extractor::Pretrained { net, layer, size } => format!("{} {layer} @{size}px", net.name()),
             Extractor::Trained { model, path, layer } => format!("{} {layer} ({})", model.info.spec.arch.name(), path.display()),
             Extractor::TorchScript { path, .. } => format!("TorchScript {}", path.display()),
         }
@@ -88,10 +91,7 @@ impl Extractor {
 
     fn forward(&self, images: &Tensor) -> Result<Tensor> {
         tch::no_grad(|| match self {
-            Extractor::Pretrained { net, layer, size } => {
-                let x = preprocess_batch(images, *size)?.to_device(net.device());
-                net.net.layer_t(&x, layer, false)
-            }
+            Extractor::Pretrained { net, layer, size } => net.layer_t(&net.preprocess_batch(images, *size)?, layer),
             Extractor::Trained { model, layer, .. } => {
                 let x = model.standardise(&images.to_device(model.device()));
                 model.net.layer_t(&x, layer, false)

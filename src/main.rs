@@ -61,17 +61,19 @@ enum Command {
     Bench(Bench),
     /// Versions, libtorch's CUDA backend, CUDA devices.
     Info,
-    /// Top-5 ImageNet classes of images under a pretrained EfficientNet-Lite (a sanity check of
-    /// weights and preprocessing).
+    /// Top-5 ImageNet classes of images under a pretrained network (a sanity check of weights
+    /// and preprocessing).
     Predict {
-        /// efficientnet_lite0 … efficientnet_lite4.
+        /// efficientnet_lite0 … efficientnet_lite4, or a torchvision classifier: resnet18,
+        /// resnet34, densenet121, densenet201, vgg16, vgg16_bn, efficientnet_b0.
         #[arg(long, default_value = "efficientnet_lite0")]
         model: String,
-        /// Legacy-format PyTorch state dict (default: the bundled lite0 weights).
+        /// PyTorch state dict (zip or legacy torch.save format, or .safetensors; default: the
+        /// bundled lite0 weights; torchvision networks need theirs).
         #[arg(long)]
         weights: Option<PathBuf>,
         /// How many classes to print per image.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=1000))]
         top: i64,
         /// PNG or JPEG images.
         #[arg(required = true)]
@@ -347,12 +349,14 @@ fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Opt
 }
 
 fn predict(model: &str, weights: Option<&std::path::Path>, top: i64, images: &[PathBuf]) -> huelab::Result<()> {
-    use huelab::models::{load_image, read_imagenet_classes, LiteVariant, PretrainedNet};
-    let variant = LiteVariant::from_name(model)?;
-    let net = PretrainedNet::load(variant, weights, tch::Device::Cpu)?;
-    let names = read_imagenet_classes(None)?;
+    use huelab::models::{read_imagenet_classes, ImageNetModel};
+    let net = ImageNetModel::load(model, weights, tch::Device::Cpu)?;
+    let names = if net.classes() == 1000 { read_imagenet_classes(None)? } else {
+        eprintln!("note: {} has {} classes, not ImageNet's 1000; classes are shown by index", net.name(), net.classes());
+        vec![]
+    };
     for path in images {
-        let batch = load_image(path, net.input_size())?.unsqueeze(0);
+        let batch = net.load_image(path)?.unsqueeze(0);
         println!("{}", path.display());
         for (rank, class) in net.top_k(&batch, top, &names)?[0].iter().enumerate() {
             println!("  {}. {:>6.2}%  {:>4}  {}", rank + 1, 100.0 * class.probability, class.index, class.name);

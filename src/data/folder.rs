@@ -199,20 +199,23 @@ fn transform(image: &DynamicImage, config: &ImageFolderConfig, rng: Option<ChaCh
     let (h, w) = config.size;
     match (config.transform, rng) {
         (FolderTransform::Resize, _) => image.resize_exact(w, h, FilterType::Triangle),
-        (FolderTransform::Imagenet, None) => {
-            // Resize(s · 256/224) of the shorter side, then CenterCrop(s).
-            let target = (h.max(w) as f64 * 256.0 / 224.0).round() as u32;
-            let (iw, ih) = (image.width().max(1), image.height().max(1));
-            let scale = target as f64 / iw.min(ih) as f64;
-            let (rw, rh) = (((iw as f64 * scale).round() as u32).max(w), ((ih as f64 * scale).round() as u32).max(h));
-            let resized = image.resize_exact(rw, rh, FilterType::Triangle);
-            resized.crop_imm((rw - w) / 2, (rh - h) / 2, w, h)
-        }
+        (FolderTransform::Imagenet, None) => resize_center_crop(image, (h, w)),
         (FolderTransform::Imagenet, Some(mut rng)) => {
             let (x, y, cw, ch) = random_resized_crop(image.width(), image.height(), &mut rng);
             image.crop_imm(x, y, cw, ch).resize_exact(w, h, FilterType::Triangle)
         }
     }
+}
+
+/// torchvision's evaluation transform: `Resize(s · 256/224)` of the shorter side (bilinear with
+/// antialiasing), then `CenterCrop` to `(h, w)`; `s` the larger of `h` and `w`.
+pub fn resize_center_crop(image: &DynamicImage, (h, w): (u32, u32)) -> DynamicImage {
+    let target = (h.max(w) as f64 * 256.0 / 224.0).round() as u32;
+    let (iw, ih) = (image.width().max(1), image.height().max(1));
+    let scale = target as f64 / iw.min(ih) as f64;
+    let (rw, rh) = (((iw as f64 * scale).round() as u32).max(w), ((ih as f64 * scale).round() as u32).max(h));
+    let resized = image.resize_exact(rw, rh, FilterType::Triangle);
+    resized.crop_imm((rw - w) / 2, (rh - h) / 2, w, h)
 }
 
 /// torchvision's `RandomResizedCrop.get_params` with scale (0.08, 1) and ratio (3/4, 4/3):

@@ -20,7 +20,7 @@ pub use builtin::*;
 pub use dataset::*;
 pub use digits::digits;
 pub use idx::{load_idx, read_idx, IdxArray};
-pub use folder::{decode, FolderTransform, ImageFiles, ImageFolderConfig, Mode, IMAGE_EXTENSIONS};
+pub use folder::{decode, resize_center_crop, FolderTransform, ImageFiles, ImageFolderConfig, Mode, IMAGE_EXTENSIONS};
 pub use image_folder::*;
 pub use npy::*;
 pub use options::LoaderOptions;

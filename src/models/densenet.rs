@@ -114,7 +114,8 @@ impl Backbone for DenseNet {
                 x = Tensor::cat(&[x, new], 1);
             }
             if let Some(t) = self.transitions.get(b) {
-                x = x.apply_t(&t.norm, train).relu().apply(&t.conv).avg_pool2d_default(2);
+                // Not `avg_pool2d_default`, which passes divisor_override = 1 (a sum, not a mean).
+                x = x.apply_t(&t.norm, train).relu().apply(&t.conv).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
             }
         }
         x.apply_t(&self.norm5, train).relu()

@@ -127,6 +127,54 @@ impl EfficientNet {
     }
 }
 
+/// The huelab name (`_blocks.5._depthwise_conv.weight`) of a variable of torchvision's
+/// `efficientnet_b0` (`features.3.1.block.1.0.weight`); `None` for a name outside its features.
+/// torchvision numbers each block's parts in order (expansion, depthwise, squeeze-excitation,
+/// projection; the first stage has no expansion), huelab follows `efficientnet_pytorch`.
+pub fn torchvision_b0_name(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("features.")?;
+    let (stage, rest) = rest.split_once('.')?;
+    let stage: usize = stage.parse().ok()?;
+    let part = |conv: &str, norm: &str, rest: &str| -> Option<String> {
+        let (which, field) = rest.split_once('.')?;
+        Some(format!("{}.{field}", if which == "0" { conv } else if which == "1" { norm } else { return None }))
+    };
+    match stage {
+        0 => part("_conv_stem", "_bn0", rest),
+        8 => part("_conv_head", "_bn1", rest),
+        1..=7 => {
+            let (block, rest) = rest.split_once('.')?;
+            let block: usize = block.parse().ok()?;
+            if block >= B0_STAGES[stage - 1].0 {
+                return None;
+            }
+            let index: usize = B0_STAGES[..stage - 1].iter().map(|s| s.0).sum::<usize>() + block;
+            let rest = rest.strip_prefix("block.")?;
+            let (k, rest) = rest.split_once('.')?;
+            let k: usize = k.parse().ok()?;
+            // With expansion: 0 expand, 1 depthwise, 2 SE, 3 project; without: 0, 1, 2 shift down.
+            let k = if B0_STAGES[stage - 1].3 == 1 { k + 1 } else { k };
+            let prefix = format!("_blocks.{index}");
+            let inner = match k {
+                0 => part("_expand_conv", "_bn0", rest)?,
+                1 => part("_depthwise_conv", "_bn1", rest)?,
+                2 => {
+                    let (fc, field) = rest.split_once('.')?;
+                    format!("{}.{field}", match fc {
+                        "fc1" => "_se_reduce",
+                        "fc2" => "_se_expand",
+                        _ => return None,
+                    })
+                }
+                3 => part("_project_conv", "_bn2", rest)?,
+                _ => return None,
+            };
+            Some(format!("{prefix}.{inner}"))
+        }
+        _ => None,
+    }
+}
+
 impl Backbone for EfficientNet {
     /// The head convolution's activation map, `[B, 1280, H/32, W/32]` (`H/16` with the small stem).
     fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {

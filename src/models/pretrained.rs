@@ -25,6 +25,7 @@ pub struct PretrainedNet {
     pub net: EfficientNetLite,
     vs: nn::VarStore,
     weights: PathBuf,
+    classes: i64,
 }
 
 /// One of the top-k classes of an image.
@@ -56,6 +57,11 @@ pub fn load_into(vs: &mut nn::VarStore, state: Vec<(String, Tensor)>, path: &Pat
         for (name, mut variable) in variables {
             match state.remove(&name) {
                 Some(saved) if saved.size() == variable.size() => {
+                    // Half, bfloat16 or double weights convert to the model's float32; an
+                    // integer tensor where a float variable belongs is a wrong file.
+                    if !saved.is_floating_point() && variable.is_floating_point() {
+                        return Err(data_error(format!("'{name}' holds {:?} values in the file, the model expects {:?}", saved.kind(), variable.kind())));
+                    }
                     variable.f_copy_(&saved.to_kind(variable.kind()))?;
                 }
                 Some(saved) => {
@@ -91,7 +97,7 @@ impl PretrainedNet {
         load_into(&mut vs, state, &weights)?;
         vs.set_device(device);
         vs.freeze();
-        Ok(PretrainedNet { net, vs, weights })
+        Ok(PretrainedNet { net, vs, weights, classes })
     }
 
     pub fn weights(&self) -> &Path {
@@ -109,25 +115,35 @@ impl PretrainedNet {
     /// Top-`k` classes of each preprocessed image of `batch` (`[B, 3, S, S]`).
     pub fn top_k(&self, batch: &Tensor, k: i64, names: &[String]) -> Result<Vec<Vec<ClassScore>>> {
         let probabilities = tch::no_grad(|| self.net.logits_t(&batch.to_device(self.device()), false).softmax(-1, Kind::Float));
-        let k = k.min(probabilities.size()[1]);
-        let (values, indices) = probabilities.topk(k, -1, true, true);
-        let values: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(values.to_kind(Kind::Double).to_device(Device::Cpu))?;
-        let indices: Vec<Vec<i64>> = Vec::<Vec<i64>>::try_from(indices.to_device(Device::Cpu))?;
-        Ok(values
-            .into_iter()
-            .zip(indices)
-            .map(|(vs, is)| {
-                vs.into_iter()
-                    .zip(is)
-                    .map(|(p, i)| ClassScore {
-                        index: i,
-                        name: names.get(i as usize).cloned().unwrap_or_else(|| format!("class {i}")),
-                        probability: p,
-                    })
-                    .collect()
-            })
-            .collect())
+        top_k_of(&probabilities, k, names)
     }
+
+    /// Classes of the weights' head.
+    pub fn classes(&self) -> i64 {
+        self.classes
+    }
+}
+
+/// The `k` most probable classes of each row of `probabilities` `[B, classes]`, named by
+/// `names` where it has the index (else "class i").
+pub fn top_k_of(probabilities: &Tensor, k: i64, names: &[String]) -> Result<Vec<Vec<ClassScore>>> {
+    if k < 1 {
+        return Err(Error::invalid_option("top", format!("must be at least 1, got {k}")));
+    }
+    let k = k.min(probabilities.size()[1]);
+    let (values, indices) = probabilities.f_topk(k, -1, true, true)?;
+    let values: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(values.to_kind(Kind::Double).to_device(Device::Cpu))?;
+    let indices: Vec<Vec<i64>> = Vec::<Vec<i64>>::try_from(indices.to_device(Device::Cpu))?;
+    Ok(values
+        .into_iter()
+        .zip(indices)
+        .map(|(vs, is)| {
+            vs.into_iter()
+                .zip(is)
+                .map(|(p, i)| ClassScore { index: i, name: names.get(i as usize).cloned().unwrap_or_else(|| format!("class {i}")), probability: p })
+                .collect()
+        })
+        .collect())
 }
 
 /// An image as the lite models expect it: the centre crop TensorFlow evaluates on, resized to

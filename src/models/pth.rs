@@ -1,13 +1,19 @@
-//! Reads PyTorch state dicts saved with `torch.save` in the legacy (pre-zip, before torch 1.6 or
-//! `_use_new_zipfile_serialization=False`) format, without Python. That format is four pickles
-//! (magic number, protocol version, system info, the object) and a fifth one listing the
-//! storage keys, followed by each storage's raw little-endian data preceded by its element
-//! count. Tensors in the object pickle are `torch._utils._rebuild_tensor_v2(storage, offset,
+//! Reads PyTorch state dicts saved with `torch.save`, without Python, in both formats:
+//! - the **zip** format (the default since torch 1.6, e.g. torchvision's published weights): a
+//!   zip archive holding `<name>/data.pkl` (the object) and `<name>/data/<key>` (each storage's
+//!   raw little-endian data);
+//! - the **legacy** format (before 1.6, or `_use_new_zipfile_serialization=False`): four
+//!   pickles (magic number, protocol version, system info, the object) and a fifth one listing
+//!   the storage keys, followed by each storage's data preceded by its element count.
+//!
+//! In both, tensors in the object pickle are `torch._utils._rebuild_tensor_v2(storage, offset,
 //! size, stride, …)` calls whose storage is a persistent id `('storage', torch.FloatStorage,
-//! key, location, numel, view)`.
+//! key, location, numel)`. `.safetensors` files are read too.
 //!
 //! The pickle machine below implements the opcodes of protocols 0–4 that such files use; any
-//! other opcode is an error naming it and its byte offset.
+//! other opcode is an error naming it and its byte offset. It is bounded: values nest at most
+//! [`MAX_DEPTH`] deep and the values it builds (memo copies included) hold at most
+//! [`MAX_NODES`] nodes, so no file can overflow the stack or exhaust memory.
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
@@ -20,6 +26,37 @@ use crate::error::{Error, Result};
 /// 0x1950a86a20f9469cfc6c), as the little-endian bytes of a pickled long.
 const MAGIC_NUMBER: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 const PROTOCOL_VERSION: i64 = 1001;
+
+/// How deep pickled values may nest (a state dict nests 3 or 4 deep).
+const MAX_DEPTH: u32 = 100;
+/// How many value nodes (a string counting one per 64 bytes) a pickle may build in all.
+const MAX_NODES: u64 = 50_000_000;
+
+/// The size of a value on the machine's stack: its nesting depth and node count.
+#[derive(Debug, Clone, Copy, Default)]
+struct Meta {
+    depth: u32,
+    nodes: u64,
+}
+
+impl Meta {
+    fn leaf(bytes: usize) -> Self {
+        Meta { depth: 0, nodes: 1 + bytes as u64 / 64 }
+    }
+
+    fn container<'a>(items: impl Iterator<Item = &'a Meta>) -> Self {
+        let mut m = Meta { depth: 1, nodes: 1 };
+        for i in items {
+            m.depth = m.depth.max(i.depth + 1);
+            m.nodes = m.nodes.saturating_add(i.nodes);
+        }
+        m
+    }
+
+    fn with_item(self, item: Meta) -> Self {
+        Meta { depth: self.depth.max(item.depth + 1), nodes: self.nodes.saturating_add(item.nodes) }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
@@ -55,8 +92,12 @@ struct Unpickler<'a> {
     bytes: &'a [u8],
     pos: usize,
     stack: Vec<Value>,
+    /// The [`Meta`] of each stack entry.
+    metas: Vec<Meta>,
     marks: Vec<usize>,
-    memo: HashMap<u64, Value>,
+    memo: HashMap<u64, (Value, Meta)>,
+    /// Nodes built so far.
+    built: u64,
 }
 
 fn storage_kind(name: &str) -> Option<(Kind, usize)> {
@@ -86,7 +127,30 @@ fn element_size(kind: Kind) -> usize {
 
 impl<'a> Unpickler<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        Unpickler { bytes, pos: 0, stack: vec![], marks: vec![], memo: HashMap::new() }
+        Unpickler { bytes, pos: 0, stack: vec![], metas: vec![], marks: vec![], memo: HashMap::new(), built: 0 }
+    }
+
+    /// Pushes a value whose size is `meta`, within the bounds.
+    fn push_meta(&mut self, value: Value, meta: Meta) -> std::result::Result<(), String> {
+        if meta.depth > MAX_DEPTH {
+            return Err(format!("the pickle nests values deeper than {MAX_DEPTH} levels at byte {}", self.pos));
+        }
+        self.built = self.built.saturating_add(meta.nodes);
+        if self.built > MAX_NODES {
+            return Err(format!("the pickle builds more than {MAX_NODES} values (at byte {}); not a state dict", self.pos));
+        }
+        self.stack.push(value);
+        self.metas.push(meta);
+        Ok(())
+    }
+
+    fn push(&mut self, value: Value) -> std::result::Result<(), String> {
+        let bytes = match &value {
+            Value::Str(s) => s.len(),
+            Value::Bytes(b) | Value::BigInt(b) => b.len(),
+            _ => 0,
+        };
+        self.push_meta(value, Meta::leaf(bytes))
     }
 
     fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
@@ -112,20 +176,37 @@ impl<'a> Unpickler<'a> {
         Ok(s)
     }
 
-    fn pop(&mut self) -> std::result::Result<Value, String> {
-        self.stack.pop().ok_or_else(|| "pickle stack underflow".to_owned())
+    fn pop_with_meta(&mut self) -> std::result::Result<(Value, Meta), String> {
+        let value = self.stack.pop().ok_or_else(|| "pickle stack underflow".to_owned())?;
+        Ok((value, self.metas.pop().unwrap_or_default()))
     }
 
-    fn pop_mark(&mut self) -> std::result::Result<Vec<Value>, String> {
+    fn pop(&mut self) -> std::result::Result<Value, String> {
+        Ok(self.pop_with_meta()?.0)
+    }
+
+    fn pop_mark(&mut self) -> std::result::Result<(Vec<Value>, Meta), String> {
         let mark = self.marks.pop().ok_or("pickle MARK missing")?;
         if mark > self.stack.len() {
             return Err("pickle MARK beyond the stack".into());
         }
-        Ok(self.stack.split_off(mark))
+        let metas = self.metas.split_off(mark.min(self.metas.len()));
+        Ok((self.stack.split_off(mark), Meta::container(metas.iter())))
     }
 
-    fn top(&mut self) -> std::result::Result<&mut Value, String> {
+    /// The top value, to modify in place, after growing its size by `added`.
+    fn top_adding(&mut self, added: Meta) -> std::result::Result<&mut Value, String> {
+        let meta = self.metas.last_mut().ok_or_else(|| "pickle stack underflow".to_owned())?;
+        *meta = meta.with_item(added);
+        if meta.depth > MAX_DEPTH {
+            return Err(format!("the pickle nests values deeper than {MAX_DEPTH} levels at byte {}", self.pos));
+        }
         self.stack.last_mut().ok_or_else(|| "pickle stack underflow".to_owned())
+    }
+
+    fn top_with_meta(&self) -> std::result::Result<(Value, Meta), String> {
+        let value = self.stack.last().ok_or_else(|| "pickle stack underflow".to_owned())?;
+        Ok((value.clone(), self.metas.last().copied().unwrap_or_default()))
     }
 
     fn string(&mut self, n: usize) -> std::result::Result<Value, String> {
@@ -136,6 +217,7 @@ impl<'a> Unpickler<'a> {
     /// Runs one pickle to its STOP and returns its value.
     fn load(&mut self) -> std::result::Result<Value, String> {
         self.stack.clear();
+        self.metas.clear();
         self.marks.clear();
         self.memo.clear();
         loop {
@@ -150,21 +232,21 @@ impl<'a> Unpickler<'a> {
                 }
                 b'.' => return self.pop(),
                 b'(' => self.marks.push(self.stack.len()),
-                b')' => self.stack.push(Value::Tuple(vec![])),
-                b'}' => self.stack.push(Value::Dict(vec![])),
-                b']' => self.stack.push(Value::List(vec![])),
+                b')' => self.push(Value::Tuple(vec![]))?,
+                b'}' => self.push(Value::Dict(vec![]))?,
+                b']' => self.push(Value::List(vec![]))?,
                 b't' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    let (items, meta) = self.pop_mark()?;
+                    self.push_meta(Value::Tuple(items), meta)?;
                 }
                 b'l' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::List(items));
+                    let (items, meta) = self.pop_mark()?;
+                    self.push_meta(Value::List(items), meta)?;
                 }
                 b'd' => {
-                    let items = self.pop_mark()?;
+                    let (items, meta) = self.pop_mark()?;
                     let pairs = items.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect();
-                    self.stack.push(Value::Dict(pairs));
+                    self.push_meta(Value::Dict(pairs), meta)?;
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -172,114 +254,115 @@ impl<'a> Unpickler<'a> {
                         return Err("pickle stack underflow".into());
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    let metas = self.metas.split_off(self.metas.len() - n);
+                    self.push_meta(Value::Tuple(items), Meta::container(metas.iter()))?;
                 }
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
+                b'N' => self.push(Value::None)?,
+                0x88 => self.push(Value::Bool(true))?,
+                0x89 => self.push(Value::Bool(false))?,
                 b'K' => {
                     let v = self.u8()?;
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64))?;
                 }
                 b'M' => {
                     let v = u16::from_le_bytes(self.le()?);
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64))?;
                 }
                 b'J' => {
                     let v = i32::from_le_bytes(self.le()?);
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64))?;
                 }
                 0x8a => {
                     let n = self.u8()? as usize;
                     let bytes = self.take(n)?;
                     if n > 8 {
-                        self.stack.push(Value::BigInt(bytes.to_vec()));
+                        self.push(Value::BigInt(bytes.to_vec()))?;
                         continue;
                     }
                     let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xffu8; 8] } else { [0u8; 8] };
                     buf[..n].copy_from_slice(bytes);
-                    self.stack.push(Value::Int(i64::from_le_bytes(buf)));
+                    self.push(Value::Int(i64::from_le_bytes(buf)))?;
                 }
                 b'G' => {
                     let v = f64::from_be_bytes(self.le()?);
-                    self.stack.push(Value::Float(v));
+                    self.push(Value::Float(v))?;
                 }
                 b'X' => {
                     let n = u32::from_le_bytes(self.le()?) as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 0x8c => {
                     let n = self.u8()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 0x8d => {
-                    let n = u64::from_le_bytes(self.le()?) as usize;
-                    let v = self.string(n)?;
-                    self.stack.push(v);
+                    let n = u64::from_le_bytes(self.le()?);
+                    let v = self.string(usize::try_from(n).unwrap_or(usize::MAX))?;
+                    self.push(v)?;
                 }
                 b'T' => {
                     let n = u32::from_le_bytes(self.le()?) as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 b'U' => {
                     let n = self.u8()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 b'B' => {
                     let n = u32::from_le_bytes(self.le()?) as usize;
                     let v = self.take(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v));
+                    self.push(Value::Bytes(v))?;
                 }
                 b'C' => {
                     let n = self.u8()? as usize;
                     let v = self.take(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v));
+                    self.push(Value::Bytes(v))?;
                 }
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
-                    self.stack.push(Value::Global(module, name));
+                    self.push(Value::Global(module, name))?;
                 }
                 0x93 => {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(m, n)),
+                        (Value::Str(m), Value::Str(n)) => self.push(Value::Global(m, n))?,
                         _ => return Err(format!("STACK_GLOBAL at byte {at} without module and name strings")),
                     }
                 }
-                b'q' => {
-                    let k = self.u8()? as u64;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
-                }
-                b'r' => {
-                    let k = u32::from_le_bytes(self.le()?) as u64;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
-                }
-                0x94 => {
-                    let k = self.memo.len() as u64;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                b'q' | b'r' | 0x94 => {
+                    let k = match op {
+                        b'q' => self.u8()? as u64,
+                        b'r' => u32::from_le_bytes(self.le()?) as u64,
+                        _ => self.memo.len() as u64,
+                    };
+                    let (v, meta) = self.top_with_meta()?;
+                    // A memo entry is a copy: it costs its size.
+                    self.built = self.built.saturating_add(meta.nodes);
+                    if self.built > MAX_NODES {
+                        return Err(format!("the pickle builds more than {MAX_NODES} values (at byte {at}); not a state dict"));
+                    }
+                    self.memo.insert(k, (v, meta));
                 }
                 b'h' | b'j' => {
                     let k = if op == b'h' { self.u8()? as u64 } else { u32::from_le_bytes(self.le()?) as u64 };
-                    let v = self.memo.get(&k).cloned().ok_or_else(|| format!("memo key {k} unset at byte {at}"))?;
-                    self.stack.push(v);
+                    let (v, meta) = self.memo.get(&k).cloned().ok_or_else(|| format!("memo key {k} unset at byte {at}"))?;
+                    self.push_meta(v, meta)?;
                 }
                 b'Q' => {
                     let pid = self.pop()?;
-                    self.stack.push(persistent_load(pid)?);
+                    self.push(persistent_load(pid)?)?;
                 }
                 b'R' | 0x81 => {
-                    let args = self.pop()?;
-                    let func = self.pop()?;
-                    self.stack.push(reduce(func, args)?);
+                    let (args, args_meta) = self.pop_with_meta()?;
+                    let (func, func_meta) = self.pop_with_meta()?;
+                    let meta = Meta::container([func_meta, args_meta].iter());
+                    self.push_meta(reduce(func, args)?, meta)?;
                 }
                 b'b' => {
                     // BUILD sets an object's state; an OrderedDict's `_metadata` and other
@@ -287,30 +370,30 @@ impl<'a> Unpickler<'a> {
                     self.pop()?;
                 }
                 b's' => {
-                    let value = self.pop()?;
-                    let key = self.pop()?;
-                    match self.top()? {
+                    let (value, value_meta) = self.pop_with_meta()?;
+                    let (key, key_meta) = self.pop_with_meta()?;
+                    match self.top_adding(Meta::container([key_meta, value_meta].iter()))? {
                         Value::Dict(pairs) => pairs.push((key, value)),
                         _ => return Err(format!("SETITEM at byte {at} on a non-dict")),
                     }
                 }
                 b'u' => {
-                    let items = self.pop_mark()?;
-                    match self.top()? {
+                    let (items, meta) = self.pop_mark()?;
+                    match self.top_adding(meta)? {
                         Value::Dict(pairs) => pairs.extend(items.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone()))),
                         _ => return Err(format!("SETITEMS at byte {at} on a non-dict")),
                     }
                 }
                 b'a' => {
-                    let value = self.pop()?;
-                    match self.top()? {
+                    let (value, meta) = self.pop_with_meta()?;
+                    match self.top_adding(meta)? {
                         Value::List(items) => items.push(value),
                         _ => return Err(format!("APPEND at byte {at} on a non-list")),
                     }
                 }
                 b'e' => {
-                    let values = self.pop_mark()?;
-                    match self.top()? {
+                    let (values, meta) = self.pop_mark()?;
+                    match self.top_adding(meta)? {
                         Value::List(items) => items.extend(values),
                         _ => return Err(format!("APPENDS at byte {at} on a non-list")),
                     }
@@ -396,19 +479,41 @@ fn state_dict_of(value: Value) -> std::result::Result<Vec<(String, TensorRef)>, 
         .collect())
 }
 
-/// Reads every tensor of the state dict saved at `path`, in file order, on the CPU.
+/// The largest state dict file huelab reads (torchvision's largest ImageNet checkpoints are
+/// about 0.6 GB).
+const MAX_FILE_BYTES: u64 = 8 << 30;
+
+/// Reads every tensor of the state dict saved at `path` (zip or legacy `torch.save` format, or
+/// `.safetensors`), in file order, on the CPU.
 pub fn load_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
-    let mut bytes = vec![];
-    std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io(path, e))?;
     let data_error = |message: String| Error::Data { path: path.to_owned(), message };
-    if bytes.starts_with(b"PK\x03\x04") {
-        return Err(data_error(
-            "this is the zip format of torch.save (torch ≥ 1.6); huelab reads the legacy format: re-save with \
-             torch.save(state_dict, path, _use_new_zipfile_serialization=False)"
-                .into(),
-        ));
+    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(data_error(format!("{len} bytes is more than a state dict huelab reads ({MAX_FILE_BYTES})")));
     }
-    let mut reader = Unpickler::new(&bytes);
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES).read_to_end(&mut bytes)).map_err(|e| Error::io(path, e))?;
+    if bytes.starts_with(b"PK\x03\x04") {
+        return load_zip(path, &bytes);
+    }
+    if is_safetensors(&bytes) {
+        let tensors = Tensor::read_safetensors(path).map_err(|e| data_error(format!("unreadable safetensors file: {e}")))?;
+        return Ok(tensors);
+    }
+    load_legacy(path, &bytes)
+}
+
+/// A safetensors file starts with the little-endian length of its JSON header, then `{`.
+fn is_safetensors(bytes: &[u8]) -> bool {
+    bytes.len() > 9 && {
+        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        n > 1 && n < bytes.len() as u64 && bytes[8] == b'{'
+    }
+}
+
+fn load_legacy(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
+    let data_error = |message: String| Error::Data { path: path.to_owned(), message };
+    let mut reader = Unpickler::new(bytes);
     let header = |reader: &mut Unpickler, what: &str| reader.load().map_err(|e| data_error(format!("not a PyTorch file ({what}: {e})")));
     if header(&mut reader, "magic number")? != Value::BigInt(MAGIC_NUMBER.to_vec()) {
         return Err(data_error("not a PyTorch legacy-format file (wrong magic number)".into()));
@@ -436,19 +541,84 @@ pub fn load_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
         // Storages no tensor refers to (rare) still have to be skipped; assume 4-byte floats.
         let kind = kinds.get(key.as_str()).copied().unwrap_or(Kind::Float);
         let len = count.checked_mul(element_size(kind)).ok_or_else(truncated)?;
-        let data = bytes.get(pos + 8..pos + 8 + len).ok_or_else(truncated)?;
+        let end = (pos + 8).checked_add(len).ok_or_else(truncated)?;
+        let data = bytes.get(pos + 8..end).ok_or_else(truncated)?;
         storages.insert(key.clone(), Tensor::f_from_data_size(data, &[count as i64], kind)?);
-        pos += 8 + len;
+        pos = end;
     }
+    tensors_of(path, entries, &storages)
+}
 
+/// The zip format: `<archive>/data.pkl` and one `<archive>/data/<key>` entry per storage.
+fn load_zip(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
+    let data_error = |message: String| Error::Data { path: path.to_owned(), message };
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| data_error(format!("not a readable zip archive: {e}")))?;
+    let pickle_name = archive
+        .file_names()
+        .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
+        .min_by_key(|n| n.len())
+        .map(str::to_owned)
+        .ok_or_else(|| data_error("a zip archive without data.pkl: not a torch.save file".into()))?;
+    let prefix = pickle_name.trim_end_matches("data.pkl").to_owned();
+    // An entry, at most `limit` bytes once unpacked (so a zip bomb cannot exhaust memory).
+    let mut read_entry = |name: &str, limit: u64| -> Result<Option<Vec<u8>>> {
+        let mut entry = match archive.by_name(name) {
+            Ok(e) => e,
+            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+            Err(e) => return Err(data_error(format!("entry '{name}': {e}"))),
+        };
+        if entry.size() > limit {
+            return Err(data_error(format!("entry '{name}' unpacks to {} bytes, more than {limit} expected", entry.size())));
+        }
+        let mut out = Vec::new();
+        entry.by_ref().take(limit + 1).read_to_end(&mut out).map_err(|e| data_error(format!("entry '{name}': {e}")))?;
+        if out.len() as u64 > limit {
+            return Err(data_error(format!("entry '{name}' unpacks to more than {limit} bytes")));
+        }
+        Ok(Some(out))
+    };
+    if let Some(order) = read_entry(&format!("{prefix}byteorder"), 16)? {
+        if order.trim_ascii() != b"little" {
+            return Err(data_error(format!("storages are {}-endian; huelab reads little-endian files", String::from_utf8_lossy(&order).trim())));
+        }
+    }
+    let pickle = read_entry(&pickle_name, 1 << 30)?.ok_or_else(|| data_error("data.pkl vanished".into()))?;
+    let object = Unpickler::new(&pickle).load().map_err(|e| data_error(format!("cannot read the saved object ({pickle_name}): {e}")))?;
+    let entries = state_dict_of(object).map_err(data_error)?;
+    let mut storages: HashMap<String, Tensor> = HashMap::new();
+    for (name, t) in &entries {
+        if storages.contains_key(&t.key) {
+            continue;
+        }
+        if !t.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(data_error(format!("tensor '{name}': storage key '{}' is not a plain name", t.key)));
+        }
+        let entry = format!("{prefix}data/{}", t.key);
+        let data = read_entry(&entry, MAX_FILE_BYTES)?.ok_or_else(|| data_error(format!("tensor '{name}': storage entry '{entry}' missing")))?;
+        let size = element_size(t.kind);
+        if data.len() % size != 0 {
+            return Err(data_error(format!("storage '{entry}' holds {} bytes, not a whole number of {:?} elements", data.len(), t.kind)));
+        }
+        storages.insert(t.key.clone(), Tensor::f_from_data_size(&data, &[(data.len() / size) as i64], t.kind)?);
+    }
+    tensors_of(path, entries, &storages)
+}
+
+/// The tensors of a state dict from their storages, each checked to fit its storage.
+fn tensors_of(path: &Path, entries: Vec<(String, TensorRef)>, storages: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
+    let data_error = |message: String| Error::Data { path: path.to_owned(), message };
     entries
         .into_iter()
         .map(|(name, t)| {
             let storage = storages.get(&t.key).ok_or_else(|| data_error(format!("tensor '{name}': storage '{}' missing", t.key)))?;
             let numel = storage.size()[0];
-            let last = t.offset + t.size.iter().zip(&t.stride).map(|(s, st)| (s - 1).max(0) * st).sum::<i64>();
-            if t.size.len() != t.stride.len() || (t.size.iter().all(|&s| s > 0) && last >= numel) {
-                return Err(data_error(format!("tensor '{name}' of size {:?} does not fit its storage of {numel} elements", t.size)));
+            let fits = t.size.len() == t.stride.len()
+                && t.offset >= 0
+                && t.size.iter().all(|&s| s >= 0)
+                && t.stride.iter().all(|&s| s >= 0)
+                && t.size.iter().zip(&t.stride).try_fold(t.offset, |last, (&s, &st)| last.checked_add((s - 1).max(0).checked_mul(st)?)).is_some_and(|last| t.size.contains(&0) || last < numel);
+            if !fits {
+                return Err(data_error(format!("tensor '{name}' of size {:?} (stride {:?}, offset {}) does not fit its storage of {numel} elements", t.size, t.stride, t.offset)));
             }
             let tensor = storage.f_as_strided(&t.size, &t.stride, Some(t.offset))?.f_contiguous()?;
             Ok((name, tensor))

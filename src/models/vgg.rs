@@ -1,6 +1,7 @@
 //! VGG-11 and VGG-16 with batch norm (Simonyan & Zisserman 2014; torchvision's `vgg11_bn`,
-//! `vgg16_bn` layout and names: `features.<index>`). The bottleneck is the output of
-//! `features`, after the last ReLU and max-pool. The small stem drops the first max-pool.
+//! `vgg16_bn` layout and names: `features.<index>`), and VGG-16 without it (torchvision's
+//! `vgg16`, for its pretrained weights). The bottleneck is the output of `features`, after the
+//! last ReLU and max-pool. The small stem drops the first max-pool.
 use tch::{nn, Tensor};
 
 use super::{Backbone, Stem};
@@ -14,7 +15,7 @@ const VGG16: &[Option<i64>] = &[
 
 #[derive(Debug)]
 enum Layer {
-    ConvBnRelu(nn::Conv2D, nn::BatchNorm),
+    ConvBnRelu(nn::Conv2D, Option<nn::BatchNorm>),
     MaxPool,
 }
 
@@ -32,7 +33,16 @@ impl Vgg {
         Self::new(p, in_channels, stem, VGG16)
     }
 
+    /// VGG-16 without batch norm (torchvision's `vgg16`: conv i, ReLU i+1).
+    pub fn vgg16_plain(p: &nn::Path, in_channels: i64, stem: Stem) -> Self {
+        Self::build(p, in_channels, stem, VGG16, false)
+    }
+
     fn new(p: &nn::Path, in_channels: i64, stem: Stem, config: &[Option<i64>]) -> Self {
+        Self::build(p, in_channels, stem, config, true)
+    }
+
+    fn build(p: &nn::Path, in_channels: i64, stem: Stem, config: &[Option<i64>], batch_norm: bool) -> Self {
         let features = p / "features";
         // torchvision numbers every module of `features`: conv i, bn i+1, relu i+2, pool.
         let (mut index, mut c_in, mut first_pool) = (0, in_channels, true);
@@ -41,9 +51,9 @@ impl Vgg {
             match entry {
                 Some(c_out) => {
                     let conv = nn::conv2d(&features / index, c_in, *c_out, 3, nn::ConvConfig { padding: 1, ..Default::default() });
-                    let bn = nn::batch_norm2d(&features / (index + 1), *c_out, Default::default());
+                    let bn = batch_norm.then(|| nn::batch_norm2d(&features / (index + 1), *c_out, Default::default()));
                     layers.push(Layer::ConvBnRelu(conv, bn));
-                    index += 3;
+                    index += if batch_norm { 3 } else { 2 };
                     c_in = *c_out;
                 }
                 None => {
@@ -62,7 +72,8 @@ impl Vgg {
 impl Backbone for Vgg {
     fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.layers.iter().fold(xs.shallow_clone(), |x, layer| match layer {
-            Layer::ConvBnRelu(conv, bn) => x.apply(conv).apply_t(bn, train).relu(),
+            Layer::ConvBnRelu(conv, Some(bn)) => x.apply(conv).apply_t(bn, train).relu(),
+            Layer::ConvBnRelu(conv, None) => x.apply(conv).relu(),
             Layer::MaxPool => x.max_pool2d_default(2),
         })
     }

@@ -28,11 +28,15 @@ pub mod knn_api {
     pub type KnnRun = KnnRunHandle;
 
     /// An ImageNet-pretrained network to take activations from: `"efficientnet_lite0"` (bundled
-    /// weights) … `"efficientnet_lite4"` (pass `weights`). Options: `weights` (legacy `.pth`),
-    /// `layer` ("bottleneck", "stem", "blocks.N", "head"), `size` (input side; default the
-    /// network's, 224 for lite0), `device`.
+    /// weights) … `"efficientnet_lite4"`, or torchvision's `"resnet18"`, `"resnet34"`,
+    /// `"densenet121"`, `"densenet201"`, `"vgg16"`, `"vgg16_bn"`, `"efficientnet_b0"` with their
+    /// published weights (`weights`: the `.pth` of torch.save, zip or legacy format, or
+    /// `.safetensors`; torchvision's preprocessing). Options: `weights`, `layer` ("bottleneck";
+    /// Lite: "stem", "blocks.N", "head"; ResNet: "stem", "layer1" … "layer4"), `size` (input
+    /// side; default the network's, 224), `device`.
     /// ```rhai
     /// let net = pretrained("efficientnet_lite0", #{ layer: "bottleneck", size: 224 });
+    /// let dense = pretrained("densenet201", #{ weights: "densenet201-c1103571.pth" });
     /// ```
     #[rhai_fn(return_raw)]
     pub fn pretrained(ctx: NativeCallContext, name: &str, options: Map) -> RhaiResult<Extractor> {

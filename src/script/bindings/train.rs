@@ -73,7 +73,7 @@ pub mod train_api {
     pub fn models() -> Map {
         let mut m = Map::new();
         let trainable: Array = crate::models::Arch::ALL.iter().map(|a| Dynamic::from(a.name().to_owned())).collect();
-        let pretrained: Array = crate::models::LiteVariant::NAMES.iter().map(|n| Dynamic::from(n.to_string())).collect();
+        let pretrained: Array = crate::models::ImageNetModel::names().into_iter().map(|n| Dynamic::from(n.to_string())).collect();
         m.insert("trainable".into(), trainable.into());
         m.insert("pretrained".into(), pretrained.into());
         m
