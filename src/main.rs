@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use huelab::script::{ScriptError, ScriptRunner};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "main/cluster_run.rs"]
 mod cluster_run;
 
@@ -153,6 +156,36 @@ impl ClusterArgs {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Images per second of decode + RandomResizedCrop(224) + flip + normalisation from a folder
+    /// of JPEG photos: huelab's pipeline vs torchvision's DataLoader (same transforms, as many
+    /// workers), and the peak resident memory of each.
+    Data {
+        /// Python with torch and torchvision (benches/setup-venv.sh makes it).
+        #[arg(long, default_value = "/var/cache/huelab/bench-venv/bin/python")]
+        python: PathBuf,
+        /// Photos to make (about 500 × 375 JPEGs) and iterate.
+        #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        images: u64,
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        batch: u64,
+        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(32..=1024))]
+        size: u32,
+        /// huelab's decoding threads and torchvision's worker processes (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        workers: Option<u64>,
+        /// Alternating epochs of each side; the median is reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        rounds: u64,
+        /// Where the photos go (made once, reused).
+        #[arg(long)]
+        folder: Option<PathBuf>,
+        /// Skip the torchvision reference.
+        #[arg(long)]
+        no_reference: bool,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Training throughput of huelab vs PyTorch eager (same model, batch, input, threads).
     Train {
         /// Python with torch 2.11 installed (benches/setup-venv.sh makes it).
@@ -285,6 +318,12 @@ fn main() -> ExitCode {
                 })
                 .map_err(command_error("bench"))
         }
+        Command::Bench(Bench::Data { python, images, batch, size, workers, rounds, folder, no_reference, out }) => {
+            let workers = workers.map_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()), |w| w as usize);
+            let bench = huelab::bench::DataBench { images: images as usize, batch: batch as usize, size, workers, rounds: rounds as usize, skip_reference: no_reference };
+            let folder = folder.unwrap_or_else(|| PathBuf::from(format!("/var/cache/huelab/bench-data/photos-{images}")));
+            bench_data(&python, &folder, &bench, out.as_deref()).map_err(command_error("bench"))
+        }
         Command::Info => {
             let info = huelab::cuda::device_info();
             println!("huelab {} (torch {}), {} CPU threads", info.huelab, info.torch, info.cpu_threads);
@@ -341,6 +380,26 @@ fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Opt
     println!("Flat bank: {:.1} MB vs raw float32 {:.1} MB = {:.3}x (goal <= 1.1x); RSS growth while building {:.1} MB", mb(r.flat_bank_bytes), mb(r.raw_float32_bytes), r.flat_bank_ratio, r.flat_rss_growth_bytes as f64 / 1e6);
     println!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
         bench.approximate, bench.nprobe, mb(r.approximate_bank_bytes), r.approximate_memory_ratio, r.approximate_accuracy, r.flat_accuracy, r.approximate_accuracy_ratio, r.approximate_build_seconds);
+    if let Some(path) = out {
+        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "result": r });
+        huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
+    }
+    Ok(())
+}
+
+fn bench_data(python: &std::path::Path, folder: &std::path::Path, bench: &huelab::bench::DataBench, out: Option<&std::path::Path>) -> huelab::Result<()> {
+    let r = huelab::bench::bench_data(python, folder, bench, |step| eprintln!("bench data: {step}"))?;
+    let mb = |b: u64| b as f64 / 1e6;
+    println!("{} JPEG photos (~500×375) in {}, batch {}, {} workers, {}×{} RandomResizedCrop + flip + normalise", bench.images, folder.display(), bench.batch, bench.workers, bench.size, bench.size);
+    println!("as one float32 tensor the epoch would take {:.0} MB", mb(r.float32_bytes));
+    println!("{:<28} {:>12} {:>22} {:>14}", "", "images/s", "IQR over rounds", "peak RSS MB");
+    println!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "huelab pipeline", r.huelab_median, r.huelab_iqr.0, r.huelab_iqr.1, mb(r.huelab_peak_rss_bytes));
+    if !bench.skip_reference {
+        println!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "torchvision DataLoader", r.torchvision_median, r.torchvision_iqr.0, r.torchvision_iqr.1, mb(r.torchvision_peak_rss_bytes));
+        println!("ratio huelab / torchvision: {:.3}x images/s (goal >= 1.5x); peak RSS {:.0} MB vs {:.0} MB", r.ratio, mb(r.huelab_peak_rss_bytes), mb(r.torchvision_peak_rss_bytes));
+    }
+    let baseline = r.huelab.first().map_or(0, |p| p.baseline_rss_bytes);
+    println!("huelab RSS before the epoch {:.0} MB (libtorch and the open data set), peak {:.0} MB = {:.3} of the epoch's float32 size (goal: under 1 GB)", mb(baseline), mb(r.huelab_peak_rss_bytes), r.huelab_peak_rss_bytes as f64 / r.float32_bytes as f64);
     if let Some(path) = out {
         let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "result": r });
         huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;

@@ -1,9 +1,12 @@
 //! Benchmarks that measure huelab against a reference in the same run and print ratios:
 //! training throughput against PyTorch eager (`train`), pixel-kNN classification against raw
-//! FAISS search through its Python package (`knn`).
+//! FAISS search through its Python package (`knn`), the image pipeline against torchvision's
+//! DataLoader (`data`).
+mod data;
 mod knn;
 mod train;
 
+pub use data::*;
 pub use knn::*;
 pub use train::*;
 

@@ -99,17 +99,17 @@ impl ImageFiles {
     pub fn load(&self, indices: &[i64], mode: Mode) -> Result<Tensor> {
         let [c, h, w] = self.shape();
         let per_image = (c * h * w) as usize;
-        let mut pixels = Vec::with_capacity(per_image * indices.len());
-        for &i in indices {
+        let mut pixels = vec![0u8; per_image * indices.len()];
+        let mut resizer = fast_image_resize::Resizer::new();
+        for (slot, &i) in pixels.chunks_exact_mut(per_image).zip(indices) {
             let path = usize::try_from(i).ok().and_then(|i| self.files.get(i)).ok_or_else(|| Error::msg(format!("image index {i} is out of range for {} images", self.files.len())))?;
             let image = decode(path)?;
             let rng = match mode {
                 Mode::Eval => None,
                 Mode::Train { seed, epoch } => Some(image_rng(seed, epoch, i)),
             };
-            let resized = transform(&image, &self.config, rng);
-            let raw = if c == 1 { resized.to_luma8().into_raw() } else { resized.to_rgb8().into_raw() };
-            pixels.extend(to_channels_first(&raw, c as usize));
+            let interleaved = transform(&mut resizer, image, &self.config, rng).map_err(|message| Error::Data { path: path.clone(), message })?;
+            to_channels_first(&interleaved, c as usize, slot);
         }
         Ok(Tensor::from_slice(&pixels).view([indices.len() as i64, c, h, w]))
     }
@@ -195,16 +195,39 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     matches!((last(0xDA), last(0xD9)), (Some(sos), Some(eoi)) if eoi > sos)
 }
 
-fn transform(image: &DynamicImage, config: &ImageFolderConfig, rng: Option<ChaCha8Rng>) -> DynamicImage {
+/// The crop `(x, y, width, height)` of an image that its transform resizes to the output.
+fn crop_of(width: u32, height: u32, config: &ImageFolderConfig, rng: Option<ChaCha8Rng>) -> (f64, f64, f64, f64) {
     let (h, w) = config.size;
     match (config.transform, rng) {
-        (FolderTransform::Resize, _) => image.resize_exact(w, h, FilterType::Triangle),
-        (FolderTransform::Imagenet, None) => resize_center_crop(image, (h, w)),
+        (FolderTransform::Resize, _) => (0.0, 0.0, width as f64, height as f64),
+        (FolderTransform::Imagenet, None) => {
+            // Resize(s · 256/224) of the shorter side then CenterCrop(h, w): the centred part of
+            // the image that becomes the output.
+            let target = h.max(w) as f64 * 256.0 / 224.0;
+            let scale = target / width.min(height).max(1) as f64;
+            let (cw, ch) = ((w as f64 / scale).min(width as f64), (h as f64 / scale).min(height as f64));
+            ((width as f64 - cw) / 2.0, (height as f64 - ch) / 2.0, cw, ch)
+        }
         (FolderTransform::Imagenet, Some(mut rng)) => {
-            let (x, y, cw, ch) = random_resized_crop(image.width(), image.height(), &mut rng);
-            image.crop_imm(x, y, cw, ch).resize_exact(w, h, FilterType::Triangle)
+            let (x, y, cw, ch) = random_resized_crop(width, height, &mut rng);
+            (x as f64, y as f64, cw as f64, ch as f64)
         }
     }
+}
+
+/// The image cropped and resized (bilinear, antialiased) to the folder's size, as interleaved
+/// `[H, W, C]` bytes.
+fn transform(resizer: &mut fast_image_resize::Resizer, image: DynamicImage, config: &ImageFolderConfig, rng: Option<ChaCha8Rng>) -> std::result::Result<Vec<u8>, String> {
+    use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions};
+    let (width, height) = (image.width(), image.height());
+    let (pixel_type, raw) = if config.channels == 1 { (PixelType::U8, image.into_luma8().into_raw()) } else { (PixelType::U8x3, image.into_rgb8().into_raw()) };
+    let source = Image::from_vec_u8(width, height, raw, pixel_type).map_err(|e| format!("cannot resize the image: {e}"))?;
+    let (h, w) = config.size;
+    let mut out = Image::new(w, h, pixel_type);
+    let (x, y, cw, ch) = crop_of(width, height, config, rng);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(x, y, cw, ch);
+    resizer.resize(&source, &mut out, &options).map_err(|e| format!("cannot resize the image: {e}"))?;
+    Ok(out.into_vec())
 }
 
 /// torchvision's evaluation transform: `Resize(s · 256/224)` of the shorter side (bilinear with
@@ -247,9 +270,18 @@ fn random_resized_crop(width: u32, height: u32, rng: &mut ChaCha8Rng) -> (u32, u
     (((w - cw) / 2.0) as u32, ((h - ch) / 2.0) as u32, cw.max(1.0) as u32, ch.max(1.0) as u32)
 }
 
-/// Interleaved `[H, W, C]` bytes → planar `[C, H, W]`.
-fn to_channels_first(interleaved: &[u8], channels: usize) -> impl Iterator<Item = u8> + '_ {
-    (0..channels).flat_map(move |c| interleaved.iter().skip(c).step_by(channels).copied())
+/// Interleaved `[H, W, C]` bytes → planar `[C, H, W]` in `out`.
+fn to_channels_first(interleaved: &[u8], channels: usize, out: &mut [u8]) {
+    if channels == 1 {
+        out.copy_from_slice(interleaved);
+        return;
+    }
+    let plane = interleaved.len() / channels;
+    for (p, pixel) in interleaved.chunks_exact(channels).enumerate() {
+        for (c, &v) in pixel.iter().enumerate() {
+            out[c * plane + p] = v;
+        }
+    }
 }
 
 pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -2,7 +2,7 @@
 //! `w, w + W, w + 2W, …` into its own bounded channel and the consumer takes batch `b` from
 //! channel `b mod W`, so batches arrive in plan order whatever the number of workers, and at
 //! most `W × (PREFETCH + 1)` batches exist at once (memory bounded by batch size × prefetch,
-//! not by the data set). Augmentation is drawn by the caller for the whole plan, so a batch's
+//! not by the data set); 8-bit images stay `uint8` until the consumer takes a batch. Augmentation is drawn by the caller for the whole plan, so a batch's
 //! content never depends on which worker made it. A worker's error or panic reaches the
 //! consumer as an error; the stream never ends early without saying why.
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,8 +133,9 @@ fn make_batch(source: &Source, plan: &BatchPlan, labels: &[i64], b: usize) -> Re
         Source::Tensor(t) => t.f_index_select(0, &Tensor::from_slice(indices))?,
         Source::Files(files) => files.load(indices, plan.mode.unwrap_or(Mode::Eval))?,
     };
-    let images = to_unit_float(&raw);
-    let images = if plan.augment.is_identity() { images } else { plan.augment.apply_drawn(&images, &plan.drawn[start..end]) };
+    // Augmented as stored (crops and flips only move pixels), so 8-bit images stay uint8 until
+    // the consumer takes the batch: the queue holds a quarter of the bytes.
+    let images = if plan.augment.is_identity() { raw } else { plan.augment.apply_drawn(&raw, &plan.drawn[start..end]) };
     let chosen: Vec<i64> = indices.iter().map(|&i| labels[i as usize]).collect();
     Ok((images, Tensor::from_slice(&chosen)))
 }
@@ -149,7 +150,7 @@ impl Iterator for BatchStream {
         let receiver = &self.receivers[self.next % self.receivers.len()];
         self.next += 1;
         match receiver.recv() {
-            Ok(Ok(batch)) => Some(Ok(batch)),
+            Ok(Ok((images, labels))) => Some(Ok((to_unit_float(&images), labels))),
             Ok(Err(e)) => {
                 self.failed = true;
                 Some(Err(e))

@@ -1,0 +1,59 @@
+//! Image folders stay on disk: iterating an ImageFolder whose images would take several times
+//! the process's memory as float32 keeps the resident memory bounded by the batches in flight,
+//! and the same seed gives the same batches whatever the number of workers.
+use huelab::bench::make_photo_folder;
+use huelab::data::{load_image_folder, Augment, BatchPlan, BatchStream, FolderTransform, ImageFolderConfig, Mode};
+
+fn plan(n: usize, batch: usize, epoch: u64) -> BatchPlan {
+    let augment = Augment { flip: true, crop_padding: 0 };
+    let order: Vec<i64> = (0..n as i64).rev().collect();
+    let drawn = augment.draw(n, &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(epoch));
+    BatchPlan { order, batch_size: batch, augment, drawn, mode: Some(Mode::Train { seed: 7, epoch }), skip: 0 }
+}
+
+/// The epoch runs in a process of its own (`huelab bench data` on the folder made here), so its
+/// resident memory is that of a user's run, not of this test binary.
+#[test]
+fn an_image_folder_several_times_the_memory_iterates_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = 2400;
+    make_photo_folder(&dir.path().join("photos"), images, 10, 0).unwrap();
+    let config = ImageFolderConfig { size: (224, 224), channels: 3, transform: FolderTransform::Imagenet, workers: 2 };
+    let data = load_image_folder("photos", &dir.path().join("photos"), config).unwrap();
+    assert_eq!((data.len(), data.num_classes()), (images, 10));
+    assert!(!data.is_in_memory());
+
+    let out = dir.path().join("bench.json");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_huelab"))
+        .args(["bench", "data", "--no-reference", "--rounds", "1", "--batch", "32", "--workers", "2", "--images", &images.to_string()])
+        .arg("--folder")
+        .arg(dir.path().join("photos"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let float32_bytes = result["result"]["float32_bytes"].as_u64().unwrap();
+    let peak = result["result"]["huelab_peak_rss_bytes"].as_u64().unwrap();
+    assert_eq!(float32_bytes, (images * 3 * 224 * 224 * 4) as u64);
+    assert!(result["result"]["huelab"][0]["images_per_second"].as_f64().unwrap() > 0.0);
+    eprintln!("float32 size of the epoch {:.0} MB, peak resident memory {:.0} MB ({:.1}×)", float32_bytes as f64 / 1e6, peak as f64 / 1e6, float32_bytes as f64 / peak as f64);
+    assert!(float32_bytes >= 4 * peak, "the epoch's float32 size ({float32_bytes} bytes) is not 4× the peak resident memory ({peak} bytes)");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_batches_whatever_the_number_of_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    make_photo_folder(dir.path(), 40, 4, 1).unwrap();
+    let config = ImageFolderConfig { size: (64, 64), channels: 3, transform: FolderTransform::Imagenet, workers: 1 };
+    let data = load_image_folder("photos", dir.path(), config).unwrap();
+    let collect = |workers: usize, epoch: u64| -> Vec<Vec<f32>> {
+        BatchStream::new(&data, plan(40, 6, epoch), workers).unwrap().map(|b| Vec::<f32>::try_from(b.unwrap().0.flatten(0, -1)).unwrap()).collect()
+    };
+    let one = collect(1, 0);
+    assert_eq!(one, collect(3, 0), "1 and 3 workers");
+    assert_eq!(one, collect(2, 0), "1 and 2 workers");
+    assert_ne!(one, collect(2, 1), "another epoch crops elsewhere");
+    assert_eq!(one.len(), 7, "40 images in batches of 6");
+}
