@@ -7,7 +7,8 @@
 #   bash scripts/local-slurm.sh stop DIR    # cancels every job, stops the daemons, kills stray job processes
 #   bash scripts/local-slurm.sh env DIR     # prints: export SLURM_CONF=DIR/slurm.conf
 #
-# Knobs: LOCAL_SLURM_CPUS (default 4) and LOCAL_SLURM_PORT (default: a free port). The daemons
+# Knobs: LOCAL_SLURM_CPUS (default 4), LOCAL_SLURM_PORT (default: a free port) and
+# LOCAL_SLURM_REQUEUE_WAIT (seconds a requeued job waits, default 10; Slurm's own default is 120). The daemons
 # stop by themselves after LOCAL_SLURM_LIFETIME seconds (default 3600), so a test that dies
 # without calling stop leaves nothing running for long. Both commands are idempotent.
 set -euo pipefail
@@ -53,6 +54,8 @@ $bind
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/none
+# A requeued job waits this long before it starts again (Slurm's default: 120 s).
+AuthInfo=cred_expire=${LOCAL_SLURM_REQUEUE_WAIT:-10}
 CredType=cred/none
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool

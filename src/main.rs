@@ -36,9 +36,9 @@ enum Command {
         /// (training, search) does not count.
         #[arg(long, default_value_t = 1_000_000_000)]
         max_operations: u64,
-        /// Nested script function calls allowed.
-        #[arg(long, default_value_t = 64)]
-        max_call_depth: usize,
+        /// Nested script function calls allowed (at most 1000: deeper would overflow the stack).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        max_call_depth: u64,
         /// CPU threads libtorch uses (default: one per core; a cluster task: its
         /// SLURM_CPUS_PER_TASK). Runs with the same threads give bit-identical numbers.
         #[arg(long, value_parser = clap::value_parser!(i32).range(1..=1024))]
@@ -194,18 +194,18 @@ enum Bench {
         /// Models to measure.
         #[arg(long, value_delimiter = ',', default_value = "small_cnn,resnet18")]
         models: Vec<String>,
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..=4096))]
         batch: i64,
         /// Input height and width (grey images).
-        #[arg(long, default_value_t = 28)]
+        #[arg(long, default_value_t = 28, value_parser = clap::value_parser!(i64).range(8..=1024))]
         size: i64,
         /// Timed steps per measurement, per model in the order of --models.
-        #[arg(long, value_delimiter = ',', default_value = "200,20")]
-        steps: Vec<usize>,
-        /// Alternating measurements of each side; the median is reported.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, value_delimiter = ',', default_value = "200,20", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        steps: Vec<u64>,
+        /// Alternating measurements of each side; the median and quartiles are reported.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=100))]
+        rounds: u64,
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1024))]
         threads: i32,
         /// Where both sides run: cpu, cuda, cuda:N.
         #[arg(long, default_value = "cpu")]
@@ -221,29 +221,29 @@ enum Bench {
         #[arg(long, default_value = "/var/cache/huelab/bench-venv/bin/python")]
         python: PathBuf,
         /// Memory images; each gives grid² vectors (4096 × 7² = 200 704 vectors).
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         memory_images: i64,
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         query_images: i64,
-        #[arg(long, default_value_t = 7)]
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(i64).range(1..=64))]
         grid: i64,
         /// Vector dimension.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..=65536))]
         dim: i64,
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(2..=100_000))]
         classes: i64,
-        #[arg(long, default_value_t = 10)]
-        k: usize,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        k: u64,
         /// Query images per search call.
-        #[arg(long, default_value_t = 64)]
-        batch_images: usize,
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch_images: u64,
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        rounds: u64,
         /// The approximate index compared with Flat.
         #[arg(long, default_value = "IVF1024,PQ16")]
         approximate: String,
-        #[arg(long, default_value_t = 32)]
-        nprobe: usize,
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        nprobe: u64,
         /// Skip the faiss-python reference.
         #[arg(long)]
         no_reference: bool,
@@ -283,7 +283,7 @@ fn main() -> ExitCode {
             if let Some(n) = threads {
                 tch::set_num_threads(n);
             }
-            let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth };
+            let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth: max_call_depth as usize };
             parse_args(&args).and_then(|args| cluster_run::run(script, args, options, &cluster))
         }
         Command::Status { run_dir } => cluster_run::status(&run_dir),
@@ -304,7 +304,8 @@ fn main() -> ExitCode {
             })
             .map_err(|message| ScriptError { file: "api".into(), position: None, message }),
         Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, device, out }) => {
-            bench_train(&python, &models, batch, size, &steps, rounds, threads, &device, out.as_deref()).map_err(command_error("bench"))
+            let steps: Vec<usize> = steps.iter().map(|&s| s as usize).collect();
+            bench_train(&python, &models, batch, size, &steps, rounds as usize, threads, &device, out.as_deref()).map_err(command_error("bench"))
         }
         Command::Bench(Bench::Knn { python, memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, torch_device, out }) => {
             torch_device
@@ -312,7 +313,7 @@ fn main() -> ExitCode {
                 .transpose()
                 .and_then(|torch_device| {
                     let bench = huelab::bench::KnnBench {
-                        memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, skip_reference: no_reference, torch_device,
+                        memory_images, query_images, grid, dim, classes, k: k as usize, batch_images: batch_images as usize, rounds: rounds as usize, approximate, nprobe: nprobe as usize, skip_reference: no_reference, torch_device,
                     };
                     bench_knn(&python, &bench, out.as_deref())
                 })

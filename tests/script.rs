@@ -241,7 +241,7 @@ fn discovery_functions_and_knn_getters() {
     )
     .cast::<Array>();
     assert!(values[0].as_bool().unwrap());
-    assert_eq!(values[1].as_int().unwrap(), 5);
+    assert_eq!(values[1].as_int().unwrap(), huelab::models::ImageNetModel::names().len() as i64);
     assert_eq!(values[2].as_int().unwrap(), huelab::data::BUILTIN_DATASETS.len() as i64);
     assert_eq!(values[3].as_int().unwrap(), 12);
     assert_eq!(values[4].as_int().unwrap(), 6);

@@ -132,7 +132,22 @@ pub fn save(
         // Best effort: a leftover file wastes space but never confuses a resume.
         let _ = std::fs::remove_file(dir.join(old));
     }
+    remove_orphaned_tensors(dir, &tensors_name);
     Ok(())
+}
+
+/// Removes `checkpoint-epoch-*.safetensors` files other than `current`: a run killed between
+/// writing checkpoint.json and removing the previous tensors leaves one behind, and only the
+/// next save can notice it. Best effort, like the removal of the previous file.
+fn remove_orphaned_tensors(dir: &Path, current: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name != current && name.starts_with("checkpoint-epoch-") && name.ends_with(".safetensors") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 pub fn exists(dir: &Path) -> bool {
