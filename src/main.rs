@@ -202,7 +202,7 @@ enum Bench {
         /// Timed steps per measurement, per model in the order of --models.
         #[arg(long, value_delimiter = ',', default_value = "200,20", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         steps: Vec<u64>,
-        /// Alternating measurements of each side; the median and quartiles are reported.
+        /// Alternating measurements of each side; the median is reported (every round in --out).
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=100))]
         rounds: u64,
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1024))]

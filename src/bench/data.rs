@@ -201,19 +201,6 @@ fn torchvision_pass(python: &Path, folder: &Path, b: &DataBench) -> Result<Pass>
     Ok(Pass { images_per_second: field("images_per_second")?, seconds: field("seconds")?, peak_rss_bytes: field("peak_rss_bytes")? as u64, baseline_rss_bytes: field("baseline_rss_bytes")? as u64 })
 }
 
-/// The quartiles (25 %, 75 %) of `v`, interpolated linearly between order statistics (as
-/// numpy's default): nearest rank made the lower quartile of three rounds their median.
-pub(crate) fn quartiles(v: &[f64]) -> (f64, f64) {
-    let mut x = v.to_vec();
-    x.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        let position = (x.len() - 1) as f64 * q;
-        let (below, above) = (position.floor() as usize, position.ceil() as usize);
-        x[below] + (x[above] - x[below]) * (position - below as f64)
-    };
-    (at(0.25), at(0.75))
-}
-
 pub fn bench_data(python: &Path, folder: &Path, b: &DataBench, progress: impl Fn(&str)) -> Result<DataBenchResult> {
     if b.batch == 0 || b.workers == 0 || b.rounds == 0 || b.images < b.batch {
         return Err(Error::invalid_option("bench data", "batch, workers and rounds must be at least 1, and images at least one batch"));
@@ -233,7 +220,7 @@ pub fn bench_data(python: &Path, folder: &Path, b: &DataBench, progress: impl Fn
     }
     let speeds = |v: &[Pass]| v.iter().map(|p| p.images_per_second).collect::<Vec<_>>();
     let median_of = |v: &[Pass]| if v.is_empty() { f64::NAN } else { super::median(&speeds(v)) };
-    let iqr_of = |v: &[Pass]| if v.is_empty() { (f64::NAN, f64::NAN) } else { quartiles(&speeds(v)) };
+    let iqr_of = |v: &[Pass]| if v.is_empty() { (f64::NAN, f64::NAN) } else { super::quartiles(&speeds(v)) };
     let (h, t) = (median_of(&ours), median_of(&theirs));
     Ok(DataBenchResult {
         bench: b.clone(),
@@ -251,14 +238,3 @@ pub fn bench_data(python: &Path, folder: &Path, b: &DataBench, progress: impl Fn
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::quartiles;
-
-    #[test]
-    fn quartiles_interpolate_between_rounds() {
-        assert_eq!(quartiles(&[3.0, 1.0, 2.0]), (1.5, 2.5));
-        assert_eq!(quartiles(&[4.0]), (4.0, 4.0));
-        assert_eq!(quartiles(&[1.0, 2.0, 3.0, 4.0, 5.0]), (2.0, 4.0));
-    }
-}

@@ -22,6 +22,19 @@ pub(crate) fn median(v: &[f64]) -> f64 {
     x[x.len() / 2]
 }
 
+/// The quartiles (25 %, 75 %) of `v`, interpolated linearly between order statistics (as
+/// numpy's default): nearest rank made the lower quartile of three rounds their median.
+pub(crate) fn quartiles(v: &[f64]) -> (f64, f64) {
+    let mut x = v.to_vec();
+    x.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let position = (x.len() - 1) as f64 * q;
+        let (below, above) = (position.floor() as usize, position.ceil() as usize);
+        x[below] + (x[above] - x[below]) * (position - below as f64)
+    };
+    (at(0.25), at(0.75))
+}
+
 /// Runs the embedded Python `twin` with `args` and parses the JSON line it prints.
 pub(crate) fn run_python_twin(python: &Path, twin: &str, args: &[String]) -> Result<serde_json::Value> {
     let script = tempfile::Builder::new().suffix(".py").tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
@@ -40,4 +53,16 @@ pub(crate) fn run_python_twin(python: &Path, twin: &str, args: &[String]) -> Res
     }
     let line = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(line.trim()).map_err(|e| Error::msg(format!("unexpected output of the reference script '{line}': {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quartiles;
+
+    #[test]
+    fn quartiles_interpolate_between_rounds() {
+        assert_eq!(quartiles(&[3.0, 1.0, 2.0]), (1.5, 2.5));
+        assert_eq!(quartiles(&[4.0]), (4.0, 4.0));
+        assert_eq!(quartiles(&[1.0, 2.0, 3.0, 4.0, 5.0]), (2.0, 4.0));
+    }
 }

@@ -166,14 +166,19 @@ pub fn load_image(path: &Path, size: i64) -> Result<Tensor> {
 /// Images of a data set (`[N, C, H, W]` in `[0, 1]`, grey or RGB) as the lite models expect
 /// them: resized to `size`×`size` (bilinear), grey repeated to RGB, `(255x − 127) / 128`.
 pub fn preprocess_batch(images: &Tensor, size: i64) -> Result<Tensor> {
+    Ok((rgb_at_size(images, size)? * 255.0 - PIXEL_MEAN) / PIXEL_SCALE)
+}
+
+/// Images `[N, 1 or 3, H, W]` as RGB (grey repeated) at `size`×`size` (bilinear): what every
+/// pretrained network's preprocessing starts with, before its own normalisation.
+pub(crate) fn rgb_at_size(images: &Tensor, size: i64) -> Result<Tensor> {
     let shape = images.size();
     let channels = shape.get(1).copied().unwrap_or(0);
     if shape.len() != 4 || !(channels == 1 || channels == 3) {
         return Err(Error::Shape { op: "preprocess_batch", arg: "images", expected: "[batch, 1 or 3, height, width]".into(), got: shape });
     }
     let rgb = if channels == 1 { images.expand([-1, 3, -1, -1], false) } else { images.shallow_clone() };
-    let resized = if shape[2] == size && shape[3] == size { rgb } else { rgb.upsample_bilinear2d([size, size], false, None, None) };
-    Ok((resized * 255.0 - PIXEL_MEAN) / PIXEL_SCALE)
+    Ok(if shape[2] == size && shape[3] == size { rgb } else { rgb.upsample_bilinear2d([size, size], false, None, None) })
 }
 
 /// The 1000 ImageNet class names in index order, from `file` (TensorFlow.js's

@@ -9,7 +9,7 @@ use image::DynamicImage;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::efficientnet::torchvision_b0_name;
-use super::pretrained::load_into;
+use super::pretrained::{load_into, rgb_at_size};
 use super::pth::load_state_dict;
 use super::{Backbone, DenseNet, EfficientNet, ResNet, Stem, Vgg};
 use crate::error::{Error, Result};
@@ -211,14 +211,7 @@ pub fn preprocess_image(image: &DynamicImage) -> Tensor {
 /// Images `[N, C, H, W]` in `[0, 1]` (grey repeated to RGB) resized to `size` (bilinear) and
 /// standardised with ImageNet's mean and sd.
 pub fn preprocess_batch(images: &Tensor, size: i64) -> Result<Tensor> {
-    let shape = images.size();
-    let channels = shape.get(1).copied().unwrap_or(0);
-    if shape.len() != 4 || !(channels == 1 || channels == 3) {
-        return Err(Error::Shape { op: "preprocess_batch", arg: "images", expected: "[batch, 1 or 3, height, width]".into(), got: shape });
-    }
-    let rgb = if channels == 1 { images.expand([-1, 3, -1, -1], false) } else { images.shallow_clone() };
-    let resized = if shape[2] == size && shape[3] == size { rgb } else { rgb.upsample_bilinear2d([size, size], false, None, None) };
-    Ok(standardise(&resized))
+    Ok(standardise(&rgb_at_size(images, size)?))
 }
 
 fn standardise(x: &Tensor) -> Tensor {

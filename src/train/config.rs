@@ -260,7 +260,10 @@ const BASE_TRAIN_KEYS: &[&str] = &[
 ];
 
 /// ImageNet's per-channel `(mean, sd)` (torchvision's `Normalize`), RGB.
-pub const IMAGENET_STATS: [(f64, f64); 3] = [(0.485, 0.229), (0.456, 0.224), (0.406, 0.225)];
+pub const IMAGENET_STATS: [(f64, f64); 3] = {
+    use crate::models::torchvision::{IMAGENET_MEAN as M, IMAGENET_SD as S};
+    [(M[0], S[0]), (M[1], S[1]), (M[2], S[2])]
+};
 
 /// `normalize`: `false` (default), `true` (the training part's statistics) or `"imagenet"`.
 fn normalize_option(o: &mut Options) -> Result<(bool, Option<Vec<(f64, f64)>>)> {
