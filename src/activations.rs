@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use ndarray::{Array1, Array4};
-use ndarray_npy::{read_npy, write_npy};
+use ndarray_npy::write_npy;
 use tch::{Device, Kind, Tensor};
 
-use crate::data::ImageDataset;
+use crate::data::{numbered_classes, read_npy_checked, ImageDataset};
 use crate::error::{Error, Result};
 use crate::files::write_then_rename;
 
@@ -105,14 +105,29 @@ impl Activations {
     /// Reads maps and labels written by [`Self::save_npy`] (or by numpy: float32 `[N, C, H,
     /// W]`, int64 `[N]`).
     pub fn load_npy(maps_path: &Path, labels_path: &Path, class_names: Option<Vec<String>>) -> Result<Activations> {
-        let maps: Array4<f32> = read_npy(maps_path).map_err(|e| Error::Data { path: maps_path.to_owned(), message: format!("expected float32 [N, C, H, W]: {e}") })?;
-        let labels: Array1<i64> = read_npy(labels_path).map_err(|e| Error::Data { path: labels_path.to_owned(), message: format!("expected int64 [N]: {e}") })?;
+        let maps: Array4<f32> = read_npy_checked(maps_path, "float32 [N, C, H, W]")?;
+        let labels: Array1<i64> = read_npy_checked(labels_path, "int64 [N]")?;
+        let bad_maps = |message: String| Error::Data { path: maps_path.to_owned(), message };
+        if let Some((i, v)) = maps.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            // NaN or inf activations make every distance NaN: the classifier would then answer
+            // without an error and with chance accuracy.
+            return Err(bad_maps(format!("value {v} at flat index {i}: activations must be finite")));
+        }
+        if maps.shape()[0] != labels.len() {
+            return Err(Error::Data {
+                path: labels_path.to_owned(),
+                message: format!("{} labels for {} activation maps in {}", labels.len(), maps.shape()[0], maps_path.display()),
+            });
+        }
         let shape: Vec<i64> = maps.shape().iter().map(|&d| d as i64).collect();
         let values: Vec<f32> = maps.iter().copied().collect();
         let labels = labels.to_vec();
-        let classes = labels.iter().copied().max().map_or(0, |m| m + 1) as usize;
-        let class_names = class_names.unwrap_or_else(|| (0..classes).map(|c| c.to_string()).collect());
+        let class_names = match class_names {
+            Some(names) => names,
+            None => numbered_classes(&labels).map_err(|message| Error::Data { path: labels_path.to_owned(), message })?,
+        };
         Activations::new(Tensor::from_slice(&values).view(shape.as_slice()), labels, class_names, maps_path.display().to_string())
+            .map_err(|e| Error::Data { path: labels_path.to_owned(), message: e.to_string() })
     }
 }
 

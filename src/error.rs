@@ -46,6 +46,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// libtorch's messages end with a C++ backtrace ("Exception raised from … frame #0 …"); users
 /// need the message.
+/// libtorch's message without the C++ backtrace that follows it.
+pub fn torch_message(e: &tch::TchError) -> String {
+    first_line(&e.to_string())
+}
+
 fn first_line(message: &str) -> String {
     let cut = message.find("\nException raised from").or_else(|| message.find("Exception raised from")).unwrap_or(message.len());
     message[..cut].lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")

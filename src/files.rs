@@ -58,7 +58,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// (a full disk) leaves no temporary file behind. Creates missing parent directories.
 pub fn write_then_rename(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temporary_beside(path)?;
-    write(tmp.path())?;
+    // libtorch's and FAISS's writers say what failed ("File too large") but not where.
+    write(tmp.path()).map_err(|e| match e {
+        Error::Data { .. } | Error::Io { .. } => e,
+        other => Error::Data { path: path.to_owned(), message: format!("cannot write: {other}") },
+    })?;
     // The writer closed its own handle; flush what it wrote through a fresh one.
     File::open(tmp.path()).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))?;
     persist(tmp, path)
@@ -100,4 +104,21 @@ impl DirLock {
         }
         Ok(DirLock { _dir: handle })
     }
+}
+
+/// A file's length and SHA-256 (hex): what a manifest records so that a truncated, replaced or
+/// bit-flipped file is an error when it is read back.
+pub fn file_digest(path: &Path) -> Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok((bytes.len() as u64, format!("{:x}", Sha256::digest(&bytes))))
+}
+
+/// An error unless the file at `path` has the SHA-256 `expected` (from its manifest).
+pub fn check_digest(path: &Path, expected: &str) -> Result<()> {
+    let (bytes, sha) = file_digest(path)?;
+    if sha != expected {
+        return Err(Error::Data { path: path.to_owned(), message: format!("{bytes} bytes whose SHA-256 differs from the one its manifest recorded: corrupted or replaced") });
+    }
+    Ok(())
 }

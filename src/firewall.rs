@@ -36,9 +36,15 @@ pub fn install() {
 
 /// Runs `f`; a panic inside it becomes [`Error::Internal`] naming `what`.
 pub fn catch<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_any(what, f).and_then(|result| result)
+}
+
+/// Runs `f`, whatever it returns; a panic inside it becomes [`Error::Internal`] naming `what`
+/// (for callers with an error type of their own, like the command line's).
+pub fn catch_any<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
     install();
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(result) => result,
+        Ok(value) => Ok(value),
         Err(payload) => {
             let recorded = LAST_PANIC.with(|p| p.borrow_mut().take());
             let message = recorded.unwrap_or_else(|| {

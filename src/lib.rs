@@ -28,6 +28,7 @@ pub mod device;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod fuzz;
 pub mod firewall;
 pub mod interrupt;
 pub mod knn;

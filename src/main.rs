@@ -64,6 +64,36 @@ enum Command {
     Bench(Bench),
     /// Versions, libtorch's CUDA backend, CUDA devices.
     Info,
+    /// Seeded mutation campaigns against the readers of users' files (npy, IDX, images,
+    /// ImageFolder, list files, .pth, safetensors, checkpoints, saved models, memories,
+    /// TorchScript): every case must end in an error naming the file, or be accepted; a panic,
+    /// a C++ backtrace, an unnamed error, a refused allocation, a crash or a hang fails.
+    #[command(hide = true)]
+    Fuzz {
+        /// Readers to attack (default: all).
+        readers: Vec<huelab::fuzz::Reader>,
+        /// Cases per reader.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        cases: u64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Memory limit of the process reading the cases (RLIMIT_DATA), MB.
+        #[arg(long, default_value_t = 3072, value_parser = clap::value_parser!(u64).range(256..=1 << 20))]
+        memory_limit_mb: u64,
+        /// Seconds after which a case counts as a hang.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        case_timeout: u64,
+        /// Also write the reports as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Internal: run cases in this process (what the campaign's child does).
+        #[arg(long)]
+        child: bool,
+        #[arg(long, requires = "child", default_value_t = 0)]
+        start: u64,
+        #[arg(long, requires = "child")]
+        work: Option<PathBuf>,
+    },
     /// Top-5 ImageNet classes of images under a pretrained network (a sanity check of weights
     /// and preprocessing).
     Predict {
@@ -273,12 +303,31 @@ fn main() -> ExitCode {
         huelab::interrupt::request();
     });
     huelab::firewall::install();
+    // A file-size limit (`ulimit -f`) reached while writing is then an error naming the file
+    // (EFBIG), as a full disk is, instead of a kill that leaves a half-written temporary file.
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread of ours starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     if let Command::Run { cluster, .. } = &cli.command {
         if cluster.task.is_some() {
             cluster_run::on_usr1_checkpoint();
         }
     }
-    let outcome = match cli.command {
+    let outcome = huelab::firewall::catch_any("huelab", || dispatch(cli.command))
+        .unwrap_or_else(|e| Err(ScriptError { file: "huelab".into(), position: None, message: e.to_string() }));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if huelab::interrupt::requested() { ExitCode::from(130) } else { ExitCode::FAILURE }
+        }
+    }
+}
+
+/// Runs one command.
+fn dispatch(command: Command) -> Result<(), ScriptError> {
+    match command {
         Command::Run { script, args, allow_fs, max_operations, max_call_depth, threads, cluster } => {
             if let Some(n) = threads {
                 tch::set_num_threads(n);
@@ -337,14 +386,51 @@ fn main() -> ExitCode {
         }
         Command::Predict { model, weights, top, images } => predict(&model, weights.as_deref(), top, &images)
             .map_err(command_error("predict")),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if huelab::interrupt::requested() { ExitCode::from(130) } else { ExitCode::FAILURE }
+        Command::Fuzz { readers, cases, seed, memory_limit_mb, case_timeout, out, child, start, work } => {
+            let readers = if readers.is_empty() { huelab::fuzz::Reader::ALL.to_vec() } else { readers };
+            if child {
+                let work = work.unwrap_or_else(|| PathBuf::from("."));
+                return huelab::fuzz::run_child(readers[0], seed, start as usize, cases as usize, &work).map_err(command_error("fuzz"));
+            }
+            let limits = huelab::fuzz::Limits { memory_mb: memory_limit_mb, case_timeout: std::time::Duration::from_secs(case_timeout) };
+            fuzz(&readers, cases as usize, seed, limits, out.as_deref()).map_err(command_error("fuzz"))
         }
     }
+}
+
+/// Runs the campaigns, prints a table of outcomes and every mishandled case; an error when
+/// any case was mishandled.
+fn fuzz(readers: &[huelab::fuzz::Reader], cases: usize, seed: u64, limits: huelab::fuzz::Limits, out: Option<&std::path::Path>) -> huelab::Result<()> {
+    use huelab::fuzz::Outcome;
+    let exe = std::env::current_exe().map_err(|e| huelab::Error::msg(format!("cannot find the huelab binary: {e}")))?;
+    let mut reports = Vec::new();
+    println!("{:<13} {:>6} {:>6} {:>8} {:>10} {:>9} {:>7}", "reader", "cases", "clean", "accepted", "mishandled", "peak MB", "seconds");
+    for &reader in readers {
+        let report = huelab::fuzz::campaign(&exe, reader, cases, seed, limits)?;
+        println!(
+            "{:<13} {:>6} {:>6} {:>8} {:>10} {:>9.0} {:>7.1}",
+            report.reader,
+            report.cases,
+            report.count(Outcome::CleanError),
+            report.count(Outcome::Accepted),
+            report.mishandled_count(),
+            report.max_peak_rss_mb,
+            report.seconds
+        );
+        for r in report.mishandled.iter().filter(|r| r.outcome.is_mishandled()) {
+            println!("    case {} {:?}: {} ({}): {}", r.case, r.outcome, r.file.display(), r.mutation, r.detail);
+        }
+        reports.push(report);
+    }
+    if let Some(out) = out {
+        let json = serde_json::to_vec_pretty(&reports).map_err(|e| huelab::Error::msg(e.to_string()))?;
+        huelab::files::write_atomic(out, &json)?;
+    }
+    let bad: usize = reports.iter().map(|r| r.mishandled_count()).sum();
+    if bad > 0 {
+        return Err(huelab::Error::msg(format!("{bad} case(s) mishandled")));
+    }
+    Ok(())
 }
 
 /// A library error of a command other than `run`, printed as `<command>: <message>`.

@@ -13,3 +13,13 @@ pub fn images_bar(what: &str, images: usize) -> ProgressBar {
     );
     bar
 }
+
+/// A bar over `total` items of `unit` (e.g. fuzz cases); hidden when stderr is not a terminal.
+pub fn bar(what: &str, total: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}]"))
+            .expect("the template is valid"),
+    );
+    bar
+}

@@ -83,3 +83,60 @@ fn resuming_with_other_options_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("seed") && err.contains("checkpoint.json"), "{err}");
 }
+
+/// Runs huelab with a file-size limit (RLIMIT_FSIZE), the way a full disk stops a write.
+fn huelab_with_file_limit(dir: &Path, args: &[&str], bytes: u64) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = huelab(dir, args);
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn a_full_disk_during_a_checkpoint_is_an_error_naming_the_file_and_the_previous_checkpoint_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("resume.rhai"), SCRIPT.replace("epochs: 25", "epochs: 4")).unwrap();
+    let whole = huelab(dir.path(), &["out=whole.csv"]).output().unwrap();
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+
+    // Stop a checkpointed run after epoch 2 (SIGKILL), so a complete checkpoint exists.
+    let ckpt = dir.path().join("ckpt");
+    let mut child = huelab(dir.path(), &["checkpoint=ckpt", "out=full.csv"]).spawn().unwrap();
+    let started = Instant::now();
+    while checkpoint_epoch(&ckpt).unwrap_or(0) < 2 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be stopped");
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at = checkpoint_epoch(&ckpt).unwrap();
+    assert!(at < 4, "stopped after epoch {at}");
+    let before = std::fs::read(ckpt.join("checkpoint.json")).unwrap();
+    let names = || -> Vec<String> { std::fs::read_dir(&ckpt).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect() };
+    let names_before = names();
+
+    // Resume with room for small files only: the next epoch's tensors cannot be written.
+    let full = huelab_with_file_limit(dir.path(), &["checkpoint=ckpt", "resume=true", "out=full.csv"], 16 * 1024);
+    let err = String::from_utf8_lossy(&full.stderr);
+    assert!(!full.status.success(), "{err}");
+    assert!(err.contains("ckpt/checkpoint-epoch-") && err.contains("File too large"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(ckpt.join("checkpoint.json")).unwrap(), before, "the previous checkpoint is untouched");
+    let left: Vec<String> = names().into_iter().filter(|n| !names_before.contains(n)).collect();
+    assert!(left.is_empty(), "the failed write left files behind: {left:?}");
+
+    // With room again, the previous checkpoint resumes and ends like the uninterrupted run.
+    let resumed = huelab(dir.path(), &["checkpoint=ckpt", "resume=true", "out=full.csv"]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(metrics_without_time(&dir.path().join("whole.csv")), metrics_without_time(&dir.path().join("full.csv")));
+}

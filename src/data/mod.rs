@@ -19,7 +19,7 @@ pub use augment::{Augment, ImageAugment};
 pub use builtin::*;
 pub use dataset::*;
 pub use digits::digits;
-pub use idx::{load_idx, read_idx, IdxArray};
+pub use idx::{load_idx, numbered_classes, read_idx, IdxArray, MAX_NUMBERED_CLASSES};
 pub use folder::{decode, resize_center_crop, FolderTransform, ImageFiles, ImageFolderConfig, Mode, IMAGE_EXTENSIONS};
 pub use image_folder::*;
 pub use npy::*;

@@ -6,16 +6,15 @@
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
-use ndarray_npy::read_npy;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tch::{Device, Tensor};
 
 use super::search::{Backend, Neighbours, SearchIndex};
 use super::Descriptor;
 use crate::activations::{write_npy_atomic, ActivationSource, Activations};
+use crate::files::file_digest;
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::files::{write_atomic, write_then_rename};
@@ -364,15 +363,85 @@ impl PixelMemory {
                 message: format!("{bytes} bytes, memory.json expects {} with another checksum: truncated or replaced", meta.index_bytes),
             });
         }
-        let search = meta.config.backend.load(&index_path, meta.dim, &meta.config, device)?;
+        meta.check_consistent().map_err(|message| Error::Data { path: meta_path.clone(), message })?;
+        // The configuration in memory.json sets the index's search parameters: an error there
+        // names memory.json, not just the option.
+        let in_meta = |e: Error| match e {
+            Error::Data { .. } | Error::Io { .. } => e,
+            other => Error::Data { path: meta_path.clone(), message: format!("its configuration: {}", other) },
+        };
+        meta.config.validate().map_err(in_meta)?;
+        let search = meta.config.backend.load(&index_path, meta.dim, &meta.config, device).map_err(in_meta)?;
+        if search.len() as u64 != meta.vectors {
+            return Err(Error::Data {
+                path: index_path,
+                message: format!("the index holds {} vectors, memory.json expects {}", search.len(), meta.vectors),
+            });
+        }
         let entries_path = dir.join(ENTRIES_FILE);
         let entries: Array2<i64> =
-            read_npy(&entries_path).map_err(|e| Error::Data { path: entries_path.clone(), message: format!("unreadable entries: {e}") })?;
+            crate::data::read_npy_checked(&entries_path, "int64 entries [vectors, 3] (class, image, cell)")?;
         if entries.nrows() as u64 != meta.vectors || entries.ncols() != 3 {
-            return Err(Error::Data { path: entries_path, message: format!("{} entries, memory.json expects {}", entries.nrows(), meta.vectors) });
+            return Err(Error::Data {
+                path: entries_path,
+                message: format!("{}×{} entries, memory.json expects {}×3", entries.nrows(), entries.ncols(), meta.vectors),
+            });
         }
+        meta.check_entries(&entries).map_err(|message| Error::Data { path: entries_path, message })?;
         let column = |j: usize| entries.column(j).iter().map(|&v| v as u32).collect::<Vec<u32>>();
         Ok(PixelMemory { search, classes: column(0), image_ids: column(1), cells: column(2), meta })
+    }
+}
+
+impl MemoryMeta {
+    /// Whether the sizes in `memory.json` agree with each other (a memory built by [`PixelMemory::add`]
+    /// always does), so that nothing later is sized or indexed by a number that lies.
+    fn check_consistent(&self) -> std::result::Result<(), String> {
+        let (h, w) = self.grid;
+        if !(1..=4096).contains(&h) || !(1..=4096).contains(&w) || !(1..=1 << 20).contains(&self.channels) {
+            return Err(format!("implausible activation shape {}×{h}×{w}", self.channels));
+        }
+        let dim = self.config.descriptor.dim(self.channels, self.grid);
+        if self.dim != dim {
+            return Err(format!("dim {} does not match {} descriptors of {}×{h}×{w} maps ({dim})", self.dim, self.config.descriptor.name(), self.channels));
+        }
+        if self.class_names.is_empty() || self.class_names.len() != self.class_counts.len() {
+            return Err(format!("{} class names but {} class counts", self.class_names.len(), self.class_counts.len()));
+        }
+        let per_image = self.config.descriptor.per_image(self.grid) as u64;
+        if self.images.checked_mul(per_image) != Some(self.vectors) {
+            return Err(format!("{} images of {per_image} vectors each cannot make {} vectors", self.images, self.vectors));
+        }
+        if self.class_counts.iter().try_fold(0u64, |sum, &c| sum.checked_add(c)) != Some(self.vectors) {
+            return Err(format!("the class counts do not add up to the {} vectors", self.vectors));
+        }
+        Ok(())
+    }
+
+    /// Whether `entries.npy` is what [`PixelMemory::add`] writes for this memory: row `r` is
+    /// image `r / per_image`, cell `r % per_image`, and one class per image whose counts are
+    /// `class_counts`.
+    fn check_entries(&self, entries: &Array2<i64>) -> std::result::Result<(), String> {
+        let per_image = self.config.descriptor.per_image(self.grid);
+        let mut counts = vec![0u64; self.class_names.len()];
+        for (r, row) in entries.rows().into_iter().enumerate() {
+            let (class, image, cell) = (row[0], row[1], row[2]);
+            let r = r as i64;
+            if image != r / per_image || cell != r % per_image {
+                return Err(format!("row {r} is image {image}, cell {cell}; expected image {}, cell {}", r / per_image, r % per_image));
+            }
+            if class < 0 || class as usize >= counts.len() {
+                return Err(format!("row {r} has class {class}, the memory has {} classes", counts.len()));
+            }
+            if cell > 0 && class != entries[[r as usize - 1, 0]] {
+                return Err(format!("row {r}: the cells of image {image} have different classes"));
+            }
+            counts[class as usize] += 1;
+        }
+        if counts != self.class_counts {
+            return Err(format!("class counts {counts:?} differ from memory.json's {:?}", self.class_counts));
+        }
+        Ok(())
     }
 }
 
@@ -386,7 +455,3 @@ fn training_sample(images: usize, config: &MemoryConfig, grid: (i64, i64)) -> Ve
     order
 }
 
-fn file_digest(path: &Path) -> Result<(u64, String)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok((bytes.len() as u64, format!("{:x}", Sha256::digest(&bytes))))
-}

@@ -130,6 +130,11 @@ pub struct HueNet {
 }
 
 impl HueNet {
+    pub const MAX_IN_CHANNELS: i64 = 1024;
+    pub const MAX_CLASSES: i64 = 100_000;
+    pub const MAX_INPUT_SIDE: i64 = 8192;
+    pub const MAX_HUE_HIDDEN: i64 = 1 << 16;
+
     /// Builds the model with its variables under `p / "backbone"` and `p / "heads"`.
     pub fn new(p: &nn::Path, spec: &ModelSpec) -> Result<Self> {
         let (h, w) = spec.input_size;
@@ -142,11 +147,24 @@ impl HueNet {
                 format!("{} with the {stem:?} stem needs inputs of at least {min}×{min}, the data is {h}×{w}{hint}", spec.arch.name()),
             ));
         }
-        if spec.in_channels < 1 || spec.num_classes < 2 {
+        // Upper bounds too: a spec can come from a user's `model.json`, and these numbers size
+        // weight tensors before anything else looks at them.
+        if !(1..=Self::MAX_IN_CHANNELS).contains(&spec.in_channels) || !(2..=Self::MAX_CLASSES).contains(&spec.num_classes) {
             return Err(Error::msg(format!(
-                "a model needs at least 1 input channel and 2 classes, got {} and {}",
-                spec.in_channels, spec.num_classes
+                "a model needs 1 to {} input channels and 2 to {} classes, got {} and {}",
+                Self::MAX_IN_CHANNELS,
+                Self::MAX_CLASSES,
+                spec.in_channels,
+                spec.num_classes
             )));
+        }
+        if h > Self::MAX_INPUT_SIDE || w > Self::MAX_INPUT_SIDE {
+            return Err(Error::msg(format!("inputs of {h}×{w}: at most {0}×{0}", Self::MAX_INPUT_SIDE)));
+        }
+        if let Some(hidden) = spec.hue_head.hidden {
+            if !(1..=Self::MAX_HUE_HIDDEN).contains(&hidden) {
+                return Err(Error::invalid_option("hue_hidden", format!("{hidden} units; expected 1 to {}", Self::MAX_HUE_HIDDEN)));
+            }
         }
         let backbone = spec.arch.build(&(p / "backbone"), spec.in_channels, stem, spec.input_size);
         let heads = Heads::new(&(p / "heads"), backbone.out_channels(), spec.num_classes, spec.hue_head);

@@ -497,7 +497,7 @@ pub fn load_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
         return load_zip(path, &bytes);
     }
     if is_safetensors(&bytes) {
-        let tensors = Tensor::read_safetensors(path).map_err(|e| data_error(format!("unreadable safetensors file: {e}")))?;
+        let tensors = Tensor::read_safetensors(path).map_err(|e| data_error(format!("unreadable safetensors file: {}", crate::error::torch_message(&e))))?;
         return Ok(tensors);
     }
     load_legacy(path, &bytes)

@@ -109,9 +109,16 @@ pub struct HueLabels {
 }
 
 impl HueLabels {
+    /// More classes than any labelled image set has (ImageNet-21k: 21 841): a larger count is a
+    /// typo or a corrupt file, and would size the angle table by it.
+    pub const MAX_CLASSES: usize = 100_000;
+
     pub fn new(num_classes: usize, assignment: AngleAssignment) -> Result<Self> {
         if num_classes < 2 {
             return Err(Error::invalid_option("num_classes", format!("the hue loss needs at least 2 classes, got {num_classes}")));
+        }
+        if num_classes > Self::MAX_CLASSES {
+            return Err(Error::invalid_option("num_classes", format!("{num_classes} classes; the hue loss takes at most {}", Self::MAX_CLASSES)));
         }
         let mut slots: Vec<usize> = (0..num_classes).collect();
         if let AngleAssignment::Random { seed } = assignment {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::render::{plot_error, render, Figure, FONT};
+use super::render::{plot_error, render, require_finite, Figure, FONT};
 use crate::error::{Error, Result};
 use crate::files::write_csv;
 
@@ -41,9 +41,10 @@ pub fn heatmaps(title: &str, panels: &[HeatmapPanel], columns: usize) -> Result<
         return Err(Error::msg("no heatmap to draw"));
     }
     for p in panels {
-        if p.values.len() as i64 != p.grid.0 * p.grid.1 {
+        if p.grid.0 < 1 || p.grid.1 < 1 || p.values.len() as i64 != p.grid.0 * p.grid.1 {
             return Err(Error::msg(format!("heatmap '{}': {} values for a {}×{} grid", p.title, p.values.len(), p.grid.0, p.grid.1)));
         }
+        require_finite(&format!("heatmap '{}'", p.title), &p.values)?;
     }
     let rows = panels.len().div_ceil(columns);
     let width = columns as u32 * (PANEL + BAR) + 20;
@@ -182,6 +183,13 @@ pub fn grouped_bars(
     if values.len() != groups.len() || values.iter().any(|v| v.len() != series.len()) || spread.is_some_and(|sp| sp.len() != groups.len() || sp.iter().any(|v| v.len() != series.len())) {
         return Err(Error::msg(format!("grouped bars: values (and spread) must be {} groups × {} series", groups.len(), series.len())));
     }
+    if groups.is_empty() || series.is_empty() {
+        return Err(Error::msg("grouped bars: at least one group and one series are needed"));
+    }
+    require_finite("grouped bars", values.iter().flatten())?;
+    if let Some(spread) = spread {
+        require_finite("grouped bars' spread", spread.iter().flatten())?;
+    }
     let top = values.iter().flatten().copied().fold(0.0, f64::max).max(1e-9);
     let y_max = if top <= 1.0 { 1.0 } else { top * 1.1 };
     // The legend gets its own column right of the chart, so it never covers bars.
@@ -254,6 +262,13 @@ fn polar_with_table(title: &str, class_names: &[String], histograms: &[Vec<f64>]
     let bins = histograms.first().map_or(0, |h| h.len());
     if bins == 0 || histograms.len() != class_names.len() || baseline.is_some_and(|b| b.len() != bins) {
         return Err(Error::msg("polar plot: one non-empty histogram per class (and a baseline of the same bins) is needed"));
+    }
+    if histograms.iter().any(|h| h.len() != bins) {
+        return Err(Error::msg(format!("polar plot: every histogram needs the same {bins} bins")));
+    }
+    require_finite("polar plot", histograms.iter().flatten().chain(baseline.into_iter().flatten()))?;
+    if histograms.iter().flatten().chain(baseline.into_iter().flatten()).any(|&v| v < 0.0) {
+        return Err(Error::msg("polar plot: histogram counts cannot be negative"));
     }
     let share = |h: &[f64]| {
         let total: f64 = h.iter().sum();

@@ -51,11 +51,28 @@ impl Figure {
     }
 }
 
+/// 64 megapixels, e.g. 8 000 × 8 000.
+pub const MAX_PIXELS: u64 = 64 << 20;
+
+/// An error unless every value is a finite number (plotters loops forever on some NaN or
+/// infinite ranges, and a bar of NaN height would silently be missing).
+pub fn require_finite<'a>(what: &str, values: impl IntoIterator<Item = &'a f64>) -> Result<()> {
+    match values.into_iter().find(|v| !v.is_finite()) {
+        Some(v) => Err(Error::msg(format!("{what}: every value must be a finite number, found {v}"))),
+        None => Ok(()),
+    }
+}
+
 /// Draws with `draw` on a white `width × height` canvas and returns it as a PNG figure.
 pub fn render(
     (width, height): (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
 ) -> Result<Figure> {
+    // A figure's size follows from its data (groups, panels); a script passing a million groups
+    // must get an error, not a multi-gigabyte canvas.
+    if width == 0 || height == 0 || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(Error::msg(format!("a {width}×{height} figure: figures are at most {MAX_PIXELS} pixels (fewer groups, panels or series)")));
+    }
     register_font();
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     {

@@ -23,6 +23,13 @@ use crate::results::ScriptInfo;
 pub use session::FileAccess;
 use session::ScriptSession;
 
+/// Items in a script's arrays, everything nested counted (results of a sweep are thousands).
+pub const MAX_ARRAY_SIZE: usize = 10_000_000;
+/// Entries in a script's maps, everything nested counted.
+pub const MAX_MAP_SIZE: usize = 1_000_000;
+/// Bytes of one script string.
+pub const MAX_STRING_SIZE: usize = 256 << 20;
+
 /// How a script runs: its file access and its limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptOptions {
@@ -161,7 +168,13 @@ impl ScriptRunner {
         let mut engine = new_engine(Dynamic::from(session.clone()));
         engine.set_max_operations(options.max_operations);
         engine.set_max_call_levels(options.max_call_depth);
-        engine.set_module_resolver(module_resolver(dir));
+        // Rhai counts an array's or map's size with everything nested in it, so these also
+        // stop a value that doubles itself (`a.push(a)` in a loop), which costs one operation
+        // per step and would otherwise fill memory before the operation limit is reached.
+        engine.set_max_array_size(MAX_ARRAY_SIZE);
+        engine.set_max_map_size(MAX_MAP_SIZE);
+        engine.set_max_string_size(MAX_STRING_SIZE);
+        engine.set_module_resolver(module_resolver(dir, options.allow_fs));
         ScriptRunner { engine, session, file: name.to_owned(), source, options }
     }
 
@@ -188,6 +201,11 @@ impl ScriptRunner {
                 error.message = format!(
                     "the script ran more than {} operations; raise the limit with --max-operations N (0: none)",
                     self.options.max_operations
+                );
+            } else if error.message.contains("exceeds maximum limit") || error.message.contains("Size of") {
+                error.message = format!(
+                    "{} (scripts hold at most {MAX_ARRAY_SIZE} array items, {MAX_MAP_SIZE} map entries and {MAX_STRING_SIZE}-byte strings, counting everything nested; keep large data in huelab's own values: data sets, activations, tables)",
+                    error.message
                 );
             } else if error.message.contains("Stack overflow") {
                 error.message = format!(
@@ -287,12 +305,41 @@ fn script_type(rust: &str) -> String {
 }
 
 /// `import "name" as m;` finds `name.rhai` beside the script, then in `./scripts/`.
-fn module_resolver(dir: &Path) -> rhai::module_resolvers::ModuleResolversCollection {
+fn module_resolver(dir: &Path, allow_fs: bool) -> ConfinedResolver {
     use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
     let mut resolvers = ModuleResolversCollection::new();
     resolvers.push(FileModuleResolver::new_with_path(dir));
     resolvers.push(FileModuleResolver::new_with_path("scripts"));
-    resolvers
+    ConfinedResolver { inner: resolvers, roots: [dir, Path::new("scripts")].map(session::resolve).to_vec(), allow_fs }
+}
+
+/// Imports from beside the script and from `scripts/` only (unless `--allow-fs`): an import
+/// path is relative, without `..`, and what it names, links resolved, stays in those folders.
+struct ConfinedResolver {
+    inner: rhai::module_resolvers::ModuleResolversCollection,
+    roots: Vec<std::path::PathBuf>,
+    allow_fs: bool,
+}
+
+impl rhai::ModuleResolver for ConfinedResolver {
+    fn resolve(&self, engine: &Engine, source: Option<&str>, path: &str, pos: rhai::Position) -> Result<rhai::Shared<rhai::Module>, Box<rhai::EvalAltResult>> {
+        if !self.allow_fs {
+            let refuse = |why: &str| -> Box<rhai::EvalAltResult> {
+                rhai::EvalAltResult::ErrorInModule(path.into(), format!("import '{path}' {why}; imports come from beside the script or from scripts/ (or run with --allow-fs)").into(), pos).into()
+            };
+            let named = Path::new(path);
+            if !named.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                return Err(refuse("must be a relative path without '..'"));
+            }
+            for root in &self.roots {
+                let candidate = root.join(format!("{path}.rhai"));
+                if candidate.exists() && !session::resolve(&candidate).starts_with(root) {
+                    return Err(refuse("leads out of its folder through a symbolic link"));
+                }
+            }
+        }
+        self.inner.resolve(engine, source, path, pos)
+    }
 }
 
 fn new_engine(session: Dynamic) -> Engine {

@@ -2,7 +2,7 @@
 //! them it has read, and which files it may touch. Bound functions reach it through the
 //! engine's tag.
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
@@ -87,6 +87,8 @@ pub struct ScriptSession {
     files: FileAccess,
     /// Set when the script runs as a cluster plan, task or gather.
     cluster: Option<RefCell<crate::cluster::ClusterRun>>,
+    /// Locks on the run directories the script writes (`run_dir`), held until it ends.
+    run_dir_locks: RefCell<BTreeMap<PathBuf, crate::files::DirLock>>,
 }
 
 impl ScriptSession {
@@ -99,7 +101,7 @@ impl ScriptSession {
     }
 
     pub fn with_cluster(script: ScriptInfo, files: FileAccess, cluster: Option<crate::cluster::ClusterRun>) -> Rc<Self> {
-        Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new) })
+        Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new), run_dir_locks: RefCell::default() })
     }
 
     /// The cluster run, when the script runs as one.
@@ -122,6 +124,17 @@ impl ScriptSession {
                  pass it as an argument (e.g. out={path}) or run with --allow-fs"
             )))
         }
+    }
+
+    /// Locks `dir` for this script (once; later calls for the same directory are free), so a
+    /// second `huelab run` writing into it gets an error instead of interleaving files.
+    pub fn lock_run_dir(&self, dir: &Path) -> crate::error::Result<()> {
+        let key = resolve(dir);
+        let mut locks = self.run_dir_locks.borrow_mut();
+        if !locks.contains_key(&key) {
+            locks.insert(key, crate::files::DirLock::acquire(dir)?);
+        }
+        Ok(())
     }
 
     /// The path a bound function was given, checked against the script's file access.

@@ -18,7 +18,7 @@ use super::step::HostSums;
 use super::{EpochMetrics, Optimizer, TrainConfig};
 use crate::data::{ImageDataset, Split};
 use crate::error::{Error, Result};
-use crate::files::{write_atomic, write_then_rename};
+use crate::files::{check_digest, file_digest, write_atomic, write_then_rename};
 
 const MANIFEST: &str = "checkpoint.json";
 const FORMAT: u32 = 1;
@@ -48,6 +48,9 @@ struct CheckpointManifest {
     epochs: Vec<EpochMetrics>,
     /// The file of tensors, inside the checkpoint directory.
     tensors: String,
+    /// SHA-256 of the tensors file; absent in checkpoints of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tensors_sha256: Option<String>,
     /// The variables that have optimiser state (those that have had a gradient); absent in
     /// checkpoints of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +113,12 @@ pub fn save(
     let state = optimizer.state_tensors();
     let with_state: BTreeSet<String> = state.iter().filter_map(|(n, _)| n.split_once('/').map(|(_, var)| var.to_owned())).collect();
     named.extend(state.into_iter().map(|(n, t)| (format!("optim/{n}"), t)));
-    write_then_rename(&dir.join(&tensors_name), |partial_path| Ok(Tensor::write_safetensors(&named, partial_path)?))?;
+    let mut tensors_sha256 = None;
+    write_then_rename(&dir.join(&tensors_name), |partial_path| {
+        Tensor::write_safetensors(&named, partial_path)?;
+        tensors_sha256 = Some(file_digest(partial_path)?.1);
+        Ok(())
+    })?;
 
     let previous = read_manifest(dir).ok().map(|m| m.tensors);
     let manifest = CheckpointManifest {
@@ -123,6 +131,7 @@ pub fn save(
         wall_seconds,
         epochs: epochs.to_vec(),
         tensors: tensors_name.clone(),
+        tensors_sha256,
         optimizer_state: Some(with_state.into_iter().collect()),
         partial: partial.cloned(),
     };
@@ -233,8 +242,11 @@ pub fn load(
     }
     let tensors_path: PathBuf = dir.join(&manifest.tensors);
     let bad = |message: String| Error::Data { path: tensors_path.clone(), message };
+    if let Some(sha) = &manifest.tensors_sha256 {
+        check_digest(&tensors_path, sha)?;
+    }
     let mut tensors: BTreeMap<String, Tensor> =
-        Tensor::read_safetensors(&tensors_path).map_err(|e| bad(format!("unreadable checkpoint tensors: {e}")))?.into_iter().collect();
+        Tensor::read_safetensors(&tensors_path).map_err(|e| bad(format!("unreadable checkpoint tensors: {}", crate::error::torch_message(&e))))?.into_iter().collect();
     tch::no_grad(|| -> Result<()> {
         for (name, mut variable) in vs.variables() {
             let key = format!("model/{name}");

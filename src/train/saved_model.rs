@@ -8,7 +8,7 @@ use tch::{nn, Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::models::{HueNet, ModelSpec};
-use crate::files::{write_atomic, write_then_rename};
+use crate::files::{check_digest, file_digest, write_atomic, write_then_rename};
 
 pub(super) const MODEL_JSON: &str = "model.json";
 const MODEL_TENSORS: &str = "model.safetensors";
@@ -22,6 +22,9 @@ pub struct SavedModelInfo {
     pub normalization: Option<Vec<(f64, f64)>>,
     pub class_names: Vec<String>,
     pub run_name: String,
+    /// SHA-256 of `model.safetensors`; absent in models of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensors_sha256: Option<String>,
 }
 
 /// A trained [`HueNet`] with its variables and input standardisation.
@@ -34,8 +37,13 @@ pub struct TrainedModel {
 
 pub fn save_model(dir: &Path, vs: &nn::VarStore, info: &SavedModelInfo) -> Result<()> {
     let variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    write_then_rename(&dir.join(MODEL_TENSORS), |partial| Ok(Tensor::write_safetensors(&variables, partial)?))?;
-    let json = serde_json::to_vec_pretty(info).map_err(|e| Error::msg(e.to_string()))?;
+    let mut info = info.clone();
+    write_then_rename(&dir.join(MODEL_TENSORS), |partial| {
+        Tensor::write_safetensors(&variables, partial)?;
+        info.tensors_sha256 = Some(file_digest(partial)?.1);
+        Ok(())
+    })?;
+    let json = serde_json::to_vec_pretty(&info).map_err(|e| Error::msg(e.to_string()))?;
     write_atomic(&dir.join(MODEL_JSON), &json)
 }
 
@@ -53,8 +61,25 @@ impl TrainedModel {
             return Err(Error::Data { path: json_path, message: format!("model format {} is not supported (expected {FORMAT})", info.format) });
         }
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let net = HueNet::new(&vs.root(), &info.spec)?;
+        let net = HueNet::new(&vs.root(), &info.spec).map_err(|e| Error::Data { path: json_path.clone(), message: format!("its model spec: {e}") })?;
+        if info.class_names.len() as i64 != info.spec.num_classes {
+            return Err(Error::Data {
+                path: json_path,
+                message: format!("{} class names for a model of {} classes", info.class_names.len(), info.spec.num_classes),
+            });
+        }
+        if let Some(stats) = &info.normalization {
+            if stats.len() as i64 != info.spec.in_channels || stats.iter().any(|&(mean, sd)| !mean.is_finite() || !(sd.is_finite() && sd > 0.0)) {
+                return Err(Error::Data {
+                    path: json_path,
+                    message: format!("normalization needs a finite (mean, sd > 0) for each of the {} input channels", info.spec.in_channels),
+                });
+            }
+        }
         let tensors_path = dir.join(MODEL_TENSORS);
+        if let Some(sha) = &info.tensors_sha256 {
+            check_digest(&tensors_path, sha)?;
+        }
         let tensors = Tensor::read_safetensors(&tensors_path)
             .map_err(|e| Error::Data { path: tensors_path.clone(), message: format!("unreadable model tensors: {e}") })?;
         crate::models::load_into(&mut vs, tensors, &tensors_path)?;

@@ -204,6 +204,8 @@ fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Re
             normalization: normalization.clone(),
             class_names: data.class_names().to_vec(),
             run_name: config.name.clone(),
+            // save_model records the digest of the tensors it writes.
+            tensors_sha256: None,
         };
         save_model(dir, &vs, &info)?;
     }

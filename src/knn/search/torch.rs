@@ -37,7 +37,7 @@ impl TorchFlat {
     /// The vectors written by [`SearchIndex::write`].
     pub fn load(path: &Path, dim: i64, device: Device) -> Result<Self> {
         let bad = |message: String| Error::Data { path: path.to_owned(), message };
-        let tensors = Tensor::read_safetensors(path).map_err(|e| bad(format!("unreadable vectors: {e}")))?;
+        let tensors = Tensor::read_safetensors(path).map_err(|e| bad(format!("unreadable vectors: {}", crate::error::torch_message(&e))))?;
         let rows = tensors.into_iter().find(|(n, _)| n == "vectors").map(|(_, t)| t).ok_or_else(|| bad("no 'vectors' tensor".into()))?;
         let size = rows.size();
         if size.len() != 2 || size[1] != dim || rows.kind() != Kind::Float {

@@ -44,18 +44,26 @@ pub mod output_api {
         ScriptSession::of(&ctx).arg(name).map_or(default, Into::into)
     }
 
-    /// `runs/<name>`, created if missing; `name` may have `/` but no `..` or leading `/`.
+    /// `runs/<name>`, created if missing and locked while the script runs (a second run
+    /// writing into it stops with an error); `name` may have `/` but no `..` or leading `/`.
     /// ```rhai
     /// let dir = run_dir("quickstart");   // "runs/quickstart"
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn run_dir(name: &str) -> RhaiResult<String> {
+    pub fn run_dir(ctx: NativeCallContext, name: &str) -> RhaiResult<String> {
         let relative = Path::new(name);
         if name.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
             return Err(to_rhai(format!("run_dir: '{name}' must be a relative name without '..'")));
         }
         let dir = PathBuf::from("runs").join(relative);
+        // Through the file-access check like every other path: `runs` may be a link elsewhere.
+        ScriptSession::checked(&ctx, &dir.to_string_lossy(), "run_dir")?;
         std::fs::create_dir_all(&dir).map_err(|e| to_rhai(Error::io(&dir, e)))?;
+        let session = ScriptSession::of(&ctx);
+        // Cluster tasks run side by side and write nothing here; the gather job writes.
+        if !session.defers_outputs() {
+            session.lock_run_dir(&dir).map_err(to_rhai)?;
+        }
         Ok(dir.to_string_lossy().into_owned())
     }
 

@@ -1,0 +1,328 @@
+//! `huelab fuzz`: seeded mutation campaigns against every reader of users' files. Each case
+//! copies a real seed input, mutates one of its files (see [`mutate`]) and reads it through the
+//! code users run ([`readers`]). The cases run in a child process under a memory limit
+//! (`RLIMIT_DATA`), so that an abort, a stack overflow, a hang or an allocation beyond the bound
+//! is seen from outside and counted, and the campaign goes on with the next case.
+//!
+//! A case ends in one of: a clean error naming the file; accepted (the mutation left a valid
+//! file, e.g. a flipped pixel); or mishandled: a panic (caught by the firewall), an error
+//! carrying libtorch's C++ backtrace, an error that names no file, an allocation refused by the
+//! memory limit, a crash, or a hang.
+mod mutate;
+mod readers;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rand::seq::IndexedRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+pub use mutate::FileKind;
+pub use readers::{Reader, SeedInput};
+
+use crate::error::{Error, Result};
+
+/// Limits of a campaign's child process.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `RLIMIT_DATA` of the child: heap and private mappings, libtorch's included.
+    pub memory_mb: u64,
+    /// A case taking longer is a hang.
+    pub case_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_mb: 3072, case_timeout: Duration::from_secs(60) }
+    }
+}
+
+/// How one case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    CleanError,
+    Accepted,
+    Panic,
+    Backtrace,
+    UnnamedError,
+    OverAllocation,
+    Crash,
+    Hang,
+}
+
+impl Outcome {
+    pub fn is_mishandled(self) -> bool {
+        !matches!(self, Outcome::CleanError | Outcome::Accepted)
+    }
+
+    /// An error's outcome: whether it is a clean one naming `file` (or the input `entry`).
+    fn of_error(message: &str, file: &Path, entry: &Path) -> Outcome {
+        let names = |p: &Path| p.file_name().is_some_and(|n| message.contains(&*n.to_string_lossy()));
+        if message.contains("failed inside huelab or libtorch") {
+            Outcome::Panic
+        } else if message.contains("Exception raised from") || message.contains("frame #") {
+            Outcome::Backtrace
+        } else if message.contains("can't allocate memory") || message.contains("memory allocation of") {
+            Outcome::OverAllocation
+        } else if names(file) || names(entry) || message.contains(&*entry.to_string_lossy()) {
+            Outcome::CleanError
+        } else {
+            Outcome::UnnamedError
+        }
+    }
+}
+
+/// One case as the child reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseRecord {
+    pub case: usize,
+    pub file: PathBuf,
+    pub mutation: String,
+    pub outcome: Outcome,
+    /// The error, what was read, or how the child died.
+    pub detail: String,
+    /// Peak resident memory during the case (the child's `VmHWM`, reset before it), in MB.
+    pub peak_rss_mb: f64,
+}
+
+/// A reader's campaign.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReaderReport {
+    pub reader: &'static str,
+    pub seed: u64,
+    pub cases: usize,
+    pub counts: std::collections::BTreeMap<Outcome, usize>,
+    pub max_peak_rss_mb: f64,
+    pub memory_limit_mb: u64,
+    pub seconds: f64,
+    /// Every mishandled case (and the first accepted ones, to read what passes).
+    pub mishandled: Vec<CaseRecord>,
+}
+
+impl ReaderReport {
+    pub fn mishandled_count(&self) -> usize {
+        self.counts.iter().filter(|(o, _)| o.is_mishandled()).map(|(_, n)| n).sum()
+    }
+
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.counts.get(&outcome).copied().unwrap_or(0)
+    }
+}
+
+/// What the child prints per case: one line before the read, one after.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum ChildEvent {
+    Start { case: usize, file: PathBuf, entry: PathBuf, mutation: String },
+    Done { case: usize, error: Option<String>, read: String, peak_rss_mb: f64 },
+}
+
+/// Runs `cases` cases of `reader` from `seed`, each child under `limits`; `exe` is the huelab
+/// binary (its hidden `fuzz --child` runs the cases).
+pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Limits) -> Result<ReaderReport> {
+    let work = tempfile::Builder::new().prefix("huelab-fuzz-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let started = Instant::now();
+    let mut records: Vec<CaseRecord> = Vec::new();
+    let mut next = 0;
+    let progress = crate::progress::bar(&format!("fuzz {}", reader.name()), cases as u64, "cases");
+    while next < cases {
+        let mut child = spawn_child(exe, reader, seed, next, cases, work.path(), limits)?;
+        let stdout = child.stdout.take().ok_or_else(|| Error::msg("fuzz: the child has no stdout"))?;
+        let (sender, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(event) = serde_json::from_str::<ChildEvent>(&line) {
+                    if sender.send(event).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut current: Option<(usize, PathBuf, PathBuf, String)> = None;
+        let mut case_started = Instant::now();
+        // Making the seeds (one short training run for checkpoints) gets longer than a case.
+        let mut timeout = limits.case_timeout + Duration::from_secs(120);
+        loop {
+            match events.recv_timeout(timeout) {
+                Ok(ChildEvent::Start { case, file, entry, mutation }) => {
+                    current = Some((case, file, entry, mutation));
+                    case_started = Instant::now();
+                    timeout = limits.case_timeout;
+                }
+                Ok(ChildEvent::Done { case, error, read, peak_rss_mb }) => {
+                    let (_, file, entry, mutation) = current.take().unwrap_or_default();
+                    let (outcome, detail) = match error {
+                        Some(message) => (Outcome::of_error(&message, &file, &entry), message),
+                        None => (Outcome::Accepted, read),
+                    };
+                    records.push(CaseRecord { case, file, mutation, outcome, detail, peak_rss_mb });
+                    progress.inc(1);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let Some((case, file, _, mutation)) = current.take() else {
+                        return Err(Error::msg(format!("fuzz {}: making the seed inputs took longer than {timeout:?}", reader.name())));
+                    };
+                    let detail = format!("no answer after {:.0} s", case_started.elapsed().as_secs_f64());
+                    records.push(CaseRecord { case, file, mutation, outcome: Outcome::Hang, detail, peak_rss_mb: f64::NAN });
+                    progress.inc(1);
+                    next = case + 1;
+                    break;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().map_err(|e| Error::msg(format!("fuzz: waiting for the child: {e}")))?;
+                    match current.take() {
+                        Some((case, file, _, mutation)) => {
+                            let tail = stderr_tail(work.path());
+                            let detail = format!("child died ({status}): {tail}");
+                            let outcome = if tail.contains("memory allocation of") { Outcome::OverAllocation } else { Outcome::Crash };
+                            records.push(CaseRecord { case, file, mutation, outcome, detail, peak_rss_mb: f64::NAN });
+                            progress.inc(1);
+                            next = case + 1;
+                        }
+                        None if status.success() => next = cases,
+                        None => {
+                            return Err(Error::msg(format!("fuzz {}: the child failed before any case ({status}): {}", reader.name(), stderr_tail(work.path()))));
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    progress.finish_and_clear();
+    let mut counts = std::collections::BTreeMap::new();
+    for r in &records {
+        *counts.entry(r.outcome).or_insert(0) += 1;
+    }
+    let max_peak_rss_mb = records.iter().map(|r| r.peak_rss_mb).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let mut accepted_shown = 0;
+    let mishandled = records
+        .into_iter()
+        .filter(|r| {
+            let show_accepted = r.outcome == Outcome::Accepted && accepted_shown < 5;
+            accepted_shown += show_accepted as usize;
+            r.outcome.is_mishandled() || show_accepted
+        })
+        .collect();
+    Ok(ReaderReport {
+        reader: reader.name(),
+        seed,
+        cases,
+        counts,
+        max_peak_rss_mb,
+        memory_limit_mb: limits.memory_mb,
+        seconds: started.elapsed().as_secs_f64(),
+        mishandled,
+    })
+}
+
+fn spawn_child(exe: &Path, reader: Reader, seed: u64, start: usize, cases: usize, work: &Path, limits: Limits) -> Result<std::process::Child> {
+    let log = work.join("child-stderr.log");
+    let stderr = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+    let mut command = Command::new(exe);
+    command
+        .args(["fuzz", reader.name(), "--child", "--seed", &seed.to_string(), "--start", &start.to_string(), "--cases", &cases.to_string()])
+        .arg("--work")
+        .arg(work)
+        .env("OMP_NUM_THREADS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    let bytes = limits.memory_mb.saturating_mul(1 << 20);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn().map_err(|e| Error::io(exe, e))
+}
+
+fn stderr_tail(work: &Path) -> String {
+    let text = std::fs::read_to_string(work.join("child-stderr.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}
+
+/// The child's side: makes the seeds, then runs cases `start..cases`, printing a
+/// [`ChildEvent`] before and after each.
+pub fn run_child(reader: Reader, seed: u64, start: usize, cases: usize, work: &Path) -> Result<()> {
+    crate::firewall::install();
+    tch::set_num_threads(1);
+    let seeds_dir = work.join(format!("seeds-{}", std::process::id()));
+    let mut seeds = Vec::new();
+    for variant in 0..reader.variants() {
+        let dir = seeds_dir.join(variant.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        seeds.push((dir.clone(), reader.make_seed(variant, &dir)?));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let mut emit = |event: &ChildEvent| -> Result<()> {
+        let line = serde_json::to_string(event).map_err(|e| Error::msg(e.to_string()))?;
+        writeln!(stdout, "{line}").and_then(|_| stdout.flush()).map_err(|e| Error::msg(format!("fuzz: stdout: {e}")))
+    };
+    let case_dir = work.join("case");
+    for case in start..cases {
+        let (seed_dir, input) = &seeds[case % seeds.len()];
+        if case_dir.exists() {
+            std::fs::remove_dir_all(&case_dir).map_err(|e| Error::io(&case_dir, e))?;
+        }
+        copy_dir(seed_dir, &case_dir)?;
+        let input = input.moved(seed_dir, &case_dir);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ case as u64);
+        let (file, kind) = input.files.choose(&mut rng).cloned().ok_or_else(|| Error::msg("fuzz: a seed without files"))?;
+        let mutation = mutate::mutate(&case_dir.join(&file), kind, &mut rng)?;
+        emit(&ChildEvent::Start { case, file: file.clone(), entry: input.entry.clone(), mutation })?;
+        reset_peak_rss();
+        let result = crate::firewall::catch("fuzz case", || reader.read(&input));
+        let peak_rss_mb = peak_rss_mb();
+        let (error, read) = match result {
+            Ok(read) => (None, read),
+            Err(e) => (Some(e.to_string()), String::new()),
+        };
+        emit(&ChildEvent::Done { case, error, read, peak_rss_mb })?;
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Resets the kernel's peak-RSS counter of this process (Linux: `5` into `clear_refs`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}

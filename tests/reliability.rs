@@ -1,0 +1,271 @@
+//! The cases of issue 12's "Why", one test each: bad input is an error that names the file or
+//! argument, never a panic, a hang, a huge allocation or a silently wrong result.
+use std::path::Path;
+use std::process::{Command, Output};
+
+use huelab::activations::Activations;
+use huelab::data::{digits, load_image_folder, load_npy, ImageFolderConfig, NpyLayout, SplitConfig};
+use huelab::knn::{MemoryConfig, PixelMemory};
+use huelab::nn::{AngleAssignment, HueLabels};
+use huelab::plot::{grouped_bars, heatmaps, polar, HeatmapPanel};
+use huelab::train::{train, TrainConfig};
+use ndarray::{Array1, Array2, Array4};
+use tch::{Device, Kind, Tensor};
+
+fn huelab(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_huelab")).args(args).current_dir(dir).output().unwrap()
+}
+
+/// The command failed with a message and without a Rust panic or a C++ backtrace.
+fn clean_failure(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected a failure: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE") && !err.contains("Exception raised from"), "{err}");
+    err
+}
+
+#[test]
+fn out_of_range_command_line_values_are_named_by_the_parser() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, name) in [
+        (vec!["predict", "--top=-1", "x.png"], "--top"),
+        (vec!["predict", "--top=0", "x.png"], "--top"),
+        (vec!["bench", "knn", "--classes", "0", "--no-reference"], "--classes"),
+        (vec!["bench", "knn", "--dim", "0", "--no-reference"], "--dim"),
+        (vec!["bench", "train", "--threads", "0"], "--threads"),
+        (vec!["run", "--max-call-depth", "100000000", "x.rhai"], "--max-call-depth"),
+    ] {
+        let out = huelab(dir.path(), &args);
+        let err = clean_failure(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(name), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_split_of_another_data_set_is_refused_whatever_the_sizes() {
+    let all = digits();
+    let small = all.subset("small", &(0..200).collect::<Vec<_>>()).unwrap();
+    let large = all.subset("large", &(0..400).collect::<Vec<_>>()).unwrap();
+    let options = serde_json::json!({ "epochs": 1, "progress": false, "device": "cpu" });
+    let config = TrainConfig::from_options(options.as_object().unwrap().clone()).unwrap();
+    for (made_on, used_with) in [(&small, &large), (&large, &small)] {
+        let split = made_on.split(SplitConfig::default()).unwrap();
+        let err = train(used_with, &split, &config).unwrap_err().to_string();
+        assert!(err.contains("another data set"), "{err}");
+    }
+}
+
+#[test]
+fn channels_last_npy_with_height_equal_to_channels_is_permuted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
+    // [N, H=3, W=4, C=3]: the sizes cannot tell the layout, the option must.
+    let mut nhwc = Array4::<u8>::zeros((2, 3, 4, 3));
+    nhwc[[1, 2, 1, 0]] = 255; // red at row 2, column 1 of image 1
+    ndarray_npy::write_npy(&x, &nhwc).unwrap();
+    ndarray_npy::write_npy(&y, &Array1::from(vec![0i64, 1])).unwrap();
+    let data = load_npy("hc", &x, &y, NpyLayout::ChannelsLast, None).unwrap();
+    assert_eq!(data.image_shape(), [3, 3, 4]);
+    let images = data.images().unwrap();
+    assert_eq!(images.double_value(&[1, 0, 2, 1]), 1.0);
+    assert_eq!(images.sum(Kind::Double).double_value(&[]), 1.0);
+}
+
+#[test]
+fn a_memory_whose_entries_or_counts_lie_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(3);
+    let acts = Activations::new(Tensor::rand([6, 4, 2, 2], (Kind::Float, Device::Cpu)), vec![0, 1, 0, 1, 0, 1], vec!["a".into(), "b".into()], "test").unwrap();
+    let path = dir.path().join("memory");
+    PixelMemory::build(&acts, &MemoryConfig::default(), Device::Cpu).unwrap().save(&path).unwrap();
+    let entries_path = path.join("entries.npy");
+    let entries: Array2<i64> = ndarray_npy::read_npy(&entries_path).unwrap();
+    for (row, column, value, expected) in [(5, 0, 7, "class 7"), (5, 1, 9, "expected image 1"), (3, 2, -1, "cell -1"), (0, 0, 1, "different classes")] {
+        let mut damaged = entries.clone();
+        damaged[[row, column]] = value;
+        ndarray_npy::write_npy(&entries_path, &damaged).unwrap();
+        let err = PixelMemory::load(&path, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("entries.npy") && err.contains(expected), "{err}");
+    }
+    ndarray_npy::write_npy(&entries_path, &entries).unwrap();
+    assert!(PixelMemory::load(&path, Device::Cpu).is_ok());
+    let meta_path = path.join("memory.json");
+    let meta = std::fs::read_to_string(&meta_path).unwrap();
+    let lying = meta.replacen("\"images\": 6", "\"images\": 7", 1);
+    assert_ne!(lying, meta);
+    std::fs::write(&meta_path, lying).unwrap();
+    let err = PixelMemory::load(&path, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("memory.json") && err.contains("7 images"), "{err}");
+}
+
+#[test]
+fn plots_refuse_nan_and_infinite_values_instead_of_hanging() {
+    let names = |n: usize| (0..n).map(|i| format!("s{i}")).collect::<Vec<_>>();
+    let err = grouped_bars("t", (&names(1), &names(2)), &[vec![0.5, f64::NAN]], None, "y").unwrap_err().to_string();
+    assert!(err.contains("finite"), "{err}");
+    let err = grouped_bars("t", (&names(1), &names(1)), &[vec![f64::INFINITY]], None, "y").unwrap_err().to_string();
+    assert!(err.contains("finite"), "{err}");
+    let panel = HeatmapPanel { title: "e".into(), grid: (1, 2), values: vec![1.0, f64::NAN], marker: None };
+    assert!(heatmaps("t", &[panel], 1).unwrap_err().to_string().contains("finite"));
+    let err = polar("t", &names(1), &[vec![1.0, f64::NEG_INFINITY]], None).unwrap_err().to_string();
+    assert!(err.contains("finite"), "{err}");
+    // A figure sized by a million groups is an error, not a multi-gigabyte canvas.
+    let many = names(1_000_000);
+    let err = grouped_bars("t", (&many, &names(1)), &vec![vec![0.5]; many.len()], None, "y").unwrap_err().to_string();
+    assert!(err.contains("pixels"), "{err}");
+}
+
+#[test]
+fn an_image_size_beyond_the_decoder_bound_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ImageFolderConfig { size: (1, 200_000_000), ..Default::default() };
+    let err = load_image_folder("f", dir.path(), config).unwrap_err().to_string();
+    assert!(err.contains("size"), "{err}");
+}
+
+#[test]
+fn class_counts_that_would_size_tables_are_bounded() {
+    let err = HueLabels::new(2_000_000_000, AngleAssignment::Ordered).unwrap_err().to_string();
+    assert!(err.contains("at most"), "{err}");
+    // One corrupt label must not make a 4-million-class list.
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
+    ndarray_npy::write_npy(&x, &Array4::<u8>::zeros((2, 1, 5, 6))).unwrap();
+    ndarray_npy::write_npy(&y, &Array1::from(vec![0i32, 4_390_920])).unwrap();
+    let err = load_npy("big", &x, &y, NpyLayout::Auto, None).unwrap_err().to_string();
+    assert!(err.contains("y.npy") && err.contains("4390921 classes"), "{err}");
+    let err = Activations::load_npy(&x, &y, None).unwrap_err().to_string();
+    assert!(err.contains("float32"), "{err}");
+}
+
+/// An `.npy` file whose header declares `shape` over a few bytes of data.
+fn lying_npy(path: &Path, descr: &str, shape: &str) {
+    let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    // magic (6) + version (2) + length (2) + header = 128 bytes, as numpy aligns it.
+    let padded = format!("{header:<117}\n");
+    bytes.extend((padded.len() as u16).to_le_bytes());
+    bytes.extend(padded.as_bytes());
+    bytes.extend([0u8; 64]);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn npy_headers_cannot_declare_more_than_the_file_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
+    lying_npy(&x, "|u1", "(100000000000, 28, 28)");
+    ndarray_npy::write_npy(&y, &Array1::from(vec![0i64, 1])).unwrap();
+    let err = load_npy("n", &x, &y, NpyLayout::Auto, None).unwrap_err().to_string();
+    assert!(err.contains("x.npy"), "{err}");
+    lying_npy(&x, "<f4", "(100000000000, 8, 2, 2)");
+    let err = Activations::load_npy(&x, &y, None).unwrap_err().to_string();
+    assert!(err.contains("x.npy"), "{err}");
+}
+
+#[test]
+fn nan_activations_are_an_error_not_chance_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (dir.path().join("maps.npy"), dir.path().join("labels.npy"));
+    let mut maps = Array4::<f32>::zeros((2, 3, 2, 2));
+    maps[[1, 2, 0, 1]] = f32::NAN;
+    ndarray_npy::write_npy(&x, &maps).unwrap();
+    ndarray_npy::write_npy(&y, &Array1::from(vec![0i64, 1])).unwrap();
+    let err = Activations::load_npy(&x, &y, None).unwrap_err().to_string();
+    assert!(err.contains("maps.npy") && err.contains("finite"), "{err}");
+}
+
+/// A legacy `torch.save` file: the magic-number pickle is replaced by `body`.
+fn pickle_file(path: &Path, body: &[u8]) {
+    let mut bytes = b"\x80\x02".to_vec();
+    bytes.extend(body);
+    bytes.push(b'.');
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn pickles_nested_deep_or_doubling_through_the_memo_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep.pth");
+    let n = 1_000_000;
+    let mut body = vec![b']'; n + 1];
+    body.extend(vec![b'a'; n]);
+    pickle_file(&deep, &body);
+    let err = huelab::models::load_state_dict(&deep).unwrap_err().to_string();
+    assert!(err.contains("deep.pth") && err.contains("deeper than"), "{err}");
+
+    // [] then 40 times: L = [L, L] through the memo: 2^40 nodes from 360 bytes.
+    let doubling = dir.path().join("doubling.pth");
+    let mut body = b"]q\x00".to_vec();
+    for _ in 0..40 {
+        body.extend(b"](h\x00h\x00eq\x00");
+    }
+    pickle_file(&doubling, &body);
+    let err = huelab::models::load_state_dict(&doubling).unwrap_err().to_string();
+    assert!(err.contains("doubling.pth") && err.contains("more than"), "{err}");
+}
+
+#[test]
+fn a_truncated_jpeg_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.jpg");
+    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])).save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let err = huelab::data::decode(&path).unwrap_err().to_string();
+    assert!(err.contains("photo.jpg"), "{err}");
+}
+
+#[test]
+fn a_script_value_that_doubles_itself_stops_at_the_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("grow.rhai"), "let a = [1];\nfor i in 0..100 { a.push(a); }\nprint(a.len());\n").unwrap();
+    let err = clean_failure(&huelab(dir.path(), &["run", "grow.rhai"]));
+    assert!(err.contains("grow.rhai:2") && err.contains("array items"), "{err}");
+}
+
+#[test]
+fn imports_and_run_dirs_stay_inside_the_confinement() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(dir.path().join("outside.rhai"), "fn secret() { 42 }").unwrap();
+    std::fs::write(work.join("up.rhai"), "import \"../outside\" as o;\nprint(o::secret());\n").unwrap();
+    let err = clean_failure(&huelab(&work, &["run", "up.rhai"]));
+    assert!(err.contains("../outside") && err.contains("--allow-fs"), "{err}");
+    // A link beside the script that leads out.
+    std::os::unix::fs::symlink(dir.path().join("outside.rhai"), work.join("link.rhai")).unwrap();
+    std::fs::write(work.join("linked.rhai"), "import \"link\" as o;\nprint(o::secret());\n").unwrap();
+    let err = clean_failure(&huelab(&work, &["run", "linked.rhai"]));
+    assert!(err.contains("symbolic link"), "{err}");
+    // `runs` as a link out of the working directory.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, work.join("runs")).unwrap();
+    std::fs::write(work.join("out.rhai"), "let d = run_dir(\"x\");\n").unwrap();
+    let err = clean_failure(&huelab(&work, &["run", "out.rhai"]));
+    assert!(err.contains("run_dir") && err.contains("outside"), "{err}");
+    assert!(!elsewhere.join("x").exists());
+}
+
+#[test]
+fn two_runs_writing_into_one_run_dir_do_not_interleave() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first run holds runs/shared for 8 s; the second must stop at run_dir meanwhile.
+    std::fs::write(dir.path().join("hold.rhai"), "let d = run_dir(\"shared\");\nlet t = timestamp();\nwhile t.elapsed < 8.0 { }\n").unwrap();
+    std::fs::write(dir.path().join("second.rhai"), "let d = run_dir(\"shared\");\nprint(\"got it\");\n").unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["run", "--max-operations", "0", "hold.rhai"]).current_dir(dir.path()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !dir.path().join("runs/shared").exists() {
+        assert!(started.elapsed().as_secs() < 60, "the first run never made its run dir");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = huelab(dir.path(), &["run", "second.rhai"]);
+    assert!(started.elapsed().as_secs() < 8, "too slow to test while the lock is held");
+    assert!(first.wait().unwrap().success());
+    let err = clean_failure(&second);
+    assert!(err.contains("runs/shared") && err.contains("another huelab run"), "{err}");
+    assert!(huelab(dir.path(), &["run", "second.rhai"]).status.success(), "the lock ends with the first run");
+}
