@@ -52,8 +52,14 @@ pub fn torch_message(e: &tch::TchError) -> String {
 }
 
 fn first_line(message: &str) -> String {
-    let cut = message.find("\nException raised from").or_else(|| message.find("Exception raised from")).unwrap_or(message.len());
-    message[..cut].lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    let cut = ["Exception raised from", "frame #"].iter().filter_map(|marker| message.find(marker)).min().unwrap_or(message.len());
+    let text = message[..cut].lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    // libtorch quotes the record it failed on, which for a damaged file can be any bytes.
+    let printable: String = text.chars().map(|c| if c.is_control() || c == '\u{FFFD}' { '?' } else { c }).collect();
+    match printable.char_indices().nth(500) {
+        Some((at, _)) => format!("{}…", &printable[..at]),
+        None => printable,
+    }
 }
 
 impl Error {

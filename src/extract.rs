@@ -58,6 +58,7 @@ impl Extractor {
     }
 
     pub fn torchscript(path: &Path, size: Option<i64>, device: Device) -> Result<Self> {
+        crate::models::verify_zip(path)?;
         let module = tch::CModule::load_on_device(path, device)
             .map_err(|e| Error::Data { path: path.to_owned(), message: format!("not a TorchScript module: {}", crate::error::torch_message(&e)) })?;
         Ok(Extractor::TorchScript { module, path: path.to_owned(), size, device })

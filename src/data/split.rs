@@ -170,7 +170,7 @@ pub fn stratified_subset(labels: &[i64], num_classes: usize, per_class: usize, s
     if per_class == 0 {
         return Err(Error::invalid_option("per_class", "must be at least 1"));
     }
-    let mut chosen = Vec::with_capacity(per_class * num_classes);
+    let mut chosen = Vec::with_capacity(per_class.saturating_mul(num_classes).min(labels.len()));
     for members in shuffled_classes(labels, num_classes, seed) {
         chosen.extend(members.into_iter().take(per_class));
     }
@@ -183,6 +183,10 @@ pub fn stratified_subset(labels: &[i64], num_classes: usize, per_class: usize, s
 pub fn stratified_kfold(labels: &[i64], num_classes: usize, k: usize, seed: u64) -> Result<Vec<Vec<i64>>> {
     if k < 2 {
         return Err(Error::invalid_option("folds", format!("k-fold needs at least 2 folds, got {k}")));
+    }
+    // Before `k` sizes anything: more folds than images cannot all be filled.
+    if k > labels.len() {
+        return Err(Error::invalid_option("folds", format!("{k} folds of {} images leave empty folds", labels.len())));
     }
     let mut folds = vec![Vec::new(); k];
     let mut next = 0;

@@ -10,6 +10,7 @@
 //! memory limit, a crash, or a hang.
 mod mutate;
 mod readers;
+mod surface;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,15 @@ pub enum Outcome {
 impl Outcome {
     pub fn is_mishandled(self) -> bool {
         !matches!(self, Outcome::CleanError | Outcome::Accepted)
+    }
+
+    /// A script error's outcome: clean when it carries the script position.
+    fn of_script_error(message: &str) -> Outcome {
+        let positioned = message.strip_prefix(surface::SCRIPT_NAME).and_then(|rest| rest.strip_prefix(':')).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+        match Outcome::of_error(message, Path::new(surface::SCRIPT_NAME), Path::new(surface::SCRIPT_NAME)) {
+            Outcome::CleanError if !positioned => Outcome::UnnamedError,
+            other => other,
+        }
     }
 
     /// An error's outcome: whether it is a clean one naming `file` (or the input `entry`).
@@ -127,6 +137,8 @@ enum ChildEvent {
 /// binary (its hidden `fuzz --child` runs the cases).
 pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Limits) -> Result<ReaderReport> {
     let work = tempfile::Builder::new().prefix("huelab-fuzz-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    // The script surface has a fixed list of calls; more cases than it are all of it.
+    let cases = if reader == Reader::Script { cases.min(surface::cases().len()) } else { cases };
     let started = Instant::now();
     let mut records: Vec<CaseRecord> = Vec::new();
     let mut next = 0;
@@ -159,6 +171,7 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
                 Ok(ChildEvent::Done { case, error, read, peak_rss_mb }) => {
                     let (_, file, entry, mutation) = current.take().unwrap_or_default();
                     let (outcome, detail) = match error {
+                        Some(message) if reader == Reader::Script => (Outcome::of_script_error(&message), message),
                         Some(message) => (Outcome::of_error(&message, &file, &entry), message),
                         None => (Outcome::Accepted, read),
                     };
@@ -275,6 +288,9 @@ pub fn run_child(reader: Reader, seed: u64, start: usize, cases: usize, work: &P
         let line = serde_json::to_string(event).map_err(|e| Error::msg(e.to_string()))?;
         writeln!(stdout, "{line}").and_then(|_| stdout.flush()).map_err(|e| Error::msg(format!("fuzz: stdout: {e}")))
     };
+    if reader == Reader::Script {
+        return run_surface(seed, start, cases, &seeds[0].0, &mut emit);
+    }
     let case_dir = work.join("case");
     for case in start..cases {
         let (seed_dir, input) = &seeds[case % seeds.len()];
@@ -292,6 +308,34 @@ pub fn run_child(reader: Reader, seed: u64, start: usize, cases: usize, work: &P
         let peak_rss_mb = peak_rss_mb();
         let (error, read) = match result {
             Ok(read) => (None, read),
+            Err(e) => (Some(e.to_string()), String::new()),
+        };
+        emit(&ChildEvent::Done { case, error, read, peak_rss_mb })?;
+    }
+    Ok(())
+}
+
+/// The script surface's cases `start..cases`, run in `dir` (where `tiny.pt` is): all calls when
+/// `cases` covers the list, else the first `cases` of a seeded shuffle of it.
+fn run_surface(seed: u64, start: usize, cases: usize, dir: &Path, emit: &mut dyn FnMut(&ChildEvent) -> Result<()>) -> Result<()> {
+    use rand::seq::SliceRandom;
+    let mut calls = surface::cases();
+    calls.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    std::env::set_current_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let options = crate::script::ScriptOptions { allow_fs: false, max_operations: 100_000_000, max_call_depth: 64 };
+    let _ = crate::script::ScriptRunner::from_source_with(surface::SCRIPT_NAME, surface::prelude_check(), Default::default(), options.clone())
+        .eval()
+        .map_err(|e| Error::msg(format!("fuzz script: the values the cases use cannot be made: {e}")))?;
+    for (case, source) in calls.iter().enumerate().take(cases).skip(start) {
+        let call = source.lines().last().unwrap_or_default().to_owned();
+        emit(&ChildEvent::Start { case, file: surface::SCRIPT_NAME.into(), entry: surface::SCRIPT_NAME.into(), mutation: call })?;
+        reset_peak_rss();
+        let runner = crate::script::ScriptRunner::from_source_with(surface::SCRIPT_NAME, source.clone(), Default::default(), options.clone());
+        let result = crate::firewall::catch_any("fuzz case", || runner.eval());
+        let peak_rss_mb = peak_rss_mb();
+        let (error, read) = match result {
+            Ok(Ok(value)) => (None, format!("{} value", value.type_name())),
+            Ok(Err(e)) => (Some(e.to_string()), String::new()),
             Err(e) => (Some(e.to_string()), String::new()),
         };
         emit(&ChildEvent::Done { case, error, read, peak_rss_mb })?;

@@ -47,6 +47,9 @@ pub enum Reader {
     Memory,
     /// A TorchScript module, extracting activations.
     Torchscript,
+    /// Not a file reader: every function bound into Rhai, called with bad arguments
+    /// ([`super::surface`]).
+    Script,
 }
 
 impl Reader {
@@ -63,6 +66,7 @@ impl Reader {
         Reader::Model,
         Reader::Memory,
         Reader::Torchscript,
+        Reader::Script,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +83,7 @@ impl Reader {
             Reader::Model => "model",
             Reader::Memory => "memory",
             Reader::Torchscript => "torchscript",
+            Reader::Script => "script",
         }
     }
 
@@ -195,6 +200,11 @@ impl Reader {
                 std::fs::write(dir.join("module.pt"), TINY_CONV).map_err(|e| Error::io(dir.join("module.pt"), e))?;
                 Ok(SeedInput { entry: dir.join("module.pt"), files: vec![file("module.pt", FileKind::Binary)] })
             }
+            // The surface's scripts use this module (`tiny.pt`) for their extractor.
+            Reader::Script => {
+                std::fs::write(dir.join("tiny.pt"), TINY_CONV).map_err(|e| Error::io(dir.join("tiny.pt"), e))?;
+                Ok(SeedInput { entry: dir.join(super::surface::SCRIPT_NAME), files: vec![] })
+            }
         }
     }
 
@@ -256,6 +266,7 @@ impl Reader {
                 let (predictions, _) = classify(&mut memory, &queries, &config)?;
                 Ok(format!("accuracy {}", predictions.accuracy))
             }
+            Reader::Script => Err(Error::msg("the script surface runs scripts, not files (fuzz::run_child)")),
             Reader::Torchscript => {
                 let extractor = Extractor::torchscript(entry, None, Device::Cpu)?;
                 let data = ImageDataset::new("fuzz", Tensor::rand([3, 1, 8, 8], (Kind::Float, Device::Cpu)), vec![0, 1, 0], vec!["a".into(), "b".into()])?;

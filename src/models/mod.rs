@@ -20,7 +20,7 @@ pub use efficientnet_lite::{EfficientNetLite, LiteVariant};
 pub use imagenet::ImageNetModel;
 pub use torchvision::{TorchvisionArch, TorchvisionNet};
 pub use pretrained::{load_image, load_into, preprocess_batch, preprocess_image, read_imagenet_classes, ClassScore, PretrainedNet};
-pub use pth::load_state_dict;
+pub use pth::{load_state_dict, verify_zip};
 pub use resnet::ResNet;
 pub use small_cnn::SmallCnn;
 pub use vgg::Vgg;
