@@ -269,3 +269,64 @@ fn two_runs_writing_into_one_run_dir_do_not_interleave() {
     assert!(err.contains("runs/shared") && err.contains("another huelab run"), "{err}");
     assert!(huelab(dir.path(), &["run", "second.rhai"]).status.success(), "the lock ends with the first run");
 }
+
+/// A finished one-epoch run of the small CNN on 80 digits, checkpointed in `dir`.
+fn checkpointed_run(dir: &Path) -> (huelab::data::ImageDataset, huelab::data::Split, TrainConfig) {
+    let data = digits().subset("digits-80", &(0..80).collect::<Vec<_>>()).unwrap();
+    let split = data.split(SplitConfig::default()).unwrap();
+    let options = serde_json::json!({ "epochs": 1, "progress": false, "device": "cpu", "checkpoint": dir.display().to_string(), "resume": true });
+    let config = TrainConfig::from_options(options.as_object().unwrap().clone()).unwrap();
+    train(&data, &split, &config).unwrap();
+    (data, split, config)
+}
+
+/// Rewrites the checkpoint's tensors with `change` and records their new digest, so that only
+/// the check under test stands between them and the model.
+fn tamper_tensors(dir: &Path, change: impl Fn(&str, Tensor) -> Option<Tensor>) {
+    let json_path = dir.join("checkpoint.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let tensors_path = dir.join(manifest["tensors"].as_str().unwrap());
+    let tensors: Vec<(String, Tensor)> = Tensor::read_safetensors(&tensors_path).unwrap().into_iter().filter_map(|(n, t)| change(&n, t).map(|t| (n, t))).collect();
+    Tensor::write_safetensors(&tensors, &tensors_path).unwrap();
+    let bytes = std::fs::read(&tensors_path).unwrap();
+    use sha2::Digest;
+    manifest["tensors_sha256"] = format!("{:x}", sha2::Sha256::digest(&bytes)).into();
+    std::fs::write(&json_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+}
+
+#[test]
+fn checkpoint_tensors_of_another_shape_dtype_or_place_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    let first_conv = |n: &str| n.starts_with("model/") && n.ends_with("weight") && n.contains("conv");
+    let cases: Vec<(&str, Box<dyn Fn(&str, Tensor) -> Option<Tensor>>)> = vec![
+        ("shape", Box::new(move |n: &str, t: Tensor| Some(if first_conv(n) { Tensor::zeros([1, 1, 1, 1], (Kind::Float, Device::Cpu)) } else { t }))),
+        ("dtype", Box::new(move |n: &str, t: Tensor| Some(if first_conv(n) { t.to_kind(Kind::Double) } else { t }))),
+        ("missing", Box::new(move |n: &str, t: Tensor| if first_conv(n) { None } else { Some(t) })),
+        ("optimiser state", Box::new(|n: &str, t: Tensor| if n.starts_with("optim/") && n.contains("conv") { None } else { Some(t) })),
+    ];
+    for (what, change) in cases {
+        let dir = root.path().join(what.replace(' ', "-"));
+        let (data, split, config) = checkpointed_run(&dir);
+        tamper_tensors(&dir, change);
+        let err = train(&data, &split, &config).unwrap_err().to_string();
+        assert!(err.contains("checkpoint-epoch-1.safetensors") && err.contains("conv"), "{what}: {err}");
+    }
+    // A bit flipped in the tensors without updating the digest.
+    let dir = root.path().join("flipped");
+    let (data, split, config) = checkpointed_run(&dir);
+    let tensors = dir.join("checkpoint-epoch-1.safetensors");
+    let mut bytes = std::fs::read(&tensors).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 4;
+    std::fs::write(&tensors, bytes).unwrap();
+    let err = train(&data, &split, &config).unwrap_err().to_string();
+    assert!(err.contains("SHA-256"), "{err}");
+    // checkpoint.json pointing outside its directory (a file under /etc was read once).
+    let dir = root.path().join("outside");
+    let (data, split, config) = checkpointed_run(&dir);
+    let json_path = dir.join("checkpoint.json");
+    let text = std::fs::read_to_string(&json_path).unwrap().replace("\"checkpoint-epoch-1.safetensors\"", "\"/etc/hostname\"");
+    std::fs::write(&json_path, text).unwrap();
+    let err = train(&data, &split, &config).unwrap_err().to_string();
+    assert!(err.contains("inside the checkpoint directory"), "{err}");
+}

@@ -131,3 +131,32 @@ fn a_torchvision_network_gives_activations_and_memories_from_a_script() {
     assert_eq!(out[2].to_string(), "[4, 4]");
     assert_eq!(out[3].as_int().unwrap(), 8 * 16);
 }
+
+#[test]
+fn a_head_of_other_classes_is_never_labelled_with_imagenet_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = huelab::models::load_state_dict(&weights(dir.path(), "resnet18")).unwrap();
+    // The same network with a 5-class classifier, as a fine-tuned checkpoint has.
+    let five: Vec<(String, Tensor)> = state
+        .into_iter()
+        .map(|(n, t)| match n.as_str() {
+            "fc.weight" => (n, t.narrow(0, 0, 5)),
+            "fc.bias" => (n, t.narrow(0, 0, 5)),
+            _ => (n, t),
+        })
+        .collect();
+    let path = dir.path().join("five.safetensors");
+    Tensor::write_safetensors(&five, &path).unwrap();
+    let image = dir.path().join("x.png");
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 50])).save(&image).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huelab"))
+        .args(["predict", "--model", "resnet18", "--weights"])
+        .arg(&path)
+        .arg(&image)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("5 classes, not ImageNet's 1000"), "{stderr}");
+    assert!(!stdout.contains("tench") && !stdout.contains("goldfish"), "ImageNet names on a 5-class head: {stdout}");
+}
