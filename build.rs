@@ -10,6 +10,7 @@ fn main() {
     let torch_lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; is LIBTORCH set (see setup.sh)?");
     add_rpath(Path::new(&torch_lib));
+    build_autocast_shim(Path::new(&torch_lib));
     let torch_version = std::fs::read_to_string(Path::new(&torch_lib).join("../build-version"))
         .map(|v| v.trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned());
@@ -33,6 +34,23 @@ fn main() {
             "cargo:warning=HUELAB_FAISS_LIB is not set; relying on the system linker path for libfaiss_c"
         ),
     }
+}
+
+/// src/precision/autocast.cpp: libtorch's autocast switches, which tch does not bind. Only
+/// plain ints cross the boundary, so the C++ ABI flags of libtorch's std::string don't matter.
+fn build_autocast_shim(torch_lib: &Path) {
+    const SHIM: &str = "src/precision/autocast.cpp";
+    println!("cargo:rerun-if-changed={SHIM}");
+    let include = torch_lib.join("../include");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .file(SHIM)
+        .compile("huelab_autocast");
 }
 
 /// An rpath applies to every binary, test and example of this package.

@@ -2,7 +2,8 @@
 
 The models mirror huelab's exactly (src/models/small_cnn.rs, src/models/resnet.rs with the
 small stem, src/nn/heads.rs): same layers, shapes and heads; the loss is one-hot cross-entropy
-plus the hue loss with the paper's defaults; Adam with PyTorch's defaults. One step is
+plus the hue loss with the paper's defaults; Adam with PyTorch's defaults. With --precision bf16 the
+forward pass runs under torch.autocast(dtype=bfloat16) and the loss in float32. One step is
 forward + backward + optimiser step on a fixed batch, reading the loss value as a training loop
 that logs it does. Prints one JSON line: {"images_per_second": ..., "steps": ..., "seconds": ...}.
 """
@@ -103,6 +104,7 @@ def main():
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -117,8 +119,16 @@ def main():
     x = torch.rand(args.batch, args.channels, args.size, args.size).to(device)
     y = torch.randint(args.classes, (args.batch,)).to(device)
 
+    def forward():
+        if args.precision == "fp32":
+            return model(x)
+        # bf16 autocast of the forward pass only; the loss sees float32 outputs, as huelab's.
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            logits, pred_xy = model(x)
+        return logits.float(), pred_xy.float()
+
     def step():
-        logits, pred_xy = model(x)
+        logits, pred_xy = forward()
         loss = F.cross_entropy(logits, y) + hue_loss(pred_xy, y, points, 1.0 / (2 * args.classes))
         optimizer.zero_grad()
         loss.backward()
@@ -129,7 +139,7 @@ def main():
         step()
     start = time.perf_counter()
     for _ in range(args.steps):
-        step()  # loss.item() synchronises with the GPU every step, as huelab's loop does
+        step()  # loss.item() every step, as a loop that logs its loss does
     seconds = time.perf_counter() - start
     print(json.dumps({"images_per_second": args.steps * args.batch / seconds, "steps": args.steps, "seconds": seconds}))
 

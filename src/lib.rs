@@ -37,6 +37,7 @@ pub mod nn;
 pub mod notebook;
 pub mod options;
 pub mod plot;
+pub mod precision;
 pub mod progress;
 pub mod results;
 pub mod script;

@@ -216,6 +216,23 @@ enum Bench {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The overhead of Rhai: scripts/quickstart.rhai through `huelab run` vs the same work from
+    /// Rust (examples/train_digits.rs), alternating whole processes.
+    Script {
+        /// Epochs of each of the two runs.
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        epochs: u64,
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=100))]
+        rounds: u64,
+        /// The built example (default: examples/train_digits beside this huelab binary).
+        #[arg(long)]
+        example: Option<PathBuf>,
+        #[arg(long, default_value = "scripts/quickstart.rhai")]
+        script: PathBuf,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Training throughput of huelab vs PyTorch eager (same model, batch, input, threads).
     Train {
         /// Python with torch 2.11 installed (benches/setup-venv.sh makes it).
@@ -240,6 +257,9 @@ enum Bench {
         /// Where both sides run: cpu, cuda, cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Precisions to measure, each against PyTorch in the same precision (bf16: autocast).
+        #[arg(long, value_delimiter = ',', default_value = "fp32,bf16")]
+        precisions: Vec<String>,
         /// Also write the results as JSON here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -274,9 +294,12 @@ enum Bench {
         approximate: String,
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65536))]
         nprobe: u64,
-        /// Skip the faiss-python reference.
+        /// Skip the faiss-python and PyTorch references.
         #[arg(long)]
         no_reference: bool,
+        /// Skip the rounds with one core kept busy by another process.
+        #[arg(long)]
+        no_busy: bool,
         /// Also run the exact libtorch backend on this device (cpu, cuda, cuda:N) and check its
         /// neighbours against FAISS Flat.
         #[arg(long)]
@@ -352,17 +375,18 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
                 }
             })
             .map_err(|message| ScriptError { file: "api".into(), position: None, message }),
-        Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, device, out }) => {
+        Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, device, precisions, out }) => {
             let steps: Vec<usize> = steps.iter().map(|&s| s as usize).collect();
-            bench_train(&python, &models, batch, size, &steps, rounds as usize, threads, &device, out.as_deref()).map_err(command_error("bench"))
+            bench_train(&python, &models, batch, size, &steps, rounds as usize, threads, &device, &precisions, out.as_deref()).map_err(command_error("bench"))
         }
-        Command::Bench(Bench::Knn { python, memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, torch_device, out }) => {
+        Command::Bench(Bench::Script { epochs, rounds, example, script, out }) => bench_script(epochs as usize, rounds as usize, example, script, out.as_deref()).map_err(command_error("bench")),
+        Command::Bench(Bench::Knn { python, memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, no_busy, torch_device, out }) => {
             torch_device
                 .map(|d| d.parse::<huelab::device::DeviceChoice>().and_then(|c| c.resolve()))
                 .transpose()
                 .and_then(|torch_device| {
                     let bench = huelab::bench::KnnBench {
-                        memory_images, query_images, grid, dim, classes, k: k as usize, batch_images: batch_images as usize, rounds: rounds as usize, approximate, nprobe: nprobe as usize, skip_reference: no_reference, torch_device,
+                        memory_images, query_images, grid, dim, classes, k: k as usize, batch_images: batch_images as usize, rounds: rounds as usize, approximate, nprobe: nprobe as usize, skip_reference: no_reference, skip_busy: no_busy, torch_device,
                     };
                     bench_knn(&python, &bench, out.as_deref())
                 })
@@ -457,7 +481,19 @@ fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Opt
     println!("{:<34} {:>14} {:>16}", "", "images/s", "pixel queries/s");
     println!("{:<34} {:>14.1} {:>16.0}", "huelab classify (search + Eq. 2-3)", r.huelab_images_per_second, r.huelab_pixel_queries_per_second);
     println!("{:<34} {:>14.1} {:>16.0}", format!("faiss-python {} search only", r.faiss_python["faiss"].as_str().unwrap_or("?")), r.faiss_python_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.faiss_python_pixel_queries_per_second);
-    println!("ratio huelab / faiss-python: {:.3}x (goal >= 0.95x)", r.ratio);
+    println!("{:<34} {:>14.1} {:>16.0}", "PyTorch matmul + topk (exact)", r.pytorch_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.pytorch_pixel_queries_per_second);
+    println!("ratio huelab / faiss-python: {:.3}x (goal >= 0.95x); huelab / PyTorch matmul + topk: {:.3}x", r.ratio, r.ratio_to_pytorch);
+    let (g0, g1) = huelab::bench::quartiles(&r.gemm_gflops);
+    println!(
+        "GEMM anchor (4096² float32 libtorch matmul): {:.0} GFLOP/s (IQR {g0:.0} – {g1:.0}); huelab's search {:.0} GFLOP/s = {:.3} of it (goal >= 0.75)",
+        r.gemm_gflops_median, r.huelab_gflops, r.huelab_fraction_of_gemm_peak
+    );
+    if !bench.skip_busy {
+        println!(
+            "with one core busy (another process): huelab {:.0} pixel queries/s = {:.3} of quiet (goal >= 0.4)",
+            r.busy_pixel_queries_per_second, r.busy_fraction_of_quiet
+        );
+    }
     if let Some(t) = &r.torch_backend {
         println!(
             "exact libtorch backend on {}: {:.1} images/s, {:.0} pixel queries/s; neighbours equal to FAISS Flat {:.4}, max |d² difference| {:.2e}, same class {:.4}",
@@ -538,21 +574,69 @@ fn bench_train(
     rounds: usize,
     threads: i32,
     device: &str,
+    precisions: &[String],
     out: Option<&std::path::Path>,
 ) -> huelab::Result<()> {
     use huelab::bench::{compare_train_throughput, TrainBench};
+    use huelab::precision::Precision;
     let device = device.parse::<huelab::device::DeviceChoice>()?.resolve()?;
-    println!("{:<10} {:>5} {:>8} {:>14} {:>14} {:>7}", "model", "batch", "input", "huelab img/s", "pytorch img/s", "ratio");
+    let precisions = precisions.iter().map(|p| p.parse::<Precision>()).collect::<huelab::Result<Vec<_>>>()?;
+    println!("{rounds} alternating rounds per row; ratio = huelab median / PyTorch median, IQR = quartiles of the per-round ratios");
+    println!("{:<10} {:>5} {:>8} {:>9} {:>14} {:>14} {:>7} {:>17}", "model", "batch", "input", "precision", "huelab img/s", "pytorch img/s", "ratio", "IQR");
     let mut results = Vec::new();
     for (i, name) in models.iter().enumerate() {
         let arch: huelab::models::Arch = name.parse()?;
-        let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads, device };
-        let r = compare_train_throughput(python, bench, rounds)?;
-        println!("{:<10} {:>5} {:>8} {:>14.1} {:>14.1} {:>6.3}x", name, batch, format!("1x{size}x{size}"), r.huelab_median, r.pytorch_median, r.ratio);
-        results.push(r);
+        let mut by_precision = Vec::new();
+        for &precision in &precisions {
+            let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads, device, precision };
+            let r = compare_train_throughput(python, bench, rounds)?;
+            println!(
+                "{:<10} {:>5} {:>8} {:>9} {:>14.1} {:>14.1} {:>6.3}x {:>7.3} – {:<7.3}",
+                name, batch, format!("1x{size}x{size}"), precision.name(), r.huelab_median, r.pytorch_median, r.ratio, r.ratio_iqr.0, r.ratio_iqr.1
+            );
+            let peak = r.huelab.iter().filter_map(|t| t.peak_rss_bytes).max().unwrap_or(0);
+            println!("{:<10} {:>9} huelab peak RSS while training: {:.0} MB", "", precision.name(), peak as f64 / 1e6);
+            by_precision.push(r);
+        }
+        if let (Some(fp32), Some(bf16)) = (
+            by_precision.iter().find(|r| r.bench.precision == Precision::Fp32),
+            by_precision.iter().find(|r| r.bench.precision == Precision::Bf16),
+        ) {
+            println!(
+                "{:<10} fp32 -> bf16 speed-up: huelab {:.3}x, PyTorch {:.3}x",
+                name,
+                bf16.huelab_median / fp32.huelab_median,
+                bf16.pytorch_median / fp32.pytorch_median
+            );
+        }
+        results.extend(by_precision);
     }
     if let Some(path) = out {
-        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "threads": threads, "results": results });
+        let malloc_tuning = !std::env::var("HUELAB_MALLOC_TUNING").is_ok_and(|v| v == "0");
+        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "threads": threads, "malloc_tuning": malloc_tuning, "results": results });
+        huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
+    }
+    Ok(())
+}
+
+fn bench_script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: PathBuf, out: Option<&std::path::Path>) -> huelab::Result<()> {
+    use huelab::bench::{bench_script_overhead, default_example_path, ScriptBench};
+    let huelab = std::env::current_exe().map_err(|e| huelab::Error::msg(format!("cannot find the huelab binary: {e}")))?;
+    let example = example.unwrap_or_else(|| default_example_path(&huelab));
+    let bench = ScriptBench { huelab, example, script, epochs, rounds };
+    let r = bench_script_overhead(&bench, |step| eprintln!("bench script: {step}"))?;
+    println!("two small-CNN runs on the digits, {epochs} epochs each, + metrics.csv, curves.png, manifest.json; {rounds} alternating rounds");
+    println!("{:<44} {:>10}", "", "median s");
+    println!("{:<44} {:>10.2}", format!("huelab run {}", bench.script.display()), r.rhai_median);
+    println!("{:<44} {:>10.2}", "examples/train_digits (Rust)", r.rust_median);
+    println!(
+        "Rhai overhead: {:+.2} % (IQR of per-round overheads {:+.2} % – {:+.2} %; goal within 2 %)",
+        100.0 * r.overhead,
+        100.0 * r.overhead_iqr.0,
+        100.0 * r.overhead_iqr.1
+    );
+    if let Some(path) = out {
+        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "result": r });
         huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
     }
     Ok(())

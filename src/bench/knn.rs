@@ -1,7 +1,11 @@
 //! `huelab bench knn`: pixel-kNN classification (search + Eq. 2–3 scoring + argmax) against raw
 //! FAISS search of the same vectors through the faiss Python package, alternating in one run;
 //! the memory a Flat bank takes against its raw float32 size; and an IVF-PQ bank's accuracy
-//! and size against Flat. The data are synthetic activation maps with class structure (each
+//! and size against Flat. Two anchors are measured in the same run: the machine's float32
+//! matrix-multiply throughput (a large libtorch matmul: the limit an exact search's distance
+//! GEMM can reach) and the exact search plain PyTorch gives (`matmul` + `topk`,
+//! `benches/knn_torch.py`). huelab's classification is measured again while another process
+//! keeps one core busy, as a second experiment on the same machine would. The data are synthetic activation maps with class structure (each
 //! class a few "part" prototypes plus noise), so that any size can be measured.
 use std::path::Path;
 use std::time::Instant;
@@ -16,6 +20,9 @@ use super::median;
 use crate::knn::{classify, ClassifyConfig, Descriptor, MemoryConfig, PixelMemory};
 
 const FAISS_TWIN: &str = include_str!("../../benches/knn_faiss.py");
+const TORCH_TWIN: &str = include_str!("../../benches/knn_torch.py");
+/// The side of the square matmul that measures the GEMM peak (2·n³ = 137 GFLOP).
+const GEMM_SIDE: i64 = 4096;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KnnBench {
@@ -31,8 +38,10 @@ pub struct KnnBench {
     /// The approximate index compared with Flat for accuracy and size.
     pub approximate: String,
     pub nprobe: usize,
-    /// Skip the faiss-python reference (a machine without it, e.g. the GPU check).
+    /// Skip the faiss-python and PyTorch references (a machine without them, e.g. the GPU check).
     pub skip_reference: bool,
+    /// Skip the measurement with one core kept busy by another process.
+    pub skip_busy: bool,
     /// Also run the exact libtorch backend on this device and check its neighbours against
     /// FAISS Flat.
     #[serde(serialize_with = "crate::device::serialize_optional_device")]
@@ -80,6 +89,58 @@ pub struct KnnBenchResult {
     pub approximate_accuracy_ratio: f64,
     pub approximate_build_seconds: f64,
     pub torch_backend: Option<TorchBackendCheck>,
+    /// Floating-point operations of one Flat search of all queries: 2 · queries · vectors · dim.
+    pub search_flops: f64,
+    /// The GEMM anchor: median GFLOP/s of a 4096² float32 libtorch matmul, one per round.
+    pub gemm_gflops: Vec<f64>,
+    pub gemm_gflops_median: f64,
+    /// huelab's classification expressed as GFLOP/s of its search, and as a share of the GEMM
+    /// peak (the scoring of Eq. 2–3 is inside the time, so this slightly understates search).
+    pub huelab_gflops: f64,
+    pub huelab_fraction_of_gemm_peak: f64,
+    /// The plain-PyTorch exact search (`matmul` + `topk`) on the same vectors and batches.
+    pub pytorch_seconds: Vec<f64>,
+    pub pytorch_pixel_queries_per_second: f64,
+    pub ratio_to_pytorch: f64,
+    /// huelab's classification while another process keeps one core busy.
+    pub busy_seconds: Vec<f64>,
+    pub busy_pixel_queries_per_second: f64,
+    /// Busy throughput over quiet throughput (medians).
+    pub busy_fraction_of_quiet: f64,
+}
+
+/// GFLOP/s of one `n × n` by `n × n` float32 matmul through libtorch (after one warm-up).
+fn gemm_gflops(n: i64) -> Result<f64> {
+    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let _ = a.f_matmul(&b)?;
+    let start = Instant::now();
+    let c = a.f_matmul(&b)?;
+    let seconds = start.elapsed().as_secs_f64();
+    drop(c);
+    Ok(2.0 * (n as f64).powi(3) / seconds / 1e9)
+}
+
+/// Another process spinning on one core (a shell loop) for as long as this lives.
+struct BusyCore(std::process::Child);
+
+impl BusyCore {
+    fn start() -> Result<Self> {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .map_err(|e| Error::msg(format!("cannot start the busy-core process (sh): {e}")))?;
+        // Let the scheduler see it as a running task before anything is timed.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        Ok(BusyCore(child))
+    }
+}
+
+impl Drop for BusyCore {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Synthetic maps `[n, dim, grid, grid]`. A pixel is relu(prototype + noise): with probability
@@ -165,11 +226,15 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
 
     // huelab gets the same one warm-up batch as the Python side.
     classify(&mut flat, &queries.select(&(0..(b.batch_images as i64).min(b.query_images)).collect::<Vec<_>>())?, &config)?;
-    let (mut ours, mut theirs) = (vec![], vec![]);
+    let torch_args: Vec<String> = args.iter().cloned().chain(["--threads".into(), tch::get_num_threads().to_string()]).collect();
+    let (mut ours, mut theirs, mut pytorch, mut gemm) = (vec![], vec![], vec![], vec![]);
     let mut flat_predictions = None;
     let mut faiss_python = serde_json::Value::Null;
-    for round in 0..b.rounds.max(1) {
-        progress(&format!("round {}/{}: huelab", round + 1, b.rounds.max(1)));
+    let rounds = b.rounds.max(1);
+    for round in 0..rounds {
+        progress(&format!("round {}/{rounds}: GEMM anchor ({GEMM_SIDE}² float32 matmul)", round + 1));
+        gemm.push(gemm_gflops(GEMM_SIDE)?);
+        progress(&format!("round {}/{rounds}: huelab", round + 1));
         let start = Instant::now();
         let (predictions, _) = classify(&mut flat, &queries, &config)?;
         ours.push(start.elapsed().as_secs_f64());
@@ -177,10 +242,23 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
         if b.skip_reference {
             continue;
         }
-        progress(&format!("round {}/{}: faiss-python", round + 1, b.rounds.max(1)));
+        progress(&format!("round {}/{rounds}: faiss-python", round + 1));
         let value = super::run_python_twin(python, FAISS_TWIN, &args)?;
         theirs.push(value["seconds"].as_f64().ok_or_else(|| Error::msg("the faiss-python output lacks 'seconds'"))?);
         faiss_python = value;
+        progress(&format!("round {}/{rounds}: PyTorch matmul + topk", round + 1));
+        let value = super::run_python_twin(python, TORCH_TWIN, &torch_args)?;
+        pytorch.push(value["seconds"].as_f64().ok_or_else(|| Error::msg("the PyTorch search output lacks 'seconds'"))?);
+    }
+    let mut busy = vec![];
+    if !b.skip_busy {
+        let _busy_core = BusyCore::start()?;
+        for round in 0..rounds {
+            progress(&format!("round {}/{rounds}: huelab with one core busy", round + 1));
+            let start = Instant::now();
+            classify(&mut flat, &queries, &config)?;
+            busy.push(start.elapsed().as_secs_f64());
+        }
     }
     let flat_predictions = flat_predictions.expect("at least one round");
     let flat_accuracy = flat_predictions.accuracy;
@@ -224,6 +302,11 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
 
     let h = median(&ours);
     let p = if theirs.is_empty() { f64::NAN } else { median(&theirs) };
+    let t = if pytorch.is_empty() { f64::NAN } else { median(&pytorch) };
+    let busy_median = if busy.is_empty() { f64::NAN } else { median(&busy) };
+    let search_flops = 2.0 * pixel_queries as f64 * vectors as f64 * b.dim as f64;
+    let gemm_gflops_median = median(&gemm);
+    let huelab_gflops = search_flops / h / 1e9;
     Ok(KnnBenchResult {
         bench: b.clone(),
         memory_vectors: vectors,
@@ -246,5 +329,16 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
         approximate_accuracy_ratio: approx_predictions.accuracy / flat_accuracy,
         approximate_build_seconds,
         torch_backend,
+        search_flops,
+        gemm_gflops: gemm,
+        gemm_gflops_median,
+        huelab_gflops,
+        huelab_fraction_of_gemm_peak: huelab_gflops / gemm_gflops_median,
+        pytorch_seconds: pytorch,
+        pytorch_pixel_queries_per_second: pixel_queries as f64 / t,
+        ratio_to_pytorch: t / h,
+        busy_seconds: busy,
+        busy_pixel_queries_per_second: pixel_queries as f64 / busy_median,
+        busy_fraction_of_quiet: h / busy_median,
     })
 }

@@ -1,13 +1,15 @@
 //! Benchmarks that measure huelab against a reference in the same run and print ratios:
 //! training throughput against PyTorch eager (`train`), pixel-kNN classification against raw
 //! FAISS search through its Python package (`knn`), the image pipeline against torchvision's
-//! DataLoader (`data`).
+//! DataLoader (`data`), a `.rhai` script against the same work from Rust (`script`).
 mod data;
 mod knn;
+mod script;
 mod train;
 
 pub use data::*;
 pub use knn::*;
+pub use script::*;
 pub use train::*;
 
 use std::path::Path;
@@ -24,7 +26,7 @@ pub(crate) fn median(v: &[f64]) -> f64 {
 
 /// The quartiles (25 %, 75 %) of `v`, interpolated linearly between order statistics (as
 /// numpy's default): nearest rank made the lower quartile of three rounds their median.
-pub(crate) fn quartiles(v: &[f64]) -> (f64, f64) {
+pub fn quartiles(v: &[f64]) -> (f64, f64) {
     let mut x = v.to_vec();
     x.sort_by(f64::total_cmp);
     let at = |q: f64| {

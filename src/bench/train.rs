@@ -11,6 +11,7 @@ use tch::{nn, Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::models::{Arch, HueNet, ModelSpec, Stem};
 use crate::nn::{AngleAssignment, HueHeadConfig, HueLossConfig, LossKind};
+use crate::precision::Precision;
 use crate::train::{EpochSums, Optimizer, OptimizerKind, TrainStep};
 
 const PYTORCH_TWIN: &str = include_str!("../../benches/train_pytorch.py");
@@ -27,6 +28,8 @@ pub struct TrainBench {
     pub threads: i32,
     #[serde(serialize_with = "crate::device::serialize_device")]
     pub device: tch::Device,
+    /// fp32, or bf16 autocast on both sides.
+    pub precision: Precision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -34,6 +37,10 @@ pub struct Throughput {
     pub images_per_second: f64,
     pub steps: usize,
     pub seconds: f64,
+    /// huelab's side: the process's peak resident memory while it trained (sampled every
+    /// 20 ms), which the malloc tuning trades against speed (`HUELAB_MALLOC_TUNING=0` to compare).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// huelab's training step: [`TrainStep::run`], the function `train` runs for every batch
@@ -59,7 +66,8 @@ pub fn huelab_train_throughput(b: &TrainBench) -> Result<Throughput> {
     let x = Tensor::rand([b.batch, b.channels, b.size, b.size], (Kind::Float, b.device));
     let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, b.device));
     let mut sums = EpochSums::new(loss.parts().len(), b.device);
-    let mut step = TrainStep { net: &net, optimizer: &mut optimizer, loss: loss.as_ref() };
+    let rss = super::RssSampler::start();
+    let mut step = TrainStep { net: &net, optimizer: &mut optimizer, loss: loss.as_ref(), precision: b.precision };
     for _ in 0..b.warmup {
         step.run(&x, &y, &mut sums)?;
     }
@@ -70,7 +78,7 @@ pub fn huelab_train_throughput(b: &TrainBench) -> Result<Throughput> {
     }
     sums.read()?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok(Throughput { images_per_second: (b.steps as i64 * b.batch) as f64 / seconds, steps: b.steps, seconds })
+    Ok(Throughput { images_per_second: (b.steps as i64 * b.batch) as f64 / seconds, steps: b.steps, seconds, peak_rss_bytes: Some(rss.peak()) })
 }
 
 /// The same step in PyTorch eager, run by `python` (which must have torch installed).
@@ -85,13 +93,14 @@ pub fn pytorch_train_throughput(python: &Path, b: &TrainBench) -> Result<Through
         ("--steps", b.steps.to_string()),
         ("--threads", b.threads.to_string()),
         ("--device", crate::device::device_name(b.device)),
+        ("--precision", b.precision.name().to_owned()),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_owned(), v])
     .collect();
     let value = super::run_python_twin(python, PYTORCH_TWIN, &args)?;
     let field = |k: &str| value[k].as_f64().ok_or_else(|| Error::msg(format!("the PyTorch twin's output lacks '{k}'")));
-    Ok(Throughput { images_per_second: field("images_per_second")?, steps: b.steps, seconds: field("seconds")? })
+    Ok(Throughput { images_per_second: field("images_per_second")?, steps: b.steps, seconds: field("seconds")?, peak_rss_bytes: None })
 }
 
 /// One model's result: the median of `rounds` alternating measurements of each side.
@@ -102,7 +111,10 @@ pub struct TrainComparison {
     pub pytorch: Vec<Throughput>,
     pub huelab_median: f64,
     pub pytorch_median: f64,
+    /// huelab's median over PyTorch's.
     pub ratio: f64,
+    /// The quartiles of the per-round ratios (each round's two sides ran back to back).
+    pub ratio_iqr: (f64, f64),
 }
 
 pub fn compare_train_throughput(python: &Path, bench: TrainBench, rounds: usize) -> Result<TrainComparison> {
@@ -113,5 +125,7 @@ pub fn compare_train_throughput(python: &Path, bench: TrainBench, rounds: usize)
     }
     let images_per_second = |v: &[Throughput]| v.iter().map(|t| t.images_per_second).collect::<Vec<_>>();
     let (h, p) = (super::median(&images_per_second(&ours)), super::median(&images_per_second(&theirs)));
-    Ok(TrainComparison { bench, huelab: ours, pytorch: theirs, huelab_median: h, pytorch_median: p, ratio: h / p })
+    let per_round: Vec<f64> = ours.iter().zip(&theirs).map(|(a, b)| a.images_per_second / b.images_per_second).collect();
+    let ratio_iqr = super::quartiles(&per_round);
+    Ok(TrainComparison { bench, huelab: ours, pytorch: theirs, huelab_median: h, pytorch_median: p, ratio: h / p, ratio_iqr })
 }

@@ -19,6 +19,15 @@ pub struct HeadOutputs {
     pub hue_xy: Tensor,
 }
 
+impl HeadOutputs {
+    /// Both outputs in float32 (no copy when they are already): a bf16 forward pass hands its
+    /// outputs to a loss computed in float32.
+    pub fn to_float32(self) -> Self {
+        let float = |t: Tensor| if t.kind() == tch::Kind::Float { t } else { t.to_kind(tch::Kind::Float) };
+        HeadOutputs { logits: float(self.logits), hue_xy: float(self.hue_xy) }
+    }
+}
+
 #[derive(Debug)]
 pub struct Heads {
     classifier: nn::Linear,

@@ -11,6 +11,7 @@ use crate::models::{Arch, Stem};
 pub use crate::nn::LossKind;
 use crate::nn::HueHeadConfig;
 use crate::options::Options;
+pub use crate::precision::Precision;
 
 /// The optimiser; each uses PyTorch's defaults for what is not set here.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -97,6 +98,11 @@ pub struct TrainConfig {
     /// last training batches. Left out of the JSON when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bn_recalibrate: bool,
+    /// `bf16`: the training forward pass under bf16 autocast (convolutions and matrix
+    /// multiplies in bfloat16; weights, gradients, optimiser and loss in float32). Evaluation
+    /// stays in float32. Left out of the JSON when `fp32`, so older checkpoints still resume.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
     /// Show a progress bar (a line per epoch when stderr is not a terminal).
     #[serde(skip)]
     pub progress: bool,
@@ -133,6 +139,7 @@ impl Default for TrainConfig {
             resume: false,
             channels_last: false,
             bn_recalibrate: false,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -206,7 +213,7 @@ impl TrainConfig {
     /// `hue_hidden`, `label_smoothing`, `epochs`, `batch_size`, `lr`, `optimizer` with
     /// `weight_decay`, `momentum`, `nesterov`, `schedule` with `min_lr`, `step_every`,
     /// `step_gamma`, `flip`, `crop_padding`, `normalize`, `seed`, `device`, `channels_last`,
-    /// `bn_recalibrate`, `progress`, `checkpoint`, `resume`.
+    /// `bn_recalibrate`, `precision`, `progress`, `checkpoint`, `resume`.
     pub fn from_options(map: Map<String, Value>) -> Result<Self> {
         let keys = Self::keys();
         let mut o = Options::new(map, "train options", &keys)?;
@@ -247,6 +254,7 @@ impl TrainConfig {
             resume: o.bool("resume")?.unwrap_or(d.resume),
             channels_last: o.bool("channels_last")?.unwrap_or(d.channels_last),
             bn_recalibrate: o.bool("bn_recalibrate")?.unwrap_or(d.bn_recalibrate),
+            precision: o.string("precision")?.map(|p| p.parse()).transpose()?.unwrap_or(d.precision),
         };
         config.validate()?;
         Ok(config)
@@ -256,7 +264,7 @@ impl TrainConfig {
 const BASE_TRAIN_KEYS: &[&str] = &[
     "name", "model", "stem", "loss", "hue_hidden", "label_smoothing", "epochs", "batch_size", "lr", "optimizer",
     "weight_decay", "momentum", "nesterov", "schedule", "min_lr", "step_every", "step_gamma", "flip", "crop_padding",
-    "normalize", "seed", "device", "channels_last", "bn_recalibrate", "progress", "checkpoint", "resume",
+    "normalize", "seed", "device", "channels_last", "bn_recalibrate", "precision", "progress", "checkpoint", "resume",
 ];
 
 /// ImageNet's per-channel `(mean, sd)` (torchvision's `Normalize`), RGB.

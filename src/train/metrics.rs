@@ -144,6 +144,9 @@ pub struct TrainReport {
     pub split_seed: u64,
     pub split_sizes: SplitSizes,
     pub device: String,
+    /// The training precision (also in `config` when not fp32), recorded for every run so a
+    /// manifest says it outright.
+    pub precision: crate::precision::Precision,
     /// Per channel `(mean, sd)` of the training part, when `normalize` is on.
     pub normalization: Option<Vec<(f64, f64)>>,
     pub epochs: Vec<EpochMetrics>,
@@ -171,6 +174,7 @@ impl TrainReport {
             split_seed: split.config.seed,
             split_sizes: SplitSizes::from(split),
             device: "pending (a cluster unit)".into(),
+            precision: config.precision,
             normalization: None,
             epochs: vec![],
             test: None,

@@ -9,6 +9,7 @@ use super::Optimizer;
 use crate::error::Result;
 use crate::models::HueNet;
 use crate::nn::Loss;
+use crate::precision::Precision;
 
 /// Running sums of an epoch's batches, on the device.
 #[derive(Debug)]
@@ -103,13 +104,20 @@ pub struct TrainStep<'a> {
     pub net: &'a HueNet,
     pub optimizer: &'a mut Optimizer,
     pub loss: &'a dyn Loss,
+    /// `bf16`: the forward pass runs under bf16 autocast; the loss, backward pass and
+    /// optimiser step see float32 outputs and weights.
+    pub precision: Precision,
 }
 
 impl TrainStep<'_> {
     /// One step on the batch `x` (on the model's device, standardised) with labels `y`, its
     /// loss, parts and correct predictions added to `sums`.
     pub fn run(&mut self, x: &Tensor, y: &Tensor, sums: &mut EpochSums) -> Result<()> {
-        let out = self.net.forward_t(x, true)?;
+        let out = {
+            let _autocast = self.precision.autocast(x.device())?;
+            self.net.forward_t(x, true)?
+        }
+        .to_float32();
         let parts = self.loss.compute(&out, y)?;
         let total = parts[1..].iter().fold(parts[0].shallow_clone(), |sum, part| sum + part);
         let correct = out.logits.argmax(-1, false).eq_tensor(y).sum(Kind::Int64);

@@ -123,7 +123,7 @@ fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Re
             None => EpochSums::new(loss.parts().len(), device),
         };
         let earlier_seconds = resumed_part.as_ref().map_or(0.0, |p| p.seconds);
-        let mut step = TrainStep { net: &net, optimizer: &mut optimizer, loss: loss.as_ref() };
+        let mut step = TrainStep { net: &net, optimizer: &mut optimizer, loss: loss.as_ref(), precision: config.precision };
         let mut last_report = Instant::now();
         for batch in BatchStream::new(data, plan, workers)? {
             let batch = batch?;
@@ -217,6 +217,7 @@ fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Re
         split_seed: split.config.seed,
         split_sizes: SplitSizes::from(split),
         device: device_name(device),
+        precision: config.precision,
         normalization,
         epochs,
         test,

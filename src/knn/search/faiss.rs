@@ -80,11 +80,15 @@ impl FaissIndex {
         Ok(())
     }
 
-    /// FAISS's own result: distances (or similarities, for inner products) and ids.
+    /// FAISS's own result: distances (or similarities, for inner products) and ids (−1 where
+    /// fewer than `k` exist), large searches split over the cores (see `threads.rs`).
     pub fn search_raw(&mut self, queries: &[f32], k: usize) -> Result<Neighbours> {
-        let result = self.index.search(queries, k).map_err(|e| faiss_error("search", e))?;
-        let ids = result.labels.iter().map(|l| l.get().map_or(-1, |v| v as i64)).collect();
-        Ok(Neighbours { k, distances_sq: result.distances, ids })
+        let dim = self.index.d() as usize;
+        if queries.len() % dim.max(1) != 0 {
+            return Err(Error::msg(format!("faiss search: {} values are not rows of {dim}", queries.len())));
+        }
+        let (distances_sq, ids) = super::threads::search(&mut self.index, queries, dim, k)?;
+        Ok(Neighbours { k, distances_sq, ids })
     }
 }
 

@@ -6,6 +6,7 @@
 //! Nothing else changes.
 mod faiss;
 mod inner_product;
+mod threads;
 mod torch;
 
 use std::path::Path;

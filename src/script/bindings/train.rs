@@ -20,7 +20,7 @@ pub mod train_api {
     /// (a map of hue options, see `hue_loss`), `focal` (`#{ gamma: 2 }`), `hue_hidden` (0: a linear hue head; N: a hidden layer of N units),
     /// `epochs` (10), `batch_size` (64), `lr` (Adam, 0.001), `seed` (0: initial weights and
     /// batch order), `device` ("auto", "cpu", "cuda", "cuda:N"), `channels_last` (false),
-    /// `progress` (true).
+    /// `precision` ("fp32", or "bf16": mixed precision with bf16 autocast), `progress` (true).
     /// ```rhai
     /// let run = train(data, parts, #{ loss: "onehot+hue", epochs: 5, seed: 1 });
     /// print(run.test_accuracy);
