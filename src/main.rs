@@ -273,8 +273,11 @@ enum Bench {
         /// Memory images; each gives grid² vectors (4096 × 7² = 200 704 vectors).
         #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         memory_images: i64,
-        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         query_images: i64,
+        /// Query images the faiss-python and PyTorch references search (the first ones).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        reference_query_images: i64,
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(i64).range(1..=64))]
         grid: i64,
         /// Vector dimension.
@@ -380,13 +383,13 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             bench_train(&python, &models, batch, size, &steps, rounds as usize, threads, &device, &precisions, out.as_deref()).map_err(command_error("bench"))
         }
         Command::Bench(Bench::Script { epochs, rounds, example, script, out }) => bench_script(epochs as usize, rounds as usize, example, script, out.as_deref()).map_err(command_error("bench")),
-        Command::Bench(Bench::Knn { python, memory_images, query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, no_busy, torch_device, out }) => {
+        Command::Bench(Bench::Knn { python, memory_images, query_images, reference_query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, no_busy, torch_device, out }) => {
             torch_device
                 .map(|d| d.parse::<huelab::device::DeviceChoice>().and_then(|c| c.resolve()))
                 .transpose()
                 .and_then(|torch_device| {
                     let bench = huelab::bench::KnnBench {
-                        memory_images, query_images, grid, dim, classes, k: k as usize, batch_images: batch_images as usize, rounds: rounds as usize, approximate, nprobe: nprobe as usize, skip_reference: no_reference, skip_busy: no_busy, torch_device,
+                        memory_images, query_images, reference_query_images, grid, dim, classes, k: k as usize, batch_images: batch_images as usize, rounds: rounds as usize, approximate, nprobe: nprobe as usize, skip_reference: no_reference, skip_busy: no_busy, torch_device,
                     };
                     bench_knn(&python, &bench, out.as_deref())
                 })
@@ -477,7 +480,10 @@ fn warn_unread(script: &std::path::Path, runner: &ScriptRunner) {
 fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Option<&std::path::Path>) -> huelab::Result<()> {
     let r = huelab::bench::bench_knn(python, bench, |step| eprintln!("bench knn: {step}"))?;
     let mb = |b: u64| b as f64 / 1e6;
-    println!("memory: {} vectors of {} (Flat), queries: {} images = {} pixel vectors, K = {}", r.memory_vectors, bench.dim, bench.query_images, r.pixel_queries, bench.k);
+    println!(
+        "memory: {} vectors of {} (Flat), queries: {} images = {} pixel vectors (the references: the first {}), K = {}",
+        r.memory_vectors, bench.dim, bench.query_images, r.pixel_queries, r.reference_pixel_queries, bench.k
+    );
     println!("{:<34} {:>14} {:>16}", "", "images/s", "pixel queries/s");
     println!("{:<34} {:>14.1} {:>16.0}", "huelab classify (search + Eq. 2-3)", r.huelab_images_per_second, r.huelab_pixel_queries_per_second);
     println!("{:<34} {:>14.1} {:>16.0}", format!("faiss-python {} search only", r.faiss_python["faiss"].as_str().unwrap_or("?")), r.faiss_python_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.faiss_python_pixel_queries_per_second);
@@ -504,7 +510,7 @@ fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Opt
     println!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
         bench.approximate, bench.nprobe, mb(r.approximate_bank_bytes), r.approximate_memory_ratio, r.approximate_accuracy, r.flat_accuracy, r.approximate_accuracy_ratio, r.approximate_build_seconds);
     if let Some(path) = out {
-        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "result": r });
+        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "machine": huelab::bench::machine(), "result": r });
         huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
     }
     Ok(())
@@ -524,7 +530,7 @@ fn bench_data(python: &std::path::Path, folder: &std::path::Path, bench: &huelab
     let baseline = r.huelab.first().map_or(0, |p| p.baseline_rss_bytes);
     println!("huelab RSS before the epoch {:.0} MB (libtorch and the open data set), peak {:.0} MB = {:.3} of the epoch's float32 size (goal: under 1 GB)", mb(baseline), mb(r.huelab_peak_rss_bytes), r.huelab_peak_rss_bytes as f64 / r.float32_bytes as f64);
     if let Some(path) = out {
-        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "result": r });
+        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "machine": huelab::bench::machine(), "result": r });
         huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
     }
     Ok(())
@@ -613,7 +619,7 @@ fn bench_train(
     }
     if let Some(path) = out {
         let malloc_tuning = !std::env::var("HUELAB_MALLOC_TUNING").is_ok_and(|v| v == "0");
-        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "threads": threads, "malloc_tuning": malloc_tuning, "results": results });
+        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "machine": huelab::bench::machine(), "threads": threads, "malloc_tuning": malloc_tuning, "results": results });
         huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
     }
     Ok(())
@@ -636,7 +642,7 @@ fn bench_script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: 
         100.0 * r.overhead_iqr.1
     );
     if let Some(path) = out {
-        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "result": r });
+        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "machine": huelab::bench::machine(), "result": r });
         huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
     }
     Ok(())

@@ -284,3 +284,37 @@ fn info_reports_a_cuda_backend_that_cannot_load_and_stays_on_the_cpu() {
     let err = assert_clean_failure(&out);
     assert!(err.contains("cuda:0 asked for") && err.contains("torch 2.10.0"), "{err}");
 }
+
+#[test]
+fn bench_knn_reports_its_anchors_and_the_busy_core_rounds() {
+    // No Python here: the references are skipped; the GEMM anchor and the busy-core rounds are
+    // huelab's own and always run.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("knn.json");
+    let out = huelab(
+        dir.path(),
+        &["bench", "knn", "--no-reference", "--memory-images", "40", "--query-images", "16", "--dim", "8", "--rounds", "1", "--approximate", "IVF4,Flat", "--nprobe", "2", "--out", json.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("GEMM anchor") && stdout.contains("with one core busy"), "{stdout}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let result = &r["result"];
+    for key in ["gemm_gflops_median", "huelab_gflops", "huelab_fraction_of_gemm_peak", "busy_fraction_of_quiet"] {
+        let v = result[key].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+    }
+    assert_eq!(result["search_flops"].as_f64().unwrap(), 2.0 * (16.0 * 49.0) * (40.0 * 49.0) * 8.0);
+    assert!(r["machine"]["cores"].as_u64().unwrap() >= 1);
+    // The busy-core process is gone when the bench ends.
+    let spinning = std::process::Command::new("pgrep").args(["-f", "while :; do :; done"]).output().unwrap();
+    assert!(spinning.stdout.is_empty(), "a busy-core process was left running");
+}
+
+#[test]
+fn bench_script_without_the_built_example_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = huelab(dir.path(), &["bench", "script", "--example", "/nonexistent/train_digits", "--rounds", "1"]);
+    let err = assert_clean_failure(&out);
+    assert!(err.contains("/nonexistent/train_digits") && err.contains("cargo build --release --example train_digits"), "{err}");
+}

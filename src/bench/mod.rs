@@ -17,6 +17,23 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 
+/// The machine a benchmark ran on, for its JSON: ratios hold for one CPU, not for another
+/// (the GEMM peak and bf16's speed-up depend on its vector units).
+pub fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned());
+    let flags: Vec<&str> = cpuinfo.lines().find_map(|l| l.strip_prefix("flags")).map(|v| v.split_whitespace().collect()).unwrap_or_default();
+    let has = |f: &str| flags.contains(&f);
+    serde_json::json!({
+        "cpu": model,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "avx2": has("avx2"),
+        "avx512f": has("avx512f"),
+        "avx512_bf16": has("avx512_bf16"),
+        "amx_bf16": has("amx_bf16"),
+    })
+}
+
 /// The median of repeated measurements (the upper one of an even count); `v` is not empty.
 pub(crate) fn median(v: &[f64]) -> f64 {
     let mut x = v.to_vec();
