@@ -276,7 +276,7 @@ enum Bench {
         #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         query_images: i64,
         /// Query images the faiss-python and PyTorch references search (the first ones).
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         reference_query_images: i64,
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(i64).range(1..=64))]
         grid: i64,
@@ -478,7 +478,8 @@ fn warn_unread(script: &std::path::Path, runner: &ScriptRunner) {
 }
 
 fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Option<&std::path::Path>) -> huelab::Result<()> {
-    let r = huelab::bench::bench_knn(python, bench, |step| eprintln!("bench knn: {step}"))?;
+    let started = std::time::Instant::now();
+    let r = huelab::bench::bench_knn(python, bench, |step| eprintln!("bench knn: [{:>5.1} s] {step}", started.elapsed().as_secs_f64()))?;
     let mb = |b: u64| b as f64 / 1e6;
     println!(
         "memory: {} vectors of {} (Flat), queries: {} images = {} pixel vectors (the references: the first {}), K = {}",
