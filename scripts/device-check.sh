@@ -29,10 +29,10 @@ log "(b, d) training CPU vs CUDA, pixel kNN GPU vs FAISS"
 (cd "$out" && timeout 300 "$huelab" run --allow-fs "$repo/scripts/device_check.rhai" name=check) 2>&1 | tee "$out/device_check.txt"
 
 log "(c) training throughput vs PyTorch eager on CUDA"
-timeout 240 "$huelab" bench train --python python3 --device cuda --models resnet18,small_cnn --batch 128 --steps 100,300 --rounds 3 \
+timeout 300 "$huelab" bench train --python python3 --device cuda --models resnet18,small_cnn --batch 128 --steps 100,300 --rounds 3 \
   --threads 16 --out "$out/bench_train_cuda.json" 2>&1 | tee "$out/bench_train_cuda.txt"
 
 log "(d) exact GPU search vs FAISS Flat at benchmark size"
-timeout 200 "$huelab" bench knn --no-reference --torch-device cuda --rounds 1 --approximate IVF1024,PQ16 \
+timeout 200 "$huelab" bench knn --no-reference --torch-device cuda --rounds 1 --no-busy --approximate IVF1024,PQ16 \
   --out "$out/bench_knn_cuda.json" 2>&1 | tee "$out/bench_knn_cuda.txt"
 log "done"

@@ -258,8 +258,10 @@ enum Bench {
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Precisions to measure, each against PyTorch in the same precision (bf16: autocast).
-        #[arg(long, value_delimiter = ',', default_value = "fp32,bf16")]
-        precisions: Vec<String>,
+        /// Default: fp32,bf16 on CUDA or a CPU with bf16 instructions, else fp32 (emulated
+        /// bf16 is many times slower; pass bf16 to measure it anyway).
+        #[arg(long, value_delimiter = ',')]
+        precisions: Option<Vec<String>>,
         /// Also write the results as JSON here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -380,7 +382,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             .map_err(|message| ScriptError { file: "api".into(), position: None, message }),
         Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, device, precisions, out }) => {
             let steps: Vec<usize> = steps.iter().map(|&s| s as usize).collect();
-            bench_train(&python, &models, batch, size, &steps, rounds as usize, threads, &device, &precisions, out.as_deref()).map_err(command_error("bench"))
+            bench_train(&python, &models, batch, size, &steps, rounds as usize, threads, &device, precisions, out.as_deref()).map_err(command_error("bench"))
         }
         Command::Bench(Bench::Script { epochs, rounds, example, script, out }) => bench_script(epochs as usize, rounds as usize, example, script, out.as_deref()).map_err(command_error("bench")),
         Command::Bench(Bench::Knn { python, memory_images, query_images, reference_query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, no_busy, torch_device, out }) => {
@@ -581,13 +583,21 @@ fn bench_train(
     rounds: usize,
     threads: i32,
     device: &str,
-    precisions: &[String],
+    precisions: Option<Vec<String>>,
     out: Option<&std::path::Path>,
 ) -> huelab::Result<()> {
     use huelab::bench::{compare_train_throughput, TrainBench};
     use huelab::precision::Precision;
+    let started = std::time::Instant::now();
     let device = device.parse::<huelab::device::DeviceChoice>()?.resolve()?;
-    let precisions = precisions.iter().map(|p| p.parse::<Precision>()).collect::<huelab::Result<Vec<_>>>()?;
+    let precisions = match precisions {
+        Some(names) => names.iter().map(|p| p.parse::<Precision>()).collect::<huelab::Result<Vec<_>>>()?,
+        None if device != tch::Device::Cpu || huelab::precision::cpu_has_bf16() => vec![Precision::Fp32, Precision::Bf16],
+        None => {
+            eprintln!("bench train: bf16 left out: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), so bf16 is emulated; --precisions fp32,bf16 measures it anyway");
+            vec![Precision::Fp32]
+        }
+    };
     println!("{rounds} alternating rounds per row; ratio = huelab median / PyTorch median, IQR = quartiles of the per-round ratios");
     println!("{:<10} {:>5} {:>8} {:>9} {:>14} {:>14} {:>7} {:>17}", "model", "batch", "input", "precision", "huelab img/s", "pytorch img/s", "ratio", "IQR");
     let mut results = Vec::new();
@@ -596,7 +606,7 @@ fn bench_train(
         let mut by_precision = Vec::new();
         for &precision in &precisions {
             let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads, device, precision };
-            let r = compare_train_throughput(python, bench, rounds)?;
+            let r = compare_train_throughput(python, bench, rounds, |step| eprintln!("bench train: [{:>6.1} s] {step}", started.elapsed().as_secs_f64()))?;
             println!(
                 "{:<10} {:>5} {:>8} {:>9} {:>14.1} {:>14.1} {:>6.3}x {:>7.3} – {:<7.3}",
                 name, batch, format!("1x{size}x{size}"), precision.name(), r.huelab_median, r.pytorch_median, r.ratio, r.ratio_iqr.0, r.ratio_iqr.1

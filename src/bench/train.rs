@@ -117,10 +117,14 @@ pub struct TrainComparison {
     pub ratio_iqr: (f64, f64),
 }
 
-pub fn compare_train_throughput(python: &Path, bench: TrainBench, rounds: usize) -> Result<TrainComparison> {
+pub fn compare_train_throughput(python: &Path, bench: TrainBench, rounds: usize, progress: impl Fn(&str)) -> Result<TrainComparison> {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..rounds.max(1) {
+    let rounds = rounds.max(1);
+    let what = format!("{} {}", bench.arch.name(), bench.precision);
+    for round in 1..=rounds {
+        progress(&format!("{what} round {round}/{rounds}: huelab"));
         ours.push(huelab_train_throughput(&bench)?);
+        progress(&format!("{what} round {round}/{rounds}: PyTorch"));
         theirs.push(pytorch_train_throughput(python, &bench)?);
     }
     let images_per_second = |v: &[Throughput]| v.iter().map(|t| t.images_per_second).collect::<Vec<_>>();

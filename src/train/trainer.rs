@@ -55,6 +55,9 @@ fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Re
     crate::alloc::tune_for_training();
     let started = Instant::now();
     let device = config.device.resolve()?;
+    if config.precision == crate::precision::Precision::Bf16 {
+        crate::precision::warn_if_emulated(device);
+    }
     let [channels, height, width] = data.image_shape();
     let spec = ModelSpec {
         arch: config.arch,
