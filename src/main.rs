@@ -513,8 +513,7 @@ fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Opt
     println!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
         bench.approximate, bench.nprobe, mb(r.approximate_bank_bytes), r.approximate_memory_ratio, r.approximate_accuracy, r.flat_accuracy, r.approximate_accuracy_ratio, r.approximate_build_seconds);
     if let Some(path) = out {
-        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "machine": huelab::bench::machine(), "result": r });
-        huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
+        huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
     }
     Ok(())
 }
@@ -533,8 +532,7 @@ fn bench_data(python: &std::path::Path, folder: &std::path::Path, bench: &huelab
     let baseline = r.huelab.first().map_or(0, |p| p.baseline_rss_bytes);
     println!("huelab RSS before the epoch {:.0} MB (libtorch and the open data set), peak {:.0} MB = {:.3} of the epoch's float32 size (goal: under 1 GB)", mb(baseline), mb(r.huelab_peak_rss_bytes), r.huelab_peak_rss_bytes as f64 / r.float32_bytes as f64);
     if let Some(path) = out {
-        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "machine": huelab::bench::machine(), "result": r });
-        huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
+        huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
     }
     Ok(())
 }
@@ -630,8 +628,7 @@ fn bench_train(
     }
     if let Some(path) = out {
         let malloc_tuning = !std::env::var("HUELAB_MALLOC_TUNING").is_ok_and(|v| v == "0");
-        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "machine": huelab::bench::machine(), "threads": threads, "malloc_tuning": malloc_tuning, "results": results });
-        huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
+        huelab::bench::write_result_json(path, serde_json::json!({ "threads": threads, "malloc_tuning": malloc_tuning, "results": results }))?;
     }
     Ok(())
 }
@@ -653,8 +650,7 @@ fn bench_script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: 
         100.0 * r.overhead_iqr.1
     );
     if let Some(path) = out {
-        let json = serde_json::json!({ "versions": huelab::results::VERSIONS, "machine": huelab::bench::machine(), "result": r });
-        huelab::files::write_atomic(path, &serde_json::to_vec_pretty(&json).map_err(|e| huelab::Error::msg(e.to_string()))?)?;
+        huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
     }
     Ok(())
 }

@@ -312,9 +312,9 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
     let (approx_predictions, _) = classify(&mut approx, &queries, &config)?;
 
     let h = median(&ours);
-    let p = if theirs.is_empty() { f64::NAN } else { median(&theirs) };
-    let t = if pytorch.is_empty() { f64::NAN } else { median(&pytorch) };
-    let busy_median = if busy.is_empty() { f64::NAN } else { median(&busy) };
+    // NaN for a side that was skipped (--no-reference, --no-busy).
+    let median_or_nan = |v: &[f64]| if v.is_empty() { f64::NAN } else { median(v) };
+    let (p, t, busy_median) = (median_or_nan(&theirs), median_or_nan(&pytorch), median_or_nan(&busy));
     let search_flops = 2.0 * pixel_queries as f64 * vectors as f64 * b.dim as f64;
     let gemm_gflops_median = median(&gemm);
     let huelab_gflops = search_flops / h / 1e9;

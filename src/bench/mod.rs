@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 pub fn machine() -> serde_json::Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned());
-    let flags: Vec<&str> = cpuinfo.lines().find_map(|l| l.strip_prefix("flags")).map(|v| v.split_whitespace().collect()).unwrap_or_default();
-    let has = |f: &str| flags.contains(&f);
+    let flags = crate::precision::cpu_flags();
+    let has = |f: &str| flags.iter().any(|g| g == f);
     serde_json::json!({
         "cpu": model,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -32,6 +32,17 @@ pub fn machine() -> serde_json::Value {
         "avx512_bf16": has("avx512_bf16"),
         "amx_bf16": has("amx_bf16"),
     })
+}
+
+/// Writes a benchmark's `--out` file (atomically): `fields` (a JSON object) with the versions
+/// huelab ran on and [`machine`].
+pub fn write_result_json(path: &Path, fields: serde_json::Value) -> Result<()> {
+    let mut json = serde_json::json!({ "versions": crate::results::VERSIONS, "machine": machine() });
+    if let (Some(all), serde_json::Value::Object(more)) = (json.as_object_mut(), fields) {
+        all.extend(more);
+    }
+    let bytes = serde_json::to_vec_pretty(&json).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+    crate::files::write_atomic(path, &bytes)
 }
 
 /// The median of repeated measurements (the upper one of an even count); `v` is not empty.

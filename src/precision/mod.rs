@@ -43,11 +43,13 @@ impl Precision {
 /// oneDNN emulates bf16 and a bf16 step is many times slower than fp32 (measured: ResNet-18
 /// ~25× slower on an AVX2-only AMD EPYC).
 pub fn cpu_has_bf16() -> bool {
+    cpu_flags().iter().any(|f| f == "avx512_bf16" || f == "amx_bf16")
+}
+
+/// The first CPU's feature flags from /proc/cpuinfo (empty where there is none).
+pub fn cpu_flags() -> Vec<String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("flags"))
-        .is_some_and(|flags| flags.split_whitespace().any(|f| f == "avx512_bf16" || f == "amx_bf16"))
+    cpuinfo.lines().find_map(|l| l.strip_prefix("flags")).map_or_else(Vec::new, |v| v.split_whitespace().map(str::to_owned).collect())
 }
 
 /// Says once per process that bf16 on this CPU is emulated (a run asked for it on the CPU).
