@@ -2,7 +2,7 @@
 //! model or a user's TorchScript module, batched with progress.
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressStyle;
 use tch::{Device, Tensor};
 
 use crate::activations::{ActivationSource, Activations};
@@ -118,7 +118,7 @@ impl Extractor {
             return Err(Error::invalid_option("batch_size", "must be at least 1"));
         }
         let n = data.len();
-        let progress = ProgressBar::new(n as u64);
+        let progress = crate::progress::new_bar(n as u64);
         progress.set_style(ProgressStyle::with_template("activations {bar:30} {pos}/{len} images [{elapsed_precise}<{eta_precise}]").expect("valid template"));
         let mut parts = Vec::with_capacity(n.div_ceil(batch_size));
         let plan = BatchPlan::eval((0..n as i64).collect(), batch_size);

@@ -18,6 +18,12 @@ pub fn request() {
     REQUESTED.store(true, Ordering::SeqCst);
 }
 
+/// Forgets a stop request once the stopped work has ended (a notebook kernel goes on to the
+/// next cell).
+pub fn clear() {
+    REQUESTED.store(false, Ordering::SeqCst);
+}
+
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }

@@ -31,6 +31,7 @@ pub mod files;
 pub mod fuzz;
 pub mod firewall;
 pub mod interrupt;
+pub mod kernel;
 pub mod knn;
 pub mod models;
 pub mod nn;

@@ -52,6 +52,34 @@ enum Command {
         /// The run directory (`--run-dir` of `huelab run --slurm`).
         run_dir: PathBuf,
     },
+    /// A Jupyter kernel for Rhai scripts (Jupyter starts it through its kernel spec: one script
+    /// session per notebook, figures and tables inline); `huelab kernel install` writes the spec.
+    #[command(args_conflicts_with_subcommands = true)]
+    Kernel {
+        #[command(subcommand)]
+        action: Option<KernelAction>,
+        /// The connection file Jupyter wrote for this kernel.
+        #[arg(long, short = 'f', value_name = "FILE")]
+        connection_file: Option<PathBuf>,
+        /// Let cells read and write files anywhere (default: the notebook's folder).
+        #[arg(long)]
+        allow_fs: bool,
+        /// Rhai operations a cell may run (0: no limit); huelab's own work does not count.
+        #[arg(long, default_value_t = 1_000_000_000)]
+        max_operations: u64,
+    },
+    /// JupyterLab on a folder of notebooks (default: this one), with the huelab kernel
+    /// ("Rhai (huelab)") installed for it; needs the notebook venv that setup.sh makes.
+    Notebook {
+        /// The folder JupyterLab opens.
+        dir: Option<PathBuf>,
+        /// The `jupyter` command to run.
+        #[arg(long, default_value = "/var/cache/huelab/notebook-venv/bin/jupyter")]
+        jupyter: PathBuf,
+        /// More arguments for `jupyter lab`, e.g. -- --no-browser --port 8899.
+        #[arg(last = true)]
+        lab_args: Vec<String>,
+    },
     /// Compile a script without running it.
     Check {
         /// The `.rhai` script.
@@ -111,6 +139,20 @@ enum Command {
         /// PNG or JPEG images.
         #[arg(required = true)]
         images: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KernelAction {
+    /// Write the kernel spec ("Rhai (huelab)") so Jupyter lists it: this binary's absolute
+    /// path and the message interrupt mode.
+    Install {
+        /// Into the user's Jupyter data folder (the default).
+        #[arg(long, conflicts_with = "prefix")]
+        user: bool,
+        /// Into PREFIX/share/jupyter (e.g. a venv's folder).
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<PathBuf>,
     },
 }
 
@@ -322,6 +364,10 @@ fn main() -> ExitCode {
     if !matches!(cli.command, Command::Check { .. } | Command::Api) {
         huelab::cuda::load_cuda_backend();
     }
+    // A kernel's SIGINT is an interrupt of the running cell; the kernel goes on.
+    if matches!(cli.command, Command::Kernel { action: None, .. }) {
+        let _ = ctrlc::set_handler(huelab::interrupt::request);
+    }
     // First Ctrl-C: stop at the next batch, keeping finished outputs; second: stop at once.
     let _ = ctrlc::set_handler(|| {
         if huelab::interrupt::requested() {
@@ -364,6 +410,22 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             parse_args(&args).and_then(|args| cluster_run::run(script, args, options, &cluster))
         }
         Command::Status { run_dir } => cluster_run::status(&run_dir),
+        Command::Kernel { action: Some(KernelAction::Install { user: _, prefix }), .. } => {
+            let place = prefix.map_or(huelab::kernel::spec::Place::User, huelab::kernel::spec::Place::Prefix);
+            std::env::current_exe()
+                .map_err(|e| e.to_string())
+                .and_then(|binary| huelab::kernel::spec::install(&place, &binary))
+                .map(|dir| println!("installed the kernel spec \"Rhai (huelab)\" in {}", dir.display()))
+                .map_err(|message| ScriptError { file: "kernel install".into(), position: None, message })
+        }
+        Command::Kernel { action: None, connection_file, allow_fs, max_operations } => {
+            let Some(connection_file) = connection_file else {
+                return Err(ScriptError { file: "kernel".into(), position: None, message: "--connection-file FILE is needed (Jupyter passes it; to make Jupyter list this kernel, run `huelab kernel install`)".into() });
+            };
+            let options = huelab::script::ScriptOptions { allow_fs, max_operations, ..Default::default() };
+            huelab::kernel::run(&connection_file, options).map_err(|message| ScriptError { file: "kernel".into(), position: None, message })
+        }
+        Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter, &lab_args).map_err(|message| ScriptError { file: "notebook".into(), position: None, message }),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             println!("{}: ok", script.display());
         }),
@@ -653,4 +715,29 @@ fn bench_script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: 
         huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
     }
     Ok(())
+}
+
+/// Installs the kernel spec where this JupyterLab looks first, then runs JupyterLab.
+fn notebook(dir: Option<PathBuf>, jupyter: &std::path::Path, lab_args: &[String]) -> Result<(), String> {
+    if !jupyter.is_file() {
+        return Err(format!("{} not found: `bash setup.sh` makes the notebook venv with JupyterLab (or pass --jupyter PATH)", jupyter.display()));
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let data_dir = std::env::temp_dir().join(format!("huelab-jupyter-{uid}"));
+    let binary = std::env::current_exe().map_err(|e| e.to_string())?;
+    huelab::kernel::spec::install(&huelab::kernel::spec::Place::DataDir(data_dir.clone()), &binary)?;
+    let jupyter_path = match std::env::var_os("JUPYTER_PATH") {
+        Some(old) if !old.is_empty() => format!("{}:{}", data_dir.display(), old.to_string_lossy()),
+        _ => data_dir.display().to_string(),
+    };
+    let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+    let status = std::process::Command::new(jupyter)
+        .arg("lab")
+        .arg(&dir)
+        .args(lab_args)
+        .env("JUPYTER_PATH", jupyter_path)
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", jupyter.display()))?;
+    if status.success() { Ok(()) } else { Err(format!("jupyter lab ended with {status}")) }
 }

@@ -53,26 +53,46 @@ impl Figure {
     }
 }
 
+/// Per arm: mean ± sd of test accuracy; per paired arm: the difference and both tests.
+pub fn comparison_html(comparison: &Comparison) -> String {
+    let rows: Vec<Vec<String>> = comparison
+        .summary
+        .iter()
+        .map(|s| {
+            let paired = comparison.paired.iter().find(|p| p.arm == s.arm);
+            vec![
+                s.arm.clone(),
+                format!("{:.4} ± {}", s.test_accuracy.mean, fmt(s.test_accuracy.sd)),
+                paired.map_or("baseline".into(), |p| format!("{:+.4}", p.mean_difference)),
+                fmt(paired.and_then(|p| p.t_test.map(|t| t.p))),
+                fmt(paired.and_then(|p| p.wilcoxon.map(|w| w.p))),
+            ]
+        })
+        .collect();
+    let caption = format!("<p>{} — {} folds × {} seeds</p>", escape(&comparison.data.name), comparison.config.folds, comparison.config.seeds.len());
+    let table = html_table(&["arm", "test accuracy", "Δ vs baseline", "paired t p", "Wilcoxon p"], &rows);
+    format!("{caption}{table}")
+}
+
+/// A kNN run as a one-row table.
+pub fn knn_run_html(run: &KnnRun) -> String {
+    let row = vec![run.name.clone(), run.memory.clone(), run.query_images.to_string(), run.config.k.to_string(), format!("{:.4}", run.accuracy), format!("{:.2}", run.seconds)];
+    html_table(&["run", "memory", "queries", "K", "accuracy", "seconds"], &[row])
+}
+
+/// A data set's name, size, image shape and classes as a one-row table.
+pub fn dataset_html(data: &ImageDataset) -> String {
+    let [c, h, w] = data.image_shape();
+    let names = data.class_names();
+    let shown = if names.len() > 12 { format!("{}, … ({} more)", names[..12].join(", "), names.len() - 12) } else { names.join(", ") };
+    let row = vec![data.name().to_owned(), data.len().to_string(), format!("{c} × {h} × {w}"), names.len().to_string(), shown];
+    html_table(&["data set", "images", "shape", "classes", "class names"], &[row])
+}
+
 impl Comparison {
     /// Per arm: mean ± sd of test accuracy; per paired arm: the difference and both tests.
     pub fn evcxr_display(&self) {
-        let rows: Vec<Vec<String>> = self
-            .summary
-            .iter()
-            .map(|s| {
-                let paired = self.paired.iter().find(|p| p.arm == s.arm);
-                vec![
-                    s.arm.clone(),
-                    format!("{:.4} ± {}", s.test_accuracy.mean, fmt(s.test_accuracy.sd)),
-                    paired.map_or("baseline".into(), |p| format!("{:+.4}", p.mean_difference)),
-                    fmt(paired.and_then(|p| p.t_test.map(|t| t.p))),
-                    fmt(paired.and_then(|p| p.wilcoxon.map(|w| w.p))),
-                ]
-            })
-            .collect();
-        let caption = format!("<p>{} — {} folds × {} seeds</p>", escape(&self.data.name), self.config.folds, self.config.seeds.len());
-        let table = html_table(&["arm", "test accuracy", "Δ vs baseline", "paired t p", "Wilcoxon p"], &rows);
-        println!("{}", mime_block("text/html", &format!("{caption}{table}")));
+        println!("{}", mime_block("text/html", &comparison_html(self)));
     }
 }
 
@@ -115,8 +135,7 @@ impl TrainReport {
 
 impl KnnRun {
     pub fn evcxr_display(&self) {
-        let row = vec![self.name.clone(), self.memory.clone(), self.query_images.to_string(), self.config.k.to_string(), format!("{:.4}", self.accuracy), format!("{:.2}", self.seconds)];
-        println!("{}", mime_block("text/html", &html_table(&["run", "memory", "queries", "K", "accuracy", "seconds"], &[row])));
+        println!("{}", mime_block("text/html", &knn_run_html(self)));
     }
 }
 

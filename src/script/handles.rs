@@ -51,3 +51,13 @@ pub struct MemoryHandle(pub Rc<std::cell::RefCell<crate::knn::PixelMemory>>);
 
 #[derive(Debug, Clone)]
 pub struct KnnRunHandle(pub Rc<crate::knn::KnnRun>);
+
+/// A figure: written with `save`, shown inline by a notebook.
+#[derive(Debug, Clone)]
+pub struct FigureHandle(pub Rc<crate::plot::Figure>);
+
+impl FigureHandle {
+    pub fn new(figure: crate::plot::Figure) -> Self {
+        FigureHandle(Rc::new(figure))
+    }
+}

@@ -3,13 +3,17 @@
 //! outside this module depends on Rhai.
 mod bindings;
 mod configs;
+mod display;
 mod errors;
 mod handles;
 mod options;
+mod repl;
 mod session;
 
 pub use bindings::HuelabPackage;
+pub use display::{display, DisplayData};
 pub use handles::*;
+pub use repl::{Completeness, Repl};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -101,6 +105,37 @@ impl ScriptError {
     }
 }
 
+/// The engine of a script or notebook session: huelab's functions, the session in its tag,
+/// and the limits of `options`; imports from `dir` and `scripts/`.
+fn limited_engine(session: &Rc<ScriptSession>, options: &ScriptOptions, dir: &Path) -> Engine {
+    let mut engine = new_engine(Dynamic::from(session.clone()));
+    engine.set_max_operations(options.max_operations);
+    engine.set_max_call_levels(options.max_call_depth);
+    // Rhai counts an array's or map's size with everything nested in it, so these also
+    // stop a value that doubles itself (`a.push(a)` in a loop), which costs one operation
+    // per step and would otherwise fill memory before the operation limit is reached.
+    engine.set_max_array_size(MAX_ARRAY_SIZE);
+    engine.set_max_map_size(MAX_MAP_SIZE);
+    engine.set_max_string_size(MAX_STRING_SIZE);
+    engine.set_module_resolver(module_resolver(dir, options.allow_fs));
+    engine
+}
+
+/// Rhai's own words for the limits do not say how to raise them.
+fn explain_limits(mut error: ScriptError, options: &ScriptOptions) -> ScriptError {
+    if error.message.contains("Too many operations") {
+        error.message = format!("the script ran more than {} operations; raise the limit with --max-operations N (0: none)", options.max_operations);
+    } else if error.message.contains("exceeds maximum limit") || error.message.contains("Size of") {
+        error.message = format!(
+            "{} (scripts hold at most {MAX_ARRAY_SIZE} array items, {MAX_MAP_SIZE} map entries and {MAX_STRING_SIZE}-byte strings, counting everything nested; keep large data in huelab's own values: data sets, activations, tables)",
+            error.message
+        );
+    } else if error.message.contains("Stack overflow") {
+        error.message = format!("script functions nested deeper than {} calls; raise the limit with --max-call-depth N", options.max_call_depth);
+    }
+    error
+}
+
 /// Whether a script ended because its cluster task's unit ran (see [`TaskComplete`]).
 fn is_task_complete(mut e: &EvalAltResult) -> bool {
     loop {
@@ -165,16 +200,7 @@ impl ScriptRunner {
             roots.push(session::resolve(&run.run_dir));
         }
         let session = ScriptSession::with_cluster(ScriptInfo { path: name.to_owned(), sha256, args }, files, cluster);
-        let mut engine = new_engine(Dynamic::from(session.clone()));
-        engine.set_max_operations(options.max_operations);
-        engine.set_max_call_levels(options.max_call_depth);
-        // Rhai counts an array's or map's size with everything nested in it, so these also
-        // stop a value that doubles itself (`a.push(a)` in a loop), which costs one operation
-        // per step and would otherwise fill memory before the operation limit is reached.
-        engine.set_max_array_size(MAX_ARRAY_SIZE);
-        engine.set_max_map_size(MAX_MAP_SIZE);
-        engine.set_max_string_size(MAX_STRING_SIZE);
-        engine.set_module_resolver(module_resolver(dir, options.allow_fs));
+        let engine = limited_engine(&session, &options, dir);
         ScriptRunner { engine, session, file: name.to_owned(), source, options }
     }
 
@@ -194,27 +220,7 @@ impl ScriptRunner {
                 return Ok(Dynamic::UNIT);
             }
         }
-        result.map_err(|e| {
-            let mut error = ScriptError::from_eval(&self.file, e);
-            // Rhai's own words for the limits do not say how to raise them.
-            if error.message.contains("Too many operations") {
-                error.message = format!(
-                    "the script ran more than {} operations; raise the limit with --max-operations N (0: none)",
-                    self.options.max_operations
-                );
-            } else if error.message.contains("exceeds maximum limit") || error.message.contains("Size of") {
-                error.message = format!(
-                    "{} (scripts hold at most {MAX_ARRAY_SIZE} array items, {MAX_MAP_SIZE} map entries and {MAX_STRING_SIZE}-byte strings, counting everything nested; keep large data in huelab's own values: data sets, activations, tables)",
-                    error.message
-                );
-            } else if error.message.contains("Stack overflow") {
-                error.message = format!(
-                    "script functions nested deeper than {} calls; raise the limit with --max-call-depth N",
-                    self.options.max_call_depth
-                );
-            }
-            error
-        })
+        result.map_err(|e| explain_limits(ScriptError::from_eval(&self.file, e), &self.options))
     }
 
     pub fn run(&self) -> Result<(), ScriptError> {
@@ -280,8 +286,55 @@ pub fn api() -> Result<Vec<ApiEntry>, String> {
     Ok(entries)
 }
 
+impl ApiEntry {
+    /// The name scripts call it by (a function's, or a property's after the dot).
+    pub fn name(&self) -> &str {
+        let head = self.signature.split(['(', ' ']).next().unwrap_or_default();
+        head.rsplit('.').next().unwrap_or(head)
+    }
+
+    /// Whether it is a property (`Dataset.len`), read after a dot.
+    pub fn is_property(&self) -> bool {
+        !self.signature.contains('(')
+    }
+}
+
+/// The API listing, made once per process (completion and inspection ask for it often).
+fn api_cached() -> &'static [ApiEntry] {
+    static API: std::sync::OnceLock<Vec<ApiEntry>> = std::sync::OnceLock::new();
+    API.get_or_init(|| api().unwrap_or_default())
+}
+
+/// Rhai's keywords that begin statements, offered by completion.
+const KEYWORDS: &[&str] = &["let", "const", "fn", "for", "in", "if", "else", "while", "loop", "break", "continue", "return", "import", "export", "as", "true", "false", "switch", "throw", "try", "catch", "print", "debug"];
+
+/// Names that complete `prefix`: huelab's functions and properties (only those after a dot),
+/// and outside a dot also the session's variables, its own functions and Rhai's keywords.
+pub fn completions(prefix: &str, after_dot: bool, repl: &Repl) -> Vec<String> {
+    let mut names: Vec<String> = api_cached().iter().filter(|e| after_dot || !e.is_property()).map(|e| e.name().to_owned()).collect();
+    if !after_dot {
+        names.extend(repl.variables());
+        names.extend(repl.functions());
+        names.extend(KEYWORDS.iter().map(|k| k.to_string()));
+    }
+    names.retain(|n| n.starts_with(prefix) && !n.is_empty());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The signatures and descriptions of everything named `name` ("" when nothing is).
+pub fn describe(name: &str) -> String {
+    api_cached()
+        .iter()
+        .filter(|e| !name.is_empty() && e.name() == name)
+        .map(|e| if e.summary.is_empty() { e.signature.clone() } else { format!("{}\n    {}", e.signature, e.summary) })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Rust type names as scripts know them.
-fn script_type(rust: &str) -> String {
+pub(crate) fn script_type(rust: &str) -> String {
     let bare = rust.trim_start_matches("&mut ").trim_start_matches('&');
     let bare = bare.strip_prefix("RhaiResult<").and_then(|t| t.strip_suffix('>')).unwrap_or(bare);
     match bare {
@@ -293,6 +346,7 @@ fn script_type(rust: &str) -> String {
         "ActivationsHandle" => "Activations",
         "MemoryHandle" | "PixelMemoryHandle" => "PixelMemory",
         "KnnRunHandle" => "KnnRun",
+        "FigureHandle" => "Figure",
         "str" | "String" | "ImmutableString" => "string",
         "i64" | "INT" => "int",
         "f64" | "FLOAT" => "float",

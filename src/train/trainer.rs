@@ -359,7 +359,7 @@ fn progress_bar(config: &TrainConfig, batches_per_epoch: usize) -> ProgressBar {
     if !config.progress {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new((batches_per_epoch * config.epochs) as u64);
+    let bar = crate::progress::new_bar((batches_per_epoch * config.epochs) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} batches [{elapsed_precise}<{eta_precise}] {msg}")
             .expect("the template is valid"),

@@ -366,33 +366,41 @@ pub mod knn_api {
     #[rhai_fn(return_raw)]
     pub fn plot_bars(ctx: NativeCallContext, path: &str, title: &str, groups: Array, series: Array, values: Array, spread: Dynamic, y_desc: &str) -> RhaiResult<()> {
         ScriptSession::checked(&ctx, path, "path")?;
-        let strings = |a: Array| a.into_iter().map(|v| v.to_string()).collect::<Vec<_>>();
-        let matrix = |a: Array, what: &str| -> RhaiResult<Vec<Vec<f64>>> {
-            a.into_iter()
-                .map(|row| {
-                    let type_name = row.type_name();
-                    row.try_cast::<Array>()
-                        .ok_or_else(|| to_rhai(format!("plot_bars: {what} must be an array of arrays, got a {type_name}")))?
-                        .into_iter()
-                        .map(|v| v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).map_err(|t| to_rhai(format!("plot_bars: {what} holds a {t}"))))
-                        .collect()
-                })
-                .collect()
-        };
-        let values = matrix(values, "values")?;
-        let spread = if spread.is_unit() {
-            None
-        } else {
-            let type_name = spread.type_name();
-            Some(matrix(spread.try_cast::<Array>().ok_or_else(|| to_rhai(format!("plot_bars: spread must be an array or (), got {type_name}")))?, "spread")?)
-        };
-        let (groups, series) = (strings(groups), strings(series));
+        let (groups, series, values, spread) = super::bars_input(groups, series, values, spread)?;
         guarded("plot_bars", || {
             plot::plot_grouped_bars(Path::new(path), title, (&groups, &series), &values, spread.as_deref(), y_desc)
         })
     }
 }
 
-fn stats_of(run: &crate::script::handles::KnnRunHandle, what: &str) -> crate::script::errors::RhaiResult<crate::knn::MatchStats> {
+/// The groups, series, values and optional spread of a grouped bar chart, as `plot_bars` takes them.
+pub(super) type BarsInput = (Vec<String>, Vec<String>, Vec<Vec<f64>>, Option<Vec<Vec<f64>>>);
+
+pub(super) fn bars_input(groups: rhai::Array, series: rhai::Array, values: rhai::Array, spread: rhai::Dynamic) -> crate::script::errors::RhaiResult<BarsInput> {
+    use crate::script::errors::to_rhai;
+    let strings = |a: rhai::Array| a.into_iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    let matrix = |a: rhai::Array, what: &str| -> crate::script::errors::RhaiResult<Vec<Vec<f64>>> {
+        a.into_iter()
+            .map(|row| {
+                let type_name = row.type_name();
+                row.try_cast::<rhai::Array>()
+                    .ok_or_else(|| to_rhai(format!("plot_bars: {what} must be an array of arrays, got a {type_name}")))?
+                    .into_iter()
+                    .map(|v| v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).map_err(|t| to_rhai(format!("plot_bars: {what} holds a {t}"))))
+                    .collect()
+            })
+            .collect()
+    };
+    let values = matrix(values, "values")?;
+    let spread = if spread.is_unit() {
+        None
+    } else {
+        let type_name = spread.type_name();
+        Some(matrix(spread.try_cast::<rhai::Array>().ok_or_else(|| to_rhai(format!("plot_bars: spread must be an array or (), got {type_name}")))?, "spread")?)
+    };
+    Ok((strings(groups), strings(series), values, spread))
+}
+
+pub(super) fn stats_of(run: &crate::script::handles::KnnRunHandle, what: &str) -> crate::script::errors::RhaiResult<crate::knn::MatchStats> {
     run.0.stats.clone().ok_or_else(|| crate::script::errors::to_rhai(format!("{what}: the run has no match positions; classify with observe: #{{ … }}")))
 }

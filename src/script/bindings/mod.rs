@@ -3,6 +3,7 @@
 //! in the library.
 mod compare;
 mod data;
+mod figures;
 mod hue;
 mod knn;
 mod output;
@@ -20,5 +21,6 @@ def_package! {
         combine_with_exported_module!(lib, "compare", compare::compare_api);
         combine_with_exported_module!(lib, "output", output::output_api);
         combine_with_exported_module!(lib, "knn", knn::knn_api);
+        combine_with_exported_module!(lib, "figures", figures::figures_api);
     }
 }

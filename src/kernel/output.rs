@@ -1,0 +1,262 @@
+//! What a cell prints and shows while it runs: the process's stdout and stderr (Rhai's `print`,
+//! epoch lines, libtorch's warnings) become `stream` messages, and each progress bar becomes
+//! one display updated in place. Both go to the request being executed.
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::{mpsc, Arc, Mutex};
+
+use serde_json::json;
+
+use super::sockets::{Outgoing, Sender};
+use super::wire::{new_id, Message};
+
+/// The request whose output is being produced (none between cells).
+#[derive(Debug, Clone, Default)]
+pub struct CurrentRequest(Arc<Mutex<Option<Message>>>);
+
+impl CurrentRequest {
+    pub fn set(&self, request: Option<Message>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = request;
+    }
+
+    /// A message of `msg_type` answering the current request, if there is one.
+    fn message(&self, msg_type: &str, content: serde_json::Value) -> Option<Message> {
+        let current = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        current.as_ref().map(|request| Message::reply_to(request, msg_type, content))
+    }
+}
+
+/// Written into a captured stream after a cell; seeing it proves that everything before it
+/// was forwarded.
+const MARKER: &[u8] = b"\x00\x1bhuelab-flush\x00";
+
+/// stdout and stderr redirected into pipes that threads forward as `stream` messages.
+pub struct CapturedOutput {
+    streams: Vec<(RawFd, mpsc::Receiver<()>)>,
+}
+
+impl CapturedOutput {
+    /// Redirects file descriptors 1 and 2. Call once, before any other thread writes.
+    pub fn start(sender: Sender, current: CurrentRequest) -> std::io::Result<Self> {
+        let mut streams = vec![];
+        for (fd, name) in [(1, "stdout"), (2, "stderr")] {
+            let mut ends = [0 as RawFd; 2];
+            // SAFETY: pipe() fills the two descriptors of the array it is given.
+            if unsafe { libc::pipe(ends.as_mut_ptr()) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: dup2 onto a standard descriptor this process owns; the pipe's write end
+            // is then reachable as `fd` and its own descriptor is closed.
+            unsafe {
+                if libc::dup2(ends[1], fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(ends[1]);
+            }
+            // SAFETY: the read end is a fresh descriptor that only this File owns.
+            let reader = unsafe { File::from_raw_fd(ends[0]) };
+            let (ack, flushed) = mpsc::channel();
+            let (sender, current) = (sender.clone(), current.clone());
+            std::thread::Builder::new().name(format!("kernel-{name}")).spawn(move || forward(reader, name, sender, current, ack))?;
+            streams.push((fd, flushed));
+        }
+        Ok(CapturedOutput { streams })
+    }
+
+    /// Returns once everything written to stdout and stderr so far has been sent.
+    pub fn flush(&self) {
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        for (fd, flushed) in &self.streams {
+            // SAFETY: a write of a constant buffer to a descriptor this process owns.
+            let written = unsafe { libc::write(*fd, MARKER.as_ptr().cast(), MARKER.len()) };
+            if written == MARKER.len() as isize {
+                // The forwarding thread answers when it reads the marker; if it has ended,
+                // the channel is closed and this returns at once.
+                let _ = flushed.recv();
+            }
+        }
+    }
+}
+
+/// Reads a captured stream and sends it on as `stream` messages of the current request.
+fn forward(mut reader: File, name: &'static str, sender: Sender, current: CurrentRequest, ack: mpsc::Sender<()>) {
+    let mut pending: Vec<u8> = vec![];
+    let mut chunk = [0u8; 8192];
+    let send = |bytes: &[u8]| {
+        if bytes.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        if let Some(message) = current.message("stream", json!({ "name": name, "text": text })) {
+            sender.send(Outgoing::IoPub(message));
+        }
+    };
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        while let Some(at) = find(&pending, MARKER) {
+            send(&pending[..at]);
+            pending.drain(..at + MARKER.len());
+            let _ = ack.send(());
+        }
+        // Keep a possible start of the marker and an unfinished UTF-8 character for later.
+        let keep = partial_marker_suffix(&pending).max(unfinished_utf8(&pending));
+        let ready = pending.len() - keep;
+        send(&pending[..ready]);
+        pending.drain(..ready);
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Length of the longest end of `bytes` that begins the marker.
+fn partial_marker_suffix(bytes: &[u8]) -> usize {
+    (1..MARKER.len().min(bytes.len() + 1)).rev().find(|&n| bytes.ends_with(&MARKER[..n])).unwrap_or(0)
+}
+
+/// Bytes at the end of `bytes` that start a UTF-8 character not yet complete.
+fn unfinished_utf8(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Err(e) if e.error_len().is_none() => bytes.len() - e.valid_up_to(),
+        _ => 0,
+    }
+}
+
+/// A progress bar's terminal: indicatif draws into a small screen of lines, and each flush
+/// sends the screen as one display (`display_data` first, then `update_display_data`).
+#[derive(Debug)]
+pub struct NotebookTerm {
+    sender: Sender,
+    current: CurrentRequest,
+    display_id: String,
+    screen: Mutex<Screen>,
+}
+
+#[derive(Debug, Default)]
+struct Screen {
+    lines: Vec<String>,
+    row: usize,
+    column: usize,
+    shown: bool,
+}
+
+impl Screen {
+    fn write(&mut self, text: &str) {
+        while self.lines.len() <= self.row {
+            self.lines.push(String::new());
+        }
+        let line = &mut self.lines[self.row];
+        let kept: String = line.chars().take(self.column).collect();
+        *line = kept + text;
+        self.column += text.chars().count();
+    }
+
+    fn text(&self) -> String {
+        let end = self.lines.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
+        self.lines[..end].join("\n")
+    }
+}
+
+impl NotebookTerm {
+    pub fn new(sender: Sender, current: CurrentRequest) -> Self {
+        NotebookTerm { sender, current, display_id: new_id(), screen: Mutex::default() }
+    }
+
+    fn screen(&self) -> std::sync::MutexGuard<'_, Screen> {
+        self.screen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl indicatif::TermLike for NotebookTerm {
+    fn width(&self) -> u16 {
+        100
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        let mut screen = self.screen();
+        screen.row = screen.row.saturating_sub(n);
+        Ok(())
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.screen().row += n;
+        Ok(())
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.screen().column += n;
+        Ok(())
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        let mut screen = self.screen();
+        screen.column = screen.column.saturating_sub(n);
+        Ok(())
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        let mut screen = self.screen();
+        screen.write(s);
+        screen.row += 1;
+        screen.column = 0;
+        Ok(())
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.screen().write(s);
+        Ok(())
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        let mut screen = self.screen();
+        let row = screen.row;
+        if let Some(line) = screen.lines.get_mut(row) {
+            line.clear();
+        }
+        screen.column = 0;
+        Ok(())
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        let mut screen = self.screen();
+        let kind = if screen.shown { "update_display_data" } else { "display_data" };
+        let content = json!({ "data": { "text/plain": screen.text() }, "metadata": {}, "transient": { "display_id": self.display_id } });
+        if let Some(message) = self.current.message(kind, content) {
+            screen.shown = true;
+            self.sender.send(Outgoing::IoPub(message));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_and_utf8_tails_are_held_back() {
+        assert_eq!(partial_marker_suffix(b"abc\x00\x1bhue"), 6);
+        assert_eq!(partial_marker_suffix(b"abc"), 0);
+        assert_eq!(unfinished_utf8("é".as_bytes()), 0);
+        assert_eq!(unfinished_utf8(&"é".as_bytes()[..1]), 1);
+    }
+
+    #[test]
+    fn the_screen_keeps_lines_above_a_redrawn_bar() {
+        let mut screen = Screen::default();
+        screen.write("epoch 1");
+        screen.row += 1;
+        screen.column = 0;
+        screen.write("[===   ] 3/6");
+        screen.column = 0;
+        screen.write("[====  ] 4/6");
+        assert_eq!(screen.text(), "epoch 1\n[====  ] 4/6");
+    }
+}

@@ -1,0 +1,86 @@
+//! The kernel spec (`kernel.json`) that tells Jupyter how to start `huelab kernel`.
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+/// The spec's folder name, which notebooks record as their kernel.
+pub const KERNEL_NAME: &str = "huelab-rhai";
+
+/// Where a spec goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    /// The user's Jupyter data folder (`$JUPYTER_DATA_DIR`, else `$XDG_DATA_HOME/jupyter`,
+    /// else `~/.local/share/jupyter`).
+    User,
+    /// `PREFIX/share/jupyter`, as `jupyter kernelspec install --prefix` (e.g. a venv).
+    Prefix(PathBuf),
+    /// A Jupyter data folder itself (one entry of `JUPYTER_PATH`).
+    DataDir(PathBuf),
+}
+
+impl Place {
+    fn data_dir(&self) -> Result<PathBuf, String> {
+        match self {
+            Place::Prefix(prefix) => Ok(prefix.join("share/jupyter")),
+            Place::DataDir(dir) => Ok(dir.clone()),
+            Place::User => {
+                if let Some(dir) = std::env::var_os("JUPYTER_DATA_DIR") {
+                    return Ok(PathBuf::from(dir));
+                }
+                if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+                    return Ok(PathBuf::from(dir).join("jupyter"));
+                }
+                std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share/jupyter")).ok_or_else(|| "HOME is not set: pass --prefix DIR".to_owned())
+            }
+        }
+    }
+}
+
+/// `kernel.json` for the binary at `binary` (an absolute path: Jupyter starts it from anywhere).
+pub fn kernel_json(binary: &Path) -> serde_json::Value {
+    let mut env = serde_json::Map::new();
+    // Data and weights where this machine keeps them, if not the default.
+    if let Some(data) = std::env::var_os("HUELAB_DATA") {
+        env.insert("HUELAB_DATA".into(), json!(data.to_string_lossy()));
+    }
+    json!({
+        "argv": [binary.display().to_string(), "kernel", "--connection-file", "{connection_file}"],
+        "display_name": "Rhai (huelab)",
+        "language": "rhai",
+        // interrupt_request on the control channel: training stops at its next batch and the
+        // session keeps its variables.
+        "interrupt_mode": "message",
+        "env": env,
+        "metadata": { "debugger": false },
+    })
+}
+
+/// Writes the spec for `binary` at `place`; returns the spec's folder.
+pub fn install(place: &Place, binary: &Path) -> Result<PathBuf, String> {
+    let binary = binary.canonicalize().map_err(|e| format!("{}: {e}", binary.display()))?;
+    let dir = place.data_dir()?.join("kernels").join(KERNEL_NAME);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(&kernel_json(&binary)).expect("a spec serialises");
+    crate::files::write_atomic(&dir.join("kernel.json"), text.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_names_the_binary_and_the_message_interrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = std::env::current_exe().unwrap();
+        let spec_dir = install(&Place::Prefix(dir.path().to_owned()), &binary).unwrap();
+        assert_eq!(spec_dir, dir.path().join("share/jupyter/kernels/huelab-rhai"));
+        let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(spec_dir.join("kernel.json")).unwrap()).unwrap();
+        assert_eq!(spec["argv"][0], binary.canonicalize().unwrap().display().to_string());
+        assert_eq!(spec["argv"][3], "{connection_file}");
+        assert_eq!(spec["interrupt_mode"], "message");
+        assert_eq!(spec["language"], "rhai");
+        let err = install(&Place::DataDir(dir.path().to_owned()), Path::new("/no/such/huelab")).unwrap_err();
+        assert!(err.contains("/no/such/huelab"), "{err}");
+    }
+}

@@ -1,0 +1,170 @@
+//! A script session that goes on cell after cell (a notebook's kernel): one engine and one
+//! scope, so variables, functions and imports of earlier cells stay. The confinement and limits
+//! of `huelab run` apply, with the working directory as the notebook's folder.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rhai::{Dynamic, Engine, ParseErrorType, Position, Scope, AST};
+use sha2::{Digest, Sha256};
+
+use super::session::{FileAccess, ScriptSession};
+use super::{explain_limits, is_task_complete, limited_engine, ScriptError, ScriptOptions};
+use crate::results::ScriptInfo;
+
+/// Whether a cell's text can run as it is (Jupyter's `is_complete_request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completeness {
+    Complete,
+    /// More lines are needed (an open bracket or string).
+    Incomplete,
+    /// A syntax error no further line will fix.
+    Invalid,
+}
+
+/// One notebook session of scripts.
+pub struct Repl {
+    engine: Engine,
+    scope: Scope<'static>,
+    /// Every function defined by the cells run so far (later definitions win).
+    functions: AST,
+    options: ScriptOptions,
+    cells: usize,
+}
+
+impl Repl {
+    /// A session whose files are confined to the working directory (unless `options.allow_fs`);
+    /// `name` stands for the notebook in manifests.
+    pub fn new(name: &str, options: ScriptOptions) -> Self {
+        let args = BTreeMap::new();
+        let files = if options.allow_fs { FileAccess::Anywhere } else { FileAccess::confined(&args) };
+        let sha256 = format!("{:x}", Sha256::digest(name.as_bytes()));
+        let session = ScriptSession::with_file_access(ScriptInfo { path: name.to_owned(), sha256, args }, files);
+        let engine = limited_engine(&session, &options, Path::new("."));
+        Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0 }
+    }
+
+    /// Where `print` goes (stdout by default).
+    pub fn on_print(&mut self, print: impl Fn(&str) + Send + Sync + 'static) {
+        self.engine.on_print(print);
+    }
+
+    /// Runs one cell; its errors name it `cell[N]` (N from 1) with the line and column inside it.
+    /// The value of its last statement is returned. A failed cell keeps what it defined before
+    /// failing (variables set, functions declared), as Python's notebooks do.
+    pub fn execute(&mut self, code: &str) -> Result<Dynamic, ScriptError> {
+        self.cells += 1;
+        let name = format!("cell[{}]", self.cells);
+        let mut ast = self.engine.compile_with_scope(&self.scope, code).map_err(|e| ScriptError::from_parse(&name, e))?;
+        ast.set_source(name.as_str());
+        let mut merged = self.functions.merge(&ast);
+        let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &merged);
+        merged.clear_statements();
+        self.functions = merged;
+        match result {
+            Ok(value) => {
+                self.keep_imports(code, &name)?;
+                Ok(value)
+            }
+            Err(e) if is_task_complete(&e) => Ok(Dynamic::UNIT),
+            Err(e) => Err(explain_limits(ScriptError::from_eval(&name, e), &self.options)),
+        }
+    }
+
+    /// Cells run so far.
+    pub fn cells(&self) -> usize {
+        self.cells
+    }
+
+    /// The names of the session's variables.
+    pub fn variables(&self) -> Vec<String> {
+        self.scope.iter_raw().map(|(name, _, _)| name.to_owned()).collect()
+    }
+
+    /// The names of the functions the cells defined.
+    pub fn functions(&self) -> Vec<String> {
+        self.functions.iter_functions().map(|f| f.name.to_owned()).collect()
+    }
+
+    /// Whether `code` is a whole cell, needs more lines, or cannot be fixed by more lines.
+    pub fn completeness(&self, code: &str) -> Completeness {
+        match self.engine.compile_with_scope(&self.scope, code) {
+            Ok(_) => Completeness::Complete,
+            Err(e) if matches!(e.err_type(), ParseErrorType::UnexpectedEOF) || open_brackets(code) > 0 => Completeness::Incomplete,
+            Err(_) => Completeness::Invalid,
+        }
+    }
+
+    /// `import "x" as m;` lasts for the cell only in Rhai; the session keeps the module under
+    /// its name for the cells after it.
+    fn keep_imports(&mut self, code: &str, cell: &str) -> Result<(), ScriptError> {
+        for (line, (path, alias)) in code.lines().enumerate().filter_map(|(i, l)| import_statement(l).map(|s| (i + 1, s))) {
+            let module = self.engine.module_resolver().resolve(&self.engine, None, &path, Position::NONE).map_err(|e| ScriptError {
+                file: cell.to_owned(),
+                position: Some((line, 1)),
+                message: format!("import '{path}' could not be kept for later cells: {e}"),
+            })?;
+            self.engine.register_static_module(alias.as_str(), module);
+        }
+        Ok(())
+    }
+}
+
+/// `(path, alias)` of a line that is one `import "path" as alias;` statement.
+fn import_statement(line: &str) -> Option<(String, String)> {
+    let rest = line.trim().strip_prefix("import")?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let (path, rest) = rest.split_once('"')?;
+    let alias = rest.trim_start().strip_prefix("as")?.trim().trim_end_matches(';').trim();
+    let valid = !alias.is_empty() && alias.chars().all(|c| c.is_alphanumeric() || c == '_');
+    valid.then(|| (path.to_owned(), alias.to_owned()))
+}
+
+/// Brackets opened and not closed, outside strings and comments.
+fn open_brackets(code: &str) -> i64 {
+    let mut depth = 0i64;
+    let mut chars = code.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '`' => {
+                // Skip the string, escapes included.
+                while let Some(s) = chars.next() {
+                    if s == '\\' {
+                        chars.next();
+                    } else if s == c {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                for s in chars.by_ref() {
+                    if s == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_lines_are_recognised() {
+        assert_eq!(import_statement(r#"import "helpers" as h;"#), Some(("helpers".into(), "h".into())));
+        assert_eq!(import_statement(r#"  import "a/b" as my_mod"#), Some(("a/b".into(), "my_mod".into())));
+        assert_eq!(import_statement("let important = 1;"), None);
+        assert_eq!(import_statement(r#"import "x" as ;"#), None);
+    }
+
+    #[test]
+    fn open_brackets_ignore_strings_and_comments() {
+        assert_eq!(open_brackets("fn f() {\n  let s = \"}}\"; // }\n"), 1);
+        assert_eq!(open_brackets("let a = [1, 2];"), 0);
+    }
+}

@@ -1,0 +1,70 @@
+//! `huelab kernel` driven by jupyter_client (tests/kernel_client.py) from the notebook venv
+//! that setup.sh makes: state across cells, inline figures, errors with positions, interrupt
+//! during training, completion and inspection, hostile messages, shutdown.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const VENV_PYTHON: &str = "/var/cache/huelab/notebook-venv/bin/python";
+
+/// A notebook folder with the kernel spec of the binary under test beside it.
+struct Notebook {
+    dir: tempfile::TempDir,
+    jupyter_path: PathBuf,
+}
+
+fn notebook() -> Notebook {
+    assert!(Path::new(VENV_PYTHON).exists(), "the notebook venv is missing: `bash setup.sh` makes it");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("prefix");
+    let out = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["kernel", "install", "--prefix"]).arg(&prefix).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::create_dir(dir.path().join("work")).unwrap();
+    Notebook { jupyter_path: prefix.join("share/jupyter"), dir }
+}
+
+/// Runs one scenario of kernel_client.py; returns its report.
+fn scenario(name: &str) -> String {
+    let notebook = notebook();
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel_client.py");
+    let out = Command::new(VENV_PYTHON)
+        .arg(client)
+        .arg(name)
+        .current_dir(notebook.dir.path().join("work"))
+        .env("JUPYTER_PATH", &notebook.jupyter_path)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "scenario {name} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+#[test]
+fn cells_share_one_session_and_show_figures_tables_and_errors() {
+    let report = scenario("session");
+    assert_eq!(report.matches("ok: ").count(), 8, "{report}");
+}
+
+#[test]
+fn an_interrupt_stops_training_and_the_session_goes_on() {
+    let report = scenario("interrupt");
+    assert_eq!(report.matches("ok: ").count(), 3, "{report}");
+}
+
+#[test]
+fn completion_inspection_and_is_complete_answer() {
+    let report = scenario("completion");
+    assert_eq!(report.matches("ok: ").count(), 4, "{report}");
+}
+
+#[test]
+fn bad_signatures_are_ignored_and_malformed_messages_answered() {
+    let report = scenario("hostile");
+    assert_eq!(report.matches("ok: ").count(), 2, "{report}");
+}
+
+#[test]
+fn shutdown_leaves_no_process_behind() {
+    let report = scenario("shutdown");
+    let pid: u32 = report.split_whitespace().skip_while(|w| *w != "pid").nth(1).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{report}"));
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "kernel process {pid} is still there");
+}

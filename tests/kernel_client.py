@@ -1,0 +1,215 @@
+"""Drives `huelab kernel` with jupyter_client, the reference Jupyter client, and fails (exit 1
+with the assertion) on any behaviour that differs from what a notebook user expects.
+
+    kernel_client.py SCENARIO     (session | interrupt | completion | hostile | shutdown)
+
+JUPYTER_PATH must hold the huelab-rhai kernel spec (tests/kernel.rs writes one for the binary
+under test). Timeouts here only stop a hung kernel from hanging the suite: nothing is asserted
+about speed (`huelab bench kernel` measures that).
+"""
+import base64
+import json
+import sys
+
+from jupyter_client.jsonutil import json_default
+from jupyter_client.manager import start_new_kernel
+from jupyter_client.session import Session
+
+HANG = 300  # seconds; a guard, not a measurement
+
+
+def start():
+    return start_new_kernel(kernel_name="huelab-rhai", startup_timeout=HANG)
+
+
+def run(kc, code):
+    """Executes code; returns (reply content, iopub messages of the cell)."""
+    messages = []
+    reply = kc.execute_interactive(code, output_hook=messages.append, timeout=HANG)
+    return reply["content"], messages
+
+
+def of_type(messages, kind):
+    return [m["content"] for m in messages if m["msg_type"] == kind]
+
+
+def ok(what):
+    print(f"ok: {what}", flush=True)
+
+
+def session():
+    km, kc = start()
+    try:
+        reply, out = run(kc, 'let x = 40;\nprint("hello from a cell");\nx + 2')
+        assert reply["status"] == "ok", reply
+        assert [s["text"] for s in of_type(out, "stream")] == ["hello from a cell\n"], out
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "42", out
+        ok("print goes to stdout, the last value is the result")
+
+        run(kc, "fn double(v) { v * 2 }")
+        reply, out = run(kc, "double(x)")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "80", out
+        ok("variables and functions persist across cells")
+
+        reply, out = run(kc, "let y = 1;\nlet z = y +\n    undefined_fn(3);")
+        assert reply["status"] == "error" and reply["ename"] == "ScriptError", reply
+        assert "cell[4]:3:5" in reply["evalue"] and "undefined_fn" in reply["evalue"], reply
+        assert of_type(out, "error"), out
+        reply, out = run(kc, "y")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "1", out
+        ok("an error names the cell, line and column; what ran before it stays")
+
+        reply, out = run(kc, 'plot_bars("accuracy", ["net"], ["pixel", "gap"], [[0.8, 0.7]], (), "accuracy")')
+        png = base64.b64decode(of_type(out, "execute_result")[0]["data"]["image/png"])
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000, png[:16]
+        ok("a figure shows inline as image/png")
+
+        reply, out = run(kc, 'let d = dataset("digits");\nd')
+        data = of_type(out, "execute_result")[0]["data"]
+        assert "<table>" in data["text/html"] and "digits" in data["text/plain"], data
+        ok("a data set shows as an HTML table with a text twin")
+
+        reply, out = run(kc, 'run_dir("../outside")')
+        assert reply["status"] == "error" and "relative name without '..'" in reply["evalue"], reply
+        reply, out = run(kc, 'image_grid(d, [0, 1]).save("/tmp/huelab-kernel-escape.png")')
+        assert reply["status"] == "error" and "outside the working directory" in reply["evalue"], reply
+        ok("file access is confined to the notebook's folder")
+
+        kc.history(hist_access_type="tail", n=2)
+        history = kc.get_shell_msg(timeout=HANG)["content"]["history"]
+        assert [h[2] for h in history] == ['run_dir("../outside")', 'image_grid(d, [0, 1]).save("/tmp/huelab-kernel-escape.png")'], history
+        ok("history lists the executed cells")
+
+        km.restart_kernel(now=False)
+        kc.wait_for_ready(timeout=HANG)
+        reply, out = run(kc, "x")
+        assert reply["status"] == "error" and "x" in reply["evalue"], reply
+        ok("a restart starts a fresh session")
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def interrupt():
+    km, kc = start()
+    try:
+        run(kc, 'let d = dataset("digits");\nlet parts = d.split(#{ seed: 0 });')
+        code = 'let r = train(d, parts, #{ model: "small_cnn", epochs: 100000, loss: "onehot", seed: 0, device: "cpu" });'
+        msg_id = kc.execute(code)
+        # Wait until the training shows its progress display: then it is inside the loop.
+        displays = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=HANG)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] in ("display_data", "update_display_data"):
+                displays.append(msg)
+                if len(displays) >= 2:
+                    break
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=HANG)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kc.get_shell_msg(timeout=HANG)
+        content = reply["content"]
+        assert content["status"] == "error" and content["ename"] == "Interrupted", content
+        ok("an interrupt stops training at its next batch with an Interrupted error")
+
+        ids = {m["content"]["transient"]["display_id"] for m in displays}
+        assert len(ids) == 1 and displays[0]["msg_type"] == "display_data" and displays[1]["msg_type"] == "update_display_data", displays
+        assert "batches" in displays[1]["content"]["data"]["text/plain"], displays[1]
+        ok("the progress bar is one display updated in place")
+
+        reply, out = run(kc, "d.len")
+        assert reply["status"] == "ok" and of_type(out, "execute_result")[0]["data"]["text/plain"] == "1797", (reply, out)
+        reply, out = run(kc, 'let r = train(d, parts, #{ model: "small_cnn", epochs: 1, loss: "onehot", seed: 0, device: "cpu", progress: false });\nr.test_accuracy > 0.0')
+        assert reply["status"] == "ok" and of_type(out, "execute_result")[0]["data"]["text/plain"] == "true", (reply, out)
+        ok("the next cell uses the same variables and trains again")
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def completion():
+    km, kc = start()
+    try:
+        run(kc, 'let digits_data = dataset("digits");')
+        kc.complete("datas", 5)
+        content = kc.get_shell_msg(timeout=HANG)["content"]
+        assert {"dataset", "datasets"} <= set(content["matches"]) and content["cursor_start"] == 0, content
+        kc.complete("let n = digits_d", 16)
+        content = kc.get_shell_msg(timeout=HANG)["content"]
+        assert content["matches"] == ["digits_data"] and content["cursor_start"] == 8, content
+        kc.complete("digits_data.spl", 15)
+        content = kc.get_shell_msg(timeout=HANG)["content"]
+        assert "split" in content["matches"], content
+        ok("completion offers functions, methods and the session's variables")
+
+        kc.inspect("train(", 6)
+        content = kc.get_shell_msg(timeout=HANG)["content"]
+        assert content["found"] and content["data"]["text/plain"].startswith("train("), content
+        kc.inspect("no_such_function", 3)
+        assert not kc.get_shell_msg(timeout=HANG)["content"]["found"]
+        ok("inspection shows the signature and description")
+
+        for code, status in [("let x = 1;", "complete"), ("fn f() {\n  let s = \"}\";", "incomplete"), ("let = ;", "invalid")]:
+            kc.is_complete(code)
+            content = kc.get_shell_msg(timeout=HANG)["content"]
+            assert content["status"] == status, (code, content)
+        ok("is_complete tells complete, incomplete and invalid apart")
+
+        kc.kernel_info()
+        info = kc.get_shell_msg(timeout=HANG)["content"]
+        assert info["language_info"]["file_extension"] == ".rhai" and info["protocol_version"] == "5.3", info
+        ok("kernel_info names Rhai")
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def hostile():
+    km, kc = start()
+    try:
+        socket = kc.shell_channel.socket
+        # A request signed with another key: dropped, never executed.
+        Session(key=b"not the kernel's key", username="intruder").send(socket, "execute_request", content={"code": "let intruder = 1;", "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False})
+        reply, out = run(kc, "intruder")
+        assert reply["status"] == "error" and "intruder" in reply["evalue"], reply
+        ok("a message with a bad signature is not executed")
+
+        # Signed, but its content is not JSON: an error reply, and the kernel goes on.
+        header = json.dumps(kc.session.msg_header("execute_request"), default=json_default).encode()
+        parts = [header, b"{}", b"{}", b"{not json"]
+        socket.send_multipart([b"<IDS|MSG>", kc.session.sign(parts)] + parts)
+        content = kc.get_shell_msg(timeout=HANG)["content"]
+        assert content["status"] == "error" and content["ename"] == "MalformedMessage", content
+        # Signed and valid JSON, but no code.
+        kc.session.send(socket, "execute_request", content={})
+        content = kc.get_shell_msg(timeout=HANG)["content"]
+        assert content["status"] == "error" and "code" in content["evalue"], content
+        # No delimiter at all.
+        socket.send_multipart([b"garbage", b"frames"])
+        # A request type the kernel does not know.
+        kc.session.send(socket, "frobnicate_request", content={})
+        content = kc.get_shell_msg(timeout=HANG)["content"]
+        assert content["status"] == "error" and "frobnicate_request" in content["evalue"], content
+        reply, out = run(kc, "1 + 1")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "2", out
+        ok("malformed messages are answered with errors and the kernel stays alive")
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def shutdown():
+    km, kc = start()
+    process = km.provisioner.process
+    run(kc, "let a = 1;")
+    km.shutdown_kernel(now=False)  # shutdown_request, then waits for the process to end
+    assert not km.is_alive()
+    code = process.wait(timeout=HANG)
+    assert code == 0, code
+    print(f"pid {process.pid} exit {code}")
+    ok("shutdown ends the kernel process")
+
+
+if __name__ == "__main__":
+    scenarios = {f.__name__: f for f in (session, interrupt, completion, hostile, shutdown)}
+    if len(sys.argv) != 2 or sys.argv[1] not in scenarios:
+        sys.exit(f"usage: kernel_client.py {{{'|'.join(scenarios)}}}")
+    scenarios[sys.argv[1]]()
