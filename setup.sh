@@ -2,8 +2,12 @@
 # huelab setup for a fresh Debian 12 machine. Every step first checks whether its result is
 # already there, so a second run on a ready machine takes seconds.
 #
-#   bash setup.sh           system packages, libtorch, FAISS, data, release build, `huelab` on PATH
+#   bash setup.sh           system packages, libtorch, FAISS, data, JupyterLab, release build,
+#                           `huelab` on PATH and its Jupyter kernel ("Rhai (huelab)")
 #   bash setup.sh deps      everything but the cargo build
+#   bash setup.sh evcxr     also the evcxr Rust kernel, with huelab compiled for it once, so a
+#                           Rust notebook anywhere on the machine starts warm (about 25 minutes
+#                           on 2 cores, once; the Rhai kernel needs none of it)
 #
 # Where things go (fixed paths, so every clone, CI run and notebook shares one copy; the
 # same paths are named in .cargo/config.toml):
@@ -27,7 +31,7 @@ DOWNLOADS=$CACHE/downloads
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mode=${1:-all}
-case "$mode" in all|deps) ;; *) echo "setup.sh: unknown argument '$mode' (expected: deps, or nothing)" >&2; exit 2 ;; esac
+case "$mode" in all|deps|evcxr) ;; *) echo "setup.sh: unknown argument '$mode' (expected: deps, evcxr, or nothing)" >&2; exit 2 ;; esac
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -188,26 +192,31 @@ if [ ! -f "$DATA_DIR/imagenet/imagenet_classes.js" ]; then
   mkdir -p "$DATA_DIR/imagenet"; mv "$tmp/package/dist/imagenet_classes.js" "$DATA_DIR/imagenet/"; rm -rf "$tmp"
 fi
 
-# --- 4b. notebook machinery: the evcxr Jupyter kernel and nbclient ---------------------------
-# tests/notebooks.rs executes notebooks/*.ipynb headlessly with these (notebooks/README.md).
-EVCXR_VERSION=0.22.0
+# --- 4b. notebooks: JupyterLab and the test client in a venv -------------------------------
+# `huelab kernel` (step 5) is the notebook kernel; tests/suite/kernel.rs drives it with jupyter_client,
+# tests/suite/notebooks.rs runs notebooks/rhai/ with nbclient, `huelab bench kernel` compares ipykernel.
 NOTEBOOK_VENV=$CACHE/notebook-venv
-KERNEL_DIR=$CACHE/jupyter/kernels/huelab-rust
-if ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
-  say "installing evcxr_jupyter $EVCXR_VERSION (the Rust Jupyter kernel; about 12 minutes on 2 cores, once per machine)"
-  cargo install --locked --quiet evcxr_jupyter --version "$EVCXR_VERSION"
-fi
-if ! "$NOTEBOOK_VENV/bin/python" -c 'import nbclient, nbformat, jupyter_client' 2>/dev/null; then
-  say "making the notebook venv (nbclient, nbformat, jupyter_client) in $NOTEBOOK_VENV"
+if ! "$NOTEBOOK_VENV/bin/python" -c 'import nbclient, nbformat, jupyter_client, jupyterlab, ipykernel' 2>/dev/null; then
+  say "making the notebook venv (JupyterLab, nbclient, jupyter_client, ipykernel) in $NOTEBOOK_VENV"
   python3 -m venv "$NOTEBOOK_VENV"
-  "$NOTEBOOK_VENV/bin/pip" install --quiet nbclient==0.11.0 nbformat==5.11.1 jupyter_client==8.10.0
+  "$NOTEBOOK_VENV/bin/pip" install --quiet nbclient==0.11.0 nbformat==5.11.1 jupyter_client==8.10.0 ipykernel==7.4.0 jupyterlab==4.6.6
 fi
-# The kernel spec, found through JUPYTER_PATH=$CACHE/jupyter. Cell code has no rpath, so
-# libtorch's and FAISS's libraries go on LD_LIBRARY_PATH; the toolchain's own lib directory
-# too (evcxr loads cell code beside it); EVCXR_TMPDIR keeps compiled dependencies between runs.
-sysroot=$(rustc --print sysroot)
-mkdir -p "$KERNEL_DIR" "$CACHE/evcxr"
-cat > "$KERNEL_DIR/kernel.json" <<KERNEL
+
+# --- 4c. the evcxr Rust kernel, on request --------------------------------------------------
+if [ "$mode" = evcxr ]; then
+  EVCXR_VERSION=0.22.0
+  KERNEL_DIR=$CACHE/jupyter/kernels/huelab-rust
+  if ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
+    say "installing evcxr_jupyter $EVCXR_VERSION (the Rust Jupyter kernel; about 12 minutes on 2 cores, once per machine)"
+    cargo install --locked --quiet evcxr_jupyter --version "$EVCXR_VERSION"
+  fi
+  # The kernel spec, found through JUPYTER_PATH=$CACHE/jupyter. Cell code has no rpath, so
+  # libtorch's and FAISS's libraries go on LD_LIBRARY_PATH; the toolchain's own lib directory
+  # too (evcxr loads cell code beside it); EVCXR_TMPDIR keeps compiled dependencies between runs
+  # and notebooks, wherever they are.
+  sysroot=$(rustc --print sysroot)
+  mkdir -p "$KERNEL_DIR" "$CACHE/evcxr"
+  cat > "$KERNEL_DIR/kernel.json" <<KERNEL
 {
   "argv": ["$(dirname "$(command -v cargo)")/evcxr_jupyter", "--control_file", "{connection_file}"],
   "display_name": "Rust (huelab)",
@@ -222,6 +231,14 @@ cat > "$KERNEL_DIR/kernel.json" <<KERNEL
   }
 }
 KERNEL
+  # Warm: the quickstart notebook's first cells compile huelab into EVCXR_TMPDIR once.
+  if [ ! -f "$CACHE/evcxr/.warm-$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)" ]; then
+    say "compiling huelab for evcxr notebooks (once per huelab version)"
+    (cd "$repo/notebooks" && JUPYTER_PATH=$CACHE/jupyter "$NOTEBOOK_VENV/bin/python" run_notebooks.py 01-quickstart.ipynb) \
+      || die "the evcxr warm-up notebook failed"
+    touch "$CACHE/evcxr/.warm-$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
+  fi
+fi
 
 [ "$mode" = deps ] && { say "dependencies ready ($(( $(date +%s) - started )) s)"; exit 0; }
 
@@ -232,4 +249,6 @@ cargo build --release --locked --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 # Next to cargo, which is on PATH wherever cargo works.
 ln -sf "$target_dir/release/huelab" "$(dirname "$(command -v cargo)")/huelab"
-say "ready in $(( $(date +%s) - started )) s: try 'huelab run scripts/quickstart.rhai'"
+# The Rhai kernel, where the venv's JupyterLab looks (PREFIX/share/jupyter).
+"$target_dir/release/huelab" kernel install --prefix "$NOTEBOOK_VENV" >/dev/null
+say "ready in $(( $(date +%s) - started )) s: try 'huelab run scripts/quickstart.rhai', or 'huelab notebook notebooks/rhai' for JupyterLab"

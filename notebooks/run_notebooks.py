@@ -1,13 +1,14 @@
-"""Executes every notebook in this folder headlessly with the huelab evcxr kernel (nbclient,
-the machinery Jupyter itself uses) and fails on any error: an error output, anything written to
-stderr, a panic or a compiler error in any cell (evcxr reports a failed `?` or a panic as cell
-output, and nbconvert --execute would still exit 0), or a notebook without an inline image/png.
-Executed copies go to a temporary folder; the notebooks in git stay unexecuted.
+"""Executes notebooks headlessly with the kernel each one names (nbclient, the machinery Jupyter
+itself uses) and fails on any error: an error output, anything written to stderr, a panic or a
+compiler error in any cell (evcxr reports a failed `?` or a panic as cell output, and nbconvert
+--execute would still exit 0), or a notebook without an inline image/png. Executed copies go to
+a temporary folder; the notebooks in git stay unexecuted.
 
-    python run_notebooks.py [NOTEBOOK.ipynb …]
+    python run_notebooks.py [NOTEBOOK.ipynb …]     (default: the evcxr notebooks of this folder)
 
-Run by tests/notebooks.rs with the venv setup.sh makes; the kernel is the one setup.sh
-installs under /var/cache/huelab/jupyter (JUPYTER_PATH)."""
+Run by tests/suite/notebooks.rs with the venv setup.sh makes: the Rhai notebooks (rhai/, kernel
+"huelab-rhai") with a spec for the huelab binary under test, and with `--ignored` the evcxr
+ones (kernel "huelab-rust", `bash setup.sh evcxr`). JUPYTER_PATH names where the specs are."""
 import os
 import sys
 import tempfile
@@ -19,9 +20,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 HERE = Path(__file__).resolve().parent
-KERNEL = "huelab-rust"
-# The first cell builds huelab and its dependencies inside evcxr: minutes on a fresh machine.
-CELL_TIMEOUT = int(os.environ.get("HUELAB_NOTEBOOK_CELL_TIMEOUT", "2400"))
+DEFAULT_KERNEL = "huelab-rust"
+# Guards against a hung kernel, not measurements. An evcxr notebook's first cell builds huelab
+# inside evcxr unless setup warmed it: minutes on a fresh machine.
+CELL_TIMEOUT = {"huelab-rust": 2400, "huelab-rhai": 600}
+CELL_TIMEOUT_OVERRIDE = os.environ.get("HUELAB_NOTEBOOK_CELL_TIMEOUT")
 BAD_TEXT = ("panicked at", "error[E", "Error:", "RUST_BACKTRACE")
 
 
@@ -60,7 +63,9 @@ def main(paths):
     out_dir = Path(tempfile.mkdtemp(prefix="huelab-notebooks-"))
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT, allow_errors=True,
+        kernel = nb.metadata.get("kernelspec", {}).get("name", DEFAULT_KERNEL)
+        timeout = int(CELL_TIMEOUT_OVERRIDE or CELL_TIMEOUT.get(kernel, 600))
+        client = NotebookClient(nb, kernel_name=kernel, timeout=timeout, allow_errors=True,
                                 resources={"metadata": {"path": str(path.parent)}})
         started = time.time()
         try:

@@ -41,6 +41,7 @@ pub mod plot;
 pub mod precision;
 pub mod progress;
 pub mod results;
+pub mod rng;
 pub mod script;
 pub mod stats;
 pub mod train;

@@ -732,10 +732,13 @@ fn notebook(dir: Option<PathBuf>, jupyter: &std::path::Path, lab_args: &[String]
         _ => data_dir.display().to_string(),
     };
     let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-    let status = std::process::Command::new(jupyter)
-        .arg("lab")
-        .arg(&dir)
-        .args(lab_args)
+    let mut command = std::process::Command::new(jupyter);
+    command.arg("lab").arg(&dir).args(lab_args);
+    // Jupyter refuses root without this; a setup.sh machine is often used as root.
+    if uid == 0 && !lab_args.iter().any(|a| a == "--allow-root") {
+        command.arg("--allow-root");
+    }
+    let status = command
         .env("JUPYTER_PATH", jupyter_path)
         .status()
         .map_err(|e| format!("cannot start {}: {e}", jupyter.display()))?;

@@ -3,7 +3,7 @@ with the assertion) on any behaviour that differs from what a notebook user expe
 
     kernel_client.py SCENARIO     (session | interrupt | completion | hostile | shutdown)
 
-JUPYTER_PATH must hold the huelab-rhai kernel spec (tests/kernel.rs writes one for the binary
+JUPYTER_PATH must hold the huelab-rhai kernel spec (tests/suite/kernel.rs writes one for the binary
 under test). Timeouts here only stop a hung kernel from hanging the suite: nothing is asserted
 about speed (`huelab bench kernel` measures that).
 """

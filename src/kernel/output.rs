@@ -139,28 +139,60 @@ pub struct NotebookTerm {
     screen: Mutex<Screen>,
 }
 
+/// Columns of a progress display; indicatif pads lines to this and relies on wrapping.
+const SCREEN_WIDTH: usize = 160;
+
 #[derive(Debug, Default)]
 struct Screen {
-    lines: Vec<String>,
+    lines: Vec<Vec<char>>,
     row: usize,
     column: usize,
     shown: bool,
 }
 
 impl Screen {
+    /// Writes at the cursor as a terminal would: `\r` returns to the line's start, `\n` starts
+    /// the next line, text overwrites and wraps at [`SCREEN_WIDTH`].
     fn write(&mut self, text: &str) {
-        while self.lines.len() <= self.row {
-            self.lines.push(String::new());
+        for c in text.chars() {
+            match c {
+                '\r' => self.column = 0,
+                '\n' => {
+                    self.row += 1;
+                    self.column = 0;
+                }
+                c => {
+                    if self.column >= SCREEN_WIDTH {
+                        self.row += 1;
+                        self.column = 0;
+                    }
+                    while self.lines.len() <= self.row {
+                        self.lines.push(vec![]);
+                    }
+                    let line = &mut self.lines[self.row];
+                    if line.len() <= self.column {
+                        line.resize(self.column, ' ');
+                        line.push(c);
+                    } else {
+                        line[self.column] = c;
+                    }
+                    self.column += 1;
+                }
+            }
         }
-        let line = &mut self.lines[self.row];
-        let kept: String = line.chars().take(self.column).collect();
-        *line = kept + text;
-        self.column += text.chars().count();
+    }
+
+    fn clear_line(&mut self) {
+        if let Some(line) = self.lines.get_mut(self.row) {
+            line.clear();
+        }
+        self.column = 0;
     }
 
     fn text(&self) -> String {
-        let end = self.lines.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
-        self.lines[..end].join("\n")
+        let lines: Vec<String> = self.lines.iter().map(|l| l.iter().collect::<String>().trim_end().to_owned()).collect();
+        let end = lines.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+        lines[..end].join("\n")
     }
 }
 
@@ -176,7 +208,7 @@ impl NotebookTerm {
 
 impl indicatif::TermLike for NotebookTerm {
     fn width(&self) -> u16 {
-        100
+        SCREEN_WIDTH as u16
     }
 
     fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
@@ -215,12 +247,7 @@ impl indicatif::TermLike for NotebookTerm {
     }
 
     fn clear_line(&self) -> std::io::Result<()> {
-        let mut screen = self.screen();
-        let row = screen.row;
-        if let Some(line) = screen.lines.get_mut(row) {
-            line.clear();
-        }
-        screen.column = 0;
+        self.screen().clear_line();
         Ok(())
     }
 
@@ -242,7 +269,7 @@ mod tests {
 
     #[test]
     fn marker_and_utf8_tails_are_held_back() {
-        assert_eq!(partial_marker_suffix(b"abc\x00\x1bhue"), 6);
+        assert_eq!(partial_marker_suffix(b"abc\x00\x1bhue"), 5);
         assert_eq!(partial_marker_suffix(b"abc"), 0);
         assert_eq!(unfinished_utf8("é".as_bytes()), 0);
         assert_eq!(unfinished_utf8(&"é".as_bytes()[..1]), 1);
@@ -251,12 +278,22 @@ mod tests {
     #[test]
     fn the_screen_keeps_lines_above_a_redrawn_bar() {
         let mut screen = Screen::default();
-        screen.write("epoch 1");
-        screen.row += 1;
-        screen.column = 0;
+        // indicatif pads a printed line to the width and lets it wrap.
+        screen.write(&format!("{:<width$}", "epoch 1", width = SCREEN_WIDTH));
         screen.write("[===   ] 3/6");
-        screen.column = 0;
+        // indicatif's redraw of a one-line bar: back to the line's start, then the new bar.
+        screen.write("\r");
         screen.write("[====  ] 4/6");
         assert_eq!(screen.text(), "epoch 1\n[====  ] 4/6");
+        // Text overwrites what is under it, as on a terminal; a cleared line starts afresh.
+        screen.write("\rdone");
+        assert_eq!(screen.text(), "epoch 1\ndone=  ] 4/6");
+        screen.clear_line();
+        screen.write("done\nnext");
+        assert_eq!(screen.text(), "epoch 1\ndone\nnext");
+        screen.clear_line();
+        screen.row -= 1;
+        screen.clear_line();
+        assert_eq!(screen.text(), "epoch 1");
     }
 }

@@ -93,7 +93,7 @@ impl PretrainedNet {
         let state = load_state_dict(&weights)?;
         let classes = state.iter().find(|(n, _)| n == "_fc.weight").map_or(1000, |(_, t)| t.size()[0]);
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let net = EfficientNetLite::new(&vs.root(), variant, 3, classes);
+        let net = crate::rng::with_generator(|| EfficientNetLite::new(&vs.root(), variant, 3, classes));
         load_into(&mut vs, state, &weights)?;
         vs.set_device(device);
         vs.freeze();

@@ -113,6 +113,8 @@ impl TorchvisionNet {
         }
         let mut vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
+        // Initial weights are drawn (then replaced): under the generator lock, beside training runs.
+        let _generator = crate::rng::lock();
         let (backbone, head): (Box<dyn Backbone>, Head) = match arch {
             TorchvisionArch::ResNet18 => (Box::new(ResNet::resnet18(&root, 3, Stem::Imagenet)), Head::Linear(nn::linear(&root / "fc", 512, classes, Default::default()))),
             TorchvisionArch::ResNet34 => (Box::new(ResNet::resnet34(&root, 3, Stem::Imagenet)), Head::Linear(nn::linear(&root / "fc", 512, classes, Default::default()))),

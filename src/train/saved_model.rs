@@ -61,7 +61,7 @@ impl TrainedModel {
             return Err(Error::Data { path: json_path, message: format!("model format {} is not supported (expected {FORMAT})", info.format) });
         }
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let net = HueNet::new(&vs.root(), &info.spec).map_err(|e| Error::Data { path: json_path.clone(), message: format!("its model spec: {e}") })?;
+        let net = crate::rng::with_generator(|| HueNet::new(&vs.root(), &info.spec)).map_err(|e| Error::Data { path: json_path.clone(), message: format!("its model spec: {e}") })?;
         if info.class_names.len() as i64 != info.spec.num_classes {
             return Err(Error::Data {
                 path: json_path,

@@ -1,4 +1,3 @@
-use std::sync::Mutex;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -18,11 +17,6 @@ use crate::error::{Error, Result};
 use crate::files::DirLock;
 use crate::models::{HueNet, ModelSpec};
 use crate::nn::HueLabels;
-
-/// libtorch's random generator is global to the process: seeding, weight initialisation and
-/// stochastic depth all draw from it. A run holds this lock from seeding to its last step, so
-/// runs on other threads cannot interleave their draws and break reproducibility.
-static TORCH_GENERATOR: Mutex<()> = Mutex::new(());
 
 /// Salt that separates the augmentation generator from the batch-order generator of a seed.
 const AUGMENT_STREAM_SALT: u64 = 0x6875_655f_6175_6721;
@@ -68,8 +62,8 @@ fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Re
         hue_head: config.hue_head,
     };
     let _lock = config.checkpoint.as_deref().map(DirLock::acquire).transpose()?;
-    // A panic in another run cannot leave the generator in a state we rely on: we reseed here.
-    let _generator = TORCH_GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Held from seeding to the last step: no other thread's draws interleave with this run's.
+    let _generator = crate::rng::lock();
     tch::manual_seed(config.seed as i64);
     let mut vs = nn::VarStore::new(device);
     let net = HueNet::new(&vs.root(), &spec)?;

@@ -7,6 +7,13 @@
 //! searching them with single-threaded BLAS and OpenMP. Nothing waits on anything but the
 //! queue; a worker on a shared core simply takes fewer chunks.
 //!
+//!
+//! The chunks have a fixed size, whatever the number of workers: FAISS computes distances by
+//! BLAS for 20 queries and more and directly below that, and the two round differently, so a
+//! chunking that followed the thread count would give other bits on another machine or under
+//! `--threads`. With fixed chunks and single-threaded BLAS, a query's distances are the same
+//! bits whoever searches its chunk and whatever else the machine is doing.
+//!
 //! `HUELAB_FAISS_THREADING=faiss` keeps FAISS's own threading (for comparison).
 use std::os::raw::c_int;
 use std::sync::Mutex;
@@ -27,10 +34,9 @@ extern "C" {
     fn omp_set_num_threads(n: c_int);
 }
 
-/// Below this many queries a search goes to FAISS in one call (splitting gains nothing).
-const MIN_QUERIES_TO_SPLIT: usize = 256;
-/// Chunks per worker: enough that a slowed worker's share can move to the others.
-const CHUNKS_PER_WORKER: usize = 4;
+/// Queries per chunk (the last may have fewer): large enough for FAISS's BLAS path, small
+/// enough that a slowed worker's share can move to the others.
+const CHUNK_QUERIES: usize = 256;
 
 fn split_searches() -> bool {
     !std::env::var("HUELAB_FAISS_THREADING").is_ok_and(|v| v == "faiss")
@@ -65,20 +71,25 @@ unsafe impl Sync for SharedIndex {}
 /// `k` nearest neighbours of each row of `queries` (`nq × dim`, row-major): distances and ids
 /// (−1 where fewer than `k` exist), row-major `nq × k`.
 pub(super) fn search<I: NativeIndex<Inner = faiss_sys::FaissIndex>>(index: &mut I, queries: &[f32], dim: usize, k: usize) -> Result<(Vec<f32>, Vec<i64>)> {
-    search_with(index, queries, dim, k, split_searches())
-}
-
-fn search_with<I: NativeIndex<Inner = faiss_sys::FaissIndex>>(index: &mut I, queries: &[f32], dim: usize, k: usize, split: bool) -> Result<(Vec<f32>, Vec<i64>)> {
-    let nq = queries.len() / dim.max(1);
-    let (mut distances, mut ids) = (vec![0f32; nq * k], vec![-1i64; nq * k]);
     // SAFETY: a read of OpenMP's thread count.
     let workers = unsafe { omp_get_max_threads() }.max(1) as usize;
+    search_with(index, queries, dim, k, split_searches().then_some(workers))
+}
+
+/// With `workers`: fixed chunks shared out to that many threads; without: one FAISS call.
+fn search_with<I: NativeIndex<Inner = faiss_sys::FaissIndex>>(index: &mut I, queries: &[f32], dim: usize, k: usize, workers: Option<usize>) -> Result<(Vec<f32>, Vec<i64>)> {
+    let nq = queries.len() / dim.max(1);
+    let (mut distances, mut ids) = (vec![0f32; nq * k], vec![-1i64; nq * k]);
     let shared = SharedIndex(index.inner_ptr());
-    if !split || workers < 2 || nq < MIN_QUERIES_TO_SPLIT {
-        search_chunk(&shared, queries, k, &mut distances, &mut ids)?;
+    if nq == 0 || k == 0 {
         return Ok((distances, ids));
     }
-    let chunk = nq.div_ceil(workers * CHUNKS_PER_WORKER);
+    let Some(workers) = workers else {
+        search_chunk(&shared, queries, k, &mut distances, &mut ids)?;
+        return Ok((distances, ids));
+    };
+    let chunk = CHUNK_QUERIES;
+    let workers = workers.min(nq.div_ceil(chunk)).max(1);
     let queue: Mutex<Vec<_>> = Mutex::new(
         queries.chunks(chunk * dim).zip(distances.chunks_mut(chunk * k).zip(ids.chunks_mut(chunk * k))).collect(),
     );
@@ -139,8 +150,13 @@ mod tests {
         let queries: Vec<f32> = (0..nq * dim).map(|_| next()).collect();
         let mut index = faiss::index_factory(dim as u32, "Flat", faiss::MetricType::L2).unwrap();
         index.add(&base).unwrap();
-        let (d1, i1) = search_with(&mut index, &queries, dim, k, false).unwrap();
-        let (d2, i2) = search_with(&mut index, &queries, dim, k, true).unwrap();
+        let (d1, i1) = search_with(&mut index, &queries, dim, k, None).unwrap();
+        let (d2, i2) = search_with(&mut index, &queries, dim, k, Some(2)).unwrap();
+        // The same bits for any number of workers.
+        for workers in [1, 3, 8] {
+            let (d, i) = search_with(&mut index, &queries, dim, k, Some(workers)).unwrap();
+            assert!(d == d2 && i == i2, "{workers} workers gave other bits than 2");
+        }
         let reference = index.search(&queries, k).unwrap();
         let reference_ids: Vec<i64> = reference.labels.iter().map(|l| l.get().map_or(-1, |v| v as i64)).collect();
         assert_eq!(i1, reference_ids);
@@ -154,7 +170,7 @@ mod tests {
         let mut index = faiss::index_factory(2, "Flat", faiss::MetricType::L2).unwrap();
         index.add(&[0.0, 0.0, 1.0, 1.0]).unwrap();
         let queries: Vec<f32> = (0..600).map(|i| i as f32 / 600.0).collect();
-        let (_, ids) = search_with(&mut index, &queries, 2, 3, true).unwrap();
+        let (_, ids) = search_with(&mut index, &queries, 2, 3, Some(2)).unwrap();
         assert!(ids.chunks(3).all(|row| row[2] == -1 && row[0] >= 0 && row[1] >= 0), "{:?}", &ids[..9]);
     }
 }

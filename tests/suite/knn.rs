@@ -77,10 +77,10 @@ fn classification_through_faiss_equals_the_hand_computation() {
 fn random_acts(n: i64, c: i64, grid: i64, classes_n: usize, seed: i64) -> Activations {
     let labels: Vec<i64> = (0..n).map(|i| i % classes_n as i64).collect();
     // Class-dependent means, the same in every call, so classification is meaningful.
-    tch::manual_seed(1000);
-    let centres = Tensor::randn([classes_n as i64, c, 1, 1], (Kind::Float, Device::Cpu)) * 2.0;
-    tch::manual_seed(seed);
-    let maps = Tensor::randn([n, c, grid, grid], (Kind::Float, Device::Cpu)) + centres.index_select(0, &Tensor::from_slice(&labels));
+    // Seeded under the training runs' generator lock: tests run side by side in one process.
+    let centres = huelab::rng::seeded(1000, || Tensor::randn([classes_n as i64, c, 1, 1], (Kind::Float, Device::Cpu)) * 2.0);
+    let noise = huelab::rng::seeded(seed, || Tensor::randn([n, c, grid, grid], (Kind::Float, Device::Cpu)));
+    let maps = noise + centres.index_select(0, &Tensor::from_slice(&labels));
     Activations::new(maps.relu(), labels, classes(classes_n), "random").unwrap()
 }
 

@@ -75,8 +75,7 @@ fn channels_last_npy_with_height_equal_to_channels_is_permuted() {
 #[test]
 fn a_memory_whose_entries_or_counts_lie_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    tch::manual_seed(3);
-    let acts = Activations::new(Tensor::rand([6, 4, 2, 2], (Kind::Float, Device::Cpu)), vec![0, 1, 0, 1, 0, 1], vec!["a".into(), "b".into()], "test").unwrap();
+    let acts = Activations::new(huelab::rng::seeded(3, || Tensor::rand([6, 4, 2, 2], (Kind::Float, Device::Cpu))), vec![0, 1, 0, 1, 0, 1], vec!["a".into(), "b".into()], "test").unwrap();
     let path = dir.path().join("memory");
     PixelMemory::build(&acts, &MemoryConfig::default(), Device::Cpu).unwrap().save(&path).unwrap();
     let entries_path = path.join("entries.npy");
@@ -251,22 +250,27 @@ fn imports_and_run_dirs_stay_inside_the_confinement() {
 
 #[test]
 fn two_runs_writing_into_one_run_dir_do_not_interleave() {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    // The first run holds runs/shared for 8 s; the second must stop at run_dir meanwhile.
-    std::fs::write(dir.path().join("hold.rhai"), "let d = run_dir(\"shared\");\nlet t = timestamp();\nwhile t.elapsed < 8.0 { }\n").unwrap();
+    // The first run says when it holds runs/shared, then holds it until it is interrupted: the
+    // test waits on those events, never on the clock.
+    std::fs::write(dir.path().join("hold.rhai"), "let d = run_dir(\"shared\");\nprint(\"locked\");\nloop { }\n").unwrap();
     std::fs::write(dir.path().join("second.rhai"), "let d = run_dir(\"shared\");\nprint(\"got it\");\n").unwrap();
-    let mut first = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["run", "--max-operations", "0", "hold.rhai"]).current_dir(dir.path()).spawn().unwrap();
-    let started = std::time::Instant::now();
-    while !dir.path().join("runs/shared").exists() {
-        assert!(started.elapsed().as_secs() < 60, "the first run never made its run dir");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut first = Command::new(env!("CARGO_BIN_EXE_huelab"))
+        .args(["run", "--max-operations", "0", "hold.rhai"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().map(|l| l.unwrap()), Some("locked".to_owned()), "the first run never took its run dir");
     let second = huelab(dir.path(), &["run", "second.rhai"]);
-    assert!(started.elapsed().as_secs() < 8, "too slow to test while the lock is held");
-    assert!(first.wait().unwrap().success());
     let err = clean_failure(&second);
     assert!(err.contains("runs/shared") && err.contains("another huelab run"), "{err}");
+    // SAFETY: a signal to our own child, which is still running (it loops until stopped).
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGINT) }, 0);
+    let status = first.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "the first run stops on Ctrl-C: {status}");
     assert!(huelab(dir.path(), &["run", "second.rhai"]).status.success(), "the lock ends with the first run");
 }
 

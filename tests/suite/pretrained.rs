@@ -40,6 +40,8 @@ fn the_state_dict_has_every_tensor_with_its_strides_resolved() {
 
 #[test]
 fn every_lite_variant_has_the_published_size() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     // Parameter counts of the TensorFlow release (with the 1000-class head), in millions.
     for (name, published) in [("efficientnet_lite0", 4.7), ("efficientnet_lite1", 5.4), ("efficientnet_lite2", 6.1), ("efficientnet_lite3", 8.2), ("efficientnet_lite4", 13.0)] {
         let vs = nn::VarStore::new(Device::Cpu);

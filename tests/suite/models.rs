@@ -9,6 +9,8 @@ fn spec(input_size: (i64, i64), hidden: Option<i64>) -> ModelSpec {
 
 #[test]
 fn variables_have_explicit_stable_names() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     let vs = nn::VarStore::new(Device::Cpu);
     let _net = HueNet::new(&vs.root(), &spec((8, 8), None)).unwrap();
     let mut names: Vec<String> = vs.variables().into_keys().collect();
@@ -27,7 +29,8 @@ fn variables_have_explicit_stable_names() {
 
 #[test]
 fn bottleneck_and_heads_have_the_documented_shapes() {
-    tch::manual_seed(0);
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     let vs = nn::VarStore::new(Device::Cpu);
     let net = HueNet::new(&vs.root(), &spec((28, 28), Some(16))).unwrap();
     let xs = Tensor::rand([3, 1, 28, 28], (Kind::Float, Device::Cpu));
@@ -47,6 +50,8 @@ fn bottleneck_and_heads_have_the_documented_shapes() {
 
 #[test]
 fn wrong_input_shape_and_too_small_inputs_are_errors() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     let vs = nn::VarStore::new(Device::Cpu);
     let net = HueNet::new(&vs.root(), &spec((8, 8), None)).unwrap();
     let err = net.forward_t(&Tensor::zeros([2, 3, 8, 8], (Kind::Float, Device::Cpu)), false).unwrap_err().to_string();
@@ -121,6 +126,8 @@ fn backbones_keep_the_reference_variable_names() {
 
 #[test]
 fn backbones_give_bottlenecks_for_grey_28x28_and_rgb_inputs() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     let cases = [
         (Arch::ResNet18, 1, 28, Stem::Auto, [512, 4, 4]),
         (Arch::ResNet18, 3, 64, Stem::Auto, [512, 2, 2]),
@@ -145,6 +152,8 @@ fn backbones_give_bottlenecks_for_grey_28x28_and_rgb_inputs() {
 
 #[test]
 fn too_small_inputs_say_so() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     let vs = nn::VarStore::new(Device::Cpu);
     let spec = ModelSpec { arch: Arch::ResNet18, in_channels: 1, num_classes: 10, input_size: (28, 28), stem: Stem::Imagenet, hue_head: HueHeadConfig::default() };
     let err = HueNet::new(&vs.root(), &spec).unwrap_err().to_string();
@@ -153,6 +162,8 @@ fn too_small_inputs_say_so() {
 
 #[test]
 fn efficientnet_batch_norm_uses_pytorch_momentum() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     // running_mean ← 0.9 · running_mean + 0.1 · batch mean (PyTorch's default momentum), so one
     // train-mode pass from zero leaves exactly a tenth of the stem's batch mean.
     let (vs, net) = build(Arch::EfficientNetB0, 1, 32, Stem::Small);
@@ -168,6 +179,8 @@ fn efficientnet_batch_norm_uses_pytorch_momentum() {
 
 #[test]
 fn resnet_intermediate_layers_end_at_the_bottleneck() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     let vs = nn::VarStore::new(Device::Cpu);
     let spec = ModelSpec { arch: Arch::ResNet18, in_channels: 1, num_classes: 10, input_size: (28, 28), stem: Stem::Auto, hue_head: HueHeadConfig::default() };
     let net = HueNet::new(&vs.root(), &spec).unwrap();

@@ -68,6 +68,8 @@ fn a_focal_run_names_its_part_in_the_metrics() {
 
 #[test]
 fn resnet34_has_torchvisions_parameter_count_and_trains() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     // torchvision's resnet34: 21 797 672 parameters, of which the classifier holds 512·1000 + 1000.
     let vs = nn::VarStore::new(Device::Cpu);
     let spec = ModelSpec { arch: Arch::ResNet34, in_channels: 3, num_classes: 10, input_size: (224, 224), stem: Stem::Auto, hue_head: HueHeadConfig::default() };
@@ -86,10 +88,9 @@ fn resnet34_has_torchvisions_parameter_count_and_trains() {
 }
 
 fn clustered(n: i64, seed: i64) -> Activations {
-    tch::manual_seed(seed);
     let labels: Vec<i64> = (0..n).map(|i| i % 3).collect();
-    let centres = Tensor::randn([3, 16, 1, 1], (Kind::Float, Device::Cpu));
-    let noise = Tensor::randn([n, 16, 3, 3], (Kind::Float, Device::Cpu)) * 0.8;
+    // Seeded under the training runs' generator lock: tests run side by side in one process.
+    let (centres, noise) = huelab::rng::seeded(seed, || (Tensor::randn([3, 16, 1, 1], (Kind::Float, Device::Cpu)), Tensor::randn([n, 16, 3, 3], (Kind::Float, Device::Cpu)) * 0.8));
     let maps = centres.index_select(0, &Tensor::from_slice(&labels)) + noise;
     Activations::new(maps.relu(), labels, vec!["a".into(), "b".into(), "c".into()], "clustered").unwrap()
 }

@@ -64,6 +64,8 @@ fn run(initial: &nn::VarStore, kind: OptimizerKind, ours: bool) -> Vec<f32> {
 
 #[test]
 fn matches_libtorch_optimizers() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     let initial = nn::VarStore::new(Device::Cpu);
     let _ = model(&initial);
     let start = flat_parameters(&initial);
@@ -83,6 +85,8 @@ fn matches_libtorch_optimizers() {
 
 #[test]
 fn state_round_trips() {
+    // Builds or draws from libtorch's global generator: held, beside other tests' training runs.
+    let _generator = huelab::rng::lock();
     let vs = nn::VarStore::new(Device::Cpu);
     let net = model(&vs);
     let mut opt = Optimizer::new(&vs, OptimizerKind::Adam, 0.01);
