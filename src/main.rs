@@ -275,6 +275,25 @@ enum Bench {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The notebook kernel vs ipykernel with PyTorch, alternating: start to kernel_info_reply
+    /// (and to `import torch`), a trivial cell's round trip, a training cell's overhead over
+    /// the same work in `huelab run`, the PyTorch twin of that cell, interrupt to idle.
+    Kernel {
+        /// Python with jupyter_client (setup's notebook venv).
+        #[arg(long, default_value = "/var/cache/huelab/notebook-venv/bin/python")]
+        client_python: PathBuf,
+        /// Python with ipykernel and torch 2.11 (benches/setup-venv.sh makes it).
+        #[arg(long, default_value = "/var/cache/huelab/bench-venv/bin/python")]
+        python: PathBuf,
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=100))]
+        rounds: u64,
+        /// CPU threads of both kernels' libtorch and of `huelab run`.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1024))]
+        threads: i32,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Training throughput of huelab vs PyTorch eager (same model, batch, input, threads).
     Train {
         /// Python with torch 2.11 installed (benches/setup-venv.sh makes it).
@@ -445,6 +464,9 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
         Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, device, precisions, out }) => {
             let steps: Vec<usize> = steps.iter().map(|&s| s as usize).collect();
             bench_train(&python, &models, batch, size, &steps, rounds as usize, threads, &device, precisions, out.as_deref()).map_err(command_error("bench"))
+        }
+        Command::Bench(Bench::Kernel { client_python, python, rounds, threads, out }) => {
+            bench_kernel(client_python, python, rounds as usize, threads, out.as_deref()).map_err(|message| ScriptError { file: "bench".into(), position: None, message })
         }
         Command::Bench(Bench::Script { epochs, rounds, example, script, out }) => bench_script(epochs as usize, rounds as usize, example, script, out.as_deref()).map_err(command_error("bench")),
         Command::Bench(Bench::Knn { python, memory_images, query_images, reference_query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, no_busy, torch_device, out }) => {
@@ -713,6 +735,30 @@ fn bench_script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: 
     );
     if let Some(path) = out {
         huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
+    }
+    Ok(())
+}
+
+fn bench_kernel(client_python: PathBuf, torch_python: PathBuf, rounds: usize, threads: i32, out: Option<&std::path::Path>) -> Result<(), String> {
+    use huelab::kernel::bench::{bench_kernel, KernelBench, Spread};
+    let bench = KernelBench { client_python, torch_python, rounds, threads };
+    let r = bench_kernel(&bench, |step| eprintln!("bench kernel: {step}"))?;
+    let row = |what: &str, s: Spread, unit: &str| println!("{what:<58} {:>9.3} {unit}  (IQR {:.3} – {:.3})", s.median, s.q1, s.q3);
+    println!("{rounds} alternating rounds, {threads} threads; medians over rounds");
+    row("huelab kernel: start -> kernel_info_reply", r.huelab_ready_s, "s");
+    row("ipykernel: start -> kernel_info_reply", r.ipykernel_ready_s, "s");
+    row("ipykernel: start -> `import torch` done", r.ipykernel_torch_ready_s, "s");
+    row("ready ratio huelab / (ipykernel + import torch)  [goal <= 0.25]", r.ready_ratio, "");
+    row("trivial cell `1 + 1`, huelab kernel", r.huelab_trivial_ms, "ms");
+    row("trivial cell `1 + 1`, ipykernel", r.ipykernel_trivial_ms, "ms");
+    row("digits + small CNN 1 epoch: huelab cell round trip", r.huelab_cell_s, "s");
+    row("  the same work timed inside the cell", r.huelab_work_s, "s");
+    row("  the same work timed inside `huelab run`", r.run_work_s, "s");
+    row("  per-cell overhead (round trip - work)  [goal <= 10 ms]", r.huelab_cell_overhead_ms, "ms");
+    row("  PyTorch twin in ipykernel, round trip", r.torch_cell_s, "s");
+    row("interrupt during training -> idle  [goal <= 1 s]", r.interrupt_to_idle_s, "s");
+    if let Some(path) = out {
+        huelab::bench::write_result_json(path, serde_json::json!({ "threads": threads, "result": r })).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! session per kernel ([`crate::script::Repl`]) runs cells on the main thread; the sockets are
 //! served on a thread of their own ([`sockets`]), so interrupt and shutdown are answered while a
 //! cell runs. The wire format is in [`wire`], the connection file in [`connection`], captured
-//! output and progress displays in [`output`], the kernel spec in [`spec`].
+//! output and progress displays in [`output`], the kernel spec in [`spec`], and `huelab bench
+//! kernel` in [`bench`].
+pub mod bench;
 mod connection;
 mod output;
 mod sockets;

@@ -142,14 +142,14 @@ fn ctrl_c_stops_the_run_and_keeps_what_was_written() {
                   write_metrics_csv(\"done.csv\", [r]);\nprint(\"written\");\n\
                   train(d, d.split(#{}), #{ epochs: 100000, progress: false });";
     std::fs::write(dir.path().join("long.rhai"), script).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["run", "long.rhai"]).current_dir(dir.path())
+    let mut child = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["run", "long.rhai"]).current_dir(dir.path())
         .stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let started = std::time::Instant::now();
-    while !dir.path().join("done.csv").exists() {
-        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the first run never finished");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Synchronised on the script's own word, not on the clock: once "written" is out, the
+    // first run's CSV is complete and the script has gone on to line 4.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "written");
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();

@@ -160,7 +160,7 @@ fn a_task_signalled_mid_epoch_checkpoints_requeues_and_ends_like_an_uninterrupte
     let script = r#"
 let data = dataset("digits").subset(#{ per_class: 30, seed: 0 });
 slurm(#{ cpus_per_task: 1 });
-let run = train(data, data.split(#{ seed: 1 }), #{ model: "resnet18", epochs: 3, batch_size: 16, device: "cpu", progress: false, flip: true, crop_padding: 1 });
+let run = train(data, data.split(#{ seed: 1 }), #{ model: "resnet18", epochs: 4, batch_size: 16, device: "cpu", progress: false, flip: true, crop_padding: 1 });
 write_metrics_csv(`${run_dir(arg("name", "one"))}/metrics.csv`, [run]);
 print(`test accuracy ${run.test_accuracy}`);
 "#;
@@ -173,11 +173,11 @@ print(`test accuracy ${run.test_accuracy}`);
     let read = || -> Option<serde_json::Value> { serde_json::from_slice(&std::fs::read(&checkpoint).ok()?).ok() };
     let started = Instant::now();
     while read().and_then(|m| m["epoch"].as_u64()).unwrap_or(0) < 1 {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint after the first epoch");
+        assert!(started.elapsed() < Duration::from_secs(600), "no checkpoint after the first epoch");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Inside the second epoch.
-    std::thread::sleep(Duration::from_millis(1500));
+    // At once: the signal lands in a later epoch (which one depends on the machine's speed, so
+    // nothing below assumes it); the task checkpoints at the next batch boundary.
     cluster.slurm("scancel", &["--signal=USR1", "--batch", &format!("{job}_0")]);
     let started = Instant::now();
     loop {
@@ -186,11 +186,11 @@ print(`test accuracy ${run.test_accuracy}`);
         if state.trim() == "PENDING BeginTime" && read().is_some_and(|m| m.get("partial").is_some()) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the task was not requeued with a checkpoint inside an epoch: {state}");
+        assert!(started.elapsed() < Duration::from_secs(300), "the task was not requeued with a checkpoint inside an epoch: {state}");
         std::thread::sleep(Duration::from_millis(100));
     }
     let partial = read().unwrap();
-    assert_eq!(partial["epoch"], 1);
+    assert!(partial["epoch"].as_u64().is_some_and(|e| (1..4).contains(&e)), "{partial}");
     assert!(partial["partial"]["sums"]["batches"].as_u64().unwrap() > 0, "{partial}");
     // The requeued task starts again by itself once its hold ends (10 s on the test cluster:
     // scripts/local-slurm.sh sets cred_expire; starting it earlier fails with "credential revoked").

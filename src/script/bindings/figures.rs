@@ -128,6 +128,7 @@ pub mod figures_api {
         figure.0.size().1 as i64
     }
 
+    /// The figure as text: its size in pixels.
     #[rhai_fn(name = "to_string", pure)]
     pub fn describe(figure: &mut Figure) -> String {
         let (w, h) = figure.0.size();

@@ -1,0 +1,140 @@
+"""The client side of `huelab bench kernel`: jupyter_client drives the huelab kernel and
+ipykernel (from the benchmark venv, with PyTorch) alternately, round by round, and prints one
+JSON line with every round's measurements (seconds):
+
+- ready:            kernel start -> kernel_info_reply (both kernels)
+- torch_ready:      ipykernel start -> `import torch` done (what a PyTorch notebook waits for)
+- trivial:          median round trip of `1 + 1` over 20 cells (both kernels)
+- cell / work:      a cell that loads the digits and trains the small CNN one epoch: round trip
+                    as the client sees it, and the work as timed inside the cell
+- run_work:         the same work under `huelab run` (timed inside the script)
+- torch_cell:       the PyTorch twin of that cell in ipykernel (round trip)
+- interrupt:        interrupt_request during training -> the kernel idle again
+
+    kernel_bench.py --jupyter-path DIR --huelab BIN --digits DIR --benches DIR --rounds N --threads T
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+
+from jupyter_client.manager import KernelManager
+
+HANG = 600  # a guard against a hung kernel, not a measurement
+
+RHAI_WORK = """let t = timestamp();
+let d = dataset("digits");
+let p = d.split(#{ train: 0.7, val: 0.15, test: 0.15, seed: 0 });
+let r = train(d, p, #{ model: "small_cnn", epochs: 1, batch_size: 64, lr: 0.001, seed: 0, device: "cpu", progress: false });
+t.elapsed"""
+
+TORCH_TWIN = """import sys, time
+t = time.perf_counter()
+import numpy as np, torch, torch.nn.functional as F
+sys.path.insert(0, {benches!r})
+from train_pytorch import HueNet, SmallCnn
+torch.set_num_threads({threads})
+x = torch.from_numpy(np.load({digits!r} + "/images.npy")); y = torch.from_numpy(np.load({digits!r} + "/labels.npy"))
+g = torch.Generator().manual_seed(0)
+order = torch.randperm(len(x), generator=g)
+train, val, test = order[:int(0.7 * len(x))], order[int(0.7 * len(x)):int(0.85 * len(x))], order[int(0.85 * len(x)):]
+torch.manual_seed(0)
+model = HueNet(SmallCnn(1, 8), 10)
+opt = torch.optim.Adam(model.parameters(), 1e-3)
+model.train()
+for batch in train[torch.randperm(len(train), generator=g)].split(64):
+    logits, _ = model(x[batch])
+    loss = F.cross_entropy(logits, y[batch])
+    opt.zero_grad(); loss.backward(); opt.step(); loss.item()
+model.eval()
+with torch.no_grad():
+    accuracy = [(model(x[part])[0].argmax(1) == y[part]).float().mean().item() for part in (val, test)]
+time.perf_counter() - t"""
+
+
+def start(name, env):
+    km = KernelManager(kernel_name=name)
+    t = time.perf_counter()
+    km.start_kernel(env=env)
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=HANG)
+    return km, kc, time.perf_counter() - t
+
+
+def execute(kc, code):
+    """Round trip of one cell: from sending it to its idle status; returns (seconds, result text)."""
+    result = []
+    t = time.perf_counter()
+    reply = kc.execute_interactive(code, timeout=HANG, output_hook=lambda m: result.append(m["content"]["data"]["text/plain"]) if m["msg_type"] == "execute_result" else None)
+    seconds = time.perf_counter() - t
+    if reply["content"]["status"] != "ok":
+        raise SystemExit(f"cell failed: {reply['content']}")
+    return seconds, (result[0] if result else None)
+
+
+def interrupt_latency(kc, km):
+    msg_id = kc.execute('let d = dataset("digits"); let p = d.split(#{ seed: 0 }); train(d, p, #{ epochs: 100000, device: "cpu" });')
+    while True:  # until training shows progress: it is inside the loop
+        msg = kc.get_iopub_msg(timeout=HANG)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "update_display_data":
+            break
+    t = time.perf_counter()
+    km.interrupt_kernel()
+    while True:
+        msg = kc.get_iopub_msg(timeout=HANG)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return time.perf_counter() - t
+
+
+def huelab_run_work(huelab, workdir, threads):
+    script = os.path.join(workdir, "work.rhai")
+    with open(script, "w") as f:
+        f.write(RHAI_WORK.replace("t.elapsed", "print(t.elapsed);"))
+    out = subprocess.run([huelab, "run", "--threads", str(threads), script], cwd=workdir, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jupyter-path", required=True)
+    ap.add_argument("--huelab", required=True)
+    ap.add_argument("--digits", required=True)
+    ap.add_argument("--benches", required=True)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    env = dict(os.environ, JUPYTER_PATH=a.jupyter_path, OMP_NUM_THREADS=str(a.threads))
+    os.environ["JUPYTER_PATH"] = a.jupyter_path
+    workdir = tempfile.mkdtemp(prefix="huelab-bench-kernel-")
+    os.chdir(workdir)
+    rounds = []
+    for r in range(a.rounds):
+        row = {}
+        # huelab kernel
+        km, kc, row["huelab_ready"] = start("huelab-rhai", env)
+        row["huelab_trivial"] = statistics.median(execute(kc, "1 + 1")[0] for _ in range(20))
+        row["huelab_cell"], inner = execute(kc, RHAI_WORK)
+        row["huelab_work"] = float(inner)
+        row["huelab_interrupt"] = interrupt_latency(kc, km)
+        kc.stop_channels(); km.shutdown_kernel(now=True)
+        row["run_work"] = huelab_run_work(a.huelab, workdir, a.threads)
+        # ipykernel with PyTorch
+        km, kc, row["ipykernel_ready"] = start("python-torch", env)
+        t = time.perf_counter()
+        execute(kc, "import torch")
+        row["ipykernel_torch_ready"] = row["ipykernel_ready"] + time.perf_counter() - t
+        row["ipykernel_trivial"] = statistics.median(execute(kc, "1 + 1")[0] for _ in range(20))
+        row["torch_cell"], inner = execute(kc, TORCH_TWIN.format(benches=a.benches, digits=a.digits, threads=a.threads))
+        row["torch_work"] = float(inner)
+        kc.stop_channels(); km.shutdown_kernel(now=True)
+        rounds.append(row)
+        print(json.dumps({"progress": r + 1}), flush=True)
+    print(json.dumps({"rounds": rounds}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# A real browser, once: JupyterLab (setup's notebook venv) with the huelab kernel, a Rhai
+# notebook opened in headless Chromium (Debian's) driven by Playwright (from PyPI), every cell
+# run from JupyterLab's own "Run All Cells", and a screenshot with the inline figures.
+#
+#   bash scripts/browser-check.sh [NOTEBOOK] [OUT_DIR]
+#
+# Defaults: notebooks/rhai/01-quickstart.ipynb, results/browser/. Writes OUT_DIR/<name>.png and
+# OUT_DIR/<name>.json (what ran, what the page showed). Fails if a cell shows an error or the
+# page shows fewer than two inline images. Installs chromium (apt) and a small venv with
+# Playwright in /var/cache/huelab/browser-venv the first time.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+notebook=$(realpath "${1:-$repo/notebooks/rhai/01-quickstart.ipynb}")
+out=$(realpath -m "${2:-$repo/results/browser}")
+venv=/var/cache/huelab/browser-venv
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+command -v chromium >/dev/null || { sudo_if_needed apt-get update -qq; sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+if ! "$venv/bin/python" -c 'import playwright' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet playwright==1.65.2
+fi
+command -v huelab >/dev/null || { echo "browser-check: huelab is not on PATH (bash setup.sh)" >&2; exit 1; }
+
+work=$(mktemp -d)
+cp "$notebook" "$work/"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+huelab notebook "$work" -- --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port="$port" \
+  --IdentityProvider.token="$token" --ServerApp.open_browser=False >"$work/jupyter.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+
+mkdir -p "$out"
+name=$(basename "$notebook" .ipynb)
+"$venv/bin/python" - "$port" "$token" "$(basename "$notebook")" "$out/$name" <<'PY'
+import json, sys, time, urllib.request
+from playwright.sync_api import sync_playwright
+
+port, token, notebook, stem = sys.argv[1:5]
+base = f"http://127.0.0.1:{port}"
+# The server is ready when its API answers (a start-up wait, bounded, not a measurement).
+for _ in range(600):
+    try:
+        urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+        break
+    except Exception:
+        time.sleep(0.2)
+else:
+    sys.exit("JupyterLab did not start")
+
+flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags, headless=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 2000})
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    # The kernel is up when the toolbar's status says Idle.
+    page.wait_for_selector("text=Rhai (huelab)", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('.jp-Notebook') && !document.querySelector('.jp-Notebook .jp-InputArea-prompt:has-text(\"[*]\")')", timeout=120_000)
+    started = time.time()
+    page.click("text=Run", timeout=60_000)
+    page.click("text=Run All Cells", timeout=60_000)
+    # Every code cell has run when no prompt shows [*] and each has an execution count.
+    page.wait_for_function("""() => {
+        const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
+        return prompts.length > 0 && prompts.every(t => /\\[\\d+\\]/.test(t));
+    }""", timeout=600_000)
+    seconds = time.time() - started
+    images = page.locator(".jp-OutputArea-output img").count()
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count()
+    tables = page.locator(".jp-OutputArea-output table").count()
+    page.screenshot(path=stem + ".png", full_page=True)
+    browser.close()
+report = {"notebook": notebook, "kernel": "huelab-rhai", "browser": "Debian chromium, headless, Playwright",
+          "run_all_seconds": round(seconds, 1), "inline_images": images, "html_tables": tables, "error_outputs": errors}
+json.dump(report, open(stem + ".json", "w"), indent=2)
+print(json.dumps(report))
+if errors or images < 2:
+    sys.exit(f"the page showed {errors} error output(s) and {images} image(s)")
+PY
+echo "browser-check: screenshot $out/$name.png"
