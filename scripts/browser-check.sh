@@ -59,10 +59,11 @@ with sync_playwright() as p:
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
     # The kernel is up when the toolbar's status says Idle.
     page.wait_for_selector("text=Rhai (huelab)", timeout=120_000)
-    page.wait_for_function("() => document.querySelector('.jp-Notebook') && !document.querySelector('.jp-Notebook .jp-InputArea-prompt:has-text(\"[*]\")')", timeout=120_000)
+    idle = "() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'"
+    page.wait_for_function(idle, timeout=120_000)
     started = time.time()
-    page.click("text=Run", timeout=60_000)
-    page.click("text=Run All Cells", timeout=60_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=60_000)
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click(timeout=60_000)
     # Every code cell has run when no prompt shows [*] and each has an execution count.
     page.wait_for_function("""() => {
         const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);

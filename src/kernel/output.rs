@@ -140,7 +140,7 @@ pub struct NotebookTerm {
 }
 
 /// Columns of a progress display; indicatif pads lines to this and relies on wrapping.
-const SCREEN_WIDTH: usize = 160;
+const SCREEN_WIDTH: usize = 512;
 
 #[derive(Debug, Default)]
 struct Screen {
