@@ -33,7 +33,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mode=${1:-all}
 case "$mode" in all|deps|evcxr) ;; *) echo "setup.sh: unknown argument '$mode' (expected: deps, evcxr, or nothing)" >&2; exit 2 ;; esac
 
-say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+say() { printf '\033[1msetup:\033[0m [%4d s] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 started=$(date +%s)

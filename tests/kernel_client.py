@@ -1,7 +1,7 @@
 """Drives `huelab kernel` with jupyter_client, the reference Jupyter client, and fails (exit 1
 with the assertion) on any behaviour that differs from what a notebook user expects.
 
-    kernel_client.py SCENARIO     (session | interrupt | completion | hostile | shutdown)
+    kernel_client.py SCENARIO     (session | interrupt | completion | hostile | shutdown | orphan)
 
 JUPYTER_PATH must hold the huelab-rhai kernel spec (tests/suite/kernel.rs writes one for the binary
 under test). Timeouts here only stop a hung kernel from hanging the suite: nothing is asserted
@@ -10,6 +10,7 @@ about speed (`huelab bench kernel` measures that).
 import base64
 import json
 import sys
+import time
 
 from jupyter_client.jsonutil import json_default
 from jupyter_client.manager import start_new_kernel
@@ -123,6 +124,25 @@ def interrupt():
         reply, out = run(kc, 'let r = train(d, parts, #{ model: "small_cnn", epochs: 1, loss: "onehot", seed: 0, device: "cpu", progress: false });\nr.test_accuracy > 0.0')
         assert reply["status"] == "ok" and of_type(out, "execute_result")[0]["data"]["text/plain"] == "true", (reply, out)
         ok("the next cell uses the same variables and trains again")
+
+        # A checkpointed run interrupted after its first epoch resumes in the next cell.
+        code = 'let long = train(d, parts, #{ model: "small_cnn", epochs: 40, loss: "onehot", seed: 0, device: "cpu", checkpoint: "ck", resume: true });'
+        msg_id = kc.execute(code)
+        while True:
+            msg = kc.get_iopub_msg(timeout=HANG)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "update_display_data" \
+                    and "epoch   1/40" in msg["content"]["data"]["text/plain"]:
+                break
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=HANG)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kc.get_shell_msg(timeout=HANG)
+        assert reply["content"]["ename"] == "Interrupted", reply["content"]
+        reply, out = run(kc, code + "\nlong.epochs.len()")
+        text = "".join(s["text"] for s in of_type(out, "stream"))
+        assert reply["status"] == "ok" and "resuming after epoch" in text, (reply, text)
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "40", out
+        ok("an interrupted checkpointed run resumes in the next cell")
     finally:
         km.shutdown_kernel(now=True)
 
@@ -208,8 +228,31 @@ def shutdown():
     ok("shutdown ends the kernel process")
 
 
+def orphan():
+    """A Jupyter process killed with -9 sends no shutdown; its kernel must end by itself."""
+    import os, signal, subprocess
+    launcher = subprocess.Popen([sys.executable, "-c",
+        "import time\nfrom jupyter_client.manager import start_new_kernel\n"
+        "km, kc = start_new_kernel(kernel_name='huelab-rhai', startup_timeout=300)\n"
+        "print(km.provisioner.process.pid, flush=True)\ntime.sleep(3600)"], stdout=subprocess.PIPE, text=True)
+    kernel = int(launcher.stdout.readline())
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    deadline = time.time() + HANG
+    while os.path.exists(f"/proc/{kernel}") and time.time() < deadline:
+        # A zombie (ended, not yet reaped by init) counts as gone.
+        try:
+            if open(f"/proc/{kernel}/stat").read().split(")")[-1].split()[0] == "Z":
+                break
+        except OSError:
+            break
+        time.sleep(0.1)
+    assert time.time() < deadline, f"kernel {kernel} outlived its Jupyter process"
+    ok("a kernel whose Jupyter process died ends by itself")
+
+
 if __name__ == "__main__":
-    scenarios = {f.__name__: f for f in (session, interrupt, completion, hostile, shutdown)}
+    scenarios = {f.__name__: f for f in (session, interrupt, completion, hostile, shutdown, orphan)}
     if len(sys.argv) != 2 or sys.argv[1] not in scenarios:
         sys.exit(f"usage: kernel_client.py {{{'|'.join(scenarios)}}}")
     scenarios[sys.argv[1]]()

@@ -115,6 +115,8 @@ pub struct KnnBenchResult {
     pub busy_pixel_queries_per_second: f64,
     /// Busy throughput over quiet throughput (medians).
     pub busy_fraction_of_quiet: f64,
+    /// The busy-core process (ended with the measurement), so a caller can check it is gone.
+    pub busy_core_pid: Option<u32>,
 }
 
 /// GFLOP/s of one `n × n` by `n × n` float32 matmul through libtorch (after one warm-up).
@@ -260,8 +262,10 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
         pytorch.push(value["seconds"].as_f64().ok_or_else(|| Error::msg("the PyTorch search output lacks 'seconds'"))?);
     }
     let mut busy = vec![];
+    let mut busy_core_pid = None;
     if !b.skip_busy {
-        let _busy_core = BusyCore::start()?;
+        let busy_core = BusyCore::start()?;
+        busy_core_pid = Some(busy_core.0.id());
         for round in 0..rounds {
             progress(&format!("round {}/{rounds}: huelab with one core busy", round + 1));
             let start = Instant::now();
@@ -352,5 +356,6 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
         busy_seconds: busy,
         busy_pixel_queries_per_second: pixel_queries as f64 / busy_median,
         busy_fraction_of_quiet: h / busy_median,
+        busy_core_pid,
     })
 }

@@ -235,7 +235,32 @@ pub fn task_states(array_job: &str) -> BTreeMap<usize, String> {
 
 /// Requeues this task (after a checkpoint at a batch boundary), if it runs under Slurm.
 pub fn requeue_self() -> Result<Option<String>> {
-    let Ok(job) = std::env::var("SLURM_JOB_ID") else { return Ok(None) };
+    let var = |name: &str| std::env::var(name).ok();
+    let Some(job) = requeue_target(var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID"), var("SLURM_JOB_ID")) else { return Ok(None) };
     run(Command::new("scontrol").args(["requeue", &job]), "scontrol requeue")?;
     Ok(Some(job))
+}
+
+/// The id that names this task alone: `ARRAY_TASK` in an array, whose last-started task has
+/// the array's own id as `SLURM_JOB_ID` (requeueing that id would requeue every task), else
+/// the job id.
+fn requeue_target(array_job: Option<String>, array_task: Option<String>, job: Option<String>) -> Option<String> {
+    match (array_job, array_task) {
+        (Some(array), Some(task)) => Some(format!("{array}_{task}")),
+        _ => job,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_array_task_requeues_itself_by_array_and_task_id() {
+        let some = |s: &str| Some(s.to_owned());
+        // The array's last-started task: its job id is the array's id.
+        assert_eq!(requeue_target(some("700"), some("3"), some("700")), some("700_3"));
+        assert_eq!(requeue_target(None, None, some("812")), some("812"));
+        assert_eq!(requeue_target(None, None, None), None);
+    }
 }

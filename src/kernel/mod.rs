@@ -73,6 +73,7 @@ pub fn run(connection_file: &Path, options: ScriptOptions) -> Result<(), String>
         // SAFETY: a fresh descriptor owned by this File only.
         let _ = LOG.set(std::sync::Mutex::new(unsafe { std::fs::File::from_raw_fd(log_fd) }));
     }
+    exit_with_parent();
     let (sender, incoming) = sockets::start(&info)?;
     let current = CurrentRequest::default();
     let captured = CapturedOutput::start(sender.clone(), current.clone()).map_err(|e| format!("cannot capture the kernel's output: {e}"))?;
@@ -107,6 +108,26 @@ pub fn run(connection_file: &Path, options: ScriptOptions) -> Result<(), String>
     Ok(())
 }
 
+/// Ends the kernel when the Jupyter process that started it is gone (this process is
+/// reparented), as ipykernel's parent poller does: a server killed with -9 sends no shutdown
+/// request, and its kernels must not go on holding memory. Only under Jupyter (which sets
+/// `JPY_PARENT_PID`), so a kernel started by hand in the background stays.
+fn exit_with_parent() {
+    if std::env::var_os("JPY_PARENT_PID").is_none() {
+        return;
+    }
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    let _ = std::thread::Builder::new().name("kernel-parent".into()).spawn(move || loop {
+        // SAFETY: as above.
+        if unsafe { libc::getppid() } != parent {
+            log(&format!("the Jupyter process {parent} that started this kernel is gone; ending"));
+            std::process::exit(0);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    });
+}
+
 struct Kernel {
     repl: Repl,
     sender: Sender,
@@ -128,6 +149,11 @@ impl Kernel {
 
     /// One shell request: busy, the work and its reply, idle.
     fn handle(&mut self, request: Message) {
+        if !request.header.msg_type.ends_with("_request") {
+            // comm_open and the like (widgets): nothing here answers them, and no reply exists.
+            log(&format!("ignored a '{}' message", request.header.msg_type));
+            return;
+        }
         self.iopub(&request, "status", json!({ "execution_state": "busy" }));
         let reply = crate::firewall::catch_any("the kernel's request", || match request.header.msg_type.as_str() {
             "execute_request" => self.execute(&request),

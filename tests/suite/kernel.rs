@@ -1,6 +1,6 @@
 //! `huelab kernel` driven by jupyter_client (tests/kernel_client.py) from the notebook venv
 //! that setup.sh makes: state across cells, inline figures, errors with positions, interrupt
-//! during training, completion and inspection, hostile messages, shutdown.
+//! during training, completion and inspection, hostile messages, shutdown, a killed server.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -47,7 +47,7 @@ fn cells_share_one_session_and_show_figures_tables_and_errors() {
 #[test]
 fn an_interrupt_stops_training_and_the_session_goes_on() {
     let report = scenario("interrupt");
-    assert_eq!(report.matches("ok: ").count(), 3, "{report}");
+    assert_eq!(report.matches("ok: ").count(), 4, "{report}");
 }
 
 #[test]
@@ -67,4 +67,10 @@ fn shutdown_leaves_no_process_behind() {
     let report = scenario("shutdown");
     let pid: u32 = report.split_whitespace().skip_while(|w| *w != "pid").nth(1).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{report}"));
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "kernel process {pid} is still there");
+}
+
+#[test]
+fn a_kernel_ends_when_its_jupyter_process_is_killed() {
+    let report = scenario("orphan");
+    assert_eq!(report.matches("ok: ").count(), 1, "{report}");
 }
