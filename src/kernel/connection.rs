@@ -74,4 +74,39 @@ mod tests {
         assert!(ConnectionInfo::read(&broken).unwrap_err().contains("broken.json"));
         assert!(ConnectionInfo::read(dir.path()).unwrap_err().contains("not a regular file"));
     }
+
+    /// Seeded mutations of a real connection file: read or refused with the file's name, never
+    /// a panic.
+    #[test]
+    fn mutated_connection_files_are_read_or_named_never_a_panic() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernel-fuzz.json");
+        let real = br#"{"shell_port": 45001, "iopub_port": 45002, "stdin_port": 45003, "control_port": 45004, "hb_port": 45005, "ip": "127.0.0.1", "key": "a0436f6c-1916-498b-8eb9-e81ab9368e84", "transport": "tcp", "signature_scheme": "hmac-sha256", "kernel_name": "huelab-rhai"}"#;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20);
+        for _ in 0..2000 {
+            let mut bytes = real.to_vec();
+            for _ in 0..rng.random_range(1..4) {
+                match rng.random_range(0..3) {
+                    0 => {
+                        let at = rng.random_range(0..bytes.len());
+                        bytes[at] ^= 1 << rng.random_range(0..8);
+                    }
+                    1 => bytes.truncate(rng.random_range(0..bytes.len())),
+                    _ => {
+                        let at = rng.random_range(0..=bytes.len());
+                        let digit = b"0123456789-e"[rng.random_range(0..12)];
+                        bytes.insert(at, digit);
+                    }
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            if let Err(e) = ConnectionInfo::read(&path) {
+                assert!(e.contains("kernel-fuzz.json"), "{e}");
+            }
+        }
+    }
 }
