@@ -763,7 +763,7 @@ fn bench_kernel(client_python: PathBuf, torch_python: PathBuf, rounds: usize, th
     Ok(())
 }
 
-/// Installs the kernel spec where this JupyterLab looks first, then runs JupyterLab.
+/// Installs the kernel spec where this JupyterLab looks first, then becomes JupyterLab.
 fn notebook(dir: Option<PathBuf>, jupyter: &std::path::Path, lab_args: &[String]) -> Result<(), String> {
     if !jupyter.is_file() {
         return Err(format!("{} not found: `bash setup.sh` makes the notebook venv with JupyterLab (or pass --jupyter PATH)", jupyter.display()));
@@ -784,9 +784,9 @@ fn notebook(dir: Option<PathBuf>, jupyter: &std::path::Path, lab_args: &[String]
     if uid == 0 && !lab_args.iter().any(|a| a == "--allow-root") {
         command.arg("--allow-root");
     }
-    let status = command
-        .env("JUPYTER_PATH", jupyter_path)
-        .status()
-        .map_err(|e| format!("cannot start {}: {e}", jupyter.display()))?;
-    if status.success() { Ok(()) } else { Err(format!("jupyter lab ended with {status}")) }
+    // Replace this process with JupyterLab, so Ctrl-C and a kill reach it (and through it its
+    // kernels) instead of leaving it running behind a huelab that ended.
+    use std::os::unix::process::CommandExt;
+    let error = command.env("JUPYTER_PATH", jupyter_path).exec();
+    Err(format!("cannot start {}: {error}", jupyter.display()))
 }
