@@ -319,3 +319,21 @@ fn bench_script_without_the_built_example_says_how_to_build_it() {
     let err = assert_clean_failure(&out);
     assert!(err.contains("/nonexistent/train_digits") && err.contains("cargo build --release --example train_digits"), "{err}");
 }
+
+#[test]
+fn notebook_without_jupyterlab_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = huelab(dir.path(), &["notebook", "--jupyter", "/nonexistent/jupyter"]);
+    let err = assert_clean_failure(&out);
+    assert!(err.contains("/nonexistent/jupyter") && err.contains("setup.sh"), "{err}");
+}
+
+#[test]
+fn kernel_without_a_connection_file_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = assert_clean_failure(&huelab(dir.path(), &["kernel"]));
+    assert!(err.contains("--connection-file") && err.contains("huelab kernel install"), "{err}");
+    let missing = dir.path().join("nope.json");
+    let err = assert_clean_failure(&huelab(dir.path(), &["kernel", "-f", missing.to_str().unwrap()]));
+    assert!(err.contains("nope.json"), "{err}");
+}
