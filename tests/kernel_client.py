@@ -30,6 +30,14 @@ def run(kc, code):
     return reply["content"], messages
 
 
+def reply_to(kc, msg_id):
+    """The content of the shell reply to request msg_id."""
+    reply = kc.get_shell_msg(timeout=HANG)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=HANG)
+    return reply["content"]
+
+
 def of_type(messages, kind):
     return [m["content"] for m in messages if m["msg_type"] == kind]
 
@@ -107,10 +115,7 @@ def interrupt():
                 if len(displays) >= 2:
                     break
         km.interrupt_kernel()
-        reply = kc.get_shell_msg(timeout=HANG)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = kc.get_shell_msg(timeout=HANG)
-        content = reply["content"]
+        content = reply_to(kc, msg_id)
         assert content["status"] == "error" and content["ename"] == "Interrupted", content
         ok("an interrupt stops training at its next batch with an Interrupted error")
 
@@ -134,10 +139,8 @@ def interrupt():
                     and "epoch   1/40" in msg["content"]["data"]["text/plain"]:
                 break
         km.interrupt_kernel()
-        reply = kc.get_shell_msg(timeout=HANG)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = kc.get_shell_msg(timeout=HANG)
-        assert reply["content"]["ename"] == "Interrupted", reply["content"]
+        content = reply_to(kc, msg_id)
+        assert content["ename"] == "Interrupted", content
         reply, out = run(kc, code + "\nlong.epochs.len()")
         text = "".join(s["text"] for s in of_type(out, "stream"))
         assert reply["status"] == "ok" and "resuming after epoch" in text, (reply, text)
