@@ -117,26 +117,17 @@ async fn echo_heartbeats(mut heartbeat: RepSocket) {
     }
 }
 
-fn frames(message: ZmqMessage) -> Vec<Bytes> {
-    message.into_vec()
-}
-
 /// Reads one request; logs and drops what cannot be answered (no header, bad signature).
 fn read(raw: ZmqMessage, signer: &Signer, channel: &str) -> Option<Result<Message, (Message, String)>> {
-    match Message::from_frames(frames(raw.clone()), signer) {
+    match Message::from_frames(raw.into_vec(), signer) {
         Ok(message) => Some(Ok(message)),
         Err(WireError::BadSignature) => {
             log(&format!("{channel}: dropped a message with a bad signature (not executed)"));
             None
         }
-        Err(WireError::BadJson(part, problem)) if part != "header" => {
+        Err(WireError::Unreadable { part, problem, request }) => {
             // The header is readable: answer the request with an error.
-            let mut partial = frames(raw);
-            let split = partial.iter().position(|f| f.as_ref() == b"<IDS|MSG>")?;
-            let header: super::wire::Header = serde_json::from_slice(&partial[split + 2]).ok()?;
-            partial.truncate(split);
-            let request = Message { identities: partial, header, parent_header: json!({}), metadata: json!({}), content: json!({}) };
-            Some(Err((request, format!("the {part} is not valid JSON: {problem}"))))
+            Some(Err((*request, format!("the {part} is not valid JSON: {problem}"))))
         }
         Err(e) => {
             log(&format!("{channel}: dropped a malformed message: {e}"));

@@ -46,6 +46,10 @@ pub enum WireError {
     BadSignature,
     #[error("the {0} is not valid JSON of its kind: {1}")]
     BadJson(&'static str, String),
+    /// Signed, with a readable header, but another part is not JSON: `request` (its routing
+    /// and header, the rest `{}`) is enough to answer it with an error.
+    #[error("the {part} is not valid JSON: {problem}")]
+    Unreadable { part: &'static str, problem: String, request: Box<Message> },
 }
 
 /// Signs and checks messages with the connection file's key (no key: unsigned, as Jupyter
@@ -109,15 +113,17 @@ impl Message {
         if !signer.verify(&rest[0], &parts) {
             return Err(WireError::BadSignature);
         }
-        let json = |what: &'static str, bytes: &[u8]| serde_json::from_slice::<Value>(bytes).map_err(|e| WireError::BadJson(what, e.to_string()));
         let header: Header = serde_json::from_slice(parts[0]).map_err(|e| WireError::BadJson("header", e.to_string()))?;
-        Ok(Message {
-            identities: frames[..split].to_vec(),
-            header,
-            parent_header: json("parent header", parts[1])?,
-            metadata: json("metadata", parts[2])?,
-            content: json("content", parts[3])?,
-        })
+        let identities = frames[..split].to_vec();
+        let read = |part: &'static str, bytes: &[u8]| serde_json::from_slice::<Value>(bytes).map_err(|e| (part, e.to_string()));
+        let rest = (|| Ok((read("parent header", parts[1])?, read("metadata", parts[2])?, read("content", parts[3])?)))();
+        match rest {
+            Ok((parent_header, metadata, content)) => Ok(Message { identities, header, parent_header, metadata, content }),
+            Err((part, problem)) => {
+                let request = Box::new(Message { identities, header, parent_header: json!({}), metadata: json!({}), content: json!({}) });
+                Err(WireError::Unreadable { part, problem, request })
+            }
+        }
     }
 
     /// The frames to send, signed.
@@ -215,6 +221,15 @@ mod tests {
         assert_eq!(Message::from_frames(short, &signer), Err(WireError::TooFewFrames(2)));
         let bad_header = vec![Bytes::from_static(DELIMITER), Bytes::new(), Bytes::from_static(b"{"), Bytes::from_static(b"{}"), Bytes::from_static(b"{}"), Bytes::from_static(b"{}")];
         assert!(matches!(Message::from_frames(bad_header, &signer), Err(WireError::BadJson("header", _))));
+        let mut sent = Message::new("s", "execute_request", json!({}));
+        sent.identities = vec![Bytes::from_static(b"peer")];
+        let mut frames = sent.to_frames(&signer);
+        let last = frames.len() - 1;
+        frames[last] = Bytes::from_static(b"{not json");
+        match Message::from_frames(frames, &signer) {
+            Err(WireError::Unreadable { part: "content", request, .. }) => assert_eq!((request.identities, request.header), (sent.identities, sent.header)),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// Seeded mutations of real messages (bit flips, truncations, dropped, repeated and
