@@ -120,6 +120,30 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// Runs `work` on every item, shared out to `workers` threads that each run `start` first
+/// (per-thread settings); the first error is returned. Which thread takes which item changes
+/// only the speed, so a fixed split into items gives the same results under any load.
+pub(super) fn share_out<T: Send>(items: Vec<T>, workers: usize, start: impl Fn() + Sync, work: impl Fn(T) -> Result<()> + Sync) -> Result<()> {
+    let workers = workers.min(items.len()).max(1);
+    let queue = std::sync::Mutex::new(items);
+    let failures: Vec<Error> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    start();
+                    loop {
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                        let Some(item) = next else { return Ok(()) };
+                        work(item)?;
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().unwrap_or_else(|_| Err(Error::msg("a search worker panicked"))).err()).collect()
+    });
+    failures.into_iter().next().map_or(Ok(()), Err)
+}
+
 /// Pads results of `found < k` columns with `-1` ids and infinite distances.
 pub(super) fn pad_neighbours(distances_sq: Vec<f32>, ids: Vec<i64>, nq: usize, found: usize, k: usize) -> Neighbours {
     if found == k {

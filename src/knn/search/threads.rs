@@ -16,7 +16,6 @@
 //!
 //! `HUELAB_FAISS_THREADING=faiss` keeps FAISS's own threading (for comparison).
 use std::os::raw::c_int;
-use std::sync::Mutex;
 
 use faiss::index::NativeIndex;
 
@@ -88,32 +87,12 @@ fn search_with<I: NativeIndex<Inner = faiss_sys::FaissIndex>>(index: &mut I, que
         search_chunk(&shared, queries, k, &mut distances, &mut ids)?;
         return Ok((distances, ids));
     };
-    let chunk = CHUNK_QUERIES;
-    let workers = workers.min(nq.div_ceil(chunk)).max(1);
-    let queue: Mutex<Vec<_>> = Mutex::new(
-        queries.chunks(chunk * dim).zip(distances.chunks_mut(chunk * k).zip(ids.chunks_mut(chunk * k))).collect(),
-    );
+    let chunks: Vec<_> = queries.chunks(CHUNK_QUERIES * dim).zip(distances.chunks_mut(CHUNK_QUERIES * k).zip(ids.chunks_mut(CHUNK_QUERIES * k))).collect();
     let _blas = SingleThreadedBlas::enter();
-    let failures: Vec<Error> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    // SAFETY: sets this thread's own OpenMP thread count.
-                    unsafe { omp_set_num_threads(1) };
-                    loop {
-                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                        let Some((q, (d, i))) = next else { return Ok(()) };
-                        search_chunk(&shared, q, k, d, i)?;
-                    }
-                })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().unwrap_or_else(|_| Err(Error::msg("a search worker panicked"))).err()).collect()
-    });
-    match failures.into_iter().next() {
-        Some(e) => Err(e),
-        None => Ok((distances, ids)),
-    }
+    // SAFETY: sets the worker thread's own OpenMP thread count.
+    let single_threaded_openmp = || unsafe { omp_set_num_threads(1) };
+    super::share_out(chunks, workers, single_threaded_openmp, |(q, (d, i))| search_chunk(&shared, q, k, d, i))?;
+    Ok((distances, ids))
 }
 
 fn search_chunk(index: &SharedIndex, queries: &[f32], k: usize, distances: &mut [f32], ids: &mut [i64]) -> Result<()> {

@@ -11,7 +11,6 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use tch::{Device, Kind, Tensor};
 
@@ -132,14 +131,14 @@ impl TorchFlat {
 
     /// The `k` nearest rows of each query `[nq, dim]`, nearest first; equal distances in the
     /// order of the rows.
-    pub fn search(&self, queries: &Tensor, k: usize) -> Neighbours {
+    pub fn search(&self, queries: &Tensor, k: usize) -> Result<Neighbours> {
         match &self.rows {
             Rows::Host { data, norms } => {
                 let queries = host_floats(queries);
-                let (distances_sq, ids, found) = host_search(data, norms, &queries, self.dim as usize, k, search_workers());
-                pad_neighbours(distances_sq, ids, queries.len() / (self.dim.max(1) as usize), found, k)
+                let (distances_sq, ids, found) = host_search(data, norms, &queries, self.dim as usize, k, search_workers())?;
+                Ok(pad_neighbours(distances_sq, ids, queries.len() / (self.dim.max(1) as usize), found, k))
             }
-            Rows::Device { device, blocks, norms } => device_search(*device, blocks, norms, queries, k),
+            Rows::Device { device, blocks, norms } => Ok(device_search(*device, blocks, norms, queries, k)),
         }
     }
 }
@@ -183,35 +182,21 @@ impl Ord for Candidate {
 /// The exact CPU search over row-major `memory` (`norms`: its rows' `‖m‖²`): per query the
 /// `min(k, rows)` nearest, as squared distances and ids, row-major, and how many were found.
 /// `workers` changes only the speed.
-fn host_search(memory: &[f32], norms: &[f32], queries: &[f32], dim: usize, k: usize, workers: usize) -> (Vec<f32>, Vec<i64>, usize) {
+fn host_search(memory: &[f32], norms: &[f32], queries: &[f32], dim: usize, k: usize, workers: usize) -> Result<(Vec<f32>, Vec<i64>, usize)> {
     let rows = norms.len();
     let nq = if dim == 0 { 0 } else { queries.len() / dim };
     let found = k.min(rows);
     let mut distances = vec![0f32; nq * found];
     let mut ids = vec![0i64; nq * found];
     if nq == 0 || found == 0 {
-        return (distances, ids, found);
+        return Ok((distances, ids, found));
     }
-    let chunks: Vec<(&[f32], (&mut [f32], &mut [i64]))> =
-        queries.chunks(QUERY_CHUNK * dim).zip(distances.chunks_mut(QUERY_CHUNK * found).zip(ids.chunks_mut(QUERY_CHUNK * found))).collect();
-    let slots: Vec<std::sync::Mutex<Option<_>>> = chunks.into_iter().map(|c| std::sync::Mutex::new(Some(c))).collect();
-    let next = AtomicUsize::new(0);
-    let work = || loop {
-        let i = next.fetch_add(1, AtomicOrdering::Relaxed);
-        let Some(slot) = slots.get(i) else { return };
-        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((chunk, (d, id))) = taken {
-            search_chunk(memory, norms, chunk, dim, found, d, id);
-        }
-    };
-    let workers = workers.min(slots.len()).max(1);
-    std::thread::scope(|scope| {
-        for _ in 1..workers {
-            scope.spawn(work);
-        }
-        work();
-    });
-    (distances, ids, found)
+    let chunks: Vec<_> = queries.chunks(QUERY_CHUNK * dim).zip(distances.chunks_mut(QUERY_CHUNK * found).zip(ids.chunks_mut(QUERY_CHUNK * found))).collect();
+    super::share_out(chunks, workers, || {}, |(chunk, (d, id))| {
+        search_chunk(memory, norms, chunk, dim, found, d, id);
+        Ok(())
+    })?;
+    Ok((distances, ids, found))
 }
 
 /// One chunk of queries against every memory block, into `distances`/`ids` (`found` a query).
@@ -311,7 +296,7 @@ impl SearchIndex for TorchFlat {
     }
 
     fn search(&mut self, queries: &Tensor, k: usize) -> Result<Neighbours> {
-        Ok(TorchFlat::search(self, queries, k))
+        TorchFlat::search(self, queries, k)
     }
 
     fn len(&self) -> i64 {
@@ -345,9 +330,9 @@ mod tests {
         let memory = numbers(1, rows * dim);
         let norms: Vec<f32> = memory.chunks(dim).map(squared_norm).collect();
         let queries = numbers(2, nq * dim);
-        let one = host_search(&memory, &norms, &queries, dim, k, 1);
+        let one = host_search(&memory, &norms, &queries, dim, k, 1).unwrap();
         for workers in [2, 3, 8] {
-            let many = host_search(&memory, &norms, &queries, dim, k, workers);
+            let many = host_search(&memory, &norms, &queries, dim, k, workers).unwrap();
             assert!(one == many, "{workers} workers gave other bits than one");
         }
     }
@@ -361,7 +346,7 @@ mod tests {
         memory[650 * dim..651 * dim].copy_from_slice(&copy);
         let norms: Vec<f32> = memory.chunks(dim).map(squared_norm).collect();
         let queries = numbers(4, 40 * dim);
-        let (d, ids, found) = host_search(&memory, &norms, &queries, dim, 5, 2);
+        let (d, ids, found) = host_search(&memory, &norms, &queries, dim, 5, 2).unwrap();
         assert_eq!(found, 5);
         for q in 0..40 {
             let query = &queries[q * dim..(q + 1) * dim];
@@ -376,7 +361,7 @@ mod tests {
                 assert!((d[q * 5 + s] as f64 - exact[s].0).abs() < 1e-4, "query {q} slot {s}");
             }
         }
-        let (_, tie_ids, _) = host_search(&memory, &norms, &memory[10 * dim..11 * dim], dim, 2, 1);
+        let (_, tie_ids, _) = host_search(&memory, &norms, &memory[10 * dim..11 * dim], dim, 2, 1).unwrap();
         assert_eq!(tie_ids, vec![10, 650]);
     }
 
@@ -384,7 +369,7 @@ mod tests {
     fn fewer_rows_than_k_returns_them_all() {
         let memory = numbers(5, 3 * 4);
         let norms: Vec<f32> = memory.chunks(4).map(squared_norm).collect();
-        let (d, ids, found) = host_search(&memory, &norms, &numbers(6, 2 * 4), 4, 10, 2);
+        let (d, ids, found) = host_search(&memory, &norms, &numbers(6, 2 * 4), 4, 10, 2).unwrap();
         assert_eq!((found, d.len(), ids.len()), (3, 6, 6));
     }
 }
