@@ -38,6 +38,14 @@ def reply_to(kc, msg_id):
     return reply["content"]
 
 
+def next_iopub(kc, msg_id, wanted):
+    """The next IOPub message of request msg_id for which wanted(message) holds."""
+    while True:
+        msg = kc.get_iopub_msg(timeout=HANG)
+        if msg["parent_header"].get("msg_id") == msg_id and wanted(msg):
+            return msg
+
+
 def of_type(messages, kind):
     return [m["content"] for m in messages if m["msg_type"] == kind]
 
@@ -105,15 +113,8 @@ def interrupt():
         code = 'let r = train(d, parts, #{ model: "small_cnn", epochs: 100000, loss: "onehot", seed: 0, device: "cpu" });'
         msg_id = kc.execute(code)
         # Wait until the training shows its progress display: then it is inside the loop.
-        displays = []
-        while True:
-            msg = kc.get_iopub_msg(timeout=HANG)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] in ("display_data", "update_display_data"):
-                displays.append(msg)
-                if len(displays) >= 2:
-                    break
+        is_display = lambda m: m["msg_type"] in ("display_data", "update_display_data")
+        displays = [next_iopub(kc, msg_id, is_display), next_iopub(kc, msg_id, is_display)]
         km.interrupt_kernel()
         content = reply_to(kc, msg_id)
         assert content["status"] == "error" and content["ename"] == "Interrupted", content
@@ -133,11 +134,7 @@ def interrupt():
         # A checkpointed run interrupted after its first epoch resumes in the next cell.
         code = 'let long = train(d, parts, #{ model: "small_cnn", epochs: 40, loss: "onehot", seed: 0, device: "cpu", checkpoint: "ck", resume: true });'
         msg_id = kc.execute(code)
-        while True:
-            msg = kc.get_iopub_msg(timeout=HANG)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "update_display_data" \
-                    and "epoch   1/40" in msg["content"]["data"]["text/plain"]:
-                break
+        next_iopub(kc, msg_id, lambda m: m["msg_type"] == "update_display_data" and "epoch   1/40" in m["content"]["data"]["text/plain"])
         km.interrupt_kernel()
         content = reply_to(kc, msg_id)
         assert content["ename"] == "Interrupted", content
