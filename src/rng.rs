@@ -16,12 +16,12 @@ thread_local! {
 
 /// The generator, held until the guard is dropped.
 pub struct GeneratorGuard {
-    _guard: Option<MutexGuard<'static, ()>>,
+    guard: Option<MutexGuard<'static, ()>>,
 }
 
 impl Drop for GeneratorGuard {
     fn drop(&mut self) {
-        if self._guard.is_some() {
+        if self.guard.is_some() {
             HELD.with(|h| h.set(false));
         }
     }
@@ -31,11 +31,11 @@ impl Drop for GeneratorGuard {
 /// another holder cannot leave it in a state anyone relies on: holders reseed.
 pub fn lock() -> GeneratorGuard {
     if HELD.with(Cell::get) {
-        return GeneratorGuard { _guard: None };
+        return GeneratorGuard { guard: None };
     }
     let guard = TORCH_GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     HELD.with(|h| h.set(true));
-    GeneratorGuard { _guard: Some(guard) }
+    GeneratorGuard { guard: Some(guard) }
 }
 
 /// Runs `f`, which draws from libtorch's generator, while holding it.

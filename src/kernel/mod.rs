@@ -211,10 +211,13 @@ impl Kernel {
             Err(panic) => panic.to_string(),
         };
         let ename = if interrupted { "Interrupted" } else { "ScriptError" };
-        let content = json!({ "status": "error", "execution_count": count, "ename": ename, "evalue": error, "traceback": [format!("{ename}: {error}")] });
+        let failure = json!({ "ename": ename, "evalue": error, "traceback": [format!("{ename}: {error}")] });
         if !silent {
-            self.iopub(request, "error", json!({ "ename": ename, "evalue": error, "traceback": [format!("{ename}: {error}")] }));
+            self.iopub(request, "error", failure.clone());
         }
+        let mut content = failure;
+        content["status"] = json!("error");
+        content["execution_count"] = json!(count);
         Message::reply_to(request, "execute_reply", content)
     }
 
