@@ -31,8 +31,9 @@ pub struct Activations {
 impl Activations {
     pub fn new(maps: Tensor, labels: Vec<i64>, class_names: Vec<String>, source: impl Into<String>) -> Result<Self> {
         let size = maps.size();
-        if size.len() != 4 || size[0] != labels.len() as i64 {
-            return Err(Error::Shape { op: "Activations::new", arg: "maps", expected: format!("[{}, channels, height, width]", labels.len()), got: size });
+        // Zero channels or an empty grid would reach libtorch's reshapes as an impossible size.
+        if size.len() != 4 || size[0] != labels.len() as i64 || size[1..].iter().any(|&d| d < 1) {
+            return Err(Error::Shape { op: "Activations::new", arg: "maps", expected: format!("[{}, channels ≥ 1, height ≥ 1, width ≥ 1]", labels.len()), got: size });
         }
         if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= class_names.len()) {
             return Err(Error::msg(format!("activation label {bad} is out of range for {} classes", class_names.len())));
@@ -108,6 +109,9 @@ impl Activations {
         let maps: Array4<f32> = read_npy_checked(maps_path, "float32 [N, C, H, W]")?;
         let labels: Array1<i64> = read_npy_checked(labels_path, "int64 [N]")?;
         let bad_maps = |message: String| Error::Data { path: maps_path.to_owned(), message };
+        if maps.shape()[1..].contains(&0) {
+            return Err(bad_maps(format!("activation maps of shape {:?}: channels, height and width must be at least 1", maps.shape())));
+        }
         if let Some((i, v)) = maps.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             // NaN or inf activations make every distance NaN: the classifier would then answer
             // without an error and with chance accuracy.

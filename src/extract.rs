@@ -37,8 +37,8 @@ impl Extractor {
         // Check the layer name now, not after the first batch.
         net.check_layer(layer)?;
         let size = size.unwrap_or(net.input_size());
-        if size < 32 {
-            return Err(Error::invalid_option("size", format!("{size} is too small for {model} (at least 32)")));
+        if !(32..=ExtractorOptions::MAX_SIZE).contains(&size) {
+            return Err(Error::invalid_option("size", format!("{size} is outside 32..={} for {model}", ExtractorOptions::MAX_SIZE)));
         }
         Ok(Extractor::Pretrained { net, layer: layer.to_owned(), size })
     }
@@ -156,8 +156,9 @@ impl ExtractorOptions {
     pub const PRETRAINED_KEYS: &'static [&'static str] = &["weights", "layer", "size", "device"];
     pub const TRAINED_KEYS: &'static [&'static str] = &["layer", "device"];
     pub const TORCHSCRIPT_KEYS: &'static [&'static str] = &["size", "device"];
-    /// The largest input side an extractor resizes images to.
-    pub const MAX_SIZE: i64 = 4096;
+    /// The largest input side an extractor resizes images to: four times ImageNet's 224 and more;
+    /// beyond it one batch of RGB floats alone needs gigabytes.
+    pub const MAX_SIZE: i64 = 1024;
 
     pub fn from_options(map: serde_json::Map<String, serde_json::Value>, context: &str, allowed: &[&str]) -> Result<Self> {
         let mut o = crate::options::Options::new(map, context, allowed)?;

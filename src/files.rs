@@ -110,8 +110,11 @@ impl DirLock {
 /// bit-flipped file is an error when it is read back.
 pub fn file_digest(path: &Path) -> Result<(u64, String)> {
     use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok((bytes.len() as u64, format!("{:x}", Sha256::digest(&bytes))))
+    // Streamed: a file is hashed without holding it in memory.
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let bytes = std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok((bytes, format!("{:x}", hasher.finalize())))
 }
 
 /// An error unless the file at `path` has the SHA-256 `expected` (from its manifest).

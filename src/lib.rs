@@ -29,6 +29,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod fuzz;
+pub mod input;
 pub mod firewall;
 pub mod interrupt;
 pub mod kernel;
@@ -44,6 +45,7 @@ pub mod results;
 pub mod rng;
 pub mod script;
 pub mod stats;
+pub mod stdout;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -34,7 +34,7 @@ enum Command {
         allow_fs: bool,
         /// Rhai operations before the script is stopped (0: no limit); huelab's own work
         /// (training, search) does not count.
-        #[arg(long, default_value_t = 1_000_000_000)]
+        #[arg(long, default_value_t = 100_000_000)]
         max_operations: u64,
         /// Nested script function calls allowed (at most 1000: deeper would overflow the stack).
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -65,7 +65,7 @@ enum Command {
         #[arg(long)]
         allow_fs: bool,
         /// Rhai operations a cell may run (0: no limit); huelab's own work does not count.
-        #[arg(long, default_value_t = 1_000_000_000)]
+        #[arg(long, default_value_t = 100_000_000)]
         max_operations: u64,
     },
     /// JupyterLab on a folder of notebooks (default: this one), with the huelab kernel
@@ -378,6 +378,13 @@ enum Bench {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // First thing for a cluster task: Slurm's warning (USR1) or its preemption (TERM) can come
+    // at launch, before the CUDA backend search below has finished.
+    if let Command::Run { cluster, .. } = &cli.command {
+        if cluster.task.is_some() {
+            cluster_run::on_slurm_signals_checkpoint();
+        }
+    }
     // Before anything touches libtorch, so that its CUDA backend registers; `check` and `api`
     // use no device and skip the search.
     if !matches!(cli.command, Command::Check { .. } | Command::Api) {
@@ -402,15 +409,12 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    if let Command::Run { cluster, .. } = &cli.command {
-        if cluster.task.is_some() {
-            cluster_run::on_usr1_checkpoint();
-        }
-    }
     let outcome = huelab::firewall::catch_any("huelab", || dispatch(cli.command))
         .unwrap_or_else(|e| Err(ScriptError { file: "huelab".into(), position: None, message: e.to_string() }));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // A script's `print` into a closed pipe (`huelab run x | head`) ends quietly.
+        Err(_) if huelab::stdout::take_print_failure() == Some(std::io::ErrorKind::BrokenPipe) => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e}");
             if huelab::interrupt::requested() { ExitCode::from(130) } else { ExitCode::FAILURE }
@@ -423,6 +427,11 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
     match command {
         Command::Run { script, args, allow_fs, max_operations, max_call_depth, threads, cluster } => {
             if let Some(n) = threads {
+                // More threads than cores only make every batch wait on the others.
+                let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+                if n as usize > cores {
+                    return Err(ScriptError { file: "--threads".into(), position: None, message: format!("{n} threads asked for, this machine has {cores} cores") });
+                }
                 tch::set_num_threads(n);
             }
             let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth: max_call_depth as usize };
@@ -434,7 +443,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             std::env::current_exe()
                 .map_err(|e| e.to_string())
                 .and_then(|binary| huelab::kernel::spec::install(&place, &binary))
-                .map(|dir| println!("installed the kernel spec \"Rhai (huelab)\" in {}", dir.display()))
+                .map(|dir| huelab::outln!("installed the kernel spec \"Rhai (huelab)\" in {}", dir.display()))
                 .map_err(|message| ScriptError { file: "kernel install".into(), position: None, message })
         }
         Command::Kernel { action: None, connection_file, allow_fs, max_operations } => {
@@ -446,7 +455,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
         }
         Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter, &lab_args).map_err(|message| ScriptError { file: "notebook".into(), position: None, message }),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
-            println!("{}: ok", script.display());
+            huelab::outln!("{}: ok", script.display());
         }),
         Command::Api => huelab::script::api()
             .map(|entries| {
@@ -489,11 +498,11 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
         }
         Command::Info => {
             let info = huelab::cuda::device_info();
-            println!("huelab {} (torch {}), {} CPU threads", info.huelab, info.torch, info.cpu_threads);
-            println!("{}", info.cuda_backend);
-            println!("CUDA available: {} ({} device(s)), cuDNN: {}", info.cuda_available, info.cuda_devices, info.cudnn_available);
+            huelab::outln!("huelab {} (torch {}), {} CPU threads", info.huelab, info.torch, info.cpu_threads);
+            huelab::outln!("{}", info.cuda_backend);
+            huelab::outln!("CUDA available: {} ({} device(s)), cuDNN: {}", info.cuda_available, info.cuda_devices, info.cudnn_available);
             for gpu in &info.gpus {
-                println!("  GPU {gpu}");
+                huelab::outln!("  GPU {gpu}");
             }
             Ok(())
         }
@@ -517,10 +526,10 @@ fn fuzz(readers: &[huelab::fuzz::Reader], cases: usize, seed: u64, limits: huela
     use huelab::fuzz::Outcome;
     let exe = std::env::current_exe().map_err(|e| huelab::Error::msg(format!("cannot find the huelab binary: {e}")))?;
     let mut reports = Vec::new();
-    println!("{:<13} {:>6} {:>6} {:>8} {:>10} {:>9} {:>7}", "reader", "cases", "clean", "accepted", "mishandled", "peak MB", "seconds");
+    huelab::outln!("{:<13} {:>6} {:>6} {:>8} {:>10} {:>9} {:>7}", "reader", "cases", "clean", "accepted", "mishandled", "peak MB", "seconds");
     for &reader in readers {
         let report = huelab::fuzz::campaign(&exe, reader, cases, seed, limits)?;
-        println!(
+        huelab::outln!(
             "{:<13} {:>6} {:>6} {:>8} {:>10} {:>9.0} {:>7.1}",
             report.reader,
             report.cases,
@@ -531,7 +540,7 @@ fn fuzz(readers: &[huelab::fuzz::Reader], cases: usize, seed: u64, limits: huela
             report.seconds
         );
         for r in report.mishandled.iter().filter(|r| r.outcome.is_mishandled()) {
-            println!("    case {} {:?}: {} ({}): {}", r.case, r.outcome, r.file.display(), r.mutation, r.detail);
+            huelab::outln!("    case {} {:?}: {} ({}): {}", r.case, r.outcome, r.file.display(), r.mutation, r.detail);
         }
         reports.push(report);
     }
@@ -567,34 +576,34 @@ fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Opt
     let started = std::time::Instant::now();
     let r = huelab::bench::bench_knn(python, bench, |step| eprintln!("bench knn: [{:>5.1} s] {step}", started.elapsed().as_secs_f64()))?;
     let mb = |b: u64| b as f64 / 1e6;
-    println!(
+    huelab::outln!(
         "memory: {} vectors of {} (Flat), queries: {} images = {} pixel vectors (the references: the first {}), K = {}",
         r.memory_vectors, bench.dim, bench.query_images, r.pixel_queries, r.reference_pixel_queries, bench.k
     );
-    println!("{:<34} {:>14} {:>16}", "", "images/s", "pixel queries/s");
-    println!("{:<34} {:>14.1} {:>16.0}", "huelab classify (search + Eq. 2-3)", r.huelab_images_per_second, r.huelab_pixel_queries_per_second);
-    println!("{:<34} {:>14.1} {:>16.0}", format!("faiss-python {} search only", r.faiss_python["faiss"].as_str().unwrap_or("?")), r.faiss_python_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.faiss_python_pixel_queries_per_second);
-    println!("{:<34} {:>14.1} {:>16.0}", "PyTorch matmul + topk (exact)", r.pytorch_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.pytorch_pixel_queries_per_second);
-    println!("ratio huelab / faiss-python: {:.3}x (goal >= 0.95x); huelab / PyTorch matmul + topk: {:.3}x", r.ratio, r.ratio_to_pytorch);
+    huelab::outln!("{:<34} {:>14} {:>16}", "", "images/s", "pixel queries/s");
+    huelab::outln!("{:<34} {:>14.1} {:>16.0}", "huelab classify (search + Eq. 2-3)", r.huelab_images_per_second, r.huelab_pixel_queries_per_second);
+    huelab::outln!("{:<34} {:>14.1} {:>16.0}", format!("faiss-python {} search only", r.faiss_python["faiss"].as_str().unwrap_or("?")), r.faiss_python_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.faiss_python_pixel_queries_per_second);
+    huelab::outln!("{:<34} {:>14.1} {:>16.0}", "PyTorch matmul + topk (exact)", r.pytorch_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.pytorch_pixel_queries_per_second);
+    huelab::outln!("ratio huelab / faiss-python: {:.3}x (goal >= 0.95x); huelab / PyTorch matmul + topk: {:.3}x", r.ratio, r.ratio_to_pytorch);
     let (g0, g1) = huelab::bench::quartiles(&r.gemm_gflops);
-    println!(
+    huelab::outln!(
         "GEMM anchor (4096² float32 libtorch matmul): {:.0} GFLOP/s (IQR {g0:.0} – {g1:.0}); huelab's search {:.0} GFLOP/s = {:.3} of it (goal >= 0.75)",
         r.gemm_gflops_median, r.huelab_gflops, r.huelab_fraction_of_gemm_peak
     );
     if !bench.skip_busy {
-        println!(
+        huelab::outln!(
             "with one core busy (another process): huelab {:.0} pixel queries/s = {:.3} of quiet (goal >= 0.4)",
             r.busy_pixel_queries_per_second, r.busy_fraction_of_quiet
         );
     }
     if let Some(t) = &r.torch_backend {
-        println!(
+        huelab::outln!(
             "exact libtorch backend on {}: {:.1} images/s, {:.0} pixel queries/s; neighbours equal to FAISS Flat {:.4}, max |d² difference| {:.2e}, same class {:.4}",
             t.device, t.images_per_second, t.pixel_queries_per_second, t.same_ids, t.max_distance_difference, t.same_predictions
         );
     }
-    println!("Flat bank: {:.1} MB vs raw float32 {:.1} MB = {:.3}x (goal <= 1.1x); RSS growth while building {:.1} MB", mb(r.flat_bank_bytes), mb(r.raw_float32_bytes), r.flat_bank_ratio, r.flat_rss_growth_bytes as f64 / 1e6);
-    println!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
+    huelab::outln!("Flat bank: {:.1} MB vs raw float32 {:.1} MB = {:.3}x (goal <= 1.1x); RSS growth while building {:.1} MB", mb(r.flat_bank_bytes), mb(r.raw_float32_bytes), r.flat_bank_ratio, r.flat_rss_growth_bytes as f64 / 1e6);
+    huelab::outln!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
         bench.approximate, bench.nprobe, mb(r.approximate_bank_bytes), r.approximate_memory_ratio, r.approximate_accuracy, r.flat_accuracy, r.approximate_accuracy_ratio, r.approximate_build_seconds);
     if let Some(path) = out {
         huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
@@ -605,16 +614,16 @@ fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Opt
 fn bench_data(python: &std::path::Path, folder: &std::path::Path, bench: &huelab::bench::DataBench, out: Option<&std::path::Path>) -> huelab::Result<()> {
     let r = huelab::bench::bench_data(python, folder, bench, |step| eprintln!("bench data: {step}"))?;
     let mb = |b: u64| b as f64 / 1e6;
-    println!("{} JPEG photos (~500×375) in {}, batch {}, {} workers, {}×{} RandomResizedCrop + flip + normalise", bench.images, folder.display(), bench.batch, bench.workers, bench.size, bench.size);
-    println!("as one float32 tensor the epoch would take {:.0} MB", mb(r.float32_bytes));
-    println!("{:<28} {:>12} {:>22} {:>14}", "", "images/s", "IQR over rounds", "peak RSS MB");
-    println!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "huelab pipeline", r.huelab_median, r.huelab_iqr.0, r.huelab_iqr.1, mb(r.huelab_peak_rss_bytes));
+    huelab::outln!("{} JPEG photos (~500×375) in {}, batch {}, {} workers, {}×{} RandomResizedCrop + flip + normalise", bench.images, folder.display(), bench.batch, bench.workers, bench.size, bench.size);
+    huelab::outln!("as one float32 tensor the epoch would take {:.0} MB", mb(r.float32_bytes));
+    huelab::outln!("{:<28} {:>12} {:>22} {:>14}", "", "images/s", "IQR over rounds", "peak RSS MB");
+    huelab::outln!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "huelab pipeline", r.huelab_median, r.huelab_iqr.0, r.huelab_iqr.1, mb(r.huelab_peak_rss_bytes));
     if !bench.skip_reference {
-        println!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "torchvision DataLoader", r.torchvision_median, r.torchvision_iqr.0, r.torchvision_iqr.1, mb(r.torchvision_peak_rss_bytes));
-        println!("ratio huelab / torchvision: {:.3}x images/s (goal >= 1.5x); peak RSS {:.0} MB vs {:.0} MB", r.ratio, mb(r.huelab_peak_rss_bytes), mb(r.torchvision_peak_rss_bytes));
+        huelab::outln!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "torchvision DataLoader", r.torchvision_median, r.torchvision_iqr.0, r.torchvision_iqr.1, mb(r.torchvision_peak_rss_bytes));
+        huelab::outln!("ratio huelab / torchvision: {:.3}x images/s (goal >= 1.5x); peak RSS {:.0} MB vs {:.0} MB", r.ratio, mb(r.huelab_peak_rss_bytes), mb(r.torchvision_peak_rss_bytes));
     }
     let baseline = r.huelab.first().map_or(0, |p| p.baseline_rss_bytes);
-    println!("huelab RSS before the epoch {:.0} MB (libtorch and the open data set), peak {:.0} MB = {:.3} of the epoch's float32 size (goal: under 1 GB)", mb(baseline), mb(r.huelab_peak_rss_bytes), r.huelab_peak_rss_bytes as f64 / r.float32_bytes as f64);
+    huelab::outln!("huelab RSS before the epoch {:.0} MB (libtorch and the open data set), peak {:.0} MB = {:.3} of the epoch's float32 size (goal: under 1 GB)", mb(baseline), mb(r.huelab_peak_rss_bytes), r.huelab_peak_rss_bytes as f64 / r.float32_bytes as f64);
     if let Some(path) = out {
         huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
     }
@@ -630,9 +639,9 @@ fn predict(model: &str, weights: Option<&std::path::Path>, top: i64, images: &[P
     };
     for path in images {
         let batch = net.load_image(path)?.unsqueeze(0);
-        println!("{}", path.display());
+        huelab::outln!("{}", path.display());
         for (rank, class) in net.top_k(&batch, top, &names)?[0].iter().enumerate() {
-            println!("  {}. {:>6.2}%  {:>4}  {}", rank + 1, 100.0 * class.probability, class.index, class.name);
+            huelab::outln!("  {}. {:>6.2}%  {:>4}  {}", rank + 1, 100.0 * class.probability, class.index, class.name);
         }
     }
     Ok(())
@@ -680,8 +689,8 @@ fn bench_train(
             vec![Precision::Fp32]
         }
     };
-    println!("{rounds} alternating rounds per row; ratio = huelab median / PyTorch median, IQR = quartiles of the per-round ratios");
-    println!("{:<10} {:>5} {:>8} {:>9} {:>14} {:>14} {:>7} {:>17}", "model", "batch", "input", "precision", "huelab img/s", "pytorch img/s", "ratio", "IQR");
+    huelab::outln!("{rounds} alternating rounds per row; ratio = huelab median / PyTorch median, IQR = quartiles of the per-round ratios");
+    huelab::outln!("{:<10} {:>5} {:>8} {:>9} {:>14} {:>14} {:>7} {:>17}", "model", "batch", "input", "precision", "huelab img/s", "pytorch img/s", "ratio", "IQR");
     let mut results = Vec::new();
     for (i, name) in models.iter().enumerate() {
         let arch: huelab::models::Arch = name.parse()?;
@@ -689,19 +698,19 @@ fn bench_train(
         for &precision in &precisions {
             let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads, device, precision };
             let r = compare_train_throughput(python, bench, rounds, |step| eprintln!("bench train: [{:>6.1} s] {step}", started.elapsed().as_secs_f64()))?;
-            println!(
+            huelab::outln!(
                 "{:<10} {:>5} {:>8} {:>9} {:>14.1} {:>14.1} {:>6.3}x {:>7.3} – {:<7.3}",
                 name, batch, format!("1x{size}x{size}"), precision.name(), r.huelab_median, r.pytorch_median, r.ratio, r.ratio_iqr.0, r.ratio_iqr.1
             );
             let peak = r.huelab.iter().filter_map(|t| t.peak_rss_bytes).max().unwrap_or(0);
-            println!("{:<10} {:>9} huelab peak RSS while training: {:.0} MB", "", precision.name(), peak as f64 / 1e6);
+            huelab::outln!("{:<10} {:>9} huelab peak RSS while training: {:.0} MB", "", precision.name(), peak as f64 / 1e6);
             by_precision.push(r);
         }
         if let (Some(fp32), Some(bf16)) = (
             by_precision.iter().find(|r| r.bench.precision == Precision::Fp32),
             by_precision.iter().find(|r| r.bench.precision == Precision::Bf16),
         ) {
-            println!(
+            huelab::outln!(
                 "{:<10} fp32 -> bf16 speed-up: huelab {:.3}x, PyTorch {:.3}x",
                 name,
                 bf16.huelab_median / fp32.huelab_median,
@@ -723,11 +732,11 @@ fn bench_script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: 
     let example = example.unwrap_or_else(|| default_example_path(&huelab));
     let bench = ScriptBench { huelab, example, script, epochs, rounds };
     let r = bench_script_overhead(&bench, |step| eprintln!("bench script: {step}"))?;
-    println!("two small-CNN runs on the digits, {epochs} epochs each, + metrics.csv, curves.png, manifest.json; {rounds} alternating rounds");
-    println!("{:<44} {:>10}", "", "median s");
-    println!("{:<44} {:>10.2}", format!("huelab run {}", bench.script.display()), r.rhai_median);
-    println!("{:<44} {:>10.2}", "examples/train_digits (Rust)", r.rust_median);
-    println!(
+    huelab::outln!("two small-CNN runs on the digits, {epochs} epochs each, + metrics.csv, curves.png, manifest.json; {rounds} alternating rounds");
+    huelab::outln!("{:<44} {:>10}", "", "median s");
+    huelab::outln!("{:<44} {:>10.2}", format!("huelab run {}", bench.script.display()), r.rhai_median);
+    huelab::outln!("{:<44} {:>10.2}", "examples/train_digits (Rust)", r.rust_median);
+    huelab::outln!(
         "Rhai overhead: {:+.2} % (IQR of per-round overheads {:+.2} % – {:+.2} %; goal within 2 %)",
         100.0 * r.overhead,
         100.0 * r.overhead_iqr.0,
@@ -743,8 +752,8 @@ fn bench_kernel(client_python: PathBuf, torch_python: PathBuf, rounds: usize, th
     use huelab::kernel::bench::{bench_kernel, KernelBench, Spread};
     let bench = KernelBench { client_python, torch_python, rounds, threads };
     let r = bench_kernel(&bench, |step| eprintln!("bench kernel: {step}"))?;
-    let row = |what: &str, s: Spread, unit: &str| println!("{what:<58} {:>9.3} {unit}  (IQR {:.3} – {:.3})", s.median, s.q1, s.q3);
-    println!("{rounds} alternating rounds, {threads} threads; medians over rounds");
+    let row = |what: &str, s: Spread, unit: &str| huelab::outln!("{what:<58} {:>9.3} {unit}  (IQR {:.3} – {:.3})", s.median, s.q1, s.q3);
+    huelab::outln!("{rounds} alternating rounds, {threads} threads; medians over rounds");
     row("huelab kernel: start -> kernel_info_reply", r.huelab_ready_s, "s");
     row("ipykernel: start -> kernel_info_reply", r.ipykernel_ready_s, "s");
     row("ipykernel: start -> `import torch` done", r.ipykernel_torch_ready_s, "s");

@@ -84,10 +84,10 @@ impl Plan {
 
     pub fn load(run_dir: &Path) -> Result<Self> {
         let path = Self::path(run_dir);
-        let bytes = std::fs::read(&path).map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound { " (huelab run --slurm writes it)" } else { "" };
-            Error::Data { path: path.clone(), message: format!("{e}{hint}") }
-        })?;
+        if !path.exists() {
+            return Err(Error::Data { path, message: "not found (huelab run --slurm writes it)".into() });
+        }
+        let bytes = crate::input::read(&path, crate::input::limits::JSON)?;
         let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| Error::Data { path: path.clone(), message: format!("not a huelab plan: {e}") })?;
         if plan.format != FORMAT {
             return Err(Error::Data { path, message: format!("plan format {} is not supported (expected {FORMAT})", plan.format) });

@@ -83,8 +83,11 @@ fn textures(dir: &Path) -> Result<ImageDataset> {
     let mut labels = Vec::new();
     for (class, texture) in TEXTURES.iter().enumerate() {
         let path = require(dir.join(format!("{texture}.png")))?;
-        let image = image::open(&path).map_err(|e| Error::Data { path: path.clone(), message: format!("cannot decode: {e}") })?.to_luma8();
+        let image = crate::data::decode(&path)?.to_luma8();
         let (w, h) = image.dimensions();
+        if w < TEXTURE_PATCH || h < TEXTURE_PATCH {
+            return Err(Error::Data { path, message: format!("{w}×{h} pixels, smaller than one {TEXTURE_PATCH}×{TEXTURE_PATCH} patch") });
+        }
         for y in (0..h - TEXTURE_PATCH + 1).step_by(TEXTURE_PATCH as usize) {
             for x in (0..w - TEXTURE_PATCH + 1).step_by(TEXTURE_PATCH as usize) {
                 let patch = image::imageops::crop_imm(&image, x, y, TEXTURE_PATCH, TEXTURE_PATCH).to_image();
@@ -104,7 +107,7 @@ fn photos(dir: &Path) -> Result<ImageDataset> {
     let mut pixels = Vec::new();
     for name in PHOTOS {
         let path = require(dir.join(format!("{name}.png")))?;
-        let image = image::open(&path).map_err(|e| Error::Data { path: path.clone(), message: format!("cannot decode: {e}") })?;
+        let image = crate::data::decode(&path)?;
         let side = image.width().min(image.height());
         let square = image.crop_imm((image.width() - side) / 2, (image.height() - side) / 2, side, side);
         let rgb = square.resize_exact(PHOTO_SIZE, PHOTO_SIZE, image::imageops::FilterType::CatmullRom).to_rgb8();

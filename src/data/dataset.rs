@@ -202,7 +202,7 @@ impl ImageDataset {
         match &self.pixels {
             Pixels::InMemory(t) => ImageDataset::new(name, t.f_index_select(0, &Tensor::from_slice(indices))?, labels, self.class_names.clone()),
             Pixels::Files { files, root } => {
-                let chosen = ImageFiles { files: indices.iter().map(|&i| files.files[i as usize].clone()).collect(), config: files.config };
+                let chosen = ImageFiles { files: indices.iter().map(|&i| files.files[i as usize].clone()).collect(), config: files.config, access: files.access.clone() };
                 ImageDataset::from_files(name, chosen, root, labels, self.class_names.clone(), None)
             }
         }

@@ -2,7 +2,6 @@
 //! the `train/` + `val/` + `test/` layout of original splits, or a list file of `path label`
 //! lines. Opening indexes the files and decodes nothing; a batch decodes its images, resizes
 //! them with the folder's transform and returns them as `uint8`.
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
@@ -13,6 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tch::Tensor;
 
+use super::image_file::{check_header, decode_with};
 use super::split::{Split, SplitConfig};
 use crate::error::{Error, Result};
 
@@ -60,11 +60,6 @@ impl Default for ImageFolderConfig {
 
 pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 
-/// Decoding refuses images larger than this on a side, and more memory than this for one
-/// image, so a crafted header cannot make huelab allocate gigabytes.
-const MAX_DECODED_SIDE: u32 = 16_384;
-const MAX_DECODED_BYTES: u64 = 512 << 20;
-
 /// Which transform a batch gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -80,6 +75,9 @@ pub enum Mode {
 pub struct ImageFiles {
     pub files: Vec<PathBuf>,
     pub config: ImageFolderConfig,
+    /// Where the files may be read from (the script's access when the data set was opened;
+    /// batches decode on other threads).
+    pub access: crate::input::Access,
 }
 
 impl ImageFiles {
@@ -103,7 +101,7 @@ impl ImageFiles {
         let mut resizer = fast_image_resize::Resizer::new();
         for (slot, &i) in pixels.chunks_exact_mut(per_image).zip(indices) {
             let path = usize::try_from(i).ok().and_then(|i| self.files.get(i)).ok_or_else(|| Error::msg(format!("image index {i} is out of range for {} images", self.files.len())))?;
-            let image = decode(path)?;
+            let image = decode_with(path, &self.access)?;
             let rng = match mode {
                 Mode::Eval => None,
                 Mode::Train { seed, epoch } => Some(image_rng(seed, epoch, i)),
@@ -125,7 +123,7 @@ impl ImageFiles {
             let relative = file.strip_prefix(root).unwrap_or(file);
             hasher.update(relative.to_string_lossy().as_bytes());
             hasher.update(label.to_le_bytes());
-            let bytes = read_image_file(file)?;
+            let bytes = crate::input::read_with(file, crate::input::limits::IMAGE, &self.access)?;
             check_header(file, &bytes)?;
             hasher.update(&bytes);
             progress.inc(1);
@@ -136,63 +134,11 @@ impl ImageFiles {
     }
 }
 
-/// Largest image file read (a photo is a few MB).
-const MAX_FILE_BYTES: u64 = 256 << 20;
-
-fn read_image_file(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(Error::Data { path: path.to_owned(), message: format!("larger than {MAX_FILE_BYTES} bytes; not an image huelab decodes") });
-    }
-    Ok(bytes)
-}
-
-/// The format, dimensions and (for JPEG) completeness of an image file, without decoding it.
-fn check_header(path: &Path, bytes: &[u8]) -> Result<image::ImageFormat> {
-    let bad = |message: String| Error::Data { path: path.to_owned(), message };
-    let format = image::guess_format(bytes).map_err(|e| bad(format!("cannot decode the image: not an image ({e})")))?;
-    if !matches!(format, image::ImageFormat::Png | image::ImageFormat::Jpeg) {
-        return Err(bad(format!("cannot decode the image: {format:?} is not PNG or JPEG")));
-    }
-    if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(bad("truncated JPEG (no end-of-image marker after the image data)".into()));
-    }
-    let (w, h) = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
-        .into_dimensions()
-        .map_err(|e| bad(format!("cannot decode the image: {e}")))?;
-    if w == 0 || h == 0 || w > MAX_DECODED_SIDE || h > MAX_DECODED_SIDE {
-        return Err(bad(format!("cannot decode the image: {w}×{h} pixels (at most {MAX_DECODED_SIDE} on a side)")));
-    }
-    Ok(format)
-}
-
 /// The generator of one image's random crop in one epoch.
 fn image_rng(seed: u64, epoch: u64, index: i64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6875_655f_6372_6f70);
     rng.set_stream(epoch.wrapping_mul(0x1_0000_0000).wrapping_add(index as u64));
     rng
-}
-
-/// Reads and decodes one image file, refusing truncated JPEGs and oversized images.
-pub fn decode(path: &Path) -> Result<DynamicImage> {
-    let bytes = read_image_file(path)?;
-    let format = check_header(path, &bytes)?;
-    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(&bytes), format);
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_DECODED_SIDE);
-    limits.max_image_height = Some(MAX_DECODED_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    reader.limits(limits);
-    reader.decode().map_err(|e| Error::Data { path: path.to_owned(), message: format!("cannot decode the image: {e}") })
-}
-
-/// Whether a JPEG's last start-of-scan marker is followed by an end-of-image marker. Inside the
-/// entropy-coded data every 0xFF byte is stuffed, so FF D9 there can only be the marker.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last = |marker: u8| bytes.windows(2).rposition(|w| w[0] == 0xFF && w[1] == marker);
-    matches!((last(0xDA), last(0xD9)), (Some(sos), Some(eoi)) if eoi > sos)
 }
 
 /// The crop `(x, y, width, height)` of an image that its transform resizes to the output.
@@ -335,16 +281,30 @@ pub fn split_folders(root: &Path) -> Option<[Option<PathBuf>; 3]> {
 /// The three part folders as one data set: files of train, then val, then test, with the same
 /// classes in each (the union of their class folders), and the split they came with.
 pub fn index_split_folders(root: &Path, parts: &[Option<PathBuf>; 3]) -> Result<(Vec<PathBuf>, Vec<i64>, Vec<String>, Split)> {
-    let mut class_names: Vec<String> = vec![];
-    for dir in parts.iter().flatten() {
-        for class in read_dir_sorted(dir)?.into_iter().filter(|p| p.is_dir() && !is_hidden(p)) {
-            let name = class.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if !class_names.contains(&name) {
-                class_names.push(name);
-            }
+    // Every part must have the same class folders: a test/ whose classes differ from train/'s
+    // would be scored against labels the model never learned, or under other indices.
+    let classes_of = |dir: &Path| -> Result<Vec<String>> {
+        let mut names: Vec<String> = read_dir_sorted(dir)?.into_iter().filter(|p| p.is_dir() && !is_hidden(p)).map(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+        names.sort();
+        Ok(names)
+    };
+    let first = parts.iter().flatten().next().ok_or_else(|| Error::Data { path: root.to_owned(), message: "has no train/ folder".into() })?;
+    let class_names = classes_of(first)?;
+    for dir in parts.iter().flatten().skip(1) {
+        let other = classes_of(dir)?;
+        if other != class_names {
+            let only = |a: &[String], b: &[String]| a.iter().filter(|n| !b.contains(n)).cloned().collect::<Vec<_>>().join(", ");
+            return Err(Error::Data {
+                path: dir.clone(),
+                message: format!(
+                    "has other class folders than {}: only here [{}], missing here [{}]; every part of a split needs the same classes",
+                    first.display(),
+                    only(&other, &class_names),
+                    only(&class_names, &other)
+                ),
+            });
         }
     }
-    class_names.sort();
     if class_names.len() < 2 {
         return Err(Error::Data { path: root.to_owned(), message: format!("the train/ and test/ folders need at least 2 class sub-folders, found {}", class_names.len()) });
     }
@@ -378,7 +338,7 @@ pub fn index_split_folders(root: &Path, parts: &[Option<PathBuf>; 3]) -> Result<
 /// is a class name or a class index, and without one the file's parent folder names its class.
 /// Paths are relative to `root`. Class names sort; indices must run 0..M.
 pub fn index_list_file(root: &Path, list: &Path) -> Result<(Vec<PathBuf>, Vec<i64>, Vec<String>)> {
-    let text = std::fs::read_to_string(list).map_err(|e| Error::io(list, e))?;
+    let text = crate::input::read_text(list, crate::input::limits::LIST)?;
     let bad = |line: usize, message: String| Error::Data { path: list.to_owned(), message: format!("line {line}: {message}") };
     let mut entries: Vec<(PathBuf, String)> = vec![];
     for (n, line) in text.lines().enumerate() {
@@ -402,7 +362,17 @@ pub fn index_list_file(root: &Path, list: &Path) -> Result<(Vec<PathBuf>, Vec<i6
     if entries.is_empty() {
         return Err(Error::Data { path: list.to_owned(), message: "lists no images".into() });
     }
+    // Labels are all class indices or all class names: a number that is not an index (-1, 2³²,
+    // 0.5) or indices mixed with names cannot be right.
     let numeric = entries.iter().all(|(_, l)| l.parse::<u32>().is_ok());
+    if !numeric {
+        let looks_numeric = |l: &str| l.parse::<f64>().is_ok() || l.parse::<i128>().is_ok();
+        if let Some(line) = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#')).zip(&entries).find(|(_, (_, l))| looks_numeric(l)).map(|((n, _), (_, l))| (n + 1, l)) {
+            let (n, label) = line;
+            let why = if entries.iter().any(|(_, l)| !looks_numeric(l)) { "the file mixes class indices with class names" } else { "a class index is a whole number from 0 to 4294967295" };
+            return Err(bad(n, format!("label '{label}' is not a class index; {why}")));
+        }
+    }
     let mut class_names: Vec<String> = entries.iter().map(|(_, l)| l.clone()).collect();
     class_names.sort_by_key(|l| if numeric { (l.parse::<u32>().unwrap_or(0), String::new()) } else { (0, l.clone()) });
     class_names.dedup();

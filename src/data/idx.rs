@@ -18,36 +18,44 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Most bytes a gzipped file may unpack to when its own header does not say (1 GiB).
+/// Most bytes a file may unpack to (1 GiB).
 const MAX_UNPACKED: u64 = 1 << 30;
 
-/// Opens `path` for reading, un-gzipping it when it starts with the gzip magic bytes.
-fn open_maybe_gzipped(path: &Path) -> Result<Box<dyn Read>> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+/// Most bytes one compressed byte may unpack to. Image data compresses a few times (MNIST's
+/// images about 5:1); deflate's own limit is about 1032:1, reached only by runs of one value,
+/// i.e. by a decompression bomb.
+const MAX_GZIP_RATIO: u64 = 200;
+
+/// Opens `path` for reading, un-gzipping it when it starts with the gzip magic bytes; with the
+/// most bytes it may unpack to.
+fn open_maybe_gzipped(path: &Path) -> Result<(Box<dyn Read>, u64)> {
+    let (mut file, len) = crate::input::open(path, crate::input::limits::array())?;
     let mut magic = [0u8; 2];
     let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
     let head = std::io::Cursor::new(magic[..n].to_vec());
     if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(flate2::read::GzDecoder::new(head.chain(file))))
+        let bound = len.saturating_mul(MAX_GZIP_RATIO).saturating_add(1 << 16).min(MAX_UNPACKED);
+        Ok((Box::new(flate2::read::GzDecoder::new(head.chain(file))), bound))
     } else {
-        Ok(Box::new(head.chain(file)))
+        Ok((Box::new(head.chain(file)), len.min(MAX_UNPACKED)))
     }
 }
 
-/// Reads the whole file (at most [`MAX_UNPACKED`] bytes), un-gzipping it when it starts with
-/// the gzip magic bytes.
+/// Reads the whole file (at most [`MAX_UNPACKED`] bytes, and for a gzipped file at most
+/// [`MAX_GZIP_RATIO`] times its size), un-gzipping it when it starts with the gzip magic bytes.
 pub fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    open_maybe_gzipped(path)?.take(MAX_UNPACKED + 1).read_to_end(&mut out).map_err(|e| Error::io(path, e))?;
-    if out.len() as u64 > MAX_UNPACKED {
-        return Err(Error::Data { path: path.to_owned(), message: format!("unpacks to more than {MAX_UNPACKED} bytes") });
+    let (reader, bound) = open_maybe_gzipped(path)?;
+    reader.take(bound + 1).read_to_end(&mut out).map_err(|e| Error::io(path, e))?;
+    if out.len() as u64 > bound {
+        return Err(Error::Data { path: path.to_owned(), message: format!("unpacks to more than {bound} bytes (a decompression bomb, or more than huelab reads)") });
     }
     Ok(out)
 }
 
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let bad = |message: String| Error::Data { path: path.to_owned(), message };
-    let mut reader = open_maybe_gzipped(path)?;
+    let (mut reader, bound) = open_maybe_gzipped(path)?;
     let mut magic = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -68,7 +76,7 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
         return Err(bad(format!("truncated IDX header ({ndim} dimensions)")));
     }
     let dims: Vec<usize> = sizes.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
-    let expected = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&e| e <= MAX_UNPACKED).ok_or_else(|| bad(format!("the header announces {dims:?}, more than {MAX_UNPACKED} values")))?;
+    let expected = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&e| e <= bound).ok_or_else(|| bad(format!("the header announces {dims:?}, more values than the file can hold ({bound} at most)")))?;
     // Read what is there, up to one byte more than announced: the buffer grows with the data,
     // so a header cannot make huelab allocate what the file does not hold.
     let mut data = Vec::new();

@@ -14,15 +14,15 @@ pub fn load_image_folder(name: &str, root: &Path, config: ImageFolderConfig) -> 
     config.validate()?;
     if let Some(parts) = split_folders(root) {
         let (files, labels, class_names, split) = index_split_folders(root, &parts)?;
-        return ImageDataset::from_files(name, ImageFiles { files, config }, root, labels, class_names, Some(split));
+        return ImageDataset::from_files(name, ImageFiles { files, config, access: crate::input::current() }, root, labels, class_names, Some(split));
     }
     let (files, labels, class_names) = index_class_folders(root)?;
-    ImageDataset::from_files(name, ImageFiles { files, config }, root, labels, class_names, None)
+    ImageDataset::from_files(name, ImageFiles { files, config, access: crate::input::current() }, root, labels, class_names, None)
 }
 
 /// The images a list file names (`relative/path label` per line, relative to `root`).
 pub fn load_image_list(name: &str, root: &Path, list: &Path, config: ImageFolderConfig) -> Result<ImageDataset> {
     config.validate()?;
     let (files, labels, class_names) = index_list_file(root, list)?;
-    ImageDataset::from_files(name, ImageFiles { files, config }, root, labels, class_names, None)
+    ImageDataset::from_files(name, ImageFiles { files, config, access: crate::input::current() }, root, labels, class_names, None)
 }

@@ -145,8 +145,7 @@ pub fn read_npy_checked<T: ndarray_npy::ReadableElement, D: ndarray::Dimension>(
 pub fn check_npy_size(path: &Path) -> Result<()> {
     use std::io::Read;
     let bad = |message: String| Error::Data { path: path.to_owned(), message };
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let (mut file, file_len) = crate::input::open(path, crate::input::limits::array())?;
     let mut prefix = [0u8; 12];
     let n = file.read(&mut prefix).map_err(|e| Error::io(path, e))?;
     if n < 10 || &prefix[..6] != b"\x93NUMPY" {
@@ -164,14 +163,29 @@ pub fn check_npy_size(path: &Path) -> Result<()> {
     use std::io::{Seek, SeekFrom};
     file.seek(SeekFrom::Start(header_start)).and_then(|_| file.read_exact(&mut header)).map_err(|e| Error::io(path, e))?;
     let header = String::from_utf8_lossy(&header);
-    let field = |key: &str| -> Option<String> {
-        let at = header.find(&format!("'{key}'"))?;
-        let rest = header[at + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
-        Some(rest.to_owned())
+    // The reader behind this check keeps the last of repeated keys (as Python's dict does) and
+    // accepts either quote; a header that names a key twice, or spells it otherwise, could pass
+    // this check with one shape and be read with another, so it is refused.
+    let field = |key: &str| -> Result<String> {
+        let spellings = [format!("'{key}'"), format!("\"{key}\"")];
+        let found: Vec<(usize, usize)> = spellings.iter().flat_map(|s| header.match_indices(s.as_str()).map(|(at, m)| (at, m.len())).collect::<Vec<_>>()).collect();
+        match found.as_slice() {
+            [(at, len)] => header[at + len..].trim_start().strip_prefix(':').map(|rest| rest.trim_start().to_owned()).ok_or_else(|| bad(format!("the .npy header's '{key}' has no value"))),
+            [] => Err(bad(format!("the .npy header has no '{key}'"))),
+            _ => Err(bad(format!("the .npy header names '{key}' {} times", found.len()))),
+        }
     };
-    let descr = field("descr").and_then(|d| d.strip_prefix('\'').and_then(|d| d.split('\'').next()).map(str::to_owned)).ok_or_else(|| bad("the .npy header has no 'descr'".into()))?;
+    if !header.trim_end().ends_with('}') || header.matches('{').count() != 1 {
+        return Err(bad("the .npy header is not one Python dict literal".into()));
+    }
+    let fortran = field("fortran_order")?;
+    if !(fortran.starts_with("False") || fortran.starts_with("True")) {
+        return Err(bad(format!("the .npy header's fortran_order is '{}', not True or False", fortran.chars().take(20).collect::<String>())));
+    }
+    let descr_text = field("descr")?;
+    let descr = descr_text.strip_prefix(['\'', '"']).and_then(|d| d.split(['\'', '"']).next()).map(str::to_owned).ok_or_else(|| bad("the .npy header's 'descr' is not a string".into()))?;
     let item_size: u64 = descr.trim_start_matches(['<', '>', '|', '=']).get(1..).and_then(|s| s.parse().ok()).ok_or_else(|| bad(format!("unsupported .npy element type '{descr}'")))?;
-    let shape_text = field("shape").and_then(|s| s.strip_prefix('(').and_then(|s| s.split(')').next()).map(str::to_owned)).ok_or_else(|| bad("the .npy header has no 'shape'".into()))?;
+    let shape_text = field("shape")?.strip_prefix('(').and_then(|s| s.split(')').next()).map(str::to_owned).ok_or_else(|| bad("the .npy header's 'shape' is not a tuple".into()))?;
     let mut elements: u64 = 1;
     for dim in shape_text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         let d: u64 = dim.parse().map_err(|_| bad(format!("the .npy shape ({shape_text}) holds '{dim}'")))?;

@@ -89,6 +89,15 @@ impl MemoryConfig {
                 return Err(Error::invalid_option(key, "must be at least 1"));
             }
         }
+        // Search-time breadths beyond these only exhaust memory (FAISS sizes its heaps by them).
+        for (key, value, most) in [("nprobe", self.nprobe, 1u64 << 20), ("ef_search", self.ef_search, 1 << 16), ("pca", self.pca, 1 << 16)] {
+            if let Some(v) = value.filter(|&v| v as u64 > most) {
+                return Err(Error::invalid_option(key, format!("{v} is more than {most}")));
+            }
+        }
+        if self.backend != super::search::Backend::Torch {
+            super::search::check_factory(&self.index)?;
+        }
         Ok(())
     }
 
@@ -348,14 +357,19 @@ impl PixelMemory {
 
     /// Loads a memory saved by [`Self::save`]; the torch backend goes to `device`.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        crate::input::directory(dir)?;
         let meta_path = dir.join(META_FILE);
-        let bytes = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+        let bytes = crate::input::read(&meta_path, crate::input::limits::JSON)?;
         let meta: MemoryMeta = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Data { path: meta_path.clone(), message: format!("not a huelab memory (or from another version): {e}") })?;
         if meta.format != FORMAT {
             return Err(Error::Data { path: meta_path, message: format!("memory format {} is not supported (expected {FORMAT})", meta.format) });
         }
         let index_path: PathBuf = dir.join(meta.config.backend.file_name());
+        crate::input::regular_file(&index_path, crate::input::limits::array())?;
+        if meta.index_bytes != std::fs::metadata(&index_path).map_err(|e| Error::io(&index_path, e))?.len() {
+            return Err(Error::Data { path: index_path, message: format!("memory.json expects {} bytes: truncated or replaced", meta.index_bytes) });
+        }
         let (bytes, sha) = file_digest(&index_path)?;
         if bytes != meta.index_bytes || sha != meta.index_sha256 {
             return Err(Error::Data {
@@ -371,7 +385,7 @@ impl PixelMemory {
             other => Error::Data { path: meta_path.clone(), message: format!("its configuration: {}", other) },
         };
         meta.config.validate().map_err(in_meta)?;
-        let search = meta.config.backend.load(&index_path, meta.dim, &meta.config, device).map_err(in_meta)?;
+        let search = meta.config.backend.load(&index_path, meta.dim, meta.vectors, &meta.config, device).map_err(in_meta)?;
         if search.len() as u64 != meta.vectors {
             return Err(Error::Data {
                 path: index_path,

@@ -18,15 +18,25 @@ fn lib_error(file: &str) -> impl Fn(huelab::Error) -> ScriptError + '_ {
     move |e| error(file, e.to_string())
 }
 
-/// SIGUSR1 (Slurm's warning before preemption or the time limit): checkpoint at the next
-/// batch boundary and stop.
-pub fn on_usr1_checkpoint() {
-    extern "C" fn handler(_: libc::c_int) {
+/// Set when the task was sent SIGTERM (Slurm's preemption, `scontrol requeue`, `scancel`):
+/// Slurm itself requeues or ends the job then, so the task must not requeue itself.
+static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// SIGUSR1 (the warning `--signal` asks for before the time limit or preemption) and SIGTERM
+/// (preemption and requeue; SIGKILL follows after the partition's `GraceTime`, or `KillWait`):
+/// both checkpoint at the next batch boundary and stop.
+pub fn on_slurm_signals_checkpoint() {
+    extern "C" fn on_usr1(_: libc::c_int) {
         huelab::interrupt::request_checkpoint();
     }
-    // SAFETY: the handler only stores an atomic flag, which is async-signal-safe.
+    extern "C" fn on_term(_: libc::c_int) {
+        TERMINATED.store(true, std::sync::atomic::Ordering::SeqCst);
+        huelab::interrupt::request_checkpoint();
+    }
+    // SAFETY: the handlers only store atomic flags, which is async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGUSR1, handler as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
     }
 }
 
@@ -88,6 +98,11 @@ pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptio
                 Ok(())
             }
             Err(e) if huelab::interrupt::checkpoint_requested() && e.message.contains("stopped for preemption") => {
+                if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Slurm requeues (or cancels) a job it sends SIGTERM; the next start resumes.
+                    eprintln!("unit {index}: SIGTERM; checkpointed at a batch boundary, Slurm requeues or ends the task");
+                    return Ok(());
+                }
                 match slurm::requeue_self().map_err(lib_error(&file))? {
                     Some(job) => eprintln!("unit {index}: checkpointed at a batch boundary; requeued job {job}"),
                     None => eprintln!("unit {index}: checkpointed at a batch boundary (not under Slurm: rerun the same command to continue)"),
@@ -122,7 +137,7 @@ pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptio
 /// unfinished ones of the existing plan) with a gather job after them.
 fn submit(script: &Path, args: BTreeMap<String, String>, run_dir: &Path, run: &ClusterRun, cluster: &ClusterArgs) -> Result<(), ScriptError> {
     let file = script.display().to_string();
-    let source = std::fs::read(script).map_err(|e| error(&file, format!("cannot read the script: {e}")))?;
+    let source = huelab::input::read(script, huelab::input::limits::SCRIPT).map_err(|e| error(&file, format!("cannot read the script: {e}")))?;
     let sha = {
         use sha2::Digest;
         format!("{:x}", sha2::Sha256::digest(&source))
@@ -162,9 +177,9 @@ fn submit(script: &Path, args: BTreeMap<String, String>, run_dir: &Path, run: &C
     let submitted_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     plan.submissions.push(Submission { array_job: array_job.clone(), gather_job: gather_job.clone(), units: to_submit.clone(), submitted_unix });
     plan.save(run_dir).map_err(lib_error(&file))?;
-    println!("submitted {} unit(s) of {} as array job {array_job} ({}), gather job {gather_job} after it", to_submit.len(), plan.units.len(), slurm::array_spec(&to_submit));
-    println!("plan and batch scripts: {}; logs: {}/{}/", run_dir.display(), run_dir.display(), slurm::LOG_DIR);
-    println!("follow with: huelab status {}", run_dir.display());
+    huelab::outln!("submitted {} unit(s) of {} as array job {array_job} ({}), gather job {gather_job} after it", to_submit.len(), plan.units.len(), slurm::array_spec(&to_submit));
+    huelab::outln!("plan and batch scripts: {}; logs: {}/{}/", run_dir.display(), run_dir.display(), slurm::LOG_DIR);
+    huelab::outln!("follow with: huelab status {}", run_dir.display());
     Ok(())
 }
 
@@ -173,7 +188,7 @@ pub fn status(run_dir: &Path) -> Result<(), ScriptError> {
     let plan = Plan::load(run_dir).map_err(lib_error(&dir))?;
     let statuses = unit_status(&plan, run_dir).map_err(lib_error(&dir))?;
     let count = |s: UnitState| statuses.iter().filter(|u| u.state == s).count();
-    println!(
+    huelab::outln!(
         "{}: {} units — {} done, {} running, {} pending, {} failed, {} not submitted",
         run_dir.display(),
         statuses.len(),
@@ -184,13 +199,13 @@ pub fn status(run_dir: &Path) -> Result<(), ScriptError> {
         count(UnitState::NotSubmitted)
     );
     for s in &statuses {
-        println!("{:>4}  {:<13} {:<40} {}", s.index, s.state.name(), s.name, s.detail);
+        huelab::outln!("{:>4}  {:<13} {:<40} {}", s.index, s.state.name(), s.name, s.detail);
         for line in &s.log_tail {
-            println!("        | {line}");
+            huelab::outln!("        | {line}");
         }
     }
     if let Some(last) = plan.submissions.last() {
-        println!("last submission: array job {}, gather job {}", last.array_job, last.gather_job);
+        huelab::outln!("last submission: array job {}, gather job {}", last.array_job, last.gather_job);
     }
     Ok(())
 }

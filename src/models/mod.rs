@@ -12,6 +12,7 @@ mod resnet;
 mod small_cnn;
 pub mod torchvision;
 mod vgg;
+mod weights;
 
 pub use arch::{Arch, ArchInfo, Stems, ARCHITECTURES};
 pub use densenet::DenseNet;
@@ -24,6 +25,7 @@ pub use pth::{load_state_dict, verify_zip};
 pub use resnet::ResNet;
 pub use small_cnn::SmallCnn;
 pub use vgg::Vgg;
+pub use weights::{check_finite, check_state, classifier_classes};
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};

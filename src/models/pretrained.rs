@@ -91,7 +91,10 @@ impl PretrainedNet {
             None => default_weights(variant)?,
         };
         let state = load_state_dict(&weights)?;
-        let classes = state.iter().find(|(n, _)| n == "_fc.weight").map_or(1000, |(_, t)| t.size()[0]);
+        let classes = match state.iter().find(|(n, _)| n == "_fc.weight") {
+            Some((name, weight)) => super::weights::classifier_classes(name, weight).map_err(|message| Error::Data { path: weights.clone(), message })?,
+            None => 1000,
+        };
         let mut vs = nn::VarStore::new(Device::Cpu);
         let net = crate::rng::with_generator(|| EfficientNetLite::new(&vs.root(), variant, 3, classes));
         load_into(&mut vs, state, &weights)?;
@@ -159,7 +162,7 @@ pub fn preprocess_image(image: &DynamicImage, size: i64) -> Tensor {
 
 /// Reads and preprocesses an image file.
 pub fn load_image(path: &Path, size: i64) -> Result<Tensor> {
-    let image = image::open(path).map_err(|e| Error::Data { path: path.to_owned(), message: format!("cannot decode the image: {e}") })?;
+    let image = crate::data::decode(path)?;
     Ok(preprocess_image(&image, size))
 }
 
@@ -188,7 +191,7 @@ pub fn read_imagenet_classes(file: Option<&Path>) -> Result<Vec<String>> {
         Some(p) => p.to_owned(),
         None => crate::cache::cached(IMAGENET_CLASSES)?,
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::input::read_text(&path, crate::input::limits::JSON)?;
     let body = text.split_once('{').map(|(_, b)| b).ok_or_else(|| Error::Data { path: path.clone(), message: "no '{' before the class list".into() })?;
     let mut names: Vec<(usize, String)> = vec![];
     let mut chars = body.chars().peekable();

@@ -486,17 +486,19 @@ const MAX_FILE_BYTES: u64 = 8 << 30;
 /// Reads every tensor of the state dict saved at `path` (zip or legacy `torch.save` format, or
 /// `.safetensors`), in file order, on the CPU.
 pub fn load_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let tensors = read_state_dict(path)?;
+    super::weights::check_state(&tensors).map_err(|message| Error::Data { path: path.to_owned(), message })?;
+    Ok(tensors)
+}
+
+fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let data_error = |message: String| Error::Data { path: path.to_owned(), message };
-    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    if len > MAX_FILE_BYTES {
-        return Err(data_error(format!("{len} bytes is more than a state dict huelab reads ({MAX_FILE_BYTES})")));
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES).read_to_end(&mut bytes)).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read(path, MAX_FILE_BYTES)?;
     if bytes.starts_with(b"PK\x03\x04") {
         return load_zip(path, &bytes);
     }
     if is_safetensors(&bytes) {
+        crate::input::safetensors(path, MAX_FILE_BYTES)?;
         let tensors = Tensor::read_safetensors(path).map_err(|e| data_error(format!("unreadable safetensors file: {}", crate::error::torch_message(&e))))?;
         return Ok(tensors);
     }
@@ -555,8 +557,7 @@ fn load_legacy(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
 /// libtorch's loader, which reports (and, fuzzing showed, reads past) corrupt records.
 pub fn verify_zip(path: &Path) -> Result<()> {
     let data_error = |message: String| Error::Data { path: path.to_owned(), message };
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let (file, len) = crate::input::open(path, MAX_FILE_BYTES)?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| data_error(format!("not a readable zip archive: {e}")))?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| data_error(format!("zip entry {i}: {e}")))?;

@@ -106,8 +106,8 @@ impl TorchvisionNet {
         let classes = state
             .iter()
             .find(|(n, _)| n == head_key)
-            .map(|(_, t)| t.size()[0])
-            .ok_or_else(|| Error::Data { path: weights.to_owned(), message: format!("no '{head_key}': not a torchvision {} state dict", arch.name()) })?;
+            .ok_or_else(|| Error::Data { path: weights.to_owned(), message: format!("no '{head_key}': not a torchvision {} state dict", arch.name()) })
+            .and_then(|(name, t)| super::weights::classifier_classes(name, t).map_err(|message| Error::Data { path: weights.to_owned(), message }))?;
         if !(1..=100_000).contains(&classes) {
             return Err(Error::Data { path: weights.to_owned(), message: format!("'{head_key}' has {classes} classes") });
         }

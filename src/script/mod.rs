@@ -48,7 +48,9 @@ pub struct ScriptOptions {
 
 impl Default for ScriptOptions {
     fn default() -> Self {
-        ScriptOptions { allow_fs: false, max_operations: 1_000_000_000, max_call_depth: 64 }
+        // About a few seconds of pure script work on a laptop: loops over results fit many
+        // times over (huelab's own functions do not count), an endless loop stops soon.
+        ScriptOptions { allow_fs: false, max_operations: 100_000_000, max_call_depth: 64 }
     }
 }
 
@@ -94,6 +96,8 @@ impl ScriptError {
         let position = error.take_position();
         let mut message = match error {
             EvalAltResult::ErrorRuntime(ref value, _) => value.to_string(),
+            // The token says why: a failed `print`, or Ctrl-C.
+            EvalAltResult::ErrorTerminated(ref token, _) if token.is_string() => token.to_string(),
             EvalAltResult::ErrorTerminated(..) => crate::Error::Interrupted.to_string(),
             ref other => other.to_string(),
         };
@@ -118,6 +122,9 @@ fn limited_engine(session: &Rc<ScriptSession>, options: &ScriptOptions, dir: &Pa
     engine.set_max_map_size(MAX_MAP_SIZE);
     engine.set_max_string_size(MAX_STRING_SIZE);
     engine.set_module_resolver(module_resolver(dir, options.allow_fs));
+    // `eval` of a string that evals a string … nests parsers and evaluators on the native
+    // stack past any call limit; experiment scripts have functions and imports instead.
+    engine.disable_symbol("eval");
     engine
 }
 
@@ -177,7 +184,7 @@ impl ScriptRunner {
     /// A script run as a cluster plan, task or gather (`cluster`), or normally (`None`).
     pub fn open_cluster(path: &Path, args: BTreeMap<String, String>, options: ScriptOptions, cluster: Option<crate::cluster::ClusterRun>) -> Result<Self, ScriptError> {
         let file = path.display().to_string();
-        let source = std::fs::read_to_string(path)
+        let source = crate::input::read_text(path, crate::input::limits::SCRIPT)
             .map_err(|e| ScriptError { file: file.clone(), position: None, message: format!("cannot read the script: {e}") })?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
         Ok(Self::build(&file, source, args, options, &dir, cluster))
@@ -195,7 +202,7 @@ impl ScriptRunner {
 
     fn build(name: &str, source: String, args: BTreeMap<String, String>, options: ScriptOptions, dir: &Path, cluster: Option<crate::cluster::ClusterRun>) -> Self {
         let sha256 = format!("{:x}", Sha256::digest(source.as_bytes()));
-        let mut files = if options.allow_fs { FileAccess::Anywhere } else { FileAccess::confined(&args) };
+        let mut files = if options.allow_fs { FileAccess::Anywhere } else { session::confined_access(&args) };
         if let (FileAccess::Within(roots), Some(run)) = (&mut files, &cluster) {
             roots.push(session::resolve(&run.run_dir));
         }
@@ -214,7 +221,8 @@ impl ScriptRunner {
     /// Runs the script and returns the value of its last statement.
     pub fn eval(&self) -> Result<Dynamic, ScriptError> {
         let ast = self.check()?;
-        let result = self.engine.eval_ast::<Dynamic>(&ast);
+        // The core's readers check every file they open against the script's access.
+        let result = crate::input::confined(self.session.file_access().clone(), || self.engine.eval_ast::<Dynamic>(&ast));
         if let Err(e) = &result {
             if is_task_complete(e) {
                 return Ok(Dynamic::UNIT);
@@ -364,8 +372,11 @@ fn module_resolver(dir: &Path, allow_fs: bool) -> ConfinedResolver {
     let mut resolvers = ModuleResolversCollection::new();
     resolvers.push(FileModuleResolver::new_with_path(dir));
     resolvers.push(FileModuleResolver::new_with_path("scripts"));
-    ConfinedResolver { inner: resolvers, roots: [dir, Path::new("scripts")].map(session::resolve).to_vec(), allow_fs }
+    ConfinedResolver { inner: resolvers, roots: [dir, Path::new("scripts")].map(session::resolve).to_vec(), allow_fs, loading: Default::default() }
 }
+
+/// How deep imports may nest (a module importing a module …); a cycle is refused at once.
+const MAX_IMPORT_DEPTH: usize = 16;
 
 /// Imports from beside the script and from `scripts/` only (unless `--allow-fs`): an import
 /// path is relative, without `..`, and what it names, links resolved, stays in those folders.
@@ -373,6 +384,9 @@ struct ConfinedResolver {
     inner: rhai::module_resolvers::ModuleResolversCollection,
     roots: Vec<std::path::PathBuf>,
     allow_fs: bool,
+    /// The modules being loaded, outermost first: a module that imports one of them would
+    /// recurse until the stack overflows.
+    loading: std::sync::Mutex<Vec<String>>,
 }
 
 impl rhai::ModuleResolver for ConfinedResolver {
@@ -392,22 +406,52 @@ impl rhai::ModuleResolver for ConfinedResolver {
                 }
             }
         }
-        self.inner.resolve(engine, source, path, pos)
+        let in_module = |message: String| -> Box<rhai::EvalAltResult> { rhai::EvalAltResult::ErrorInModule(path.into(), message.into(), pos).into() };
+        {
+            let loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            if loading.iter().any(|p| p == path) {
+                return Err(in_module(format!("import cycle: {} → {path}", loading.join(" → "))));
+            }
+            if loading.len() >= MAX_IMPORT_DEPTH {
+                return Err(in_module(format!("imports nested deeper than {MAX_IMPORT_DEPTH} modules ({} → {path})", loading.join(" → "))));
+            }
+        }
+        // A module is read whole, like a script: a FIFO or a device would block or never end.
+        for root in &self.roots {
+            let candidate = root.join(format!("{path}.rhai"));
+            if candidate.exists() {
+                crate::input::regular_file(&candidate, crate::input::limits::SCRIPT).map_err(|e| in_module(e.to_string()))?;
+                break;
+            }
+        }
+        self.loading.lock().unwrap_or_else(|p| p.into_inner()).push(path.to_owned());
+        let module = self.inner.resolve(engine, source, path, pos);
+        self.loading.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        module
     }
 }
 
 fn new_engine(session: Dynamic) -> Engine {
     let mut engine = Engine::new();
     // Ctrl-C: stop at the next operation (huelab's functions stop at their next batch).
-    engine.on_progress(|_| crate::interrupt::requested().then(|| Dynamic::from("interrupted (Ctrl-C)")));
+    // A `print` that could not be written stops the script there too, with that error.
+    engine.on_progress(|_| {
+        if crate::stdout::print_failure_pending() {
+            let kind = crate::stdout::take_print_failure().unwrap_or(std::io::ErrorKind::Other);
+            crate::stdout::record_print_failure(kind);
+            return Some(Dynamic::from(format!("print: cannot write to standard output: {}", std::io::Error::from(kind))));
+        }
+        crate::interrupt::requested().then_some(Dynamic::UNIT)
+    });
     HuelabPackage::new().register_into_engine(&mut engine);
     engine.set_default_tag(session);
     // Reading a map property that does not exist is an error, not a silent `()`.
     engine.set_fail_on_invalid_map_property(true);
     // println! would panic when stdout is a closed pipe (`huelab run x | head`).
     engine.on_print(|text| {
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout(), "{text}");
+        if let Err(e) = crate::stdout::line(format_args!("{text}")) {
+            crate::stdout::record_print_failure(e.kind());
+        }
     });
     engine
 }

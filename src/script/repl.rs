@@ -29,6 +29,8 @@ pub struct Repl {
     functions: AST,
     options: ScriptOptions,
     cells: usize,
+    /// Where the session's cells may read files (the core's readers check against it).
+    files: FileAccess,
 }
 
 impl Repl {
@@ -36,11 +38,11 @@ impl Repl {
     /// `name` stands for the notebook in manifests.
     pub fn new(name: &str, options: ScriptOptions) -> Self {
         let args = BTreeMap::new();
-        let files = if options.allow_fs { FileAccess::Anywhere } else { FileAccess::confined(&args) };
+        let files = if options.allow_fs { FileAccess::Anywhere } else { super::session::confined_access(&args) };
         let sha256 = format!("{:x}", Sha256::digest(name.as_bytes()));
-        let session = ScriptSession::with_file_access(ScriptInfo { path: name.to_owned(), sha256, args }, files);
+        let session = ScriptSession::with_file_access(ScriptInfo { path: name.to_owned(), sha256, args }, files.clone());
         let engine = limited_engine(&session, &options, Path::new("."));
-        Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0 }
+        Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0, files }
     }
 
     /// Where `print` goes (stdout by default).
@@ -57,7 +59,8 @@ impl Repl {
         let mut ast = self.engine.compile_with_scope(&self.scope, code).map_err(|e| ScriptError::from_parse(&name, e))?;
         ast.set_source(name.as_str());
         let mut merged = self.functions.merge(&ast);
-        let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &merged);
+        let (engine, scope) = (&self.engine, &mut self.scope);
+        let result = crate::input::confined(self.files.clone(), || engine.eval_ast_with_scope::<Dynamic>(scope, &merged));
         merged.clear_statements();
         self.functions = merged;
         match result {

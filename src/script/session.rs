@@ -3,7 +3,7 @@
 //! engine's tag.
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rhai::NativeCallContext;
@@ -12,72 +12,26 @@ use super::errors::{to_rhai, RhaiResult};
 use crate::results::ScriptInfo;
 
 /// Where a script may read and write files: the working directory and the paths given as
-/// arguments (`out=/data/run1`), or anywhere with `--allow-fs`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FileAccess {
-    Anywhere,
-    Within(Vec<PathBuf>),
-}
+/// arguments (`out=/data/run1`), or anywhere with `--allow-fs`. The core's readers check the
+/// resolved target of every file they open against the same access ([`crate::input`]).
+pub type FileAccess = crate::input::Access;
 
-impl FileAccess {
-    /// The working directory, plus every argument value that names a path (it exists, or it is
-    /// absolute, or it has a `/`), each as the directory tree or file it names.
-    pub fn confined(args: &std::collections::BTreeMap<String, String>) -> Self {
-        let mut roots = vec![];
-        if let Ok(cwd) = std::env::current_dir() {
-            roots.push(resolve(&cwd));
-        }
-        for value in args.values() {
-            let path = Path::new(value);
-            if !value.is_empty() && (path.exists() || path.is_absolute() || value.contains('/')) {
-                roots.push(resolve(path));
-            }
-        }
-        FileAccess::Within(roots)
-    }
+pub use crate::input::resolve;
 
-    pub fn allows(&self, path: &Path) -> bool {
-        match self {
-            FileAccess::Anywhere => true,
-            FileAccess::Within(roots) => {
-                let path = resolve(path);
-                roots.iter().any(|root| path.starts_with(root))
-            }
+/// The working directory, plus every argument value that names a path (it exists, or it is
+/// absolute, or it has a `/`), each as the directory tree or file it names.
+pub fn confined_access(args: &BTreeMap<String, String>) -> FileAccess {
+    let mut roots = vec![];
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.push(resolve(&cwd));
+    }
+    for value in args.values() {
+        let path = Path::new(value);
+        if !value.is_empty() && (path.exists() || path.is_absolute() || value.contains('/')) {
+            roots.push(resolve(path));
         }
     }
-}
-
-/// `path` made absolute against the working directory, with `.` and `..` removed and symbolic
-/// links of its longest existing prefix resolved, so `a/../../etc` cannot slip out.
-pub fn resolve(path: &Path) -> PathBuf {
-    let absolute = if path.is_absolute() { path.to_owned() } else { std::env::current_dir().unwrap_or_default().join(path) };
-    let mut normal = PathBuf::new();
-    for part in absolute.components() {
-        match part {
-            Component::ParentDir => {
-                normal.pop();
-            }
-            Component::CurDir => {}
-            other => normal.push(other),
-        }
-    }
-    // Resolve links on the part that exists; keep the rest as written.
-    let mut existing = normal.clone();
-    let mut rest = vec![];
-    while !existing.exists() {
-        match (existing.file_name().map(|n| n.to_owned()), existing.parent().map(Path::to_owned)) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent;
-            }
-            _ => break,
-        }
-    }
-    let mut resolved = existing.canonicalize().unwrap_or(existing);
-    for name in rest.into_iter().rev() {
-        resolved.push(name);
-    }
-    resolved
+    FileAccess::Within(roots)
 }
 
 #[derive(Debug)]
@@ -102,6 +56,11 @@ impl ScriptSession {
 
     pub fn with_cluster(script: ScriptInfo, files: FileAccess, cluster: Option<crate::cluster::ClusterRun>) -> Rc<Self> {
         Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new), run_dir_locks: RefCell::default() })
+    }
+
+    /// Where the script may read and write files.
+    pub fn file_access(&self) -> &FileAccess {
+        &self.files
     }
 
     /// The cluster run, when the script runs as one.

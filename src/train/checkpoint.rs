@@ -182,7 +182,7 @@ fn is_plain_file_name(name: &str) -> bool {
 
 fn read_manifest(dir: &Path) -> Result<CheckpointManifest> {
     let path = dir.join(MANIFEST);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = crate::input::read(&path, crate::input::limits::JSON)?;
     let manifest: CheckpointManifest =
         serde_json::from_slice(&bytes).map_err(|e| Error::Data { path: path.clone(), message: format!("not a huelab checkpoint: {e}") })?;
     let bad = |message: String| Error::Data { path: path.clone(), message };
@@ -205,6 +205,42 @@ fn read_manifest(dir: &Path) -> Result<CheckpointManifest> {
         }
     }
     Ok(manifest)
+}
+
+/// The checkpoint's record of its progress against what the run can have done: metrics in
+/// their ranges, one optimiser step per batch, a partial epoch inside an epoch.
+fn check_progress(manifest: &CheckpointManifest, batches_per_epoch: usize, batch_size: usize) -> std::result::Result<(), String> {
+    let fraction = |name: &str, epoch: usize, v: f64| if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(format!("epoch {epoch}: {name} is {v}, outside [0, 1]")) };
+    for e in &manifest.epochs {
+        fraction("train_accuracy", e.epoch, e.train_accuracy)?;
+        for (name, v) in [("val_accuracy", e.val_accuracy), ("val_hue_accuracy", e.val_hue_accuracy)] {
+            v.map_or(Ok(()), |v| fraction(name, e.epoch, v))?;
+        }
+        if !(e.lr.is_finite() && e.lr >= 0.0) || !(e.seconds.is_finite() && e.seconds >= 0.0) {
+            return Err(format!("epoch {}: lr {} or seconds {} is not a non-negative number", e.epoch, e.lr, e.seconds));
+        }
+        if let Some((key, v)) = std::iter::once(("loss", &e.train_loss)).chain(e.train_parts.iter().map(|(k, v)| (k.as_str(), v))).find(|(_, v)| !v.is_finite()) {
+            return Err(format!("epoch {}: the {key} loss is {v}", e.epoch));
+        }
+    }
+    if !(manifest.wall_seconds.is_finite() && manifest.wall_seconds >= 0.0) {
+        return Err(format!("wall_seconds is {}", manifest.wall_seconds));
+    }
+    let partial_batches = manifest.partial.as_ref().map_or(0, |p| p.sums.batches);
+    if let Some(p) = &manifest.partial {
+        let images = p.sums.images;
+        if partial_batches >= batches_per_epoch || images < 0 || images as u128 > (partial_batches as u128) * batch_size as u128 || !(0.0..=images as f64).contains(&p.sums.correct) || !(p.seconds.is_finite() && p.seconds >= 0.0) {
+            return Err(format!(
+                "the partial epoch's {partial_batches} batches, {images} images and {} correct do not fit an epoch of {batches_per_epoch} batches of {batch_size}",
+                p.sums.correct
+            ));
+        }
+    }
+    let expected_steps = (manifest.epoch as u128) * batches_per_epoch as u128 + partial_batches as u128;
+    if manifest.optimizer_steps as u128 != expected_steps {
+        return Err(format!("optimizer_steps is {}, but {} epochs of {batches_per_epoch} batches and {partial_batches} more make {expected_steps}", manifest.optimizer_steps, manifest.epoch));
+    }
+    Ok(())
 }
 
 /// Loads the checkpoint in `dir` into `vs` and `optimizer`, after checking it was made by the
@@ -240,13 +276,21 @@ pub fn load(
     if manifest.epoch > config.epochs {
         return Err(Error::Data { path: path.clone(), message: format!("holds {} epochs, the run has {}", manifest.epoch, config.epochs) });
     }
+    let batches_per_epoch = split.train.len().div_ceil(config.batch_size.max(1));
+    check_progress(&manifest, batches_per_epoch, config.batch_size).map_err(|message| Error::Data { path: path.clone(), message })?;
     let tensors_path: PathBuf = dir.join(&manifest.tensors);
     let bad = |message: String| Error::Data { path: tensors_path.clone(), message };
+    // The model, and at most three optimiser tensors per variable (Adam's moments, its
+    // max-moment with AMSGrad), and a little for the header's alignment.
+    let model_bytes: u64 = vs.variables().values().map(|v| (v.numel() * v.kind().elt_size_in_bytes()) as u64).sum();
+    crate::input::safetensors(&tensors_path, model_bytes.saturating_mul(4) + (1 << 20))?;
     if let Some(sha) = &manifest.tensors_sha256 {
         check_digest(&tensors_path, sha)?;
     }
     let mut tensors: BTreeMap<String, Tensor> =
         Tensor::read_safetensors(&tensors_path).map_err(|e| bad(format!("unreadable checkpoint tensors: {}", crate::error::torch_message(&e))))?.into_iter().collect();
+    let listed: Vec<(String, Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    crate::models::check_state(&listed).map_err(bad)?;
     tch::no_grad(|| -> Result<()> {
         for (name, mut variable) in vs.variables() {
             let key = format!("model/{name}");

@@ -145,12 +145,19 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    pub const MAX_EPOCHS: usize = 100_000;
+    pub const MAX_BATCH_SIZE: usize = 1 << 20;
+    /// Pixels of zero padding on each side before a random crop (an image is padded to
+    /// `side + 2·padding`, so padding is at most a large image's side).
+    pub const MAX_CROP_PADDING: i64 = 1024;
+
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 {
-            return Err(Error::invalid_option("epochs", "must be at least 1"));
+        // Upper bounds far above any run, below what overflows a count or an allocation.
+        if !(1..=Self::MAX_EPOCHS).contains(&self.epochs) {
+            return Err(Error::invalid_option("epochs", format!("must be in 1..={}, got {}", Self::MAX_EPOCHS, self.epochs)));
         }
-        if self.batch_size == 0 {
-            return Err(Error::invalid_option("batch_size", "must be at least 1"));
+        if !(1..=Self::MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(Error::invalid_option("batch_size", format!("must be in 1..={}, got {}", Self::MAX_BATCH_SIZE, self.batch_size)));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::invalid_option("lr", format!("must be a positive number, got {}", self.lr)));
@@ -158,8 +165,8 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return Err(Error::invalid_option("label_smoothing", format!("must be in [0, 1), got {}", self.label_smoothing)));
         }
-        if self.augment.crop_padding < 0 {
-            return Err(Error::invalid_option("crop_padding", format!("must be >= 0, got {}", self.augment.crop_padding)));
+        if !(0..=Self::MAX_CROP_PADDING).contains(&self.augment.crop_padding) {
+            return Err(Error::invalid_option("crop_padding", format!("must be in 0..={}, got {}", Self::MAX_CROP_PADDING, self.augment.crop_padding)));
         }
         match self.optimizer {
             OptimizerKind::Adam => {}

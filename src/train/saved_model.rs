@@ -51,10 +51,10 @@ impl TrainedModel {
     /// Loads the model a checkpointed run saved in `dir` onto `device`.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let json_path = dir.join(MODEL_JSON);
-        let bytes = std::fs::read(&json_path).map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound { " (a run writes it when it finishes with a checkpoint directory)" } else { "" };
-            Error::Data { path: json_path.clone(), message: format!("{e}{hint}") }
-        })?;
+        if !json_path.exists() {
+            return Err(Error::Data { path: json_path, message: "not found (a run writes it when it finishes with a checkpoint directory)".into() });
+        }
+        let bytes = crate::input::read(&json_path, crate::input::limits::JSON)?;
         let info: SavedModelInfo =
             serde_json::from_slice(&bytes).map_err(|e| Error::Data { path: json_path.clone(), message: format!("not a huelab model: {e}") })?;
         if info.format != FORMAT {
@@ -77,11 +77,14 @@ impl TrainedModel {
             }
         }
         let tensors_path = dir.join(MODEL_TENSORS);
+        let model_bytes: u64 = vs.variables().values().map(|v| (v.numel() * v.kind().elt_size_in_bytes()) as u64).sum();
+        crate::input::safetensors(&tensors_path, model_bytes + (1 << 20))?;
         if let Some(sha) = &info.tensors_sha256 {
             check_digest(&tensors_path, sha)?;
         }
         let tensors = Tensor::read_safetensors(&tensors_path)
-            .map_err(|e| Error::Data { path: tensors_path.clone(), message: format!("unreadable model tensors: {e}") })?;
+            .map_err(|e| Error::Data { path: tensors_path.clone(), message: format!("unreadable model tensors: {}", crate::error::torch_message(&e)) })?;
+        crate::models::check_state(&tensors).map_err(|message| Error::Data { path: tensors_path.clone(), message })?;
         crate::models::load_into(&mut vs, tensors, &tensors_path)?;
         vs.set_device(device);
         vs.freeze();

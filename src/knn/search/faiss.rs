@@ -47,6 +47,7 @@ impl FaissIndex {
     /// search-time parameters set.
     pub fn create(dim: i64, config: &MemoryConfig) -> Result<Self> {
         check_pca(dim, config)?;
+        check_factory(&config.index)?;
         let mut index = Self::new(dim as u32, &config.factory())?;
         index.apply_search_parameters(config)?;
         Ok(index)
@@ -54,9 +55,14 @@ impl FaissIndex {
 
     /// An index written by [`SearchIndex::write`]; search-time parameters are not saved with
     /// a FAISS index, so they are set again from `config`.
-    pub fn load(path: &Path, config: &MemoryConfig) -> Result<Self> {
+    pub fn load(path: &Path, dim: i64, config: &MemoryConfig) -> Result<Self> {
         let index = faiss::index::io::read_index(path.to_string_lossy().as_ref())
             .map_err(|e| Error::Data { path: path.to_owned(), message: format!("faiss cannot read the index: {e}") })?;
+        // The memory's descriptors are `dim` long: an index of another dimension would be
+        // searched with vectors of the wrong length.
+        if i64::from(index.d()) != dim {
+            return Err(Error::Data { path: path.to_owned(), message: format!("the index holds {}-dimensional vectors, memory.json says {dim}", index.d()) });
+        }
         let mut index = FaissIndex { index, factory: config.factory() };
         index.apply_search_parameters(config)?;
         Ok(index)
@@ -93,6 +99,46 @@ impl FaissIndex {
 }
 
 /// PCA to more dimensions than the vectors have (or to none) is a config error.
+/// Checks the numbers of an index-factory string before FAISS sees it: FAISS divides by some
+/// of them and sizes tables by others, so `PQ0` dies with SIGFPE, `HNSW0` and `IVF0,Flat` with a
+/// segmentation fault, and `PQ8x40` asks for 2⁴⁰ centroids. Every number must be at least 1 and
+/// within what the component can use.
+pub fn check_factory(index: &str) -> Result<()> {
+    let bad = |message: String| Error::invalid_option("index", format!("\"{index}\": {message}"));
+    if index.trim().is_empty() {
+        return Err(bad("empty; e.g. \"Flat\", \"IVF256,Flat\", \"HNSW32\", \"IVF256,PQ8\"".into()));
+    }
+    for component in index.split(',') {
+        let component = component.trim();
+        let numbers: Vec<u64> = component
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|run| !run.is_empty())
+            .map(|run| run.parse::<u64>().unwrap_or(u64::MAX))
+            .collect();
+        let letters: String = component.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+        let limit: &[u64] = match letters.as_str() {
+            // Lists of an inverted file; links per node of a graph.
+            "IVF" => &[1 << 20, 512],
+            "HNSW" | "NSG" => &[512],
+            // Sub-quantisers and bits per code.
+            "PQ" | "OPQ" => &[1 << 16, 16],
+            "SQ" => &[8],
+            "PCA" | "PCAR" | "PCAW" | "PCAWR" | "RR" => &[1 << 16],
+            _ => &[1 << 20],
+        };
+        for (i, &n) in numbers.iter().enumerate() {
+            let most = limit.get(i).or(limit.last()).copied().unwrap_or(1 << 20);
+            if n == 0 || n > most {
+                return Err(bad(format!("{n} in \"{component}\" is outside 1..={most}")));
+            }
+        }
+        if letters == "SQ" && !numbers.is_empty() && !matches!(numbers[0], 4 | 6 | 8) {
+            return Err(bad(format!("\"{component}\": scalar quantisers have 4, 6 or 8 bits (or fp16)")));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn check_pca(dim: i64, config: &MemoryConfig) -> Result<()> {
     match config.pca.filter(|&p| p == 0 || p as i64 > dim) {
         Some(p) => Err(Error::invalid_option("pca", format!("{p} dimensions asked for, the vectors have {dim}"))),

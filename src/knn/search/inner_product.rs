@@ -37,8 +37,8 @@ impl InnerProductIndex {
         Ok(InnerProductIndex(index))
     }
 
-    pub fn load(path: &Path, config: &MemoryConfig) -> Result<Self> {
-        Ok(InnerProductIndex(FaissIndex::load(path, config)?))
+    pub fn load(path: &Path, dim: i64, config: &MemoryConfig) -> Result<Self> {
+        Ok(InnerProductIndex(FaissIndex::load(path, dim, config)?))
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-pub use self::faiss::FaissIndex;
+pub use self::faiss::{check_factory, FaissIndex};
 pub use self::inner_product::InnerProductIndex;
 pub use self::torch::TorchFlat;
 use super::MemoryConfig;
@@ -102,11 +102,21 @@ impl Backend {
     }
 
     /// An index saved by [`SearchIndex::write`] at `path`.
-    pub fn load(self, path: &Path, dim: i64, config: &MemoryConfig, device: Device) -> Result<Box<dyn SearchIndex>> {
+    /// `vectors` is how many the memory says the index holds: the file may not be much larger
+    /// than they need (a sparse or padded file is refused before FAISS or libtorch reads it).
+    pub fn load(self, path: &Path, dim: i64, vectors: u64, config: &MemoryConfig, device: Device) -> Result<Box<dyn SearchIndex>> {
+        // Float32 vectors, plus what an index keeps beside each (HNSW's links, IVF's ids) and a
+        // fixed part (trained quantisers, PCA matrices).
+        let per_vector = (dim.max(0) as u64).saturating_mul(4).saturating_add(2048);
+        let bound = vectors.saturating_mul(per_vector).saturating_add((dim.max(0) as u64).saturating_mul(dim.max(0) as u64).saturating_mul(4)).saturating_add(256 << 20);
+        crate::input::regular_file(path, bound)?;
         Ok(match self {
-            Backend::Faiss => Box::new(FaissIndex::load(path, config)?),
-            Backend::Torch => Box::new(TorchFlat::load(path, dim, device)?),
-            Backend::FaissIp => Box::new(InnerProductIndex::load(path, config)?),
+            Backend::Faiss => Box::new(FaissIndex::load(path, dim, config)?),
+            Backend::Torch => {
+                crate::input::safetensors(path, vectors.saturating_mul((dim.max(0) as u64).saturating_mul(4)))?;
+                Box::new(TorchFlat::load(path, dim, device)?)
+            }
+            Backend::FaissIp => Box::new(InnerProductIndex::load(path, dim, config)?),
         })
     }
 }
