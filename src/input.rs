@@ -193,7 +193,9 @@ pub fn read(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
 /// [`read`] under an explicit access (on a worker thread).
 pub fn read_with(path: &Path, max_bytes: u64, access: &Access) -> Result<Vec<u8>> {
     let (file, len) = open_with(path, max_bytes, access)?;
-    let mut bytes = Vec::with_capacity(len as usize);
+    let mut bytes = Vec::new();
+    // A refused allocation is an error naming the file, not an abort of the process.
+    bytes.try_reserve_exact(len as usize).map_err(|_| refused(path, format!("cannot allocate {len} bytes to read it")))?;
     file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
     check_size(path, bytes.len() as u64, max_bytes)?;
     Ok(bytes)

@@ -240,8 +240,10 @@ pub(super) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// A file with an image's extension. Not only regular files: a FIFO or a broken link named
+/// `x.png` is an error when it is read, not silently left out of the data set.
 fn is_image(path: &Path) -> bool {
-    path.is_file() && path.extension().is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
+    !path.is_dir() && path.extension().is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
 }
 
 fn is_hidden(path: &Path) -> bool {

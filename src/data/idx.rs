@@ -29,7 +29,8 @@ const MAX_GZIP_RATIO: u64 = 200;
 /// Opens `path` for reading, un-gzipping it when it starts with the gzip magic bytes; with the
 /// most bytes it may unpack to.
 fn open_maybe_gzipped(path: &Path) -> Result<(Box<dyn Read>, u64)> {
-    let (mut file, len) = crate::input::open(path, crate::input::limits::array())?;
+    // Gzipped or not, an IDX file holds at most what it may unpack to.
+    let (mut file, len) = crate::input::open(path, MAX_UNPACKED + 64)?;
     let mut magic = [0u8; 2];
     let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
     let head = std::io::Cursor::new(magic[..n].to_vec());

@@ -10,6 +10,7 @@
 //! memory limit, a crash, or a hang.
 mod mutate;
 mod readers;
+mod structure;
 mod surface;
 
 use std::io::{BufRead, BufReader, Write};
@@ -19,7 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::seq::IndexedRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,9 @@ pub enum Outcome {
     OverAllocation,
     Crash,
     Hang,
+    /// A structural mutation that no file can mean (a FIFO, a link out of the readable
+    /// places, an impossible value) was read without an error.
+    AcceptedImpossible,
 }
 
 impl Outcome {
@@ -129,7 +133,14 @@ impl ReaderReport {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum ChildEvent {
-    Start { case: usize, file: PathBuf, entry: PathBuf, mutation: String },
+    Start {
+        case: usize,
+        file: PathBuf,
+        entry: PathBuf,
+        mutation: String,
+        #[serde(default)]
+        must_refuse: bool,
+    },
     Done { case: usize, error: Option<String>, read: String, peak_rss_mb: f64 },
 }
 
@@ -157,22 +168,23 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
                 }
             }
         });
-        let mut current: Option<(usize, PathBuf, PathBuf, String)> = None;
+        let mut current: Option<(usize, PathBuf, PathBuf, String, bool)> = None;
         let mut case_started = Instant::now();
         // Making the seeds (one short training run for checkpoints) gets longer than a case.
         let mut timeout = limits.case_timeout + Duration::from_secs(120);
         loop {
             match events.recv_timeout(timeout) {
-                Ok(ChildEvent::Start { case, file, entry, mutation }) => {
-                    current = Some((case, file, entry, mutation));
+                Ok(ChildEvent::Start { case, file, entry, mutation, must_refuse }) => {
+                    current = Some((case, file, entry, mutation, must_refuse));
                     case_started = Instant::now();
                     timeout = limits.case_timeout;
                 }
                 Ok(ChildEvent::Done { case, error, read, peak_rss_mb }) => {
-                    let (_, file, entry, mutation) = current.take().unwrap_or_default();
+                    let (_, file, entry, mutation, must_refuse) = current.take().unwrap_or_default();
                     let (outcome, detail) = match error {
                         Some(message) if reader == Reader::Script => (Outcome::of_script_error(&message), message),
                         Some(message) => (Outcome::of_error(&message, &file, &entry), message),
+                        None if must_refuse => (Outcome::AcceptedImpossible, read),
                         None => (Outcome::Accepted, read),
                     };
                     records.push(CaseRecord { case, file, mutation, outcome, detail, peak_rss_mb });
@@ -181,7 +193,7 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    let Some((case, file, _, mutation)) = current.take() else {
+                    let Some((case, file, _, mutation, _)) = current.take() else {
                         return Err(Error::msg(format!("fuzz {}: making the seed inputs took longer than {timeout:?}", reader.name())));
                     };
                     let detail = format!("no answer after {:.0} s", case_started.elapsed().as_secs_f64());
@@ -193,7 +205,7 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = child.wait().map_err(|e| Error::msg(format!("fuzz: waiting for the child: {e}")))?;
                     match current.take() {
-                        Some((case, file, _, mutation)) => {
+                        Some((case, file, _, mutation, _)) => {
                             let tail = stderr_tail(work.path());
                             let detail = format!("child died ({status}): {tail}");
                             let outcome = if tail.contains("memory allocation of") { Outcome::OverAllocation } else { Outcome::Crash };
@@ -301,10 +313,18 @@ pub fn run_child(reader: Reader, seed: u64, start: usize, cases: usize, work: &P
         let input = input.moved(seed_dir, &case_dir);
         let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ case as u64);
         let (file, kind) = input.files.choose(&mut rng).cloned().ok_or_else(|| Error::msg("fuzz: a seed without files"))?;
-        let mutation = mutate::mutate(&case_dir.join(&file), kind, &mut rng)?;
-        emit(&ChildEvent::Start { case, file: file.clone(), entry: input.entry.clone(), mutation })?;
+        // One case in three lies about its structure rather than its bytes.
+        let (mutation, must_refuse) = if rng.random_range(0..3) == 0 {
+            let m = structure::mutate(&case_dir, seed_dir, &file, kind, &mut rng)?;
+            (m.description, m.must_refuse)
+        } else {
+            (mutate::mutate(&case_dir.join(&file), kind, &mut rng)?, false)
+        };
+        emit(&ChildEvent::Start { case, file: file.clone(), entry: input.entry.clone(), mutation, must_refuse })?;
         reset_peak_rss();
-        let result = crate::firewall::catch("fuzz case", || reader.read(&input));
+        // Reads are confined to the case directory, as a script's are to its places.
+        let access = crate::input::Access::Within(vec![crate::input::resolve(&case_dir)]);
+        let result = crate::input::confined(access, || crate::firewall::catch("fuzz case", || reader.read(&input)));
         let peak_rss_mb = peak_rss_mb();
         let (error, read) = match result {
             Ok(read) => (None, read),
@@ -328,7 +348,7 @@ fn run_surface(seed: u64, start: usize, cases: usize, dir: &Path, emit: &mut dyn
         .map_err(|e| Error::msg(format!("fuzz script: the values the cases use cannot be made: {e}")))?;
     for (case, source) in calls.iter().enumerate().take(cases).skip(start) {
         let call = source.lines().last().unwrap_or_default().to_owned();
-        emit(&ChildEvent::Start { case, file: surface::SCRIPT_NAME.into(), entry: surface::SCRIPT_NAME.into(), mutation: call })?;
+        emit(&ChildEvent::Start { case, file: surface::SCRIPT_NAME.into(), entry: surface::SCRIPT_NAME.into(), mutation: call, must_refuse: false })?;
         reset_peak_rss();
         let runner = crate::script::ScriptRunner::from_source_with(surface::SCRIPT_NAME, source.clone(), Default::default(), options.clone());
         let result = crate::firewall::catch_any("fuzz case", || runner.eval());

@@ -493,23 +493,27 @@ pub fn load_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
 
 fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let data_error = |message: String| Error::Data { path: path.to_owned(), message };
-    let bytes = crate::input::read(path, MAX_FILE_BYTES)?;
-    if bytes.starts_with(b"PK\x03\x04") {
-        return load_zip(path, &bytes);
-    }
-    if is_safetensors(&bytes) {
+    // The format from the first bytes, so that a safetensors file is checked before it is read.
+    let (file, _) = crate::input::open(path, MAX_FILE_BYTES)?;
+    let mut head = Vec::with_capacity(16);
+    file.take(16).read_to_end(&mut head).map_err(|e| Error::io(path, e))?;
+    if is_safetensors_head(&head) {
         crate::input::safetensors(path, MAX_FILE_BYTES)?;
         let tensors = Tensor::read_safetensors(path).map_err(|e| data_error(format!("unreadable safetensors file: {}", crate::error::torch_message(&e))))?;
         return Ok(tensors);
+    }
+    let bytes = crate::input::read(path, MAX_FILE_BYTES)?;
+    if bytes.starts_with(b"PK\x03\x04") {
+        return load_zip(path, &bytes);
     }
     load_legacy(path, &bytes)
 }
 
 /// A safetensors file starts with the little-endian length of its JSON header, then `{`.
-fn is_safetensors(bytes: &[u8]) -> bool {
-    bytes.len() > 9 && {
-        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-        n > 1 && n < bytes.len() as u64 && bytes[8] == b'{'
+fn is_safetensors_head(head: &[u8]) -> bool {
+    head.len() > 9 && {
+        let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        n > 1 && n < (100 << 20) && head[8] == b'{'
     }
 }
 
@@ -557,8 +561,14 @@ fn load_legacy(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
 /// libtorch's loader, which reports (and, fuzzing showed, reads past) corrupt records.
 pub fn verify_zip(path: &Path) -> Result<()> {
     let data_error = |message: String| Error::Data { path: path.to_owned(), message };
-    let (file, len) = crate::input::open(path, MAX_FILE_BYTES)?;
+    let (mut file, len) = crate::input::open(path, MAX_FILE_BYTES)?;
+    let mut tail = vec![0u8; len.min(ZIP_TAIL) as usize];
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::End(-(tail.len() as i64))).and_then(|_| file.read_exact(&mut tail)).map_err(|e| Error::io(path, e))?;
+    check_zip_tail(&tail).map_err(data_error)?;
+    file.rewind().map_err(|e| Error::io(path, e))?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| data_error(format!("not a readable zip archive: {e}")))?;
+    check_unique_names(&archive).map_err(data_error)?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| data_error(format!("zip entry {i}: {e}")))?;
         let name = entry.name().to_owned();
@@ -572,9 +582,34 @@ pub fn verify_zip(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The end-of-central-directory record lies in a zip file's last 22 bytes plus its comment
+/// (at most 65 535 bytes); a file without it there is not a zip archive, however long (a
+/// reader that looked further would scan gigabytes of a sparse file).
+const ZIP_TAIL: u64 = 22 + 65_535;
+
+fn check_zip_tail(tail: &[u8]) -> std::result::Result<(), String> {
+    if tail.windows(4).any(|w| w == b"PK\x05\x06") {
+        Ok(())
+    } else {
+        Err("not a zip archive: no end-of-central-directory record in its last 64 KiB (truncated, padded or sparse)".into())
+    }
+}
+
+/// Two entries of one name would let the one read differ from the one checked.
+fn check_unique_names<R: std::io::Read + std::io::Seek>(archive: &zip::ZipArchive<R>) -> std::result::Result<(), String> {
+    let mut names: Vec<&str> = archive.file_names().collect();
+    names.sort_unstable();
+    match names.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(format!("the zip archive holds two entries named '{}'", w[0])),
+        None => Ok(()),
+    }
+}
+
 fn load_zip(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let data_error = |message: String| Error::Data { path: path.to_owned(), message };
+    check_zip_tail(&bytes[bytes.len().saturating_sub(ZIP_TAIL as usize)..]).map_err(data_error)?;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| data_error(format!("not a readable zip archive: {e}")))?;
+    check_unique_names(&archive).map_err(data_error)?;
     let pickle_name = archive
         .file_names()
         .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
