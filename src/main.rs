@@ -414,7 +414,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         // A script's `print` into a closed pipe (`huelab run x | head`) ends quietly.
-        Err(_) if huelab::stdout::take_print_failure() == Some(std::io::ErrorKind::BrokenPipe) => ExitCode::from(141),
+        Err(_) if huelab::stdout::take_print_failure().is_some_and(|(kind, _)| kind == std::io::ErrorKind::BrokenPipe) => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e}");
             if huelab::interrupt::requested() { ExitCode::from(130) } else { ExitCode::FAILURE }
@@ -459,14 +459,9 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
         }),
         Command::Api => huelab::script::api()
             .map(|entries| {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
                 for e in entries {
                     let line = if e.summary.is_empty() { e.signature } else { format!("{}\n    {}", e.signature, e.summary) };
-                    // A closed pipe (`huelab api | head`) just ends the listing.
-                    if writeln!(out, "{line}").is_err() {
-                        break;
-                    }
+                    huelab::outln!("{line}");
                 }
             })
             .map_err(|message| ScriptError { file: "api".into(), position: None, message }),

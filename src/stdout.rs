@@ -32,22 +32,22 @@ macro_rules! outln {
     };
 }
 
-/// The first failed write of a script's `print` (the script is stopped at its next operation
-/// with this error; see `script::new_engine`).
-static SCRIPT_PRINT_FAILURE: Mutex<Option<std::io::ErrorKind>> = Mutex::new(None);
+/// The first failed write of a script's `print`, with its message (the script is stopped at its
+/// next operation with it; see `script::new_engine`).
+static SCRIPT_PRINT_FAILURE: Mutex<Option<(std::io::ErrorKind, String)>> = Mutex::new(None);
 
-/// Records a failed `print` of a running script.
-pub fn record_print_failure(kind: std::io::ErrorKind) {
+/// Records a failed `print` of a running script (the first one is kept).
+pub fn record_print_failure(error: &std::io::Error) {
     let mut failure = SCRIPT_PRINT_FAILURE.lock().unwrap_or_else(|p| p.into_inner());
-    failure.get_or_insert(kind);
+    failure.get_or_insert_with(|| (error.kind(), error.to_string()));
 }
 
-/// The failed `print`, if any, as a message; clears it.
-pub fn take_print_failure() -> Option<std::io::ErrorKind> {
+/// The failed `print`, if any; clears it.
+pub fn take_print_failure() -> Option<(std::io::ErrorKind, String)> {
     SCRIPT_PRINT_FAILURE.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
-/// Whether a script's print failed because stdout is a closed pipe (read without clearing).
-pub fn print_failure_pending() -> bool {
-    SCRIPT_PRINT_FAILURE.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+/// The failed `print`'s message, if any, leaving it recorded (for `main` to see the kind).
+pub fn print_failure() -> Option<String> {
+    SCRIPT_PRINT_FAILURE.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, message)| message.clone())
 }

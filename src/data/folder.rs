@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tch::Tensor;
 
-use super::image_file::{check_header, decode_with};
+use super::image_file::{check_header, check_scan, decode_with};
 use super::split::{Split, SplitConfig};
 use crate::error::{Error, Result};
 
@@ -125,6 +125,7 @@ impl ImageFiles {
             hasher.update(label.to_le_bytes());
             let bytes = crate::input::read_with(file, crate::input::limits::IMAGE, &self.access)?;
             check_header(file, &bytes)?;
+            check_scan(file, &bytes)?;
             hasher.update(&bytes);
             progress.inc(1);
         }
@@ -369,10 +370,13 @@ pub fn index_list_file(root: &Path, list: &Path) -> Result<(Vec<PathBuf>, Vec<i6
     let numeric = entries.iter().all(|(_, l)| l.parse::<u32>().is_ok());
     if !numeric {
         let looks_numeric = |l: &str| l.parse::<f64>().is_ok() || l.parse::<i128>().is_ok();
-        if let Some(line) = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#')).zip(&entries).find(|(_, (_, l))| looks_numeric(l)).map(|((n, _), (_, l))| (n + 1, l)) {
-            let (n, label) = line;
-            let why = if entries.iter().any(|(_, l)| !looks_numeric(l)) { "the file mixes class indices with class names" } else { "a class index is a whole number from 0 to 4294967295" };
-            return Err(bad(n, format!("label '{label}' is not a class index; {why}")));
+        let all_numeric = entries.iter().all(|(_, l)| looks_numeric(l));
+        // All numbers: the first that is not an index; numbers among names: the first number.
+        let culprit = |l: &str| if all_numeric { l.parse::<u32>().is_err() } else { looks_numeric(l) };
+        let lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#'));
+        if let Some(((n, _), (_, label))) = lines.zip(&entries).find(|(_, (_, l))| culprit(l)) {
+            let why = if all_numeric { "a class index is a whole number from 0 to 4294967295" } else { "the file mixes class indices with class names" };
+            return Err(bad(n + 1, format!("label '{label}' is not a class index; {why}")));
         }
     }
     let mut class_names: Vec<String> = entries.iter().map(|(_, l)| l.clone()).collect();

@@ -1,8 +1,9 @@
 //! One PNG or JPEG file, decoded strictly: a damaged file is an error naming it, never a
 //! picture with a grey or black part that trains and predicts as if it were whole. JPEGs are
-//! decoded by zune-jpeg in strict mode (a scan that ends early, behind a fake end marker or
-//! not, is refused), after a check that the scan holds enough bytes for the size the header
-//! claims; a paletted PNG's indices must lie inside its palette.
+//! decoded by zune-jpeg in strict mode, after checks that the scan holds enough bytes for the
+//! size the header claims and, for sequential JPEGs, every block (a scan cut behind a real or
+//! fake end marker is refused; see [`super::jpeg_scan`]); a paletted PNG's indices must lie
+//! inside its palette.
 use std::path::Path;
 
 use image::DynamicImage;
@@ -53,18 +54,36 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     matches!((last(0xDA), last(0xD9)), (Some(sos), Some(eoi)) if eoi > sos)
 }
 
-/// Reads and decodes one image file under this thread's file access.
-pub fn decode(path: &Path) -> Result<DynamicImage> {
-    decode_with(path, &crate::input::current())
+/// Whether a JPEG's scan holds every block (sequential JPEGs; see [`super::jpeg_scan`]). It
+/// walks the whole scan, about as long as decoding it, so an image folder does it once, when
+/// it opens, not for every batch.
+pub(super) fn check_scan(path: &Path, bytes: &[u8]) -> Result<()> {
+    if image::guess_format(bytes).ok() == Some(image::ImageFormat::Jpeg) {
+        super::jpeg_scan::check_complete(bytes).map_err(|message| damaged(path, message))?;
+    }
+    Ok(())
 }
 
-/// [`decode`] under an explicit file access (on a worker thread).
+/// Reads, checks whole and decodes one image file under this thread's file access.
+pub fn decode(path: &Path) -> Result<DynamicImage> {
+    let bytes = crate::input::read(path, crate::input::limits::IMAGE)?;
+    let (format, w, h) = check_header(path, &bytes)?;
+    check_scan(path, &bytes)?;
+    decode_bytes(path, &bytes, format, (w, h))
+}
+
+/// Decodes an image of a data set whose files were checked whole when it opened (batches, on
+/// worker threads, under the access the data set was opened with).
 pub fn decode_with(path: &Path, access: &crate::input::Access) -> Result<DynamicImage> {
     let bytes = crate::input::read_with(path, crate::input::limits::IMAGE, access)?;
     let (format, w, h) = check_header(path, &bytes)?;
+    decode_bytes(path, &bytes, format, (w, h))
+}
+
+fn decode_bytes(path: &Path, bytes: &[u8], format: image::ImageFormat, (w, h): (u32, u32)) -> Result<DynamicImage> {
     match format {
-        image::ImageFormat::Jpeg => decode_jpeg(path, &bytes, w, h),
-        _ => decode_png(path, &bytes),
+        image::ImageFormat::Jpeg => decode_jpeg(path, bytes, w, h),
+        _ => decode_png(path, bytes),
     }
 }
 

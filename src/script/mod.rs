@@ -436,10 +436,8 @@ fn new_engine(session: Dynamic) -> Engine {
     // Ctrl-C: stop at the next operation (huelab's functions stop at their next batch).
     // A `print` that could not be written stops the script there too, with that error.
     engine.on_progress(|_| {
-        if crate::stdout::print_failure_pending() {
-            let kind = crate::stdout::take_print_failure().unwrap_or(std::io::ErrorKind::Other);
-            crate::stdout::record_print_failure(kind);
-            return Some(Dynamic::from(format!("print: cannot write to standard output: {}", std::io::Error::from(kind))));
+        if let Some(message) = crate::stdout::print_failure() {
+            return Some(Dynamic::from(format!("print: cannot write to standard output: {message}")));
         }
         crate::interrupt::requested().then_some(Dynamic::UNIT)
     });
@@ -450,7 +448,7 @@ fn new_engine(session: Dynamic) -> Engine {
     // println! would panic when stdout is a closed pipe (`huelab run x | head`).
     engine.on_print(|text| {
         if let Err(e) = crate::stdout::line(format_args!("{text}")) {
-            crate::stdout::record_print_failure(e.kind());
+            crate::stdout::record_print_failure(&e);
         }
     });
     engine

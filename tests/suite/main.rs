@@ -11,6 +11,7 @@ mod data_formats;
 mod extensions;
 mod faiss_build;
 mod fuzz;
+mod hostile;
 mod hue_loss;
 mod image_data;
 mod kernel;

@@ -275,7 +275,7 @@ fn two_runs_writing_into_one_run_dir_do_not_interleave() {
 }
 
 /// A finished one-epoch run of the small CNN on 80 digits, checkpointed in `dir`.
-fn checkpointed_run(dir: &Path) -> (huelab::data::ImageDataset, huelab::data::Split, TrainConfig) {
+pub(crate) fn checkpointed_run(dir: &Path) -> (huelab::data::ImageDataset, huelab::data::Split, TrainConfig) {
     let data = digits().subset("digits-80", &(0..80).collect::<Vec<_>>()).unwrap();
     let split = data.split(SplitConfig::default()).unwrap();
     let options = serde_json::json!({ "epochs": 1, "progress": false, "device": "cpu", "checkpoint": dir.display().to_string(), "resume": true });
@@ -286,7 +286,7 @@ fn checkpointed_run(dir: &Path) -> (huelab::data::ImageDataset, huelab::data::Sp
 
 /// Rewrites the checkpoint's tensors with `change` and records their new digest, so that only
 /// the check under test stands between them and the model.
-fn tamper_tensors(dir: &Path, change: impl Fn(&str, Tensor) -> Option<Tensor>) {
+pub(crate) fn tamper_tensors(dir: &Path, change: impl Fn(&str, Tensor) -> Option<Tensor>) {
     let json_path = dir.join("checkpoint.json");
     let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     let tensors_path = dir.join(manifest["tensors"].as_str().unwrap());
