@@ -521,16 +521,17 @@ fn fuzz(readers: &[huelab::fuzz::Reader], cases: usize, seed: u64, limits: huela
     use huelab::fuzz::Outcome;
     let exe = std::env::current_exe().map_err(|e| huelab::Error::msg(format!("cannot find the huelab binary: {e}")))?;
     let mut reports = Vec::new();
-    huelab::outln!("{:<13} {:>6} {:>6} {:>8} {:>10} {:>9} {:>7}", "reader", "cases", "clean", "accepted", "mishandled", "peak MB", "seconds");
+    huelab::outln!("{:<13} {:>6} {:>6} {:>8} {:>10} {:>11} {:>9} {:>7}", "reader", "cases", "clean", "accepted", "mishandled", "must refuse", "peak MB", "seconds");
     for &reader in readers {
         let report = huelab::fuzz::campaign(&exe, reader, cases, seed, limits)?;
         huelab::outln!(
-            "{:<13} {:>6} {:>6} {:>8} {:>10} {:>9.0} {:>7.1}",
+            "{:<13} {:>6} {:>6} {:>8} {:>10} {:>11} {:>9.0} {:>7.1}",
             report.reader,
             report.cases,
             report.count(Outcome::CleanError),
             report.count(Outcome::Accepted),
             report.mishandled_count(),
+            report.must_refuse,
             report.max_peak_rss_mb,
             report.seconds
         );

@@ -62,8 +62,8 @@ pub fn comparison_html(comparison: &Comparison) -> String {
             let paired = comparison.paired.iter().find(|p| p.arm == s.arm);
             vec![
                 s.arm.clone(),
-                format!("{:.4} ± {}", s.test_accuracy.mean, fmt(s.test_accuracy.sd)),
-                paired.map_or("baseline".into(), |p| format!("{:+.4}", p.mean_difference)),
+                s.test_accuracy.mean.map_or("MISSING (no finished run)".into(), |mean| format!("{mean:.4} ± {}", fmt(s.test_accuracy.sd))),
+                paired.map_or("baseline".into(), |p| p.mean_difference.map_or("MISSING".into(), |d| format!("{d:+.4}"))),
                 fmt(paired.and_then(|p| p.t_test.map(|t| t.p))),
                 fmt(paired.and_then(|p| p.wilcoxon.map(|w| w.p))),
             ]

@@ -2,11 +2,12 @@
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
-/// Mean and sample standard deviation (n − 1); `sd` is `None` for fewer than two values.
+/// Mean and sample standard deviation (n − 1); `mean` is `None` for no values (an arm with no
+/// finished run is missing, not a number), `sd` for fewer than two.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MeanSd {
     pub n: usize,
-    pub mean: f64,
+    pub mean: Option<f64>,
     pub sd: Option<f64>,
 }
 
@@ -14,7 +15,7 @@ pub fn mean_sd(values: &[f64]) -> MeanSd {
     let n = values.len();
     let mean = values.iter().sum::<f64>() / n.max(1) as f64;
     let sd = (n > 1).then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
-    MeanSd { n, mean, sd }
+    MeanSd { n, mean: (n > 0).then_some(mean), sd }
 }
 
 /// Paired t-test of `b − a`, two-sided. `None` when it is undefined: fewer than two pairs, or
@@ -34,11 +35,12 @@ pub fn paired_t_test(differences: &[f64]) -> Option<PairedT> {
     let n = summary.n as f64;
     let df = summary.n - 1;
     let se = sd / n.sqrt();
-    let t = summary.mean / se;
+    let mean = summary.mean?;
+    let t = mean / se;
     let dist = StudentsT::new(0.0, 1.0, df as f64).ok()?;
     let p = (2.0 * (1.0 - dist.cdf(t.abs()))).min(1.0);
     let half = dist.inverse_cdf(0.975) * se;
-    Some(PairedT { t, df, p, ci95: (summary.mean - half, summary.mean + half) })
+    Some(PairedT { t, df, p, ci95: (mean - half, mean + half) })
 }
 
 /// Wilcoxon signed-rank test of the differences, two-sided, zeros dropped (Wilcoxon's method).

@@ -129,7 +129,8 @@ pub struct PairedComparison {
     pub baseline: String,
     pub arm: String,
     pub differences: Vec<f64>,
-    pub mean_difference: f64,
+    /// `None` when no pair has both runs finished.
+    pub mean_difference: Option<f64>,
     pub t_test: Option<PairedT>,
     pub wilcoxon: Option<Wilcoxon>,
 }
@@ -269,7 +270,9 @@ pub fn compare_with(data: &ImageDataset, arms: &[Arm], config: &CompareConfig, r
     Ok(comparison)
 }
 
-fn summarise(data: crate::data::DatasetSummary, config: CompareConfig, arms: Vec<Arm>, runs: Vec<ArmRun>) -> Comparison {
+/// The comparison of `runs`: all of its units, or the finished ones (a cluster gather's); an arm
+/// with none is missing in every output, never a number.
+pub fn summarise(data: crate::data::DatasetSummary, config: CompareConfig, arms: Vec<Arm>, runs: Vec<ArmRun>) -> Comparison {
     let of_arm = |name: &str| -> Vec<&ArmRun> { runs.iter().filter(|r| r.arm == name).collect() };
     let summary = arms
         .iter()
@@ -310,9 +313,10 @@ fn summarise(data: crate::data::DatasetSummary, config: CompareConfig, arms: Vec
 impl Comparison {
     /// A plain-text table: per-arm mean ± sd, then each paired comparison with both tests.
     pub fn table(&self) -> String {
-        let pm = |m: &MeanSd| match m.sd {
-            Some(sd) => format!("{:.4} ± {:.4}", m.mean, sd),
-            None => format!("{:.4}", m.mean),
+        let pm = |m: &MeanSd| match (m.mean, m.sd) {
+            (None, _) => "MISSING (no finished run)".to_owned(),
+            (Some(mean), Some(sd)) => format!("{mean:.4} ± {sd:.4}"),
+            (Some(mean), None) => format!("{mean:.4}"),
         };
         let mut out = format!(
             "{}: {} images, {} folds × seeds {:?} (split seed {}, val {})\n{:<24} {:>3}  {:<18} {:<18}\n",
@@ -337,7 +341,10 @@ impl Comparison {
             let w = p.wilcoxon.map_or("Wilcoxon undefined (all differences 0)".to_owned(), |w| {
                 format!("Wilcoxon W+ = {}, n = {}, p = {:.3} ({})", w.w_plus, w.n, w.p, w.method)
             });
-            out += &format!("{} − {}: mean {:+.4} over {} pairs; {t}; {w}\n", p.arm, p.baseline, p.mean_difference, p.differences.len());
+            match p.mean_difference {
+                Some(mean) => out += &format!("{} − {}: mean {mean:+.4} over {} pairs; {t}; {w}\n", p.arm, p.baseline, p.differences.len()),
+                None => out += &format!("{} − {}: MISSING, no fold and seed with both runs finished\n", p.arm, p.baseline),
+            }
         }
         if !self.missing.is_empty() {
             out += &format!("MISSING {} unit(s), left out of the statistics above:\n", self.missing.len());

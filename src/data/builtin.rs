@@ -31,10 +31,19 @@ const PHOTO_SIZE: u32 = 224;
 
 pub use crate::cache::data_dir;
 
+fn fashion_mnist_dir() -> PathBuf {
+    std::env::var_os("HUELAB_FASHION_MNIST").map_or_else(|| PathBuf::from(FASHION_MNIST_DIR), PathBuf::from)
+}
+
+/// Where built-in data sets and bundled weights are read from: places every script may read.
+pub fn builtin_dirs() -> Vec<PathBuf> {
+    vec![data_dir(), fashion_mnist_dir()]
+}
+
 /// Loads a built-in data set by name.
 pub fn builtin(name: &str) -> Result<ImageDataset> {
     let fashion = |part: &str| {
-        let dir = std::env::var_os("HUELAB_FASHION_MNIST").map_or_else(|| PathBuf::from(FASHION_MNIST_DIR), PathBuf::from);
+        let dir = fashion_mnist_dir();
         load_idx(
             name,
             &require(dir.join(format!("{part}-images-idx3-ubyte.gz")))?,

@@ -357,6 +357,9 @@ pub fn index_list_file(root: &Path, list: &Path) -> Result<(Vec<PathBuf>, Vec<i6
             }
         };
         let file = root.join(path);
+        if std::fs::symlink_metadata(&file).is_err() {
+            return Err(bad(n + 1, format!("{} does not exist", file.display())));
+        }
         if !is_image(&file) {
             return Err(bad(n + 1, format!("{} is not a {} file", file.display(), IMAGE_EXTENSIONS.join("/"))));
         }

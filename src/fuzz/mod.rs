@@ -99,6 +99,9 @@ pub struct CaseRecord {
     pub file: PathBuf,
     pub mutation: String,
     pub outcome: Outcome,
+    /// A structural mutation that the reader must refuse.
+    #[serde(default)]
+    pub must_refuse: bool,
     /// The error, what was read, or how the child died.
     pub detail: String,
     /// Peak resident memory during the case (the child's `VmHWM`, reset before it), in MB.
@@ -112,6 +115,10 @@ pub struct ReaderReport {
     pub seed: u64,
     pub cases: usize,
     pub counts: std::collections::BTreeMap<Outcome, usize>,
+    /// Cases whose structural mutation must be refused (a FIFO, a link out, a sparse file, a
+    /// repeated header key, a NaN tensor, an impossible value): all are among the clean errors
+    /// unless they are counted as mishandled.
+    pub must_refuse: usize,
     pub max_peak_rss_mb: f64,
     pub memory_limit_mb: u64,
     pub seconds: f64,
@@ -187,17 +194,17 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
                         None if must_refuse => (Outcome::AcceptedImpossible, read),
                         None => (Outcome::Accepted, read),
                     };
-                    records.push(CaseRecord { case, file, mutation, outcome, detail, peak_rss_mb });
+                    records.push(CaseRecord { case, file, mutation, outcome, must_refuse, detail, peak_rss_mb });
                     progress.inc(1);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    let Some((case, file, _, mutation, _)) = current.take() else {
+                    let Some((case, file, _, mutation, must_refuse)) = current.take() else {
                         return Err(Error::msg(format!("fuzz {}: making the seed inputs took longer than {timeout:?}", reader.name())));
                     };
                     let detail = format!("no answer after {:.0} s", case_started.elapsed().as_secs_f64());
-                    records.push(CaseRecord { case, file, mutation, outcome: Outcome::Hang, detail, peak_rss_mb: f64::NAN });
+                    records.push(CaseRecord { case, file, mutation, outcome: Outcome::Hang, must_refuse, detail, peak_rss_mb: f64::NAN });
                     progress.inc(1);
                     next = case + 1;
                     break;
@@ -205,11 +212,11 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = child.wait().map_err(|e| Error::msg(format!("fuzz: waiting for the child: {e}")))?;
                     match current.take() {
-                        Some((case, file, _, mutation, _)) => {
+                        Some((case, file, _, mutation, must_refuse)) => {
                             let tail = stderr_tail(work.path());
                             let detail = format!("child died ({status}): {tail}");
                             let outcome = if tail.contains("memory allocation of") { Outcome::OverAllocation } else { Outcome::Crash };
-                            records.push(CaseRecord { case, file, mutation, outcome, detail, peak_rss_mb: f64::NAN });
+                            records.push(CaseRecord { case, file, mutation, outcome, must_refuse, detail, peak_rss_mb: f64::NAN });
                             progress.inc(1);
                             next = case + 1;
                         }
@@ -228,6 +235,7 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
     for r in &records {
         *counts.entry(r.outcome).or_insert(0) += 1;
     }
+    let must_refuse = records.iter().filter(|r| r.must_refuse).count();
     let max_peak_rss_mb = records.iter().map(|r| r.peak_rss_mb).filter(|v| v.is_finite()).fold(0.0, f64::max);
     let mut accepted_shown = 0;
     let mishandled = records
@@ -243,6 +251,7 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
         seed,
         cases,
         counts,
+        must_refuse,
         max_peak_rss_mb,
         memory_limit_mb: limits.memory_mb,
         seconds: started.elapsed().as_secs_f64(),

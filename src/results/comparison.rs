@@ -59,15 +59,15 @@ pub fn write_summary_csv(path: &Path, comparisons: &[&Comparison]) -> Result<()>
                 arm.config.arch.name().to_owned(),
                 arm.config.loss.name().to_owned(),
                 s.test_accuracy.n.to_string(),
-                s.test_accuracy.mean.to_string(),
+                opt(s.test_accuracy.mean),
                 opt(s.test_accuracy.sd),
-                s.test_hue_accuracy.mean.to_string(),
+                opt(s.test_hue_accuracy.mean),
                 opt(s.test_hue_accuracy.sd),
             ];
             match c.paired.iter().find(|p| p.arm == s.arm) {
                 Some(p) => row.extend([
                     p.baseline.clone(),
-                    p.mean_difference.to_string(),
+                    opt(p.mean_difference),
                     opt(p.t_test.map(|t| t.ci95.0)),
                     opt(p.t_test.map(|t| t.ci95.1)),
                     opt(p.t_test.map(|t| t.t)),

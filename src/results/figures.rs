@@ -55,14 +55,17 @@ pub fn comparison_figure(comparison: &Comparison) -> Result<Figure> {
         comparison.config.folds,
         comparison.config.seeds.len()
     );
+    // An arm with no finished run has no dots and no mean: it is named below, not drawn.
     let groups: Vec<DotGroup> = comparison
         .summary
         .iter()
-        .map(|s| DotGroup {
-            name: s.arm.clone(),
-            values: comparison.runs.iter().filter(|r| r.arm == s.arm).map(|r| r.test_accuracy()).collect(),
-            mean: s.test_accuracy.mean,
-            sd: s.test_accuracy.sd,
+        .filter_map(|s| {
+            Some(DotGroup {
+                name: s.arm.clone(),
+                values: comparison.runs.iter().filter(|r| r.arm == s.arm).map(|r| r.test_accuracy()).collect(),
+                mean: s.test_accuracy.mean?,
+                sd: s.test_accuracy.sd,
+            })
         })
         .collect();
     let tests: Vec<String> = comparison
@@ -71,8 +74,12 @@ pub fn comparison_figure(comparison: &Comparison) -> Result<Figure> {
         .map(|p| {
             let t = p.t_test.map_or("t: n/a".into(), |t| format!("paired t p = {:.3}", t.p));
             let w = p.wilcoxon.map_or("Wilcoxon: n/a".into(), |w| format!("Wilcoxon p = {:.3}", w.p));
-            format!("{} − {}: {:+.4}, {t}, {w}", p.arm, p.baseline, p.mean_difference)
+            match p.mean_difference {
+                Some(mean) => format!("{} − {}: {mean:+.4}, {t}, {w}", p.arm, p.baseline),
+                None => format!("{} − {}: MISSING (no pair with both runs finished)", p.arm, p.baseline),
+            }
         })
+        .chain(comparison.summary.iter().filter(|s| s.test_accuracy.mean.is_none()).map(|s| format!("{}: MISSING, no finished run", s.arm)))
         .collect();
     dot_plot(&caption, "test accuracy", &groups, &tests)
 }

@@ -222,7 +222,7 @@ impl ScriptRunner {
     pub fn eval(&self) -> Result<Dynamic, ScriptError> {
         let ast = self.check()?;
         // The core's readers check every file they open against the script's access.
-        let result = crate::input::confined(self.session.file_access().clone(), || self.engine.eval_ast::<Dynamic>(&ast));
+        let result = crate::input::confined(self.session.read_access(), || self.engine.eval_ast::<Dynamic>(&ast));
         if let Err(e) = &result {
             if is_task_complete(e) {
                 return Ok(Dynamic::UNIT);

@@ -60,7 +60,7 @@ impl Repl {
         ast.set_source(name.as_str());
         let mut merged = self.functions.merge(&ast);
         let (engine, scope) = (&self.engine, &mut self.scope);
-        let result = crate::input::confined(self.files.clone(), || engine.eval_ast_with_scope::<Dynamic>(scope, &merged));
+        let result = crate::input::confined(super::session::read_access(&self.files), || engine.eval_ast_with_scope::<Dynamic>(scope, &merged));
         merged.clear_statements();
         self.functions = merged;
         match result {

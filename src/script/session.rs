@@ -18,6 +18,18 @@ pub type FileAccess = crate::input::Access;
 
 pub use crate::input::resolve;
 
+/// `files` plus the places of huelab's built-in data and bundled weights, for reading.
+pub fn read_access(files: &FileAccess) -> FileAccess {
+    match files {
+        FileAccess::Anywhere => FileAccess::Anywhere,
+        FileAccess::Within(roots) => {
+            let mut roots = roots.clone();
+            roots.extend(crate::data::builtin_dirs().iter().map(|d| resolve(d)));
+            FileAccess::Within(roots)
+        }
+    }
+}
+
 /// The working directory, plus every argument value that names a path (it exists, or it is
 /// absolute, or it has a `/`), each as the directory tree or file it names.
 pub fn confined_access(args: &BTreeMap<String, String>) -> FileAccess {
@@ -58,9 +70,11 @@ impl ScriptSession {
         Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new), run_dir_locks: RefCell::default() })
     }
 
-    /// Where the script may read and write files.
-    pub fn file_access(&self) -> &FileAccess {
-        &self.files
+    /// Where the core's readers may read for this script: its file access, plus the places of
+    /// built-in data sets, bundled weights and class names (`$HUELAB_DATA`, Fashion-MNIST's),
+    /// which every script reads and none writes.
+    pub fn read_access(&self) -> FileAccess {
+        read_access(&self.files)
     }
 
     /// The cluster run, when the script runs as one.

@@ -31,7 +31,7 @@ fn every_arm_runs_every_fold_and_seed_and_the_statistics_follow_the_runs() {
     let differences: Vec<f64> = c.runs.chunks(2).map(|p| p[1].test_accuracy() - p[0].test_accuracy()).collect();
     assert_eq!(c.paired[0].differences, differences);
     let onehot: Vec<f64> = c.runs.iter().filter(|r| r.arm == "onehot").map(|r| r.test_accuracy()).collect();
-    assert!((c.summary[0].test_accuracy.mean - onehot.iter().sum::<f64>() / 4.0).abs() < 1e-12);
+    assert!((c.summary[0].test_accuracy.mean.unwrap() - onehot.iter().sum::<f64>() / 4.0).abs() < 1e-12);
     assert_eq!(c.summary[0].test_accuracy.n, 4);
     let table = c.table();
     assert!(table.contains("hue − onehot") && table.contains("over 4 pairs"), "{table}");
@@ -46,6 +46,20 @@ fn every_arm_runs_every_fold_and_seed_and_the_statistics_follow_the_runs() {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["comparison"]["runs"].as_array().unwrap().len(), 8);
     assert_eq!(manifest["comparison"]["config"]["split_seed"], 9);
+    assert!(image::open(dir.path().join("comparison.png")).is_ok());
+
+    // An arm with no finished run (a cluster gather's): missing everywhere, never "n = 0, -0".
+    let finished: Vec<_> = c.runs.iter().filter(|r| r.arm == "onehot").cloned().collect();
+    let partial = huelab::compare::summarise(c.data.clone(), c.config.clone(), c.arms.clone(), finished);
+    assert_eq!((partial.summary[1].test_accuracy.n, partial.summary[1].test_accuracy.mean), (0, None));
+    assert_eq!(partial.paired[0].mean_difference, None);
+    let table = partial.table();
+    assert!(table.contains("MISSING (no finished run)") && table.contains("hue − onehot: MISSING") && !table.contains("-0"), "{table}");
+    let dir = tempfile::tempdir().unwrap();
+    write_comparison(dir.path(), &partial, None).unwrap();
+    let summary = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    let hue_row: Vec<&str> = summary.lines().nth(2).unwrap().split(',').collect();
+    assert_eq!((hue_row[4], hue_row[5], hue_row[10]), ("0", "", ""), "n, mean and mean_difference of the missing arm: {summary}");
     assert!(image::open(dir.path().join("comparison.png")).is_ok());
 }
 

@@ -1,7 +1,8 @@
 //! The fuzz campaign in the test suite: a few hundred seeded mutations of real files per reader
 //! (`huelab fuzz`, each case read in a child process under a memory limit). Every case must end
 //! in an error naming the file or be accepted; a panic, a C++ backtrace, an unnamed error, a
-//! refused allocation, a crash or a hang fails the test. The longer campaign is the same
+//! refused allocation, a crash, a hang, or a structural mutation that must be refused (a FIFO, a
+//! link out, an impossible value) read without an error fails the test. The longer campaign is the same
 //! command with more cases (see the README).
 use std::process::Command;
 
@@ -30,5 +31,10 @@ fn every_reader_turns_mutated_files_into_named_errors() {
         assert!(count("clean_error") >= CASES / 2, "{}: only {} clean errors", r["reader"], count("clean_error"));
         assert_eq!(count("clean_error") + count("accepted"), CASES, "{r}");
         assert!(r["max_peak_rss_mb"].as_f64().unwrap() < 3072.0, "{r}");
+        // Structural mutations (special files, links out, sparse files, lying headers, NaN
+        // tensors, impossible values) ran, and every one of them was refused.
+        if r["reader"] != "script" {
+            assert!(r["must_refuse"].as_u64().unwrap() >= CASES / 10, "{}: {} structural cases", r["reader"], r["must_refuse"]);
+        }
     }
 }

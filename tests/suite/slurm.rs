@@ -211,6 +211,42 @@ print(`test accuracy ${run.test_accuracy}`);
     cluster.stop();
 }
 
+/// `scontrol requeue` (and Slurm's preemption with `PreemptMode=REQUEUE`) sends SIGTERM, then
+/// SIGKILL after `KillWait` (2 s on the test cluster): the task checkpoints at the next batch
+/// boundary and exits without requeueing itself, Slurm requeues it, and it resumes there.
+#[test]
+fn a_task_sent_sigterm_by_a_requeue_checkpoints_mid_epoch_and_resumes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let script = r#"
+let data = dataset("digits").subset(#{ per_class: 30, seed: 0 });
+slurm(#{ cpus_per_task: 1 });
+let run = train(data, data.split(#{ seed: 1 }), #{ model: "resnet18", epochs: 3, batch_size: 16, device: "cpu", progress: false });
+write_metrics_csv(`${run_dir(arg("name", "one"))}/metrics.csv`, [run]);
+"#;
+    std::fs::write(work.path().join("one.rhai"), script).unwrap();
+    ok(&cluster.huelab(work.path(), &["run", "--threads", "1", "one.rhai", "name=local"]));
+    let submitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--run-dir", "cluster", "one.rhai", "name=slurm"]));
+    let job = array_job(&submitted);
+    let checkpoint = work.path().join("cluster/units/train1/checkpoint.json");
+    let read = || -> Option<serde_json::Value> { serde_json::from_slice(&std::fs::read(&checkpoint).ok()?).ok() };
+    let started = Instant::now();
+    while read().and_then(|m| m["epoch"].as_u64()).unwrap_or(0) < 1 {
+        assert!(started.elapsed() < Duration::from_secs(600), "no checkpoint after the first epoch");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.slurm("scontrol", &["requeue", &format!("{job}_0")]);
+    cluster.wait_idle(Duration::from_secs(300));
+    let log = std::fs::read_to_string(work.path().join("cluster/logs/unit-0.log")).unwrap();
+    assert!(
+        log.contains("SIGTERM; checkpointed at a batch boundary") && log.contains("resuming after epoch") && log.contains("unit 0: done") && !log.contains("requeued job"),
+        "{log}"
+    );
+    assert_eq!(without_time(&work.path().join("runs/local/metrics.csv")), without_time(&work.path().join("runs/slurm/metrics.csv")));
+    cluster.stop();
+}
+
 #[test]
 fn a_failed_unit_is_reported_and_resume_resubmits_only_it() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());

@@ -20,7 +20,7 @@ fn close(got: f64, expected: f64) {
 #[test]
 fn mean_and_sample_sd() {
     let s = mean_sd(&A);
-    close(s.mean, 0.905);
+    close(s.mean.unwrap(), 0.905);
     close(s.sd.unwrap(), 0.018708286933869726);
     assert_eq!(mean_sd(&[1.0]).sd, None);
 }
