@@ -16,6 +16,14 @@ use crate::files::write_atomic;
 use crate::train::TrainConfig;
 
 pub const PLAN_FILE: &str = "plan.json";
+/// Written by a gather that wrote every unit's outputs.
+pub const GATHERED_FILE: &str = "gathered.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Gathered {
+    /// How many submissions the plan had when the gather wrote the outputs.
+    submissions: usize,
+}
 const FORMAT: u32 = 1;
 
 /// One unit of work.
@@ -99,6 +107,25 @@ impl Plan {
     }
 
     /// Writes the plan, readable, atomically.
+    /// Whether a gather wrote the outputs of every unit after the latest submission (it leaves
+    /// [`GATHERED_FILE`] naming that submission).
+    pub fn gathered(&self, run_dir: &Path) -> bool {
+        let marker: Option<Gathered> = std::fs::read(run_dir.join(GATHERED_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        marker.is_some_and(|m| m.submissions == self.submissions.len())
+    }
+
+    /// Records that a gather wrote the outputs of every unit (see [`Self::gathered`]).
+    pub fn mark_gathered(&self, run_dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(&Gathered { submissions: self.submissions.len() }).map_err(|e| Error::msg(e.to_string()))?;
+        write_atomic(&run_dir.join(GATHERED_FILE), &json)
+    }
+
+    /// Whether the gather job running now (`SLURM_JOB_ID`) is an older submission's: a newer
+    /// submission's gather comes after it and writes the outputs.
+    pub fn is_stale_gather(&self, job_id: &str) -> bool {
+        self.submissions.last().is_some_and(|last| last.gather_job != job_id) && self.submissions.iter().any(|s| s.gather_job == job_id)
+    }
+
     pub fn save(&self, run_dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::msg(e.to_string()))?;
         write_atomic(&Self::path(run_dir), &json)

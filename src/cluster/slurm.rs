@@ -218,6 +218,14 @@ pub fn submit(plan: &Plan, run_dir: &Path, units: &[usize]) -> Result<(String, S
     Ok((array_job, gather_job.split(';').next().unwrap_or_default().to_owned()))
 }
 
+/// Submits the gather job alone (every unit is done but no gather wrote the outputs); returns
+/// its job id.
+pub fn submit_gather(plan: &Plan, run_dir: &Path) -> Result<String> {
+    let (_, gather_script) = write_batch_scripts(plan, run_dir)?;
+    let gather_job = run(Command::new("sbatch").arg("--parsable").arg(&gather_script), "sbatch (gather)")?;
+    Ok(gather_job.split(';').next().unwrap_or_default().to_owned())
+}
+
 /// The Slurm state (`PENDING`, `RUNNING`, `COMPLETED`, `FAILED`, …) of each task of an array job
 /// Slurm still knows (finished jobs are forgotten after `MinJobAge`), by task index.
 pub fn task_states(array_job: &str) -> BTreeMap<usize, String> {

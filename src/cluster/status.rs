@@ -54,6 +54,10 @@ fn tail(path: &Path, n: usize) -> Vec<String> {
 pub fn status(plan: &Plan, run_dir: &Path) -> Result<Vec<UnitStatus>> {
     let mut states = std::collections::BTreeMap::new();
     for submission in &plan.submissions {
+        // A gather-only submission has no array.
+        if submission.array_job.is_empty() {
+            continue;
+        }
         for (task, state) in task_states(&submission.array_job) {
             states.insert((submission.array_job.clone(), task), state);
         }

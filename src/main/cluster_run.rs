@@ -78,6 +78,27 @@ pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptio
         }
     }
     let file = script.display().to_string();
+    // One submission into a run directory at a time: two at once would both find no plan and
+    // both submit, and plan.json would record only one of the arrays.
+    let _submitting = match mode {
+        // A gather writes the outputs under the same lock: one gather at a time, and no
+        // submission while one writes.
+        Mode::Plan | Mode::Gather => Some(
+            huelab::files::DirLock::acquire(&run_dir)
+                .map_err(|e| error(&run_dir.display().to_string(), format!("{e} (another `huelab run --slurm` is submitting into it, or its gather is writing)")))?,
+        ),
+        _ => None,
+    };
+    if mode == Mode::Gather {
+        // An earlier submission's gather (its array finished before a resubmission's) would
+        // write outputs listing units that are still running: it leaves them to the latest.
+        let plan = Plan::load(&run_dir).map_err(lib_error(&file))?;
+        if let Some(job) = std::env::var("SLURM_JOB_ID").ok().filter(|job| plan.is_stale_gather(job)) {
+            let latest = plan.submissions.last().map_or("", |s| s.gather_job.as_str());
+            eprintln!("gather job {job} belongs to an earlier submission; gather job {latest} of the latest one writes the outputs");
+            return Ok(());
+        }
+    }
     let run = ClusterRun::new(mode.clone(), &run_dir).map_err(lib_error(&file))?;
     let runner = ScriptRunner::open_cluster(&script, args.clone(), options, Some(run))?;
     let outcome = runner.run();
@@ -112,10 +133,12 @@ pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptio
             Err(e) => Err(e),
         },
         Mode::Gather => {
+            let plan = Plan::load(&run_dir).map_err(lib_error(&file))?;
             outcome?;
             warn_unread(&script, &runner);
             let cluster_run = runner.cluster().ok_or_else(|| error(&file, "the cluster run is gone"))?;
             if cluster_run.all_missing.is_empty() {
+                plan.mark_gathered(&run_dir).map_err(lib_error(&file))?;
                 eprintln!("gather: every unit of {} finished; outputs written", run_dir.display());
                 Ok(())
             } else {
@@ -166,6 +189,15 @@ fn submit(script: &Path, args: BTreeMap<String, String>, run_dir: &Path, run: &C
             let busy = statuses.iter().filter(|s| matches!(s.state, UnitState::Pending | UnitState::Running)).count();
             eprintln!("{}: {} units: {done} done, {busy} pending or running, {} to resubmit", run_dir.display(), statuses.len(), todo.len());
             if todo.is_empty() {
+                if done == statuses.len() && !plan.gathered(run_dir) {
+                    // Every unit finished but no gather wrote their outputs (it failed, or was
+                    // cancelled): the gather alone.
+                    let gather_job = slurm::submit_gather(&plan, run_dir).map_err(lib_error("sbatch"))?;
+                    let submitted_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    plan.submissions.push(Submission { array_job: String::new(), gather_job: gather_job.clone(), units: vec![], submitted_unix });
+                    plan.save(run_dir).map_err(lib_error(&file))?;
+                    huelab::outln!("every unit is done but no gather wrote the outputs: submitted gather job {gather_job}");
+                }
                 return Ok(());
             }
             todo

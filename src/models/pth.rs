@@ -29,8 +29,11 @@ const PROTOCOL_VERSION: i64 = 1001;
 
 /// How deep pickled values may nest (a state dict nests 3 or 4 deep).
 const MAX_DEPTH: u32 = 100;
-/// How many value nodes (a string counting one per 64 bytes) a pickle may build in all.
-const MAX_NODES: u64 = 50_000_000;
+/// How many value nodes (a string counting one per 64 bytes) a pickle may build in all. A node
+/// costs up to about 80 bytes, so this bounds the values at about 800 MB (50 million let a pickle
+/// that doubles through its memo exhaust a 3 GB limit first); the largest torchvision state
+/// dicts build a few tens of thousands.
+const MAX_NODES: u64 = 10_000_000;
 
 /// The size of a value on the machine's stack: its nesting depth and node count.
 #[derive(Debug, Clone, Copy, Default)]

@@ -337,3 +337,16 @@ fn kernel_without_a_connection_file_says_what_to_do() {
     let err = assert_clean_failure(&huelab(dir.path(), &["kernel", "-f", missing.to_str().unwrap()]));
     assert!(err.contains("nope.json"), "{err}");
 }
+
+#[test]
+fn a_second_slurm_submission_into_a_run_directory_being_submitted_is_refused() {
+    // The first submission holds the run directory's lock while it plans and submits; the test
+    // holds the same lock, so the refusal does not depend on timing (and needs no Slurm).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("one.rhai"), "let d = dataset(\"digits\");\ntrain(d, d.split(#{}), #{ epochs: 1, progress: false });\n").unwrap();
+    let _first = huelab::files::DirLock::acquire(&dir.path().join("cluster")).unwrap();
+    let out = huelab(dir.path(), &["run", "--slurm", "--run-dir", "cluster", "one.rhai"]);
+    let err = assert_clean_failure(&out);
+    assert!(err.contains("cluster") && err.contains("another `huelab run --slurm` is submitting into it"), "{err}");
+    assert!(!dir.path().join("cluster/plan.json").exists());
+}

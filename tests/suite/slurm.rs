@@ -288,7 +288,28 @@ fn a_failed_unit_is_reported_and_resume_resubmits_only_it() {
     assert!(gather.contains("every unit"), "{gather}");
     assert_same_outputs(&work.path().join("runs/local"), &work.path().join("runs/slurm"));
     let nothing = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
-    assert!(nothing.contains("8 done") && nothing.contains("0 to resubmit"), "{nothing}");
+    assert!(nothing.contains("8 done") && nothing.contains("0 to resubmit") && !nothing.contains("submitted"), "{nothing}");
+
+    // The first submission's gather, started again (as after a requeue), steps aside: the
+    // resubmission's gather writes the outputs.
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join("cluster/plan.json")).unwrap()).unwrap();
+    let first_gather = plan["submissions"][0]["gather_job"].as_str().unwrap().to_owned();
+    let stale = cluster.command(env!("CARGO_BIN_EXE_huelab")).args(["run", "--gather", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]).env("SLURM_JOB_ID", &first_gather).current_dir(work.path()).output().unwrap();
+    assert!(stale.status.success() && String::from_utf8_lossy(&stale.stderr).contains("belongs to an earlier submission"), "{}", String::from_utf8_lossy(&stale.stderr));
+
+    // Every unit done but the outputs gone (a gather that failed or was cancelled): --resume
+    // submits the gather alone, once.
+    assert!(work.path().join("cluster/gathered.json").exists());
+    std::fs::remove_file(work.path().join("cluster/gathered.json")).unwrap();
+    std::fs::remove_dir_all(work.path().join("runs/slurm")).unwrap();
+    let gather_only = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
+    assert!(gather_only.contains("no gather wrote the outputs: submitted gather job"), "{gather_only}");
+    cluster.wait_idle(Duration::from_secs(180));
+    assert_same_outputs(&work.path().join("runs/local"), &work.path().join("runs/slurm"));
+    let status = ok(&cluster.huelab(work.path(), &["status", "cluster"]));
+    assert!(status.contains("8 done"), "{status}");
+    let nothing = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
+    assert!(!nothing.contains("submitted"), "{nothing}");
     cluster.stop();
 }
 
