@@ -228,17 +228,49 @@ pub fn submit_gather(plan: &Plan, run_dir: &Path) -> Result<String> {
 
 /// The Slurm state (`PENDING`, `RUNNING`, `COMPLETED`, `FAILED`, …) of each task of an array job
 /// Slurm still knows (finished jobs are forgotten after `MinJobAge`), by task index.
-pub fn task_states(array_job: &str) -> BTreeMap<usize, String> {
-    let out = Command::new("squeue").args(["-h", "-r", "-t", "all", "-j", array_job, "-o", "%i|%T"]).output();
-    let Ok(out) = out else { return BTreeMap::new() };
-    String::from_utf8_lossy(&out.stdout)
+pub fn task_states(array_job: &str) -> std::result::Result<BTreeMap<usize, String>, Unreachable> {
+    let out = squeue(&["-h", "-r", "-t", "all", "-j", array_job, "-o", "%i|%T"])?;
+    Ok(out
         .lines()
         .filter_map(|line| {
             let (id, state) = line.split_once('|')?;
             let task = id.rsplit_once('_')?.1.parse().ok()?;
             Some((task, state.trim().to_owned()))
         })
-        .collect()
+        .collect())
+}
+
+/// The Slurm controller could not be asked (down, or not configured here): what squeue said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreachable(pub String);
+
+/// squeue's output; a job Slurm has forgotten (after `MinJobAge`) is no job, not an error.
+fn squeue(args: &[&str]) -> std::result::Result<String, Unreachable> {
+    let out = Command::new("squeue").args(args).output().map_err(|e| Unreachable(format!("cannot run squeue: {e}")))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !stderr.contains("Invalid job id") {
+        return Err(Unreachable(stderr.trim().lines().last().unwrap_or("squeue failed").to_owned()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The state of one job (`PENDING`, `RUNNING`, `COMPLETED`, …), if Slurm still knows it.
+pub fn job_state(job: &str) -> std::result::Result<Option<String>, Unreachable> {
+    Ok(squeue(&["-h", "-t", "all", "-j", job, "-o", "%T"])?.lines().next().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()))
+}
+
+/// Why a job ended, from `scontrol show job` while Slurm knows it: `exit code N` or
+/// `killed by signal N`.
+pub fn exit_reason(job: &str) -> Option<String> {
+    let out = Command::new("scontrol").args(["show", "job", "-o", job]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let code = text.split_whitespace().find_map(|f| f.strip_prefix("ExitCode="))?;
+    let (status, signal) = code.split_once(':')?;
+    match (status.parse::<i32>().ok()?, signal.parse::<i32>().ok()?) {
+        (_, s) if s != 0 => Some(format!("killed by signal {s}")),
+        (0, _) => None,
+        (c, _) => Some(format!("exit code {c}")),
+    }
 }
 
 /// Requeues this task (after a checkpoint at a batch boundary), if it runs under Slurm.

@@ -1,9 +1,10 @@
 //! The state of every unit of a planned run, from its checkpoint and from Slurm: done,
-//! running (with its epoch), pending, or failed with the tail of its log.
+//! running (with its epoch), pending, failed with the reason Slurm or its log gives and the tail
+//! of its log, or unknown while the Slurm controller cannot be reached; and the gather's state.
 use std::path::Path;
 
 use super::plan::Plan;
-use super::slurm::{task_states, LOG_DIR};
+use super::slurm::{exit_reason, job_state, task_states, Unreachable, LOG_DIR};
 use crate::error::Result;
 use crate::train::checkpoint;
 
@@ -18,6 +19,8 @@ pub enum UnitState {
     Failed,
     /// Never submitted.
     NotSubmitted,
+    /// Unfinished, and Slurm cannot be asked whether it runs (the controller is unreachable).
+    Unknown,
 }
 
 impl UnitState {
@@ -28,6 +31,7 @@ impl UnitState {
             UnitState::Pending => "pending",
             UnitState::Failed => "failed",
             UnitState::NotSubmitted => "not submitted",
+            UnitState::Unknown => "unknown",
         }
     }
 }
@@ -51,18 +55,102 @@ fn tail(path: &Path, n: usize) -> Vec<String> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
-pub fn status(plan: &Plan, run_dir: &Path) -> Result<Vec<UnitStatus>> {
+/// A planned run as a whole: its units, whether Slurm could be asked, and the gather.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStatus {
+    pub units: Vec<UnitStatus>,
+    /// Set when the Slurm controller could not be reached: states of unfinished units are then
+    /// unknown, and nothing should be resubmitted.
+    pub unreachable: Option<String>,
+    /// The latest gather job and its Slurm state (if Slurm still knows it).
+    pub gather: Option<(String, Option<String>)>,
+    /// Whether a gather wrote every unit's outputs after the latest submission.
+    pub gathered: bool,
+}
+
+impl RunStatus {
+    pub fn count(&self, state: UnitState) -> usize {
+        self.units.iter().filter(|u| u.state == state).count()
+    }
+}
+
+/// Why a unit's task ended unfinished, in words: Slurm's state where it says more than
+/// "failed", else the end of the task's log (Slurm writes `*** JOB … CANCELLED …` there).
+fn failure_reason(slurm_state: Option<&str>, job: Option<String>, log: &[String]) -> String {
+    let from_state = match slurm_state {
+        Some("CANCELLED") => Some("cancelled".to_owned()),
+        Some("TIMEOUT") => Some("time limit reached".to_owned()),
+        Some("NODE_FAIL") => Some("node failure".to_owned()),
+        Some("PREEMPTED") => Some("preempted".to_owned()),
+        Some("OUT_OF_MEMORY") => Some("out of memory".to_owned()),
+        Some("BOOT_FAIL") => Some("node boot failure".to_owned()),
+        Some("DEADLINE") => Some("deadline reached".to_owned()),
+        _ => None,
+    };
+    if let Some(reason) = from_state {
+        return reason;
+    }
+    let text = log.join("\n");
+    let from_log = [
+        ("DUE TO TIME LIMIT", "time limit reached"),
+        ("DUE TO PREEMPTION", "preempted"),
+        ("DUE TO NODE FAILURE", "node failure"),
+        ("CANCELLED AT", "cancelled"),
+        ("oom-kill", "out of memory"),
+        ("Out Of Memory", "out of memory"),
+    ]
+    .iter()
+    .find(|(marker, _)| text.contains(marker))
+    .map(|(_, reason)| (*reason).to_owned());
+    from_log.or_else(|| job.and_then(|j| exit_reason(&j))).unwrap_or_else(|| {
+        if log.is_empty() {
+            // Slurm keeps no record of an array task cancelled before it started.
+            "never started: no log (cancelled while pending, or its job was lost)".to_owned()
+        } else if text.contains("error:") {
+            "huelab stopped with an error (log below)".to_owned()
+        } else {
+            "ended unfinished (log below)".to_owned()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_reason;
+
+    #[test]
+    fn a_failed_unit_gets_the_reason_slurm_or_its_log_gives() {
+        let log = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        assert_eq!(failure_reason(Some("TIMEOUT"), None, &[]), "time limit reached");
+        assert_eq!(failure_reason(Some("CANCELLED"), None, &[]), "cancelled");
+        assert_eq!(failure_reason(Some("NODE_FAIL"), None, &[]), "node failure");
+        let cancelled = log(&["epoch 2/4", "slurmstepd-localhost: error: *** JOB 7 ON localhost CANCELLED AT 2026-12-02T20:01:02 ***"]);
+        assert_eq!(failure_reason(None, None, &cancelled), "cancelled");
+        let timed_out = log(&["slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-12-02T20:01:02 DUE TO TIME LIMIT ***"]);
+        assert_eq!(failure_reason(None, None, &timed_out), "time limit reached");
+        let preempted = log(&["slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-12-02T20:01:02 DUE TO PREEMPTION ***"]);
+        assert_eq!(failure_reason(None, None, &preempted), "preempted");
+        assert!(failure_reason(None, None, &[]).starts_with("never started"));
+        assert!(failure_reason(None, None, &log(&["error: unit 3: option 'lr' must be positive"])).contains("error"));
+    }
+}
+
+pub fn status(plan: &Plan, run_dir: &Path) -> Result<RunStatus> {
     let mut states = std::collections::BTreeMap::new();
+    let mut unreachable: Option<String> = None;
     for submission in &plan.submissions {
         // A gather-only submission has no array.
         if submission.array_job.is_empty() {
             continue;
         }
-        for (task, state) in task_states(&submission.array_job) {
-            states.insert((submission.array_job.clone(), task), state);
+        match task_states(&submission.array_job) {
+            Ok(tasks) => tasks.into_iter().for_each(|(task, state)| {
+                states.insert((submission.array_job.clone(), task), state);
+            }),
+            Err(Unreachable(message)) => unreachable = Some(message),
         }
     }
-    Ok(plan
+    let units = plan
         .units
         .iter()
         .map(|unit| {
@@ -81,12 +169,28 @@ pub fn status(plan: &Plan, run_dir: &Path) -> Result<Vec<UnitStatus>> {
                 (false, Some("RUNNING" | "COMPLETING" | "CONFIGURING" | "SUSPENDED" | "REQUEUED"), _) => UnitState::Running,
                 (false, Some("PENDING" | "REQUEUE_HOLD" | "REQUEUE_FED"), _) => UnitState::Pending,
                 (false, _, None) => UnitState::NotSubmitted,
+                (false, None, Some(_)) if unreachable.is_some() => UnitState::Unknown,
                 (false, _, Some(_)) => UnitState::Failed,
             };
-            let log_tail = if state == UnitState::Failed { tail(&run_dir.join(LOG_DIR).join(format!("unit-{}.log", unit.index)), 5) } else { vec![] };
+            let log = tail(&run_dir.join(LOG_DIR).join(format!("unit-{}.log", unit.index)), 5);
+            let log_tail = if state == UnitState::Failed {
+                let job = submission.map(|s| format!("{}_{}", s.array_job, unit.index));
+                detail.push_str(&format!("; {}", failure_reason(slurm.as_deref(), job, &log)));
+                log
+            } else {
+                vec![]
+            };
             UnitStatus { index: unit.index, name: unit.name.clone(), state, detail, log_tail }
         })
-        .collect())
+        .collect();
+    let gather = plan.submissions.last().map(|last| {
+        let state = job_state(&last.gather_job).unwrap_or_else(|Unreachable(message)| {
+            unreachable.get_or_insert(message);
+            None
+        });
+        (last.gather_job.clone(), state)
+    });
+    Ok(RunStatus { units, unreachable, gather, gathered: plan.gathered(run_dir) })
 }
 
 /// Units to (re)submit: neither done nor pending or running.

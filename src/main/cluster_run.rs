@@ -183,13 +183,19 @@ fn submit(script: &Path, args: BTreeMap<String, String>, run_dir: &Path, run: &C
             let old = Plan::load(run_dir).map_err(lib_error(&file))?;
             old.check_same_units(&plan).map_err(lib_error(&file))?;
             plan.submissions = old.submissions.clone();
-            let statuses = unit_status(&plan, run_dir).map_err(lib_error(&file))?;
-            let todo = unfinished(&statuses);
-            let done = statuses.iter().filter(|s| s.state == UnitState::Done).count();
-            let busy = statuses.iter().filter(|s| matches!(s.state, UnitState::Pending | UnitState::Running)).count();
+            let run_status = unit_status(&plan, run_dir).map_err(lib_error(&file))?;
+            if let Some(message) = &run_status.unreachable {
+                // Units that look unfinished may be running: resubmitting them would train them twice.
+                return Err(error(&run_dir.display().to_string(), format!("cannot reach the Slurm controller ({message}); nothing resubmitted: run --resume again when `squeue` works")));
+            }
+            let statuses = &run_status.units;
+            let todo = unfinished(statuses);
+            let done = run_status.count(UnitState::Done);
+            let busy = run_status.count(UnitState::Pending) + run_status.count(UnitState::Running);
             eprintln!("{}: {} units: {done} done, {busy} pending or running, {} to resubmit", run_dir.display(), statuses.len(), todo.len());
+            let gather_waiting = run_status.gather.as_ref().is_some_and(|(_, state)| matches!(state.as_deref(), Some("PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING")));
             if todo.is_empty() {
-                if done == statuses.len() && !plan.gathered(run_dir) {
+                if done == statuses.len() && !run_status.gathered && !gather_waiting {
                     // Every unit finished but no gather wrote their outputs (it failed, or was
                     // cancelled): the gather alone.
                     let gather_job = slurm::submit_gather(&plan, run_dir).map_err(lib_error("sbatch"))?;
@@ -218,26 +224,60 @@ fn submit(script: &Path, args: BTreeMap<String, String>, run_dir: &Path, run: &C
 pub fn status(run_dir: &Path) -> Result<(), ScriptError> {
     let dir = run_dir.display().to_string();
     let plan = Plan::load(run_dir).map_err(lib_error(&dir))?;
-    let statuses = unit_status(&plan, run_dir).map_err(lib_error(&dir))?;
-    let count = |s: UnitState| statuses.iter().filter(|u| u.state == s).count();
+    let run_status = unit_status(&plan, run_dir).map_err(lib_error(&dir))?;
+    let count = |s: UnitState| run_status.count(s);
+    if let Some(message) = &run_status.unreachable {
+        eprintln!("warning: cannot reach the Slurm controller ({message}); unfinished units are shown as unknown");
+    }
     huelab::outln!(
-        "{}: {} units — {} done, {} running, {} pending, {} failed, {} not submitted",
+        "{}: {} units — {} done, {} running, {} pending, {} failed, {} not submitted{}",
         run_dir.display(),
-        statuses.len(),
+        run_status.units.len(),
         count(UnitState::Done),
         count(UnitState::Running),
         count(UnitState::Pending),
         count(UnitState::Failed),
-        count(UnitState::NotSubmitted)
+        count(UnitState::NotSubmitted),
+        match count(UnitState::Unknown) {
+            0 => String::new(),
+            n => format!(", {n} unknown"),
+        }
     );
-    for s in &statuses {
+    for s in &run_status.units {
         huelab::outln!("{:>4}  {:<13} {:<40} {}", s.index, s.state.name(), s.name, s.detail);
         for line in &s.log_tail {
             huelab::outln!("        | {line}");
         }
     }
     if let Some(last) = plan.submissions.last() {
-        huelab::outln!("last submission: array job {}, gather job {}", last.array_job, last.gather_job);
+        let array = if last.array_job.is_empty() { "none (gather only)".to_owned() } else { format!("array job {}", last.array_job) };
+        huelab::outln!("last submission: {array}, gather job {}", last.gather_job);
     }
+    let gather_state = run_status.gather.as_ref().and_then(|(_, state)| state.clone());
+    huelab::outln!(
+        "gather: {}",
+        match (run_status.gathered, gather_state.as_deref()) {
+            (true, _) => "outputs written for every unit".to_owned(),
+            (false, Some(state)) => format!("{} (job {})", state.to_lowercase(), run_status.gather.as_ref().map_or("", |(job, _)| job.as_str())),
+            (false, None) => "no outputs for every unit yet".to_owned(),
+        }
+    );
+    // What to do next.
+    let resume = format!("huelab run --slurm --resume --run-dir {} {}", run_dir.display(), plan.script.display());
+    let args: Vec<String> = plan.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let resume = if args.is_empty() { resume } else { format!("{resume} {}", args.join(" ")) };
+    let unfinished = count(UnitState::Failed) + count(UnitState::NotSubmitted);
+    let next = if run_status.unreachable.is_some() {
+        "wait until `squeue` reaches the controller, then run `huelab status` again".to_owned()
+    } else if unfinished > 0 {
+        format!("{unfinished} unit(s) to resubmit: {resume}")
+    } else if count(UnitState::Running) + count(UnitState::Pending) > 0 {
+        format!("units still running or pending: huelab status {}", run_dir.display())
+    } else if !run_status.gathered && !matches!(gather_state.as_deref(), Some("PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING")) {
+        format!("every unit is done; write the outputs: {resume}")
+    } else {
+        "nothing to do".to_owned()
+    };
+    huelab::outln!("next: {next}");
     Ok(())
 }

@@ -263,26 +263,31 @@ fn a_failed_unit_is_reported_and_resume_resubmits_only_it() {
     std::fs::create_dir_all(broken.parent().unwrap()).unwrap();
     std::fs::write(&broken, "not a directory").unwrap();
     let gather_job = plan_gather_job(&work.path().join("cluster/plan.json"));
+    // Unit 2 is cancelled while it waits (Slurm then forgets it at once): said so, not just "failed".
+    cluster.slurm("scancel", &[&format!("{job}_2")]);
     cluster.slurm("scontrol", &["release", &job]);
     cluster.slurm("scontrol", &["release", &gather_job]);
     cluster.wait_idle(Duration::from_secs(180));
 
     let gather = std::fs::read_to_string(work.path().join("cluster/logs/gather.log")).unwrap();
-    assert!(gather.contains("1 unit(s) without a finished run") && gather.contains("hue fold 1 seed 0"), "{gather}");
-    assert!(gather.contains("MISSING 1 unit(s)"), "the table says so: {gather}");
+    assert!(gather.contains("2 unit(s) without a finished run") && gather.contains("hue fold 1 seed 0"), "{gather}");
+    assert!(gather.contains("MISSING 2 unit(s)"), "the table says so: {gather}");
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join("runs/slurm/manifest.json")).unwrap()).unwrap();
     let missing = manifest["comparison"]["missing"].as_array().unwrap();
-    assert_eq!(missing.len(), 1);
-    assert_eq!((missing[0]["arm"].as_str(), missing[0]["fold"].as_u64(), missing[0]["seed"].as_u64()), (Some("hue"), Some(1), Some(0)));
+    assert_eq!(missing.len(), 2);
+    assert!(missing.iter().any(|m| (m["arm"].as_str(), m["fold"].as_u64(), m["seed"].as_u64()) == (Some("hue"), Some(1), Some(0))), "{missing:?}");
     let status = String::from_utf8_lossy(&cluster.huelab(work.path(), &["status", "cluster"]).stdout).into_owned();
-    assert!(status.contains("7 done") && status.contains("1 failed"), "{status}");
+    assert!(status.contains("6 done") && status.contains("2 failed"), "{status}");
     let failed = status.lines().find(|l| l.contains("failed ") && l.contains("hue fold 1 seed 0")).unwrap_or_else(|| panic!("{status}"));
-    assert!(failed.contains("no checkpoint"), "{failed}");
+    assert!(failed.contains("no checkpoint") && (failed.contains("exit code 1") || failed.contains("stopped with an error")), "{failed}");
+    let cancelled = status.lines().find(|l| l.trim_start().starts_with("2 ")).unwrap_or_else(|| panic!("{status}"));
+    assert!(cancelled.contains("failed") && cancelled.contains("never started") && cancelled.contains("cancelled while pending"), "{cancelled}");
     assert!(status.contains("        | "), "the failed unit's log tail: {status}");
+    assert!(status.contains("next: 2 unit(s) to resubmit: huelab run --slurm --resume --run-dir"), "{status}");
 
     std::fs::remove_file(&broken).unwrap();
     let resubmitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
-    assert!(resubmitted.contains("submitted 1 unit(s) of 8") && resubmitted.contains("(1)"), "{resubmitted}");
+    assert!(resubmitted.contains("submitted 2 unit(s) of 8") && resubmitted.contains("(1-2)"), "{resubmitted}");
     cluster.wait_idle(Duration::from_secs(180));
     let gather = std::fs::read_to_string(work.path().join("cluster/logs/gather.log")).unwrap();
     assert!(gather.contains("every unit"), "{gather}");
@@ -310,7 +315,18 @@ fn a_failed_unit_is_reported_and_resume_resubmits_only_it() {
     assert!(status.contains("8 done"), "{status}");
     let nothing = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
     assert!(!nothing.contains("submitted"), "{nothing}");
+    assert!(status.contains("gather: outputs written for every unit") && status.contains("next: nothing to do"), "{status}");
+
+    // With the controller gone, an unfinished unit is unknown, not failed, and --resume
+    // resubmits nothing (it might be running).
     cluster.stop();
+    let unit = PathBuf::from(plan["units"][3]["checkpoint"].as_str().unwrap());
+    std::fs::remove_file(unit.join("model.json")).unwrap();
+    let status = cluster.huelab(work.path(), &["status", "cluster"]);
+    let (out, err) = (String::from_utf8_lossy(&status.stdout), String::from_utf8_lossy(&status.stderr));
+    assert!(err.contains("cannot reach the Slurm controller") && out.contains("1 unknown") && out.contains("0 failed"), "{out}\n{err}");
+    let refused = cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("nothing resubmitted"), "{}", String::from_utf8_lossy(&refused.stderr));
 }
 
 fn plan_gather_job(plan: &Path) -> String {
