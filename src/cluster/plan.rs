@@ -73,7 +73,8 @@ pub struct Plan {
 /// A unit's fingerprint: what makes two runs the same run.
 pub fn fingerprint(config: &TrainConfig, data: &ImageDataset, split: &Split) -> Result<String> {
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(config).map_err(|e| Error::msg(format!("cannot serialise the config: {e}")))?);
+    // Not the device: a unit that failed on a wrong device is the same unit on the right one.
+    h.update(serde_json::to_vec(&config.identity()?).map_err(|e| Error::msg(format!("cannot serialise the config: {e}")))?);
     h.update(data.summary().sha256.as_bytes());
     h.update(crate::train::checkpoint::split_hash(split).as_bytes());
     Ok(format!("{:x}", h.finalize()))

@@ -254,9 +254,11 @@ pub fn load(
     let manifest = read_manifest(dir)?;
     let path = dir.join(MANIFEST);
     let mismatch = |what: &str| Error::Data { path: path.clone(), message: format!("this checkpoint was made with another {what}; resume with the same, or use another checkpoint directory") };
-    let current = config_json(config)?;
-    if manifest.config != current {
-        let differing: Vec<String> = match (&manifest.config, &current) {
+    // Where the run trains (the device) may change between sessions; what it is may not.
+    let current = config.identity()?;
+    let saved = super::config::identity_of(&manifest.config);
+    if saved != current {
+        let differing: Vec<String> = match (&saved, &current) {
             (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
                 let mut keys: Vec<String> = a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect();
                 keys.sort();

@@ -144,7 +144,29 @@ impl Default for TrainConfig {
     }
 }
 
+/// Options that say where a run trains, not what it is: a checkpoint resumes, and a cluster
+/// unit is the same unit, when only these changed (a failed unit is rerun with `device`
+/// corrected; numbers of a run resumed on another device differ from an uninterrupted one).
+pub const ENVIRONMENT_KEYS: &[&str] = &["device"];
+
+/// A run's options as JSON without its [`ENVIRONMENT_KEYS`]: what makes two runs the same run.
+pub fn identity_of(config: &serde_json::Value) -> serde_json::Value {
+    let mut identity = config.clone();
+    if let Some(map) = identity.as_object_mut() {
+        for key in ENVIRONMENT_KEYS {
+            map.remove(*key);
+        }
+    }
+    identity
+}
+
 impl TrainConfig {
+    /// This run's identity (see [`identity_of`]).
+    pub fn identity(&self) -> crate::error::Result<serde_json::Value> {
+        let json = serde_json::to_value(self).map_err(|e| Error::msg(format!("cannot serialise the config: {e}")))?;
+        Ok(identity_of(&json))
+    }
+
     pub const MAX_EPOCHS: usize = 100_000;
     pub const MAX_BATCH_SIZE: usize = 1 << 20;
     /// Pixels of zero padding on each side before a random crop (an image is padded to

@@ -60,9 +60,15 @@ fn a_checkpoint_does_not_resume_in_another_precision() {
     let fp32 = TrainConfig { resume: true, precision: Precision::Fp32, ..bf16.clone() };
     let e = train(&data, &split, &fp32).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("differs in: precision"), "{e}");
-    // The same precision resumes (here: finds the run complete, with the same metrics).
-    let again = train(&data, &split, &TrainConfig { resume: true, ..bf16 }).unwrap();
+    // The same precision resumes (here: finds the run complete, with the same metrics), also
+    // with another device option: where a run trains is not what it is.
+    let again = train(&data, &split, &TrainConfig { resume: true, ..bf16.clone() }).unwrap();
     assert_eq!(again.epochs[0].train_loss, first.epochs[0].train_loss);
+    let elsewhere = TrainConfig { resume: true, device: huelab::device::DeviceChoice::Auto, ..bf16.clone() };
+    assert_ne!(serde_json::to_value(&elsewhere).unwrap()["device"], serde_json::to_value(&bf16).unwrap()["device"]);
+    assert_eq!(train(&data, &split, &elsewhere).unwrap().epochs[0].train_loss, first.epochs[0].train_loss);
+    let other_lr = TrainConfig { resume: true, lr: bf16.lr * 2.0, ..bf16 };
+    assert!(train(&data, &split, &other_lr).unwrap_err().to_string().contains("differs in: lr"));
 }
 
 #[test]

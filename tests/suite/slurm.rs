@@ -105,7 +105,7 @@ fn array_job(submit_output: &str) -> String {
 
 const COMPARISON: &str = r#"
 let data = dataset("digits").subset(#{ per_class: 30, seed: 0 });
-let base = #{ epochs: 3, batch_size: 32, device: "cpu", progress: false, flip: true, crop_padding: 1 };
+let base = #{ epochs: 3, batch_size: 32, device: arg("device", "cpu"), progress: false, flip: true, crop_padding: 1 };
 let arms = [base + #{ name: "onehot", loss: "onehot" }, base + #{ name: "hue", loss: "onehot+hue" }];
 slurm(#{ cpus_per_task: 1, parallel: 4 });
 let c = compare(data, arms, #{ seeds: [0, 1], folds: 2 });
@@ -286,20 +286,24 @@ fn a_failed_unit_is_reported_and_resume_resubmits_only_it() {
     assert!(status.contains("next: 2 unit(s) to resubmit: huelab run --slurm --resume --run-dir"), "{status}");
 
     std::fs::remove_file(&broken).unwrap();
-    let resubmitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
+    // Resubmitted with another device: where a unit trains is not what it is, so the plan
+    // takes the corrected option, reruns only the unfinished units and keeps the finished ones.
+    let resubmitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm", "device=auto"]));
     assert!(resubmitted.contains("submitted 2 unit(s) of 8") && resubmitted.contains("(1-2)"), "{resubmitted}");
+    let replanned: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join("cluster/plan.json")).unwrap()).unwrap();
+    assert_eq!(replanned["args"]["device"], "auto", "the tasks and the gather run with the corrected option");
     cluster.wait_idle(Duration::from_secs(180));
     let gather = std::fs::read_to_string(work.path().join("cluster/logs/gather.log")).unwrap();
     assert!(gather.contains("every unit"), "{gather}");
     assert_same_outputs(&work.path().join("runs/local"), &work.path().join("runs/slurm"));
-    let nothing = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
+    let nothing = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm", "device=auto"]));
     assert!(nothing.contains("8 done") && nothing.contains("0 to resubmit") && !nothing.contains("submitted"), "{nothing}");
 
     // The first submission's gather, started again (as after a requeue), steps aside: the
     // resubmission's gather writes the outputs.
     let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join("cluster/plan.json")).unwrap()).unwrap();
     let first_gather = plan["submissions"][0]["gather_job"].as_str().unwrap().to_owned();
-    let stale = cluster.command(env!("CARGO_BIN_EXE_huelab")).args(["run", "--gather", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]).env("SLURM_JOB_ID", &first_gather).current_dir(work.path()).output().unwrap();
+    let stale = cluster.command(env!("CARGO_BIN_EXE_huelab")).args(["run", "--gather", "--run-dir", "cluster", "cmp.rhai", "name=slurm", "device=auto"]).env("SLURM_JOB_ID", &first_gather).current_dir(work.path()).output().unwrap();
     assert!(stale.status.success() && String::from_utf8_lossy(&stale.stderr).contains("belongs to an earlier submission"), "{}", String::from_utf8_lossy(&stale.stderr));
 
     // Every unit done but the outputs gone (a gather that failed or was cancelled): --resume
@@ -307,13 +311,13 @@ fn a_failed_unit_is_reported_and_resume_resubmits_only_it() {
     assert!(work.path().join("cluster/gathered.json").exists());
     std::fs::remove_file(work.path().join("cluster/gathered.json")).unwrap();
     std::fs::remove_dir_all(work.path().join("runs/slurm")).unwrap();
-    let gather_only = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
+    let gather_only = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm", "device=auto"]));
     assert!(gather_only.contains("no gather wrote the outputs: submitted gather job"), "{gather_only}");
     cluster.wait_idle(Duration::from_secs(180));
     assert_same_outputs(&work.path().join("runs/local"), &work.path().join("runs/slurm"));
     let status = ok(&cluster.huelab(work.path(), &["status", "cluster"]));
     assert!(status.contains("8 done"), "{status}");
-    let nothing = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]));
+    let nothing = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm", "device=auto"]));
     assert!(!nothing.contains("submitted"), "{nothing}");
     assert!(status.contains("gather: outputs written for every unit") && status.contains("next: nothing to do"), "{status}");
 
@@ -325,7 +329,7 @@ fn a_failed_unit_is_reported_and_resume_resubmits_only_it() {
     let status = cluster.huelab(work.path(), &["status", "cluster"]);
     let (out, err) = (String::from_utf8_lossy(&status.stdout), String::from_utf8_lossy(&status.stderr));
     assert!(err.contains("cannot reach the Slurm controller") && out.contains("1 unknown") && out.contains("0 failed"), "{out}\n{err}");
-    let refused = cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm"]);
+    let refused = cluster.huelab(work.path(), &["run", "--slurm", "--resume", "--run-dir", "cluster", "cmp.rhai", "name=slurm", "device=auto"]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("nothing resubmitted"), "{}", String::from_utf8_lossy(&refused.stderr));
 }
 
