@@ -47,6 +47,10 @@ pub enum Reader {
     Memory,
     /// A TorchScript module, extracting activations.
     Torchscript,
+    /// An ImageNet class-name file (`imagenet_classes.js`), as `huelab predict --classes` reads it.
+    ClassNames,
+    /// A cluster run's `plan.json`, as `huelab status` and `--resume` read it.
+    Plan,
     /// Not a file reader: every function bound into Rhai, called with bad arguments
     /// ([`super::surface`]).
     Script,
@@ -66,6 +70,8 @@ impl Reader {
         Reader::Model,
         Reader::Memory,
         Reader::Torchscript,
+        Reader::ClassNames,
+        Reader::Plan,
         Reader::Script,
     ];
 
@@ -83,6 +89,8 @@ impl Reader {
             Reader::Model => "model",
             Reader::Memory => "memory",
             Reader::Torchscript => "torchscript",
+            Reader::ClassNames => "class-names",
+            Reader::Plan => "plan",
             Reader::Script => "script",
         }
     }
@@ -200,6 +208,31 @@ impl Reader {
                 std::fs::write(dir.join("module.pt"), TINY_CONV).map_err(|e| Error::io(dir.join("module.pt"), e))?;
                 Ok(SeedInput { entry: dir.join("module.pt"), files: vec![file("module.pt", FileKind::Binary)] })
             }
+            Reader::ClassNames => {
+                let text = "// ImageNet classes, as TensorFlow.js lists them\nexport const IMAGENET_CLASSES = {\n  0: 'tench, Tinca tinca',\n  1: 'goldfish, Carassius auratus',\n  2: 'great white shark, white shark, man-eater, man-eating shark, ' +\n      'Carcharodon carcharias',\n  3: 'tiger shark, Galeocerdo cuvieri',\n};\n";
+                std::fs::write(dir.join("imagenet_classes.js"), text).map_err(|e| Error::io(dir.join("imagenet_classes.js"), e))?;
+                Ok(SeedInput { entry: dir.join("imagenet_classes.js"), files: vec![file("imagenet_classes.js", FileKind::Text)] })
+            }
+            Reader::Plan => {
+                let options = crate::cluster::slurm::SlurmOptions::default();
+                let mut plan = crate::cluster::plan::Plan::new(dir.join("script.rhai"), "0".repeat(64), [("seeds".to_owned(), "2".to_owned())].into_iter().collect(), options)?;
+                plan.units = (0..3)
+                    .map(|index| crate::cluster::plan::PlannedUnit {
+                        index,
+                        name: format!("hue fold {index} seed 0"),
+                        call: "compare 1".into(),
+                        arm: Some("hue".into()),
+                        fold: Some(index),
+                        seed: 0,
+                        epochs: 3,
+                        checkpoint: dir.join("units").join(format!("compare1-{index}")),
+                        fingerprint: format!("{index:064x}"),
+                    })
+                    .collect();
+                plan.submissions.push(crate::cluster::plan::Submission { array_job: "41".into(), gather_job: "42".into(), units: vec![0, 1, 2], submitted_unix: 1_764_000_000 });
+                plan.save(dir)?;
+                Ok(SeedInput { entry: dir.to_owned(), files: vec![file("plan.json", FileKind::Json)] })
+            }
             // The surface's scripts use this module (`tiny.pt`) for their extractor.
             Reader::Script => {
                 std::fs::write(dir.join("tiny.pt"), TINY_CONV).map_err(|e| Error::io(dir.join("tiny.pt"), e))?;
@@ -267,6 +300,15 @@ impl Reader {
                 Ok(format!("accuracy {}", predictions.accuracy))
             }
             Reader::Script => Err(Error::msg("the script surface runs scripts, not files (fuzz::run_child)")),
+            Reader::ClassNames => {
+                let names = crate::models::read_imagenet_classes(Some(entry))?;
+                Ok(format!("{} classes, first '{}'", names.len(), names.first().map_or("", String::as_str)))
+            }
+            Reader::Plan => {
+                let plan = crate::cluster::plan::Plan::load(entry)?;
+                plan.check_same_units(&plan)?;
+                Ok(format!("{} units, {} submissions, gathered {}", plan.units.len(), plan.submissions.len(), plan.gathered(entry)))
+            }
             Reader::Torchscript => {
                 let extractor = Extractor::torchscript(entry, None, Device::Cpu)?;
                 let data = ImageDataset::new("fuzz", Tensor::rand([3, 1, 8, 8], (Kind::Float, Device::Cpu)), vec![0, 1, 0], vec!["a".into(), "b".into()])?;

@@ -201,7 +201,8 @@ pub fn read_imagenet_classes(file: Option<&Path>) -> Result<Vec<String>> {
         match c {
             '0'..='9' if current.is_none() => number.push(c),
             ':' if current.is_none() && !number.is_empty() => {
-                current = Some((number.parse().expect("digits"), String::new()));
+                let index = number.parse().map_err(|_| Error::Data { path: path.clone(), message: format!("class index {number} is too large") })?;
+                current = Some((index, String::new()));
                 number.clear();
             }
             '\'' => {

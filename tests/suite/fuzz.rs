@@ -22,7 +22,7 @@ fn every_reader_turns_mutated_files_into_named_errors() {
     println!("{stdout}");
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let reports: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert_eq!(reports.len(), 13, "one report per reader and the script surface");
+    assert_eq!(reports.len(), 15, "one report per reader and the script surface");
     for r in &reports {
         let count = |k: &str| r["counts"][k].as_u64().unwrap_or(0);
         let total: u64 = r["counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
