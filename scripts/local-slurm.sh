@@ -82,7 +82,12 @@ DependencyParameters=kill_invalid_depend
 KillWait=2
 MinJobAge=300
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=${LOCAL_SLURM_CPUS:-4} RealMemory=4096 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+# Real preemption: a job in "urgent" requeues jobs of "debug" that hold the CPUs it needs
+# (SIGCONT + SIGTERM, SIGKILL after GraceTime), as a cluster's scavenger partitions do.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP PriorityTier=1 GraceTime=5
+PartitionName=urgent Nodes=localhost MaxTime=INFINITE State=UP PriorityTier=2
 CONF
   local lifetime=${LOCAL_SLURM_LIFETIME:-3600}
   (cd "$dir" && exec setsid timeout "$lifetime" slurmctld -D -i </dev/null >>"$dir/log/slurmctld.out" 2>&1) &

@@ -211,34 +211,37 @@ print(`test accuracy ${run.test_accuracy}`);
     cluster.stop();
 }
 
-/// `scontrol requeue` (and Slurm's preemption with `PreemptMode=REQUEUE`) sends SIGTERM, then
-/// SIGKILL after `KillWait` (2 s on the test cluster): the task checkpoints at the next batch
-/// boundary and exits without requeueing itself, Slurm requeues it, and it resumes there.
+/// Real preemption: the test cluster's `urgent` partition has a higher `PriorityTier`, and
+/// `PreemptMode=REQUEUE`; a job there that needs every CPU makes Slurm requeue the running unit
+/// with SIGCONT + SIGTERM (SIGKILL after the partition's `GraceTime`). The task checkpoints at
+/// the next batch boundary and exits without requeueing itself; Slurm starts it again after the
+/// urgent job, and it resumes there.
 #[test]
-fn a_task_sent_sigterm_by_a_requeue_checkpoints_mid_epoch_and_resumes() {
+fn a_task_preempted_by_a_higher_priority_job_checkpoints_mid_epoch_and_resumes() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut cluster = Cluster::start();
     let work = tempfile::tempdir().unwrap();
     let script = r#"
-let data = dataset("digits").subset(#{ per_class: 30, seed: 0 });
+let data = dataset("digits").subset(#{ per_class: 60, seed: 0 });
 slurm(#{ cpus_per_task: 1 });
-let run = train(data, data.split(#{ seed: 1 }), #{ model: "resnet18", epochs: 3, batch_size: 16, device: "cpu", progress: false });
+let run = train(data, data.split(#{ seed: 1 }), #{ model: "resnet18", epochs: 10, batch_size: 16, device: "cpu", progress: false });
 write_metrics_csv(`${run_dir(arg("name", "one"))}/metrics.csv`, [run]);
 "#;
     std::fs::write(work.path().join("one.rhai"), script).unwrap();
     ok(&cluster.huelab(work.path(), &["run", "--threads", "1", "one.rhai", "name=local"]));
     let submitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--run-dir", "cluster", "one.rhai", "name=slurm"]));
-    let job = array_job(&submitted);
-    let checkpoint = work.path().join("cluster/units/train1/checkpoint.json");
-    let read = || -> Option<serde_json::Value> { serde_json::from_slice(&std::fs::read(&checkpoint).ok()?).ok() };
+    let job = format!("{}_0", array_job(&submitted));
     let started = Instant::now();
-    while read().and_then(|m| m["epoch"].as_u64()).unwrap_or(0) < 1 {
-        assert!(started.elapsed() < Duration::from_secs(600), "no checkpoint after the first epoch");
+    while cluster.slurm("squeue", &["-h", "-j", &job, "-o", "%T"]).trim() != "RUNNING" {
+        assert!(started.elapsed() < Duration::from_secs(120), "the unit did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    cluster.slurm("scontrol", &["requeue", &format!("{job}_0")]);
-    cluster.wait_idle(Duration::from_secs(300));
+    // Every CPU of the node, in the higher tier: Slurm preempts the unit to make room (its
+    // controller decides about 27 s later here; the unit trains for about a minute).
+    cluster.slurm("sbatch", &["-p", "urgent", "-c", "4", "-o", "/dev/null", "--wrap", "sleep 2"]);
+    cluster.wait_idle(Duration::from_secs(400));
     let log = std::fs::read_to_string(work.path().join("cluster/logs/unit-0.log")).unwrap();
+    assert!(log.contains("DUE TO PREEMPTION"), "the unit was not preempted (it finished first?): {log}");
     assert!(
         log.contains("SIGTERM; checkpointed at a batch boundary") && log.contains("resuming after epoch") && log.contains("unit 0: done") && !log.contains("requeued job"),
         "{log}"
