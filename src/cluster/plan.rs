@@ -111,7 +111,7 @@ impl Plan {
     /// Whether a gather wrote the outputs of every unit after the latest submission (it leaves
     /// [`GATHERED_FILE`] naming that submission).
     pub fn gathered(&self, run_dir: &Path) -> bool {
-        let marker: Option<Gathered> = std::fs::read(run_dir.join(GATHERED_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let marker: Option<Gathered> = crate::input::read(&run_dir.join(GATHERED_FILE), crate::input::limits::JSON).ok().and_then(|b| serde_json::from_slice(&b).ok());
         marker.is_some_and(|m| m.submissions == self.submissions.len())
     }
 

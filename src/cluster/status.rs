@@ -72,6 +72,11 @@ impl RunStatus {
     pub fn count(&self, state: UnitState) -> usize {
         self.units.iter().filter(|u| u.state == state).count()
     }
+
+    /// Whether the latest gather job is still to run or running (another would be a duplicate).
+    pub fn gather_waiting(&self) -> bool {
+        self.gather.as_ref().is_some_and(|(_, state)| matches!(state.as_deref(), Some("PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING")))
+    }
 }
 
 /// Why a unit's task ended unfinished, in words: Slurm's state where it says more than

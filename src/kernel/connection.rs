@@ -31,14 +31,8 @@ impl ConnectionInfo {
     /// Reads and checks a connection file; errors name the file.
     pub fn read(path: &Path) -> Result<Self, String> {
         let named = |message: String| format!("connection file {}: {message}", path.display());
-        let metadata = std::fs::metadata(path).map_err(|e| named(e.to_string()))?;
-        if !metadata.is_file() {
-            return Err(named("not a regular file".into()));
-        }
-        if metadata.len() > 1 << 20 {
-            return Err(named(format!("{} bytes; a connection file is a few hundred", metadata.len())));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| named(e.to_string()))?;
+        // A connection file is a few hundred bytes; 1 MiB is far above any.
+        let text = crate::input::read_text(path, 1 << 20).map_err(|e| named(e.to_string()))?;
         let info: ConnectionInfo = serde_json::from_str(&text).map_err(|e| named(e.to_string()))?;
         if info.transport != "tcp" {
             return Err(named(format!("transport '{}' is not supported (huelab's kernel speaks tcp)", info.transport)));

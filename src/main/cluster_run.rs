@@ -193,9 +193,8 @@ fn submit(script: &Path, args: BTreeMap<String, String>, run_dir: &Path, run: &C
             let done = run_status.count(UnitState::Done);
             let busy = run_status.count(UnitState::Pending) + run_status.count(UnitState::Running);
             eprintln!("{}: {} units: {done} done, {busy} pending or running, {} to resubmit", run_dir.display(), statuses.len(), todo.len());
-            let gather_waiting = run_status.gather.as_ref().is_some_and(|(_, state)| matches!(state.as_deref(), Some("PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING")));
             if todo.is_empty() {
-                if done == statuses.len() && !run_status.gathered && !gather_waiting {
+                if done == statuses.len() && !run_status.gathered && !run_status.gather_waiting() {
                     // Every unit finished but no gather wrote their outputs (it failed, or was
                     // cancelled): the gather alone.
                     let gather_job = slurm::submit_gather(&plan, run_dir).map_err(lib_error("sbatch"))?;
@@ -273,7 +272,7 @@ pub fn status(run_dir: &Path) -> Result<(), ScriptError> {
         format!("{unfinished} unit(s) to resubmit: {resume}")
     } else if count(UnitState::Running) + count(UnitState::Pending) > 0 {
         format!("units still running or pending: huelab status {}", run_dir.display())
-    } else if !run_status.gathered && !matches!(gather_state.as_deref(), Some("PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING")) {
+    } else if !run_status.gathered && !run_status.gather_waiting() {
         format!("every unit is done; write the outputs: {resume}")
     } else {
         "nothing to do".to_owned()

@@ -25,7 +25,7 @@ pub use pth::{load_state_dict, verify_zip};
 pub use resnet::ResNet;
 pub use small_cnn::SmallCnn;
 pub use vgg::Vgg;
-pub use weights::{check_finite, check_state, classifier_classes};
+pub use weights::{check_finite, check_state, classifier_classes, variable_bytes};
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};

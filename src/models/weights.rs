@@ -51,6 +51,11 @@ pub fn check_state(tensors: &[(String, Tensor)]) -> Result<(), String> {
     Ok(())
 }
 
+/// Bytes of a model's variables: what a file of its weights holds, beside its header.
+pub fn variable_bytes(vs: &tch::nn::VarStore) -> u64 {
+    vs.variables().values().map(|v| (v.numel() * v.kind().elt_size_in_bytes()) as u64).sum()
+}
+
 /// The number of classes of a classifier weight `[classes, features]`.
 pub fn classifier_classes(name: &str, weight: &Tensor) -> Result<i64, String> {
     match weight.size().as_slice() {

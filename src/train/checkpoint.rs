@@ -284,8 +284,7 @@ pub fn load(
     let bad = |message: String| Error::Data { path: tensors_path.clone(), message };
     // The model, and at most three optimiser tensors per variable (Adam's moments, its
     // max-moment with AMSGrad), and a little for the header's alignment.
-    let model_bytes: u64 = vs.variables().values().map(|v| (v.numel() * v.kind().elt_size_in_bytes()) as u64).sum();
-    crate::input::safetensors(&tensors_path, model_bytes.saturating_mul(4) + (1 << 20))?;
+    crate::input::safetensors(&tensors_path, crate::models::variable_bytes(vs).saturating_mul(4) + (1 << 20))?;
     if let Some(sha) = &manifest.tensors_sha256 {
         check_digest(&tensors_path, sha)?;
     }

@@ -77,8 +77,7 @@ impl TrainedModel {
             }
         }
         let tensors_path = dir.join(MODEL_TENSORS);
-        let model_bytes: u64 = vs.variables().values().map(|v| (v.numel() * v.kind().elt_size_in_bytes()) as u64).sum();
-        crate::input::safetensors(&tensors_path, model_bytes + (1 << 20))?;
+        crate::input::safetensors(&tensors_path, crate::models::variable_bytes(&vs) + (1 << 20))?;
         if let Some(sha) = &info.tensors_sha256 {
             check_digest(&tensors_path, sha)?;
         }
