@@ -93,6 +93,17 @@ impl SlurmOptions {
                 }
             }
         }
+        if let Some(time) = &self.time {
+            let limit = time_limit_seconds(time).map_err(|why| Error::invalid_option("time", format!("'{time}' is not a Slurm time limit ({why})")))?;
+            // Slurm sends the warning `signal_seconds` before the limit: with a margin as long as
+            // the limit it comes at every start, and the task requeues after every batch.
+            if limit.is_some_and(|l| u64::from(self.signal_seconds()) >= l) {
+                return Err(Error::invalid_option(
+                    "signal_seconds",
+                    format!("{} s is not shorter than the time limit '{time}': the warning would come at every start", self.signal_seconds()),
+                ));
+            }
+        }
         for e in &self.extra {
             if !e.starts_with('-') || e.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
                 return Err(Error::invalid_option("extra", format!("'{e}' must be one sbatch option (starting with '-') on one line")));
@@ -123,6 +134,34 @@ impl SlurmOptions {
     pub fn signal_seconds(&self) -> u32 {
         self.signal_seconds.unwrap_or(Self::DEFAULT_SIGNAL_SECONDS)
     }
+}
+
+/// A Slurm time limit in seconds (`None`: no limit). Slurm's forms: `M`, `M:S`, `H:M:S`, `D-H`,
+/// `D-H:M`, `D-H:M:S`, and `INFINITE` or `UNLIMITED`.
+pub fn time_limit_seconds(text: &str) -> std::result::Result<Option<u64>, String> {
+    if ["infinite", "unlimited"].contains(&text.to_ascii_lowercase().as_str()) {
+        return Ok(None);
+    }
+    let number = |part: &str| -> std::result::Result<u64, String> {
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) || part.len() > 9 {
+            return Err(format!("'{part}' is not a number"));
+        }
+        part.parse().map_err(|_| format!("'{part}' is not a number"))
+    };
+    let (days, clock) = match text.split_once('-') {
+        Some((d, rest)) => (Some(number(d)?), rest),
+        None => (None, text),
+    };
+    let parts = clock.split(':').map(number).collect::<std::result::Result<Vec<u64>, String>>()?;
+    let seconds = match (days, parts.as_slice()) {
+        (None, [m]) => m * 60,
+        (None, [m, s]) => m * 60 + s,
+        (None, [h, m, s]) | (Some(_), [h, m, s]) => h * 3600 + m * 60 + s,
+        (Some(_), [h]) => h * 3600,
+        (Some(_), [h, m]) => h * 3600 + m * 60,
+        _ => return Err("expected minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S".into()),
+    };
+    Ok(Some(days.unwrap_or(0) * 86_400 + seconds))
 }
 
 /// `text` as one single-quoted shell word.
@@ -160,7 +199,7 @@ pub fn write_batch_scripts(plan: &Plan, run_dir: &Path) -> Result<(PathBuf, Path
     };
     let resources = plan.slurm.directives().join("\n");
     let units = format!(
-        "{}# Task i trains unit i of the plan; to resubmit some units by hand:\n#   sbatch --array=3,7 {}\n#SBATCH --job-name={name}\n#SBATCH --output={}/unit-%a.log\n#SBATCH --open-mode=append\n#SBATCH --requeue\n#SBATCH --signal=B:USR1@{}\n#SBATCH --chdir={}\n{resources}\n# On USR1 (preemption or the time limit near) huelab checkpoints at the next batch boundary\n# and requeues the task, which resumes there.\nexec {}\n",
+        "{}# Task i trains unit i of the plan; to resubmit some units by hand:\n#   sbatch --array=3,7 {}\n#SBATCH --job-name={name}\n#SBATCH --output={}/unit-%a.log\n#SBATCH --open-mode=append\n#SBATCH --requeue\n#SBATCH --signal=B:USR1@{}\n#SBATCH --chdir={}\n{resources}\n# On USR1 (preemption or the time limit near) huelab checkpoints at the next batch boundary\n# and requeues the task, which resumes there. A signal before huelab's handlers are in place\n# (libtorch takes a while to load) must not kill the task: ignored by this shell, and blocked\n# across the exec where env can (coreutils 8.31 or later), so that huelab receives it once\n# it is ready.\ntrap '' USR1 TERM\nblock=()\nif env --block-signal=USR1 true 2>/dev/null; then block=(env --default-signal=USR1,TERM --block-signal=USR1,TERM); fi\nexec \"${{block[@]}}\" {}\n",
         header("huelab units: one Slurm array task per unit of work"),
         run_dir.join(UNITS_SCRIPT).display(),
         logs.display(),
@@ -294,6 +333,35 @@ fn requeue_target(array_job: Option<String>, array_task: Option<String>, job: Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_limits_read_in_every_slurm_form() {
+        for (text, seconds) in [("30", Some(1800)), ("2:30", Some(150)), ("01:00:00", Some(3600)), ("1-0", Some(86_400)), ("1-2:03", Some(93_780)), ("0-0:0:7", Some(7)), ("UNLIMITED", None), ("infinite", None)] {
+            assert_eq!(time_limit_seconds(text), Ok(seconds), "{text}");
+        }
+        for bad in ["", "1h", "1:2:3:4", "-5", "1-", "99999999999"] {
+            assert!(time_limit_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_warning_margin_as_long_as_the_time_limit_is_refused() {
+        let options = |time: &str, signal: Option<u64>| {
+            let mut map = serde_json::Map::new();
+            map.insert("time".into(), time.into());
+            if let Some(s) = signal {
+                map.insert("signal_seconds".into(), s.into());
+            }
+            SlurmOptions::from_options(map)
+        };
+        let error = options("2", None).unwrap_err().to_string();
+        assert!(error.contains("signal_seconds") && error.contains("every start"), "{error}");
+        assert!(options("2", Some(60)).is_ok());
+        assert!(options("1:00:00", None).is_ok());
+        let error = options("2 hours", None).unwrap_err().to_string();
+        assert!(error.contains("'time'") || error.contains("time"), "{error}");
+        assert!(options("1x", None).unwrap_err().to_string().contains("not a Slurm time limit"));
+    }
 
     #[test]
     fn an_array_task_requeues_itself_by_array_and_task_id() {

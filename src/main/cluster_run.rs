@@ -37,6 +37,13 @@ pub fn on_slurm_signals_checkpoint() {
     unsafe {
         libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+        // The batch script starts huelab with both signals blocked (a signal during libtorch's
+        // load would otherwise kill the task): one that came meanwhile is delivered now.
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
     }
 }
 

@@ -211,6 +211,67 @@ print(`test accuracy ${run.test_accuracy}`);
     cluster.stop();
 }
 
+/// The process of a running batch script of the cluster whose `SLURM_JOB_ID` is `job`, once it
+/// is the huelab binary (after the script's `exec`, perhaps before huelab's `main`).
+fn batch_process_running_huelab(cluster: &Cluster, job: &str) -> Option<i32> {
+    let conf = format!("SLURM_CONF={}", cluster.conf().display());
+    let id = format!("SLURM_JOB_ID={job}");
+    let huelab = std::fs::canonicalize(env!("CARGO_BIN_EXE_huelab")).ok()?;
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: i32 = entry.file_name().to_string_lossy().parse().ok()?;
+        let environ = std::fs::read(entry.path().join("environ")).ok()?;
+        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+        let ours = vars.contains(&conf.as_bytes()) && vars.contains(&id.as_bytes());
+        (ours && std::fs::read_link(entry.path().join("exe")).ok()? == huelab).then_some(pid)
+    })
+}
+
+/// Two units run at once; the array's last-started task (whose `SLURM_JOB_ID` is the array's
+/// own id) is sent USR1 the moment its batch script has become huelab, while libtorch is still
+/// loading. The signal waits until huelab's handler is in place, the task checkpoints after its
+/// first batch and requeues itself alone: the other unit runs once, undisturbed.
+#[test]
+fn a_signal_at_launch_to_the_arrays_last_task_requeues_that_task_alone() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let script = r#"
+let data = dataset("digits").subset(#{ per_class: 30, seed: 0 });
+slurm(#{ cpus_per_task: 1 });
+let base = #{ model: "resnet18", epochs: 2, batch_size: 16, device: "cpu", progress: false };
+let runs = [train(data, data.split(#{ seed: 1 }), base + #{ name: "a", seed: 0 }), train(data, data.split(#{ seed: 1 }), base + #{ name: "b", seed: 1 })];
+write_metrics_csv(`${run_dir(arg("name", "two"))}/metrics.csv`, runs);
+"#;
+    std::fs::write(work.path().join("two.rhai"), script).unwrap();
+    ok(&cluster.huelab(work.path(), &["run", "--threads", "1", "two.rhai", "name=local"]));
+    let submitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--run-dir", "cluster", "two.rhai", "name=slurm"]));
+    let array = array_job(&submitted);
+    // The task that carries the array's own job id, and its process once it is huelab.
+    let started = Instant::now();
+    let (task, pid) = loop {
+        let tasks = cluster.slurm("squeue", &["-h", "-r", "-j", &array, "-t", "running", "-o", "%A %K"]);
+        let last = tasks.lines().find_map(|l| l.split_once(' ').filter(|(id, _)| *id == array).map(|(_, task)| task.trim().to_owned()));
+        if let Some(pid) = last.as_ref().and_then(|_| batch_process_running_huelab(&cluster, &array)) {
+            break (last.unwrap(), pid);
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the array's last task did not start: {tasks}");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    cluster.wait_idle(Duration::from_secs(300));
+
+    let other = if task == "0" { "1" } else { "0" };
+    let log = |t: &str| std::fs::read_to_string(work.path().join(format!("cluster/logs/unit-{t}.log"))).unwrap();
+    let (signalled, undisturbed) = (log(&task), log(other));
+    assert!(
+        signalled.contains(&format!("requeued job {array}_{task}")) && signalled.contains("resuming after epoch 0, batch 1") && signalled.matches(&format!("unit {task}: done")).count() == 1,
+        "the signalled task's log (empty: killed at launch):\n{signalled}"
+    );
+    assert!(undisturbed.matches(&format!("unit {other}: done")).count() == 1 && !undisturbed.contains("resuming") && !undisturbed.contains("requeued"), "{undisturbed}");
+    assert_eq!(without_time(&work.path().join("runs/local/metrics.csv")), without_time(&work.path().join("runs/slurm/metrics.csv")));
+    cluster.stop();
+}
+
 /// Real preemption: the test cluster's `urgent` partition has a higher `PriorityTier`, and
 /// `PreemptMode=REQUEUE`; a job there that needs every CPU makes Slurm requeue the running unit
 /// with SIGCONT + SIGTERM (SIGKILL after the partition's `GraceTime`). The task checkpoints at
