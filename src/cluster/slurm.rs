@@ -62,7 +62,9 @@ impl SlurmOptions {
             signal_seconds: small("signal_seconds", o.count("signal_seconds")?)?,
             extra: o.strings("extra")?.unwrap_or_default(),
         };
-        options.validate()?;
+        // The time limit against the warning's margin is checked once flags are merged in
+        // (`validate`): a flag may correct either.
+        options.validate_words()?;
         Ok(options)
     }
 
@@ -83,16 +85,10 @@ impl SlurmOptions {
         }
     }
 
-    /// Values go into a batch script: no line breaks, and extra arguments must be options.
+    /// The options to submit with: their values fit a batch script (`validate_words`), and the
+    /// warning comes before the time limit.
     pub fn validate(&self) -> Result<()> {
-        let fields = [("partition", &self.partition), ("time", &self.time), ("mem", &self.mem), ("gres", &self.gres), ("account", &self.account), ("qos", &self.qos)];
-        for (key, value) in fields {
-            if let Some(v) = value {
-                if v.is_empty() || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                    return Err(Error::invalid_option(key, format!("'{v}' must be one word without spaces or control characters")));
-                }
-            }
-        }
+        self.validate_words()?;
         if let Some(time) = &self.time {
             let limit = time_limit_seconds(time).map_err(|why| Error::invalid_option("time", format!("'{time}' is not a Slurm time limit ({why})")))?;
             // Slurm sends the warning `signal_seconds` before the limit: with a margin as long as
@@ -102,6 +98,19 @@ impl SlurmOptions {
                     "signal_seconds",
                     format!("{} s is not shorter than the time limit '{time}': the warning would come at every start", self.signal_seconds()),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Values go into a batch script: no line breaks, and extra arguments must be options.
+    fn validate_words(&self) -> Result<()> {
+        let fields = [("partition", &self.partition), ("time", &self.time), ("mem", &self.mem), ("gres", &self.gres), ("account", &self.account), ("qos", &self.qos)];
+        for (key, value) in fields {
+            if let Some(v) = value {
+                if v.is_empty() || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(Error::invalid_option(key, format!("'{v}' must be one word without spaces or control characters")));
+                }
             }
         }
         for e in &self.extra {
@@ -352,7 +361,7 @@ mod tests {
             if let Some(s) = signal {
                 map.insert("signal_seconds".into(), s.into());
             }
-            SlurmOptions::from_options(map)
+            SlurmOptions::from_options(map).and_then(|o| o.validate())
         };
         let error = options("2", None).unwrap_err().to_string();
         assert!(error.contains("signal_seconds") && error.contains("every start"), "{error}");
