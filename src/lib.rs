@@ -26,6 +26,7 @@ pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod exe;
 pub mod extract;
 pub mod files;
 pub mod fuzz;

@@ -73,9 +73,9 @@ enum Command {
     Notebook {
         /// The folder JupyterLab opens.
         dir: Option<PathBuf>,
-        /// The `jupyter` command to run.
-        #[arg(long, default_value = "/var/cache/huelab/notebook-venv/bin/jupyter")]
-        jupyter: PathBuf,
+        /// The `jupyter` command to run (default: $HUELAB_HOME/notebook-venv/bin/jupyter).
+        #[arg(long)]
+        jupyter: Option<PathBuf>,
         /// More arguments for `jupyter lab`, e.g. -- --no-browser --port 8899.
         #[arg(last = true)]
         lab_args: Vec<String>,
@@ -232,9 +232,9 @@ enum Bench {
     /// of JPEG photos: huelab's pipeline vs torchvision's DataLoader (same transforms, as many
     /// workers), and the peak resident memory of each.
     Data {
-        /// Python with torch and torchvision (benches/setup-venv.sh makes it).
-        #[arg(long, default_value = "/var/cache/huelab/bench-venv/bin/python")]
-        python: PathBuf,
+        /// Python with torch and torchvision (benches/setup-venv.sh makes it in $HUELAB_HOME/bench-venv, the default).
+        #[arg(long)]
+        python: Option<PathBuf>,
         /// Photos to make (about 500 × 375 JPEGs) and iterate.
         #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         images: u64,
@@ -279,12 +279,12 @@ enum Bench {
     /// (and to `import torch`), a trivial cell's round trip, a training cell's overhead over
     /// the same work in `huelab run`, the PyTorch twin of that cell, interrupt to idle.
     Kernel {
-        /// Python with jupyter_client (setup's notebook venv).
-        #[arg(long, default_value = "/var/cache/huelab/notebook-venv/bin/python")]
-        client_python: PathBuf,
-        /// Python with ipykernel and torch 2.11 (benches/setup-venv.sh makes it).
-        #[arg(long, default_value = "/var/cache/huelab/bench-venv/bin/python")]
-        python: PathBuf,
+        /// Python with jupyter_client (default: setup's $HUELAB_HOME/notebook-venv/bin/python).
+        #[arg(long)]
+        client_python: Option<PathBuf>,
+        /// Python with ipykernel and torch 2.11 (benches/setup-venv.sh makes it in $HUELAB_HOME/bench-venv, the default).
+        #[arg(long)]
+        python: Option<PathBuf>,
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=100))]
         rounds: u64,
         /// CPU threads of both kernels' libtorch and of `huelab run`.
@@ -296,9 +296,9 @@ enum Bench {
     },
     /// Training throughput of huelab vs PyTorch eager (same model, batch, input, threads).
     Train {
-        /// Python with torch 2.11 installed (benches/setup-venv.sh makes it).
-        #[arg(long, default_value = "/var/cache/huelab/bench-venv/bin/python")]
-        python: PathBuf,
+        /// Python with torch 2.11 installed (benches/setup-venv.sh makes it in $HUELAB_HOME/bench-venv, the default).
+        #[arg(long)]
+        python: Option<PathBuf>,
         /// Models to measure.
         #[arg(long, value_delimiter = ',', default_value = "small_cnn,resnet18")]
         models: Vec<String>,
@@ -330,9 +330,9 @@ enum Bench {
     /// Pixel-kNN classification (search + Eq. 2-3 scoring) vs raw faiss-python search of the
     /// same Flat memory; Flat bank memory vs raw float32; an approximate bank's accuracy and size.
     Knn {
-        /// Python with faiss-cpu installed (benches/setup-venv.sh makes it).
-        #[arg(long, default_value = "/var/cache/huelab/bench-venv/bin/python")]
-        python: PathBuf,
+        /// Python with faiss-cpu installed (benches/setup-venv.sh makes it in $HUELAB_HOME/bench-venv, the default).
+        #[arg(long)]
+        python: Option<PathBuf>,
         /// Memory images; each gives grid² vectors (4096 × 7² = 200 704 vectors).
         #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         memory_images: i64,
@@ -440,7 +440,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
         Command::Status { run_dir } => cluster_run::status(&run_dir),
         Command::Kernel { action: Some(KernelAction::Install { user: _, prefix }), .. } => {
             let place = prefix.map_or(huelab::kernel::spec::Place::User, huelab::kernel::spec::Place::Prefix);
-            std::env::current_exe()
+            huelab::exe::huelab_command()
                 .map_err(|e| e.to_string())
                 .and_then(|binary| huelab::kernel::spec::install(&place, &binary))
                 .map(|dir| huelab::outln!("installed the kernel spec \"Rhai (huelab)\" in {}", dir.display()))
@@ -453,7 +453,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             let options = huelab::script::ScriptOptions { allow_fs, max_operations, ..Default::default() };
             huelab::kernel::run(&connection_file, options).map_err(|message| ScriptError { file: "kernel".into(), position: None, message })
         }
-        Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter, &lab_args).map_err(|message| ScriptError { file: "notebook".into(), position: None, message }),
+        Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter.unwrap_or_else(|| huelab::cache::venv_program("notebook-venv", "jupyter")), &lab_args).map_err(|message| ScriptError { file: "notebook".into(), position: None, message }),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             huelab::outln!("{}: ok", script.display());
         }),
@@ -467,10 +467,10 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             .map_err(|message| ScriptError { file: "api".into(), position: None, message }),
         Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, device, precisions, out }) => {
             let steps: Vec<usize> = steps.iter().map(|&s| s as usize).collect();
-            bench_train(&python, &models, batch, size, &steps, rounds as usize, threads, &device, precisions, out.as_deref()).map_err(command_error("bench"))
+            bench_train(&bench_python(python), &models, batch, size, &steps, rounds as usize, threads, &device, precisions, out.as_deref()).map_err(command_error("bench"))
         }
         Command::Bench(Bench::Kernel { client_python, python, rounds, threads, out }) => {
-            bench_kernel(client_python, python, rounds as usize, threads, out.as_deref()).map_err(|message| ScriptError { file: "bench".into(), position: None, message })
+            bench_kernel(client_python.unwrap_or_else(|| huelab::cache::venv_program("notebook-venv", "python")), bench_python(python), rounds as usize, threads, out.as_deref()).map_err(|message| ScriptError { file: "bench".into(), position: None, message })
         }
         Command::Bench(Bench::Script { epochs, rounds, example, script, out }) => bench_script(epochs as usize, rounds as usize, example, script, out.as_deref()).map_err(command_error("bench")),
         Command::Bench(Bench::Knn { python, memory_images, query_images, reference_query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, no_busy, torch_device, out }) => {
@@ -481,15 +481,15 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
                     let bench = huelab::bench::KnnBench {
                         memory_images, query_images, reference_query_images, grid, dim, classes, k: k as usize, batch_images: batch_images as usize, rounds: rounds as usize, approximate, nprobe: nprobe as usize, skip_reference: no_reference, skip_busy: no_busy, torch_device,
                     };
-                    bench_knn(&python, &bench, out.as_deref())
+                    bench_knn(&bench_python(python), &bench, out.as_deref())
                 })
                 .map_err(command_error("bench"))
         }
         Command::Bench(Bench::Data { python, images, batch, size, workers, rounds, folder, no_reference, out }) => {
             let workers = workers.map_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()), |w| w as usize);
             let bench = huelab::bench::DataBench { images: images as usize, batch: batch as usize, size, workers, rounds: rounds as usize, skip_reference: no_reference };
-            let folder = folder.unwrap_or_else(|| PathBuf::from(format!("/var/cache/huelab/bench-data/photos-{images}")));
-            bench_data(&python, &folder, &bench, out.as_deref()).map_err(command_error("bench"))
+            let folder = folder.unwrap_or_else(|| huelab::cache::bench_data().join(format!("photos-{images}")));
+            bench_data(&bench_python(python), &folder, &bench, out.as_deref()).map_err(command_error("bench"))
         }
         Command::Info => {
             let info = huelab::cuda::device_info();
@@ -566,6 +566,11 @@ fn warn_unread(script: &std::path::Path, runner: &ScriptRunner) {
             unread.join(", ")
         );
     }
+}
+
+/// The benchmarks' reference Python: `--python`, else the home's bench venv.
+fn bench_python(python: Option<PathBuf>) -> PathBuf {
+    python.unwrap_or_else(|| huelab::cache::venv_program("bench-venv", "python"))
 }
 
 fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Option<&std::path::Path>) -> huelab::Result<()> {
@@ -776,7 +781,7 @@ fn notebook(dir: Option<PathBuf>, jupyter: &std::path::Path, lab_args: &[String]
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     let data_dir = std::env::temp_dir().join(format!("huelab-jupyter-{uid}"));
-    let binary = std::env::current_exe().map_err(|e| e.to_string())?;
+    let binary = huelab::exe::huelab_command().map_err(|e| e.to_string())?;
     huelab::kernel::spec::install(&huelab::kernel::spec::Place::DataDir(data_dir.clone()), &binary)?;
     let jupyter_path = match std::env::var_os("JUPYTER_PATH") {
         Some(old) if !old.is_empty() => format!("{}:{}", data_dir.display(), old.to_string_lossy()),

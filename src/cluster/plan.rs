@@ -83,7 +83,7 @@ pub fn fingerprint(config: &TrainConfig, data: &ImageDataset, split: &Split) -> 
 impl Plan {
     pub fn new(script: PathBuf, script_sha256: String, args: BTreeMap<String, String>, slurm: SlurmOptions) -> Result<Self> {
         let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-        let huelab = std::env::current_exe().map_err(|e| Error::msg(format!("cannot find the huelab binary: {e}")))?;
+        let huelab = crate::exe::huelab_command().map_err(|e| Error::msg(format!("cannot find the huelab binary: {e}")))?;
         Ok(Plan { format: FORMAT, script, script_sha256, args, cwd, huelab, slurm, units: vec![], submissions: vec![] })
     }
 

@@ -1,6 +1,6 @@
 //! The built-in data sets: real data from the package registries (shared/DATA.md), fetched by
 //! setup.sh. Only the digits are compiled in; the others are read from the data directory
-//! (`$HUELAB_DATA`, default `/var/cache/huelab/data`) and Debian's dataset-fashion-mnist.
+//! (`$HUELAB_DATA`, default the home's `data/`: src/cache.rs) and Debian's dataset-fashion-mnist.
 use std::path::{Path, PathBuf};
 
 use tch::Tensor;
@@ -19,8 +19,9 @@ pub const BUILTIN_DATASETS: &[(&str, &str)] = &[
     ("photos", "the 7 colour photographs of scikit-image, centre-cropped to 224×224 RGB, one class each"),
 ];
 
-/// Debian's dataset-fashion-mnist; `$HUELAB_FASHION_MNIST` points elsewhere (a machine without
-/// the package, such as the GPU machine of scripts/device-check.sh).
+/// Debian's dataset-fashion-mnist. `$HUELAB_FASHION_MNIST` points elsewhere (a machine without
+/// the package, such as the GPU machine of scripts/device-check.sh); a relocatable bundle
+/// carries the files in its data directory's `fashion-mnist/`.
 const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 const FASHION_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const TEXTURES: [&str; 3] = ["brick", "grass", "gravel"];
@@ -32,7 +33,14 @@ const PHOTO_SIZE: u32 = 224;
 pub use crate::cache::data_dir;
 
 fn fashion_mnist_dir() -> PathBuf {
-    std::env::var_os("HUELAB_FASHION_MNIST").map_or_else(|| PathBuf::from(FASHION_MNIST_DIR), PathBuf::from)
+    if let Some(dir) = std::env::var_os("HUELAB_FASHION_MNIST").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let bundled = data_dir().join("fashion-mnist");
+    if bundled.is_dir() {
+        return bundled;
+    }
+    PathBuf::from(FASHION_MNIST_DIR)
 }
 
 /// Where built-in data sets and bundled weights are read from: places every script may read.

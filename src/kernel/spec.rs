@@ -39,9 +39,12 @@ impl Place {
 /// `kernel.json` for the binary at `binary` (an absolute path: Jupyter starts it from anywhere).
 pub fn kernel_json(binary: &Path) -> serde_json::Value {
     let mut env = serde_json::Map::new();
-    // Data and weights where this machine keeps them, if not the default.
-    if let Some(data) = std::env::var_os("HUELAB_DATA") {
-        env.insert("HUELAB_DATA".into(), json!(data.to_string_lossy()));
+    // Data, weights and home where this machine keeps them, if not the default; and the
+    // PyTorch a bundle's launcher found (Jupyter's own Python may have none).
+    for key in ["HUELAB_HOME", "HUELAB_DATA", "HUELAB_TORCH"] {
+        if let Some(value) = std::env::var_os(key).filter(|v| !v.is_empty()) {
+            env.insert(key.into(), json!(value.to_string_lossy()));
+        }
     }
     json!({
         "argv": [binary.display().to_string(), "kernel", "--connection-file", "{connection_file}"],

@@ -3,6 +3,7 @@
 //! side by side in this one process, so anything that draws from libtorch's global generator
 //! holds it (`huelab::rng`).
 mod activations;
+mod bundle;
 mod checkpoint;
 mod cli;
 mod compare;

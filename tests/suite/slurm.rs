@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One cluster at a time: the machine has two cores.
-static SERIAL: Mutex<()> = Mutex::new(());
+pub(super) static SERIAL: Mutex<()> = Mutex::new(());
 
-struct Cluster {
+pub(super) struct Cluster {
     dir: tempfile::TempDir,
     stopped: bool,
 }
@@ -20,7 +20,7 @@ fn local_slurm() -> PathBuf {
 }
 
 impl Cluster {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let dir = tempfile::Builder::new().prefix("huelab-slurm-").tempdir().unwrap();
         let cluster = Cluster { dir, stopped: false };
         let out = Command::new("bash").arg(local_slurm()).arg("start").arg(cluster.dir.path()).env("LOCAL_SLURM_LIFETIME", "900").output().unwrap();
@@ -28,28 +28,28 @@ impl Cluster {
         cluster
     }
 
-    fn conf(&self) -> PathBuf {
+    pub(super) fn conf(&self) -> PathBuf {
         self.dir.path().join("slurm.conf")
     }
 
-    fn command(&self, program: &str) -> Command {
+    pub(super) fn command(&self, program: &str) -> Command {
         let mut c = Command::new(program);
         c.env("SLURM_CONF", self.conf());
         c
     }
 
-    fn huelab(&self, cwd: &Path, args: &[&str]) -> Output {
+    pub(super) fn huelab(&self, cwd: &Path, args: &[&str]) -> Output {
         self.command(env!("CARGO_BIN_EXE_huelab")).args(args).current_dir(cwd).output().unwrap()
     }
 
-    fn slurm(&self, program: &str, args: &[&str]) -> String {
+    pub(super) fn slurm(&self, program: &str, args: &[&str]) -> String {
         let out = self.command(program).args(args).output().unwrap();
         assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Waits until Slurm has no pending or running job.
-    fn wait_idle(&self, limit: Duration) {
+    pub(super) fn wait_idle(&self, limit: Duration) {
         let started = Instant::now();
         while !self.slurm("squeue", &["-h"]).trim().is_empty() {
             assert!(started.elapsed() < limit, "jobs still queued after {limit:?}:\n{}", self.slurm("squeue", &[]));
@@ -58,7 +58,7 @@ impl Cluster {
     }
 
     /// Stops the cluster and checks that nothing of it runs any more.
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         let out = Command::new("bash").arg(local_slurm()).arg("stop").arg(self.dir.path()).output().unwrap();
         self.stopped = true;
         assert!(out.status.success(), "stop: {}", String::from_utf8_lossy(&out.stderr));
@@ -84,21 +84,21 @@ impl Drop for Cluster {
 }
 
 /// A CSV's rows without the columns that hold seconds (the only ones that may differ).
-fn without_time(path: &Path) -> Vec<Vec<String>> {
+pub(super) fn without_time(path: &Path) -> Vec<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let rows: Vec<Vec<String>> = reader.records().map(|r| r.unwrap().iter().map(str::to_owned).collect()).collect();
     let drop: Vec<usize> = rows[0].iter().enumerate().filter(|(_, c)| c.contains("seconds")).map(|(i, _)| i).collect();
     rows.into_iter().map(|r| r.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, c)| c).collect()).collect()
 }
 
-fn ok(out: &Output) -> String {
+pub(super) fn ok(out: &Output) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     text
 }
 
 /// The array job id in `huelab run --slurm`'s output.
-fn array_job(submit_output: &str) -> String {
+pub(super) fn array_job(submit_output: &str) -> String {
     let line = submit_output.lines().find(|l| l.starts_with("submitted")).unwrap_or_else(|| panic!("no submission in:\n{submit_output}"));
     line.split("array job ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
 }
@@ -113,7 +113,7 @@ print(c.table);
 write_comparison(run_dir(arg("name", "cmp")), c);
 "#;
 
-fn assert_same_outputs(a: &Path, b: &Path) {
+pub(super) fn assert_same_outputs(a: &Path, b: &Path) {
     for csv in ["runs.csv", "summary.csv", "metrics.csv"] {
         assert_eq!(without_time(&a.join(csv)), without_time(&b.join(csv)), "{csv}");
     }
