@@ -132,7 +132,9 @@ fi
 # faiss-sys's `static` feature would compile FAISS again for every profile and target
 # directory (evcxr notebooks have their own). Instead build the source bundled in faiss-sys
 # once, as shared libraries, and let the crate link them (see build.rs).
-if [ ! -f "$FAISS_DIR/.complete" ]; then
+# The marker's "remapped": built with the source folder's path remapped to /faiss in the
+# messages FAISS's assertions carry, so the relocatable bundle holds no path of this machine.
+if ! grep -qs remapped "$FAISS_DIR/.complete"; then
   cd "$repo"
   cargo fetch --quiet
   faiss_src=$(cargo metadata --format-version 1 | python3 -c '
@@ -151,7 +153,8 @@ print(next(os.path.dirname(p["manifest_path"]) for p in pkgs if p["name"] == "fa
   cmake -S "$faiss_src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
     -DFAISS_OPT_LEVEL=$opt -DFAISS_ENABLE_C_API=ON -DFAISS_ENABLE_GPU=OFF \
     -DFAISS_ENABLE_PYTHON=OFF -DFAISS_ENABLE_EXTRAS=OFF -DFAISS_ENABLE_MKL=OFF -DBUILD_TESTING=OFF \
-    -DBLA_VENDOR=OpenBLAS -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN' >"$build.log" 2>&1 \
+    -DBLA_VENDOR=OpenBLAS -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN' \
+    -DCMAKE_CXX_FLAGS="-ffile-prefix-map=$faiss_src=/faiss" -DCMAKE_C_FLAGS="-ffile-prefix-map=$faiss_src=/faiss" >"$build.log" 2>&1 \
     || die "cmake configure of FAISS failed; see $build.log"
   cmake --build "$build" --target "$c_target" -j "$(nproc)" >>"$build.log" 2>&1 \
     || die "FAISS build failed; see $build.log"
@@ -160,7 +163,7 @@ print(next(os.path.dirname(p["manifest_path"]) for p in pkgs if p["name"] == "fa
   cp "$build/faiss/$core_lib" "$build/c_api/lib$c_target.so" "$staging/lib/"
   # faiss-sys links `-lfaiss_c`; the SONAME inside still names the real file.
   [ "$c_target" = faiss_c ] || ln -s "lib$c_target.so" "$staging/lib/libfaiss_c.so"
-  echo "$FAISS_VERSION $opt" > "$staging/.complete"
+  echo "$FAISS_VERSION $opt remapped" > "$staging/.complete"
   rm -rf "$FAISS_DIR"
   mv "$staging" "$FAISS_DIR"
   chmod 755 "$FAISS_DIR"

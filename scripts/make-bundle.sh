@@ -26,10 +26,20 @@ data=${HUELAB_DATA:-/var/cache/huelab/data}
 fashion=${HUELAB_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 command -v patchelf >/dev/null || { echo "make-bundle: patchelf not found (setup.sh installs it)" >&2; exit 1; }
 
+# The binary, built once more in a target directory of its own with every path of this machine
+# remapped: the source file names that panic and assertion messages carry (Rust's, and the
+# C++ of libtorch's headers and tch's wrapper) name /cargo/…, /libtorch/… and /huelab/…, not
+# this machine's folders. The first build takes as long as setup's; later ones are incremental.
 binary=${HUELAB_BINARY:-}
 if [ -z "$binary" ]; then
-  (cd "$repo" && cargo build --release --locked --bin huelab --quiet)
-  target=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  target=${HUELAB_BUNDLE_TARGET:-${HUELAB_HOME:-/var/cache/huelab}/target-bundle}
+  cargo_home=${CARGO_HOME:-$HOME/.cargo}
+  pairs=("$cargo_home/registry/src=/cargo/registry/src" "$cargo_home/git/checkouts=/cargo/git" "$target=/cargo/target" "$repo=/huelab" "/opt/huelab/libtorch-$torch_version=/libtorch")
+  rustflags=() cflags=()
+  for pair in "${pairs[@]}"; do rustflags+=("--remap-path-prefix=$pair"); cflags+=("-ffile-prefix-map=$pair"); done
+  # CARGO_ENCODED_RUSTFLAGS: flags separated by 0x1f, so that a path with a space stays one flag.
+  (cd "$repo" && CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${rustflags[*]}")" CFLAGS="${cflags[*]}" CXXFLAGS="${cflags[*]}" \
+    cargo build --release --locked --bin huelab --target-dir "$target" --quiet)
   binary=$target/release/huelab
 fi
 version=$("$binary" --version | awk '{print $2}')
@@ -99,6 +109,18 @@ Data sets, pretrained weights and class names are in share/huelab/data (\`HUELAB
 overrides it). Caches and venvs go to \`HUELAB_HOME\` (default \`~/.cache/huelab\`).
 The project's README has the rest.
 README
+
+# No path of this machine inside any file: the checkout, cargo's registry and targets, the
+# libtorch and FAISS installs, the home's subfolders. (setup.sh's home itself,
+# /var/cache/huelab, is the documented default where it exists, and is allowed.)
+if [ -z "${HUELAB_BINARY:-}" ]; then
+  needles=(-e "$repo/" -e "$cargo_home/" -e "$target/" -e "/opt/huelab/" -e "/var/cache/huelab/")
+  [ "${HOME:-/}" = / ] || needles+=(-e "$HOME/")
+  leaks=$(for f in "$root/libexec/huelab" "$root"/lib/*; do strings -a "$f" | { grep -F "${needles[@]}" || true; } | sed "s|^|${f#$root/}: |"; done | head -5)
+  [ -z "$leaks" ] || { echo "make-bundle: paths of this machine inside the bundle:" >&2; echo "$leaks" >&2; exit 1; }
+else
+  echo "make-bundle: HUELAB_BINARY given: the binary's messages keep this machine's source paths (not checked)" >&2
+fi
 
 mkdir -p "$(dirname "$out")"
 tmp=$(mktemp "$(dirname "$out")/.bundle.XXXXXX")

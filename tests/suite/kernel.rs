@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const VENV_PYTHON: &str = "/var/cache/huelab/notebook-venv/bin/python";
+/// The notebook venv setup.sh makes in huelab's home.
+fn venv_python() -> PathBuf {
+    huelab::cache::venv_program("notebook-venv", "python")
+}
 
 /// A notebook folder with the kernel spec of the binary under test beside it.
 struct Notebook {
@@ -13,7 +16,7 @@ struct Notebook {
 }
 
 fn notebook() -> Notebook {
-    assert!(Path::new(VENV_PYTHON).exists(), "the notebook venv is missing: `bash setup.sh` makes it");
+    assert!(venv_python().exists(), "the notebook venv is missing: `bash setup.sh` makes it");
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("prefix");
     let out = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["kernel", "install", "--prefix"]).arg(&prefix).output().unwrap();
@@ -26,7 +29,7 @@ fn notebook() -> Notebook {
 fn scenario(name: &str) -> String {
     let notebook = notebook();
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel_client.py");
-    let out = Command::new(VENV_PYTHON)
+    let out = Command::new(venv_python())
         .arg(client)
         .arg(name)
         .current_dir(notebook.dir.path().join("work"))

@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const VENV_PYTHON: &str = "/var/cache/huelab/notebook-venv/bin/python";
-const EVCXR_JUPYTER_PATH: &str = "/var/cache/huelab/jupyter";
+/// The notebook venv setup.sh makes in huelab's home.
+fn venv_python() -> PathBuf {
+    huelab::cache::venv_program("notebook-venv", "python")
+}
 
 fn notebooks_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks")
@@ -15,10 +17,10 @@ fn notebooks_dir() -> PathBuf {
 
 /// Runs run_notebooks.py on `notebooks` with `jupyter_path`; asserts every one ran clean.
 fn run_notebooks(notebooks: &[PathBuf], jupyter_path: &Path) {
-    assert!(Path::new(VENV_PYTHON).exists(), "the notebook venv is missing: `bash setup.sh` makes it");
+    assert!(venv_python().exists(), "the notebook venv is missing: `bash setup.sh` makes it");
     assert!(notebooks.len() >= 3, "{notebooks:?}");
     let started = std::time::Instant::now();
-    let out = Command::new(VENV_PYTHON)
+    let out = Command::new(venv_python())
         .arg(notebooks_dir().join("run_notebooks.py"))
         .args(notebooks)
         .current_dir(notebooks_dir())
@@ -49,6 +51,6 @@ fn every_rhai_notebook_runs_in_the_huelab_kernel_and_shows_an_image() {
 #[test]
 #[ignore = "needs the evcxr kernel: `bash setup.sh evcxr`"]
 fn every_evcxr_notebook_runs_without_errors_and_shows_an_image() {
-    assert!(Path::new(EVCXR_JUPYTER_PATH).join("kernels/huelab-rust/kernel.json").exists(), "`bash setup.sh evcxr` installs evcxr_jupyter and its kernel spec");
-    run_notebooks(&notebooks_in(&notebooks_dir()), Path::new(EVCXR_JUPYTER_PATH));
+    assert!(huelab::cache::home().join("jupyter/kernels/huelab-rust/kernel.json").exists(), "`bash setup.sh evcxr` installs evcxr_jupyter and its kernel spec");
+    run_notebooks(&notebooks_in(&notebooks_dir()), &huelab::cache::home().join("jupyter"));
 }
