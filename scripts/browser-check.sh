@@ -8,12 +8,12 @@
 # Defaults: notebooks/rhai/01-quickstart.ipynb, results/browser/. Writes OUT_DIR/<name>.png and
 # OUT_DIR/<name>.json (what ran, what the page showed). Fails if a cell shows an error or the
 # page shows fewer than two inline images. Installs chromium (apt) and a small venv with
-# Playwright in /var/cache/huelab/browser-venv the first time.
+# Playwright in $HUELAB_HOME/browser-venv (default /var/cache/huelab) the first time.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 notebook=$(realpath "${1:-$repo/notebooks/rhai/01-quickstart.ipynb}")
 out=$(realpath -m "${2:-$repo/results/browser}")
-venv=/var/cache/huelab/browser-venv
+venv=${HUELAB_HOME:-/var/cache/huelab}/browser-venv
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 command -v chromium >/dev/null || { sudo_if_needed apt-get update -qq; sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
