@@ -28,13 +28,15 @@ command -v patchelf >/dev/null || { echo "make-bundle: patchelf not found (setup
 
 # The binary, built once more in a target directory of its own with every path of this machine
 # remapped: the source file names that panic and assertion messages carry (Rust's, and the
-# C++ of libtorch's headers and tch's wrapper) name /cargo/…, /libtorch/… and /huelab/…, not
+# C++ of libtorch's headers and tch's wrapper) name /cargo/… and /libtorch/…, not
 # this machine's folders. The first build takes as long as setup's; later ones are incremental.
 binary=${HUELAB_BINARY:-}
 if [ -z "$binary" ]; then
   target=${HUELAB_BUNDLE_TARGET:-${HUELAB_HOME:-/var/cache/huelab}/target-bundle}
   cargo_home=${CARGO_HOME:-$HOME/.cargo}
-  pairs=("$cargo_home/registry/src=/cargo/registry/src" "$cargo_home/git/checkouts=/cargo/git" "$target=/cargo/target" "$repo=/huelab" "/opt/huelab/libtorch-$torch_version=/libtorch")
+  # The checkout needs no pair: cargo names its files relative to it (and so the flags, and
+  # the build, stay the same in every clone on this machine).
+  pairs=("$cargo_home/registry/src=/cargo/registry/src" "$cargo_home/git/checkouts=/cargo/git" "$target=/cargo/target" "/opt/huelab/libtorch-$torch_version=/libtorch")
   rustflags=() cflags=()
   for pair in "${pairs[@]}"; do rustflags+=("--remap-path-prefix=$pair"); cflags+=("-ffile-prefix-map=$pair"); done
   # CARGO_ENCODED_RUSTFLAGS: flags separated by 0x1f, so that a path with a space stays one flag.

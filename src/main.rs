@@ -73,7 +73,8 @@ enum Command {
     Notebook {
         /// The folder JupyterLab opens.
         dir: Option<PathBuf>,
-        /// The `jupyter` command to run (default: $HUELAB_HOME/notebook-venv/bin/jupyter).
+        /// The `jupyter` command to run (default: setup.sh's $HUELAB_HOME/notebook-venv/bin/jupyter,
+        /// else `jupyter` on PATH, as on a cluster with the relocatable bundle).
         #[arg(long)]
         jupyter: Option<PathBuf>,
         /// More arguments for `jupyter lab`, e.g. -- --no-browser --port 8899.
@@ -453,7 +454,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             let options = huelab::script::ScriptOptions { allow_fs, max_operations, ..Default::default() };
             huelab::kernel::run(&connection_file, options).map_err(|message| ScriptError { file: "kernel".into(), position: None, message })
         }
-        Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter.unwrap_or_else(|| huelab::cache::venv_program("notebook-venv", "jupyter")), &lab_args).map_err(|message| ScriptError { file: "notebook".into(), position: None, message }),
+        Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter.unwrap_or_else(default_jupyter), &lab_args).map_err(|message| ScriptError { file: "notebook".into(), position: None, message }),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             huelab::outln!("{}: ok", script.display());
         }),
@@ -774,9 +775,19 @@ fn bench_kernel(client_python: PathBuf, torch_python: PathBuf, rounds: usize, th
 }
 
 /// Installs the kernel spec where this JupyterLab looks first, then becomes JupyterLab.
+/// The home's notebook venv's `jupyter` where setup.sh made one, else the first on PATH.
+fn default_jupyter() -> PathBuf {
+    let venv = huelab::cache::venv_program("notebook-venv", "jupyter");
+    if venv.is_file() {
+        return venv;
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("jupyter")).find(|j| j.is_file()));
+    on_path.unwrap_or(venv)
+}
+
 fn notebook(dir: Option<PathBuf>, jupyter: &std::path::Path, lab_args: &[String]) -> Result<(), String> {
     if !jupyter.is_file() {
-        return Err(format!("{} not found: `bash setup.sh` makes the notebook venv with JupyterLab (or pass --jupyter PATH)", jupyter.display()));
+        return Err(format!("{} not found: `bash setup.sh` makes the notebook venv with JupyterLab, or `pip install jupyterlab` puts jupyter on PATH; or pass --jupyter PATH", jupyter.display()));
     }
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };

@@ -125,7 +125,7 @@ pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptio
                 eprintln!("unit {index}: done");
                 Ok(())
             }
-            Err(e) if huelab::interrupt::checkpoint_requested() && e.message.contains("stopped for preemption") => {
+            Err(_) if huelab::interrupt::checkpoint_requested() && runner.stopped_for_preemption() => {
                 if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) {
                     // Slurm requeues (or cancels) a job it sends SIGTERM; the next start resumes.
                     eprintln!("unit {index}: SIGTERM; checkpointed at a batch boundary, Slurm requeues or ends the task");

@@ -12,7 +12,16 @@ pub fn to_rhai(e: impl std::fmt::Display) -> Box<EvalAltResult> {
 /// invariant, or libtorch raising through one of tch's infallible calls) into a script error,
 /// so a script never dies with a Rust backtrace.
 pub fn guarded<T>(what: &str, f: impl FnOnce() -> crate::Result<T>) -> RhaiResult<T> {
-    crate::firewall::catch(what, f).map_err(to_rhai)
+    crate::firewall::catch(what, f).map_err(from_library)
+}
+
+/// A library error as a script error; a run stopped for preemption keeps its type
+/// ([`super::handles::Preempted`]).
+pub fn from_library(e: crate::Error) -> Box<EvalAltResult> {
+    match e {
+        crate::Error::Preempted { .. } => EvalAltResult::ErrorRuntime(rhai::Dynamic::from(super::handles::Preempted(e.to_string())), Position::NONE).into(),
+        e => to_rhai(e),
+    }
 }
 
 /// The error that ends a cluster task's script once its unit ran; `ScriptRunner` takes it as

@@ -27,6 +27,12 @@ pub struct ComparisonHandle(pub Rc<Comparison>, pub bool);
 #[derive(Debug, Clone)]
 pub struct TaskComplete;
 
+/// A run that stopped for preemption (it wrote a checkpoint at a batch boundary when asked to:
+/// `crate::interrupt`), carried out of the script as a script error of this type with its
+/// message, so that the cluster task knows it by type, not by its words.
+#[derive(Debug, Clone)]
+pub struct Preempted(pub String);
+
 /// Every element of `items` as a `T`; an element of another type is an error naming its index,
 /// the argument and the expected type (e.g. `runs[1] must be a TrainReport`).
 pub fn handles_of<T: Clone + 'static>(items: &Array, argument: &str, expected: &str) -> RhaiResult<Vec<T>> {

@@ -85,22 +85,25 @@ impl ScriptError {
     }
 
     /// Reports the innermost failure at its own position, followed by the chain of script
-    /// function calls that led to it (innermost first).
-    fn from_eval(file: &str, e: Box<EvalAltResult>) -> Self {
+    /// function calls that led to it (innermost first); Rhai's limits are reported with the
+    /// option that raises them.
+    fn from_eval(file: &str, e: Box<EvalAltResult>, options: &ScriptOptions) -> Self {
         let mut callers = Vec::new();
         let mut error = *e;
         while let EvalAltResult::ErrorInFunctionCall(name, _, inner, call_position) = error {
             callers.push(format!("called from '{name}' at {}", describe_position(file, call_position)));
             error = *inner;
         }
+        let limit = explain_limit(&error, options);
         let position = error.take_position();
-        let mut message = match error {
+        let mut message = limit.unwrap_or_else(|| match error {
+            EvalAltResult::ErrorRuntime(ref value, _) if value.is::<Preempted>() => value.clone().cast::<Preempted>().0,
             EvalAltResult::ErrorRuntime(ref value, _) => value.to_string(),
             // The token says why: a failed `print`, or Ctrl-C.
             EvalAltResult::ErrorTerminated(ref token, _) if token.is_string() => token.to_string(),
             EvalAltResult::ErrorTerminated(..) => crate::Error::Interrupted.to_string(),
             ref other => other.to_string(),
-        };
+        });
         for caller in callers.iter().rev() {
             message.push_str("\n  ");
             message.push_str(caller);
@@ -128,28 +131,45 @@ fn limited_engine(session: &Rc<ScriptSession>, options: &ScriptOptions, dir: &Pa
     engine
 }
 
-/// Rhai's own words for the limits do not say how to raise them.
-fn explain_limits(mut error: ScriptError, options: &ScriptOptions) -> ScriptError {
-    if error.message.contains("Too many operations") {
-        error.message = format!("the script ran more than {} operations; raise the limit with --max-operations N (0: none)", options.max_operations);
-    } else if error.message.contains("exceeds maximum limit") || error.message.contains("Size of") {
-        error.message = format!(
-            "{} (scripts hold at most {MAX_ARRAY_SIZE} array items, {MAX_MAP_SIZE} map entries and {MAX_STRING_SIZE}-byte strings, counting everything nested; keep large data in huelab's own values: data sets, activations, tables)",
-            error.message
-        );
-    } else if error.message.contains("Stack overflow") {
-        error.message = format!("script functions nested deeper than {} calls; raise the limit with --max-call-depth N", options.max_call_depth);
+/// Rhai's limits (anywhere inside `error`, an imported module's code included) in words that
+/// say which option raises them.
+fn explain_limit(mut error: &EvalAltResult, options: &ScriptOptions) -> Option<String> {
+    loop {
+        match error {
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => error = inner,
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                return Some(format!("the script ran more than {} operations; raise the limit with --max-operations N (0: none)", options.max_operations))
+            }
+            EvalAltResult::ErrorStackOverflow(_) => {
+                return Some(format!("script functions nested deeper than {} calls; raise the limit with --max-call-depth N", options.max_call_depth))
+            }
+            too_large @ EvalAltResult::ErrorDataTooLarge(..) => {
+                return Some(format!(
+                    "{too_large} (scripts hold at most {MAX_ARRAY_SIZE} array items, {MAX_MAP_SIZE} map entries and {MAX_STRING_SIZE}-byte strings, counting everything nested; keep large data in huelab's own values: data sets, activations, tables)"
+                ))
+            }
+            _ => return None,
+        }
     }
-    error
 }
 
 /// Whether a script ended because its cluster task's unit ran (see [`TaskComplete`]).
-fn is_task_complete(mut e: &EvalAltResult) -> bool {
+fn is_task_complete(e: &EvalAltResult) -> bool {
+    innermost(e).is_some_and(|value| value.is::<TaskComplete>())
+}
+
+/// Whether a script ended because a run stopped for preemption (see [`Preempted`]).
+fn is_preempted(e: &EvalAltResult) -> bool {
+    innermost(e).is_some_and(|value| value.is::<Preempted>())
+}
+
+/// The value of the innermost runtime error, through script function calls and modules.
+fn innermost(mut e: &EvalAltResult) -> Option<&Dynamic> {
     loop {
         match e {
             EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
-            EvalAltResult::ErrorRuntime(value, _) => return value.is::<TaskComplete>(),
-            _ => return false,
+            EvalAltResult::ErrorRuntime(value, _) => return Some(value),
+            _ => return None,
         }
     }
 }
@@ -169,6 +189,8 @@ pub struct ScriptRunner {
     file: String,
     source: String,
     options: ScriptOptions,
+    /// Set when the last run ended because a run stopped for preemption.
+    preempted: std::cell::Cell<bool>,
 }
 
 impl ScriptRunner {
@@ -208,7 +230,7 @@ impl ScriptRunner {
         }
         let session = ScriptSession::with_cluster(ScriptInfo { path: name.to_owned(), sha256, args }, files, cluster);
         let engine = limited_engine(&session, &options, dir);
-        ScriptRunner { engine, session, file: name.to_owned(), source, options }
+        ScriptRunner { engine, session, file: name.to_owned(), source, options, preempted: std::cell::Cell::new(false) }
     }
 
     /// Compiles without running.
@@ -227,8 +249,15 @@ impl ScriptRunner {
             if is_task_complete(e) {
                 return Ok(Dynamic::UNIT);
             }
+            self.preempted.set(is_preempted(e));
         }
-        result.map_err(|e| explain_limits(ScriptError::from_eval(&self.file, e), &self.options))
+        result.map_err(|e| ScriptError::from_eval(&self.file, e, &self.options))
+    }
+
+    /// Whether the last run ended because a run in it stopped for preemption (a checkpoint at
+    /// a batch boundary was written when asked for): a cluster task then exits to be resumed.
+    pub fn stopped_for_preemption(&self) -> bool {
+        self.preempted.get()
     }
 
     pub fn run(&self) -> Result<(), ScriptError> {

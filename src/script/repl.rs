@@ -8,7 +8,7 @@ use rhai::{Dynamic, Engine, ParseErrorType, Position, Scope, AST};
 use sha2::{Digest, Sha256};
 
 use super::session::{FileAccess, ScriptSession};
-use super::{explain_limits, is_task_complete, limited_engine, ScriptError, ScriptOptions};
+use super::{is_task_complete, limited_engine, ScriptError, ScriptOptions};
 use crate::results::ScriptInfo;
 
 /// Whether a cell's text can run as it is (Jupyter's `is_complete_request`).
@@ -69,7 +69,7 @@ impl Repl {
                 Ok(value)
             }
             Err(e) if is_task_complete(&e) => Ok(Dynamic::UNIT),
-            Err(e) => Err(explain_limits(ScriptError::from_eval(&name, e), &self.options)),
+            Err(e) => Err(ScriptError::from_eval(&name, e, &self.options)),
         }
     }
 

@@ -328,6 +328,22 @@ fn notebook_without_jupyterlab_says_how_to_get_it() {
     assert!(err.contains("/nonexistent/jupyter") && err.contains("setup.sh"), "{err}");
 }
 
+/// Where the home has no notebook venv (a cluster with the relocatable bundle), the `jupyter`
+/// on PATH is the one started.
+#[test]
+fn notebook_without_the_setup_venv_starts_the_jupyter_on_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("jupyter");
+    std::fs::write(&fake, "#!/bin/sh\necho \"jupyter started with: $*\"\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["notebook", "."]).current_dir(dir.path()).env("HUELAB_HOME", dir.path().join("home")).env("PATH", path).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("jupyter started with: lab"), "{said}{}", stderr(&out));
+}
+
 #[test]
 fn kernel_without_a_connection_file_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
