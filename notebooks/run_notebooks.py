@@ -60,7 +60,9 @@ def main(paths):
         print("no notebooks found", file=sys.stderr)
         return 1
     failed = 0
-    out_dir = Path(tempfile.mkdtemp(prefix="huelab-notebooks-"))
+    # The executed copies, for reading after a failure: in $HUELAB_NOTEBOOK_OUT (the tests give
+    # a folder they remove), else a new temporary folder that stays.
+    out_dir = Path(os.environ.get("HUELAB_NOTEBOOK_OUT") or tempfile.mkdtemp(prefix="huelab-notebooks-"))
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         kernel = nb.metadata.get("kernelspec", {}).get("name", DEFAULT_KERNEL)

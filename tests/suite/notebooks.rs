@@ -20,11 +20,13 @@ fn run_notebooks(notebooks: &[PathBuf], jupyter_path: &Path) {
     assert!(venv_python().exists(), "the notebook venv is missing: `bash setup.sh` makes it");
     assert!(notebooks.len() >= 3, "{notebooks:?}");
     let started = std::time::Instant::now();
+    let executed_copies = tempfile::tempdir().unwrap();
     let out = Command::new(venv_python())
         .arg(notebooks_dir().join("run_notebooks.py"))
         .args(notebooks)
         .current_dir(notebooks_dir())
         .env("JUPYTER_PATH", jupyter_path)
+        .env("HUELAB_NOTEBOOK_OUT", executed_copies.path())
         .output()
         .expect("the notebook venv's python runs");
     let report = String::from_utf8_lossy(&out.stdout);
