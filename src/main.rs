@@ -774,7 +774,6 @@ fn bench_kernel(client_python: PathBuf, torch_python: PathBuf, rounds: usize, th
     Ok(())
 }
 
-/// Installs the kernel spec where this JupyterLab looks first, then becomes JupyterLab.
 /// The home's notebook venv's `jupyter` where setup.sh made one, else the first on PATH.
 fn default_jupyter() -> PathBuf {
     let venv = huelab::cache::venv_program("notebook-venv", "jupyter");
@@ -785,6 +784,7 @@ fn default_jupyter() -> PathBuf {
     on_path.unwrap_or(venv)
 }
 
+/// Installs the kernel spec where this JupyterLab looks first, then becomes JupyterLab.
 fn notebook(dir: Option<PathBuf>, jupyter: &std::path::Path, lab_args: &[String]) -> Result<(), String> {
     if !jupyter.is_file() {
         return Err(format!("{} not found: `bash setup.sh` makes the notebook venv with JupyterLab, or `pip install jupyterlab` puts jupyter on PATH; or pass --jupyter PATH", jupyter.display()));

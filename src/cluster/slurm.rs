@@ -165,7 +165,7 @@ pub fn time_limit_seconds(text: &str) -> std::result::Result<Option<u64>, String
     let seconds = match (days, parts.as_slice()) {
         (None, [m]) => m * 60,
         (None, [m, s]) => m * 60 + s,
-        (None, [h, m, s]) | (Some(_), [h, m, s]) => h * 3600 + m * 60 + s,
+        (_, [h, m, s]) => h * 3600 + m * 60 + s,
         (Some(_), [h]) => h * 3600,
         (Some(_), [h, m]) => h * 3600 + m * 60,
         _ => return Err("expected minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S".into()),
@@ -368,7 +368,7 @@ mod tests {
         assert!(options("2", Some(60)).is_ok());
         assert!(options("1:00:00", None).is_ok());
         let error = options("2 hours", None).unwrap_err().to_string();
-        assert!(error.contains("'time'") || error.contains("time"), "{error}");
+        assert!(error.contains("option 'time'") && error.contains("one word"), "{error}");
         assert!(options("1x", None).unwrap_err().to_string().contains("not a Slurm time limit"));
     }
 

@@ -133,45 +133,33 @@ fn limited_engine(session: &Rc<ScriptSession>, options: &ScriptOptions, dir: &Pa
 
 /// Rhai's limits (anywhere inside `error`, an imported module's code included) in words that
 /// say which option raises them.
-fn explain_limit(mut error: &EvalAltResult, options: &ScriptOptions) -> Option<String> {
-    loop {
-        match error {
-            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => error = inner,
-            EvalAltResult::ErrorTooManyOperations(_) => {
-                return Some(format!("the script ran more than {} operations; raise the limit with --max-operations N (0: none)", options.max_operations))
-            }
-            EvalAltResult::ErrorStackOverflow(_) => {
-                return Some(format!("script functions nested deeper than {} calls; raise the limit with --max-call-depth N", options.max_call_depth))
-            }
-            too_large @ EvalAltResult::ErrorDataTooLarge(..) => {
-                return Some(format!(
-                    "{too_large} (scripts hold at most {MAX_ARRAY_SIZE} array items, {MAX_MAP_SIZE} map entries and {MAX_STRING_SIZE}-byte strings, counting everything nested; keep large data in huelab's own values: data sets, activations, tables)"
-                ))
-            }
-            _ => return None,
-        }
+fn explain_limit(error: &EvalAltResult, options: &ScriptOptions) -> Option<String> {
+    match innermost(error) {
+        EvalAltResult::ErrorTooManyOperations(_) => Some(format!("the script ran more than {} operations; raise the limit with --max-operations N (0: none)", options.max_operations)),
+        EvalAltResult::ErrorStackOverflow(_) => Some(format!("script functions nested deeper than {} calls; raise the limit with --max-call-depth N", options.max_call_depth)),
+        too_large @ EvalAltResult::ErrorDataTooLarge(..) => Some(format!(
+            "{too_large} (scripts hold at most {MAX_ARRAY_SIZE} array items, {MAX_MAP_SIZE} map entries and {MAX_STRING_SIZE}-byte strings, counting everything nested; keep large data in huelab's own values: data sets, activations, tables)"
+        )),
+        _ => None,
     }
 }
 
 /// Whether a script ended because its cluster task's unit ran (see [`TaskComplete`]).
 fn is_task_complete(e: &EvalAltResult) -> bool {
-    innermost(e).is_some_and(|value| value.is::<TaskComplete>())
+    matches!(innermost(e), EvalAltResult::ErrorRuntime(value, _) if value.is::<TaskComplete>())
 }
 
 /// Whether a script ended because a run stopped for preemption (see [`Preempted`]).
 fn is_preempted(e: &EvalAltResult) -> bool {
-    innermost(e).is_some_and(|value| value.is::<Preempted>())
+    matches!(innermost(e), EvalAltResult::ErrorRuntime(value, _) if value.is::<Preempted>())
 }
 
-/// The value of the innermost runtime error, through script function calls and modules.
-fn innermost(mut e: &EvalAltResult) -> Option<&Dynamic> {
-    loop {
-        match e {
-            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
-            EvalAltResult::ErrorRuntime(value, _) => return Some(value),
-            _ => return None,
-        }
+/// The error inside Rhai's wrappers of script function calls and imported modules.
+fn innermost(mut e: &EvalAltResult) -> &EvalAltResult {
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) = e {
+        e = inner;
     }
+    e
 }
 
 fn describe_position(file: &str, position: Position) -> String {

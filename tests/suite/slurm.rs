@@ -57,17 +57,28 @@ impl Cluster {
         }
     }
 
+    /// Every process whose environment points at this cluster (`SLURM_CONF`), with that
+    /// environment's `KEY=VALUE` entries.
+    pub(super) fn processes(&self) -> Vec<(i32, Vec<Vec<u8>>)> {
+        let marker = format!("SLURM_CONF={}", self.conf().display());
+        let entries = std::fs::read_dir("/proc").unwrap().flatten();
+        entries
+            .filter_map(|entry| {
+                let pid: i32 = entry.file_name().to_string_lossy().parse().ok()?;
+                let environ = std::fs::read(entry.path().join("environ")).ok()?;
+                let vars: Vec<Vec<u8>> = environ.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+                vars.iter().any(|v| v == marker.as_bytes()).then_some((pid, vars))
+            })
+            .collect()
+    }
+
     /// Stops the cluster and checks that nothing of it runs any more.
     pub(super) fn stop(&mut self) {
         let out = Command::new("bash").arg(local_slurm()).arg("stop").arg(self.dir.path()).output().unwrap();
         self.stopped = true;
         assert!(out.status.success(), "stop: {}", String::from_utf8_lossy(&out.stderr));
-        let marker = format!("SLURM_CONF={}", self.conf().display());
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-            let found = environ.split(|&b| b == 0).any(|v| v == marker.as_bytes());
-            let pid: u32 = entry.file_name().to_string_lossy().parse().unwrap_or(0);
-            assert!(!found || pid == std::process::id(), "process {pid} of the cluster still runs");
+        for (pid, _) in self.processes() {
+            assert!(pid == std::process::id() as i32, "process {pid} of the cluster still runs");
         }
         for pid in ["slurmctld.pidfile", "slurmd.pidfile"] {
             assert!(!self.dir.path().join(pid).exists(), "{pid} left behind");
@@ -214,15 +225,11 @@ print(`test accuracy ${run.test_accuracy}`);
 /// The process of a running batch script of the cluster whose `SLURM_JOB_ID` is `job`, once it
 /// is the huelab binary (after the script's `exec`, perhaps before huelab's `main`).
 fn batch_process_running_huelab(cluster: &Cluster, job: &str) -> Option<i32> {
-    let conf = format!("SLURM_CONF={}", cluster.conf().display());
     let id = format!("SLURM_JOB_ID={job}");
     let huelab = std::fs::canonicalize(env!("CARGO_BIN_EXE_huelab")).ok()?;
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: i32 = entry.file_name().to_string_lossy().parse().ok()?;
-        let environ = std::fs::read(entry.path().join("environ")).ok()?;
-        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
-        let ours = vars.contains(&conf.as_bytes()) && vars.contains(&id.as_bytes());
-        (ours && std::fs::read_link(entry.path().join("exe")).ok()? == huelab).then_some(pid)
+    cluster.processes().into_iter().find_map(|(pid, vars)| {
+        let this_job = vars.iter().any(|v| v == id.as_bytes());
+        (this_job && std::fs::read_link(format!("/proc/{pid}/exe")).ok()? == huelab).then_some(pid)
     })
 }
 
