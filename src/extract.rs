@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressStyle;
 use tch::{Device, Tensor};
 
+use crate::options::OptionDoc;
 use crate::activations::{ActivationSource, Activations};
 use crate::data::{BatchPlan, BatchStream, ImageDataset};
 use crate::error::{Error, Result};
@@ -152,15 +153,21 @@ pub struct ExtractorOptions {
 }
 
 impl ExtractorOptions {
-    /// The keys each extractor takes.
-    pub const PRETRAINED_KEYS: &'static [&'static str] = &["weights", "layer", "size", "device"];
-    pub const TRAINED_KEYS: &'static [&'static str] = &["layer", "device"];
-    pub const TORCHSCRIPT_KEYS: &'static [&'static str] = &["size", "device"];
+    /// The options each extractor takes.
+    pub const PRETRAINED_OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("weights", "string", "(bundled for efficientnet_lite0)", "the weights file (.pth or .safetensors); torchvision's networks need one"),
+        LAYER,
+        OptionDoc::new("size", "int", "(the weights' own)", "the input side images are resized to, at most 1024"),
+        crate::options::DEVICE,
+    ];
+    pub const TRAINED_OPTIONS: &'static [OptionDoc] = &[LAYER, crate::options::DEVICE];
+    pub const TORCHSCRIPT_OPTIONS: &'static [OptionDoc] = &[OptionDoc::new("size", "int", "(no resize)", "resize inputs to this side, at most 1024"), crate::options::DEVICE];
+    pub const MEMORY_OPTIONS: &'static [OptionDoc] = &[OptionDoc::new("device", "string", "\"auto\"", "where an exact backend's vectors go: \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"")];
     /// The largest input side an extractor resizes images to: four times ImageNet's 224 and more;
     /// beyond it one batch of RGB floats alone needs gigabytes.
     pub const MAX_SIZE: i64 = 1024;
 
-    pub fn from_options(map: serde_json::Map<String, serde_json::Value>, context: &str, allowed: &[&str]) -> Result<Self> {
+    pub fn from_options(map: serde_json::Map<String, serde_json::Value>, context: &str, allowed: &[OptionDoc]) -> Result<Self> {
         let mut o = crate::options::Options::new(map, context, allowed)?;
         let size = o.int("size")?;
         if let Some(s) = size.filter(|&s| !(1..=Self::MAX_SIZE).contains(&s)) {
@@ -175,9 +182,15 @@ impl ExtractorOptions {
     }
 }
 
+/// `activations`' options.
+pub const ACTIVATIONS_OPTIONS: &[OptionDoc] = &[OptionDoc::new("batch_size", "int", "32", "images per forward pass")];
+
+/// The layer an extractor stops after.
+const LAYER: OptionDoc = OptionDoc::new("layer", "string", "\"bottleneck\"", "the layer whose activations are extracted: \"bottleneck\", or a layer name (Lite: stem, blocks.N, head; ResNet: stem, layer1…layer4; small CNN: block1…block3; MobileNetV2: features.N)");
+
 /// `batch_size` (32) of `activations`.
 pub fn activation_batch_size(map: serde_json::Map<String, serde_json::Value>) -> Result<usize> {
-    let mut o = crate::options::Options::new(map, "activations options", &["batch_size"])?;
+    let mut o = crate::options::Options::new(map, "activations options", ACTIVATIONS_OPTIONS)?;
     match o.count("batch_size")? {
         Some(0) => Err(Error::invalid_option("batch_size", "must be at least 1")),
         Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),

@@ -41,6 +41,7 @@ pub mod notebook;
 pub mod options;
 pub mod plot;
 pub mod precision;
+pub mod registry;
 pub mod progress;
 pub mod results;
 pub mod rng;

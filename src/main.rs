@@ -423,87 +423,32 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs one command.
+/// Runs one command: the command table.
 fn dispatch(command: Command) -> Result<(), ScriptError> {
     match command {
         Command::Run { script, args, allow_fs, max_operations, max_call_depth, threads, cluster } => {
-            if let Some(n) = threads {
-                // More threads than cores only make every batch wait on the others.
-                let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-                if n as usize > cores {
-                    return Err(ScriptError { file: "--threads".into(), position: None, message: format!("{n} threads asked for, this machine has {cores} cores") });
-                }
-                tch::set_num_threads(n);
-            }
+            set_threads(threads)?;
             let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth: max_call_depth as usize };
-            parse_args(&args).and_then(|args| cluster_run::run(script, args, options, &cluster))
+            let args = parse_args(&args)?;
+            match cluster_run::mode(&cluster)? {
+                None => cluster_run::run_local(&script, args, options),
+                Some(mode) => cluster_run::run(script, args, options, &cluster, mode),
+            }
         }
         Command::Status { run_dir } => cluster_run::status(&run_dir),
-        Command::Kernel { action: Some(KernelAction::Install { user: _, prefix }), .. } => {
-            let place = prefix.map_or(huelab::kernel::spec::Place::User, huelab::kernel::spec::Place::Prefix);
-            huelab::exe::huelab_command()
-                .map_err(|e| e.to_string())
-                .and_then(|binary| huelab::kernel::spec::install(&place, &binary))
-                .map(|dir| huelab::outln!("installed the kernel spec \"Rhai (huelab)\" in {}", dir.display()))
-                .map_err(|message| ScriptError { file: "kernel install".into(), position: None, message })
-        }
-        Command::Kernel { action: None, connection_file, allow_fs, max_operations } => {
-            let Some(connection_file) = connection_file else {
-                return Err(ScriptError { file: "kernel".into(), position: None, message: "--connection-file FILE is needed (Jupyter passes it; to make Jupyter list this kernel, run `huelab kernel install`)".into() });
-            };
-            let options = huelab::script::ScriptOptions { allow_fs, max_operations, ..Default::default() };
-            huelab::kernel::run(&connection_file, options).map_err(|message| ScriptError { file: "kernel".into(), position: None, message })
-        }
-        Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter.unwrap_or_else(default_jupyter), &lab_args).map_err(|message| ScriptError { file: "notebook".into(), position: None, message }),
+        Command::Kernel { action: Some(KernelAction::Install { user: _, prefix }), .. } => kernel_install(prefix).map_err(message_error("kernel install")),
+        Command::Kernel { action: None, connection_file, allow_fs, max_operations } => kernel(connection_file, huelab::script::ScriptOptions { allow_fs, max_operations, ..Default::default() }),
+        Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter.unwrap_or_else(default_jupyter), &lab_args).map_err(message_error("notebook")),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             huelab::outln!("{}: ok", script.display());
         }),
-        Command::Api => huelab::script::api()
-            .map(|entries| {
-                for e in entries {
-                    let line = if e.summary.is_empty() { e.signature } else { format!("{}\n    {}", e.signature, e.summary) };
-                    huelab::outln!("{line}");
-                }
-            })
-            .map_err(|message| ScriptError { file: "api".into(), position: None, message }),
-        Command::Bench(Bench::Train { python, models, batch, size, steps, rounds, threads, device, precisions, out }) => {
-            let steps: Vec<usize> = steps.iter().map(|&s| s as usize).collect();
-            bench_train(&bench_python(python), &models, batch, size, &steps, rounds as usize, threads, &device, precisions, out.as_deref()).map_err(command_error("bench"))
-        }
-        Command::Bench(Bench::Kernel { client_python, python, rounds, threads, out }) => {
-            bench_kernel(client_python.unwrap_or_else(|| huelab::cache::venv_program("notebook-venv", "python")), bench_python(python), rounds as usize, threads, out.as_deref()).map_err(|message| ScriptError { file: "bench".into(), position: None, message })
-        }
-        Command::Bench(Bench::Script { epochs, rounds, example, script, out }) => bench_script(epochs as usize, rounds as usize, example, script, out.as_deref()).map_err(command_error("bench")),
-        Command::Bench(Bench::Knn { python, memory_images, query_images, reference_query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, no_busy, torch_device, out }) => {
-            torch_device
-                .map(|d| d.parse::<huelab::device::DeviceChoice>().and_then(|c| c.resolve()))
-                .transpose()
-                .and_then(|torch_device| {
-                    let bench = huelab::bench::KnnBench {
-                        memory_images, query_images, reference_query_images, grid, dim, classes, k: k as usize, batch_images: batch_images as usize, rounds: rounds as usize, approximate, nprobe: nprobe as usize, skip_reference: no_reference, skip_busy: no_busy, torch_device,
-                    };
-                    bench_knn(&bench_python(python), &bench, out.as_deref())
-                })
-                .map_err(command_error("bench"))
-        }
-        Command::Bench(Bench::Data { python, images, batch, size, workers, rounds, folder, no_reference, out }) => {
-            let workers = workers.map_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()), |w| w as usize);
-            let bench = huelab::bench::DataBench { images: images as usize, batch: batch as usize, size, workers, rounds: rounds as usize, skip_reference: no_reference };
-            let folder = folder.unwrap_or_else(|| huelab::cache::bench_data().join(format!("photos-{images}")));
-            bench_data(&bench_python(python), &folder, &bench, out.as_deref()).map_err(command_error("bench"))
-        }
+        Command::Api => huelab::script::api_text().map(|text| huelab::outln!("{}", text.trim_end())).map_err(message_error("api")),
+        Command::Bench(bench) => run_bench(bench),
         Command::Info => {
-            let info = huelab::cuda::device_info();
-            huelab::outln!("huelab {} (torch {}), {} CPU threads", info.huelab, info.torch, info.cpu_threads);
-            huelab::outln!("{}", info.cuda_backend);
-            huelab::outln!("CUDA available: {} ({} device(s)), cuDNN: {}", info.cuda_available, info.cuda_devices, info.cudnn_available);
-            for gpu in &info.gpus {
-                huelab::outln!("  GPU {gpu}");
-            }
+            info();
             Ok(())
         }
-        Command::Predict { model, weights, top, images } => predict(&model, weights.as_deref(), top, &images)
-            .map_err(command_error("predict")),
+        Command::Predict { model, weights, top, images } => predict(&model, weights.as_deref(), top, &images).map_err(command_error("predict")),
         Command::Fuzz { readers, cases, seed, memory_limit_mb, case_timeout, out, child, start, work } => {
             let readers = if readers.is_empty() { huelab::fuzz::Reader::ALL.to_vec() } else { readers };
             if child {
@@ -513,6 +458,78 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             let limits = huelab::fuzz::Limits { memory_mb: memory_limit_mb, case_timeout: std::time::Duration::from_secs(case_timeout) };
             fuzz(&readers, cases as usize, seed, limits, out.as_deref()).map_err(command_error("fuzz"))
         }
+    }
+}
+
+/// `--threads N`: libtorch's intra-op threads, at most one per core (more only make every
+/// batch wait on the others).
+fn set_threads(threads: Option<i32>) -> Result<(), ScriptError> {
+    let Some(n) = threads else { return Ok(()) };
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if n as usize > cores {
+        return Err(ScriptError { file: "--threads".into(), position: None, message: format!("{n} threads asked for, this machine has {cores} cores") });
+    }
+    tch::set_num_threads(n);
+    Ok(())
+}
+
+/// `huelab kernel install`.
+fn kernel_install(prefix: Option<PathBuf>) -> Result<(), String> {
+    let place = prefix.map_or(huelab::kernel::spec::Place::User, huelab::kernel::spec::Place::Prefix);
+    let binary = huelab::exe::huelab_command().map_err(|e| e.to_string())?;
+    let dir = huelab::kernel::spec::install(&place, &binary)?;
+    huelab::outln!("installed the kernel spec \"Rhai (huelab)\" in {}", dir.display());
+    Ok(())
+}
+
+/// `huelab kernel --connection-file FILE`, as Jupyter starts it.
+fn kernel(connection_file: Option<PathBuf>, options: huelab::script::ScriptOptions) -> Result<(), ScriptError> {
+    let Some(connection_file) = connection_file else {
+        return Err(ScriptError { file: "kernel".into(), position: None, message: "--connection-file FILE is needed (Jupyter passes it; to make Jupyter list this kernel, run `huelab kernel install`)".into() });
+    };
+    huelab::kernel::run(&connection_file, options).map_err(message_error("kernel"))
+}
+
+/// `huelab bench …`: each benchmark runs and prints through `huelab::bench::report`.
+fn run_bench(bench: Bench) -> Result<(), ScriptError> {
+    use huelab::bench::report;
+    match bench {
+        Bench::Train { python, models, batch, size, steps, rounds, threads, device, precisions, out } => {
+            let steps: Vec<usize> = steps.iter().map(|&s| s as usize).collect();
+            report::train(&bench_python(python), &models, batch, size, &steps, rounds as usize, threads, &device, precisions, out.as_deref()).map_err(command_error("bench"))
+        }
+        Bench::Kernel { client_python, python, rounds, threads, out } => {
+            let client_python = client_python.unwrap_or_else(|| huelab::cache::venv_program("notebook-venv", "python"));
+            huelab::kernel::bench::report(client_python, bench_python(python), rounds as usize, threads, out.as_deref()).map_err(message_error("bench"))
+        }
+        Bench::Script { epochs, rounds, example, script, out } => report::script(epochs as usize, rounds as usize, example, script, out.as_deref()).map_err(command_error("bench")),
+        Bench::Knn { python, memory_images, query_images, reference_query_images, grid, dim, classes, k, batch_images, rounds, approximate, nprobe, no_reference, no_busy, torch_device, out } => {
+            let knn = |torch_device| huelab::bench::KnnBench {
+                memory_images, query_images, reference_query_images, grid, dim, classes, k: k as usize, batch_images: batch_images as usize, rounds: rounds as usize, approximate, nprobe: nprobe as usize, skip_reference: no_reference, skip_busy: no_busy, torch_device,
+            };
+            torch_device
+                .map(|d| d.parse::<huelab::device::DeviceChoice>().and_then(|c| c.resolve()))
+                .transpose()
+                .and_then(|torch_device| report::knn(&bench_python(python), &knn(torch_device), out.as_deref()))
+                .map_err(command_error("bench"))
+        }
+        Bench::Data { python, images, batch, size, workers, rounds, folder, no_reference, out } => {
+            let workers = workers.map_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()), |w| w as usize);
+            let bench = huelab::bench::DataBench { images: images as usize, batch: batch as usize, size, workers, rounds: rounds as usize, skip_reference: no_reference };
+            let folder = folder.unwrap_or_else(|| huelab::cache::bench_data().join(format!("photos-{images}")));
+            report::data(&bench_python(python), &folder, &bench, out.as_deref()).map_err(command_error("bench"))
+        }
+    }
+}
+
+/// `huelab info`.
+fn info() {
+    let info = huelab::cuda::device_info();
+    huelab::outln!("huelab {} (torch {}), {} CPU threads", info.huelab, info.torch, info.cpu_threads);
+    huelab::outln!("{}", info.cuda_backend);
+    huelab::outln!("CUDA available: {} ({} device(s)), cuDNN: {}", info.cuda_available, info.cuda_devices, info.cudnn_available);
+    for gpu in &info.gpus {
+        huelab::outln!("  GPU {gpu}");
     }
 }
 
@@ -552,6 +569,11 @@ fn fuzz(readers: &[huelab::fuzz::Reader], cases: usize, seed: u64, limits: huela
     Ok(())
 }
 
+/// A plain message of a command, printed as `<command>: <message>`.
+fn message_error(command: &'static str) -> impl Fn(String) -> ScriptError {
+    move |message| ScriptError { file: command.into(), position: None, message }
+}
+
 /// A library error of a command other than `run`, printed as `<command>: <message>`.
 fn command_error(command: &'static str) -> impl Fn(huelab::Error) -> ScriptError {
     move |e| ScriptError { file: command.into(), position: None, message: e.to_string() }
@@ -572,64 +594,6 @@ fn warn_unread(script: &std::path::Path, runner: &ScriptRunner) {
 /// The benchmarks' reference Python: `--python`, else the home's bench venv.
 fn bench_python(python: Option<PathBuf>) -> PathBuf {
     python.unwrap_or_else(|| huelab::cache::venv_program("bench-venv", "python"))
-}
-
-fn bench_knn(python: &std::path::Path, bench: &huelab::bench::KnnBench, out: Option<&std::path::Path>) -> huelab::Result<()> {
-    let started = std::time::Instant::now();
-    let r = huelab::bench::bench_knn(python, bench, |step| eprintln!("bench knn: [{:>5.1} s] {step}", started.elapsed().as_secs_f64()))?;
-    let mb = |b: u64| b as f64 / 1e6;
-    huelab::outln!(
-        "memory: {} vectors of {} (Flat), queries: {} images = {} pixel vectors (the references: the first {}), K = {}",
-        r.memory_vectors, bench.dim, bench.query_images, r.pixel_queries, r.reference_pixel_queries, bench.k
-    );
-    huelab::outln!("{:<34} {:>14} {:>16}", "", "images/s", "pixel queries/s");
-    huelab::outln!("{:<34} {:>14.1} {:>16.0}", "huelab classify (search + Eq. 2-3)", r.huelab_images_per_second, r.huelab_pixel_queries_per_second);
-    huelab::outln!("{:<34} {:>14.1} {:>16.0}", format!("faiss-python {} search only", r.faiss_python["faiss"].as_str().unwrap_or("?")), r.faiss_python_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.faiss_python_pixel_queries_per_second);
-    huelab::outln!("{:<34} {:>14.1} {:>16.0}", "PyTorch matmul + topk (exact)", r.pytorch_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.pytorch_pixel_queries_per_second);
-    huelab::outln!("ratio huelab / faiss-python: {:.3}x (goal >= 0.95x); huelab / PyTorch matmul + topk: {:.3}x", r.ratio, r.ratio_to_pytorch);
-    let (g0, g1) = huelab::bench::quartiles(&r.gemm_gflops);
-    huelab::outln!(
-        "GEMM anchor (4096² float32 libtorch matmul): {:.0} GFLOP/s (IQR {g0:.0} – {g1:.0}); huelab's search {:.0} GFLOP/s = {:.3} of it (goal >= 0.75)",
-        r.gemm_gflops_median, r.huelab_gflops, r.huelab_fraction_of_gemm_peak
-    );
-    if !bench.skip_busy {
-        huelab::outln!(
-            "with one core busy (another process): huelab {:.0} pixel queries/s = {:.3} of quiet (goal >= 0.4)",
-            r.busy_pixel_queries_per_second, r.busy_fraction_of_quiet
-        );
-    }
-    if let Some(t) = &r.torch_backend {
-        huelab::outln!(
-            "exact libtorch backend on {}: {:.1} images/s, {:.0} pixel queries/s; neighbours equal to FAISS Flat {:.4}, max |d² difference| {:.2e}, same class {:.4}",
-            t.device, t.images_per_second, t.pixel_queries_per_second, t.same_ids, t.max_distance_difference, t.same_predictions
-        );
-    }
-    huelab::outln!("Flat bank: {:.1} MB vs raw float32 {:.1} MB = {:.3}x (goal <= 1.1x); RSS growth while building {:.1} MB", mb(r.flat_bank_bytes), mb(r.raw_float32_bytes), r.flat_bank_ratio, r.flat_rss_growth_bytes as f64 / 1e6);
-    huelab::outln!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
-        bench.approximate, bench.nprobe, mb(r.approximate_bank_bytes), r.approximate_memory_ratio, r.approximate_accuracy, r.flat_accuracy, r.approximate_accuracy_ratio, r.approximate_build_seconds);
-    if let Some(path) = out {
-        huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
-    }
-    Ok(())
-}
-
-fn bench_data(python: &std::path::Path, folder: &std::path::Path, bench: &huelab::bench::DataBench, out: Option<&std::path::Path>) -> huelab::Result<()> {
-    let r = huelab::bench::bench_data(python, folder, bench, |step| eprintln!("bench data: {step}"))?;
-    let mb = |b: u64| b as f64 / 1e6;
-    huelab::outln!("{} JPEG photos (~500×375) in {}, batch {}, {} workers, {}×{} RandomResizedCrop + flip + normalise", bench.images, folder.display(), bench.batch, bench.workers, bench.size, bench.size);
-    huelab::outln!("as one float32 tensor the epoch would take {:.0} MB", mb(r.float32_bytes));
-    huelab::outln!("{:<28} {:>12} {:>22} {:>14}", "", "images/s", "IQR over rounds", "peak RSS MB");
-    huelab::outln!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "huelab pipeline", r.huelab_median, r.huelab_iqr.0, r.huelab_iqr.1, mb(r.huelab_peak_rss_bytes));
-    if !bench.skip_reference {
-        huelab::outln!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "torchvision DataLoader", r.torchvision_median, r.torchvision_iqr.0, r.torchvision_iqr.1, mb(r.torchvision_peak_rss_bytes));
-        huelab::outln!("ratio huelab / torchvision: {:.3}x images/s (goal >= 1.5x); peak RSS {:.0} MB vs {:.0} MB", r.ratio, mb(r.huelab_peak_rss_bytes), mb(r.torchvision_peak_rss_bytes));
-    }
-    let baseline = r.huelab.first().map_or(0, |p| p.baseline_rss_bytes);
-    huelab::outln!("huelab RSS before the epoch {:.0} MB (libtorch and the open data set), peak {:.0} MB = {:.3} of the epoch's float32 size (goal: under 1 GB)", mb(baseline), mb(r.huelab_peak_rss_bytes), r.huelab_peak_rss_bytes as f64 / r.float32_bytes as f64);
-    if let Some(path) = out {
-        huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
-    }
-    Ok(())
 }
 
 fn predict(model: &str, weights: Option<&std::path::Path>, top: i64, images: &[PathBuf]) -> huelab::Result<()> {
@@ -664,114 +628,6 @@ fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, ScriptError> 
         }
     }
     Ok(parsed)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn bench_train(
-    python: &std::path::Path,
-    models: &[String],
-    batch: i64,
-    size: i64,
-    steps: &[usize],
-    rounds: usize,
-    threads: i32,
-    device: &str,
-    precisions: Option<Vec<String>>,
-    out: Option<&std::path::Path>,
-) -> huelab::Result<()> {
-    use huelab::bench::{compare_train_throughput, TrainBench};
-    use huelab::precision::Precision;
-    let started = std::time::Instant::now();
-    let device = device.parse::<huelab::device::DeviceChoice>()?.resolve()?;
-    let precisions = match precisions {
-        Some(names) => names.iter().map(|p| p.parse::<Precision>()).collect::<huelab::Result<Vec<_>>>()?,
-        None if device != tch::Device::Cpu || huelab::precision::cpu_has_bf16() => vec![Precision::Fp32, Precision::Bf16],
-        None => {
-            eprintln!("bench train: bf16 left out: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), so bf16 is emulated; --precisions fp32,bf16 measures it anyway");
-            vec![Precision::Fp32]
-        }
-    };
-    huelab::outln!("{rounds} alternating rounds per row; ratio = huelab median / PyTorch median, IQR = quartiles of the per-round ratios");
-    huelab::outln!("{:<10} {:>5} {:>8} {:>9} {:>14} {:>14} {:>7} {:>17}", "model", "batch", "input", "precision", "huelab img/s", "pytorch img/s", "ratio", "IQR");
-    let mut results = Vec::new();
-    for (i, name) in models.iter().enumerate() {
-        let arch: huelab::models::Arch = name.parse()?;
-        let mut by_precision = Vec::new();
-        for &precision in &precisions {
-            let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads, device, precision };
-            let r = compare_train_throughput(python, bench, rounds, |step| eprintln!("bench train: [{:>6.1} s] {step}", started.elapsed().as_secs_f64()))?;
-            huelab::outln!(
-                "{:<10} {:>5} {:>8} {:>9} {:>14.1} {:>14.1} {:>6.3}x {:>7.3} – {:<7.3}",
-                name, batch, format!("1x{size}x{size}"), precision.name(), r.huelab_median, r.pytorch_median, r.ratio, r.ratio_iqr.0, r.ratio_iqr.1
-            );
-            let peak = r.huelab.iter().filter_map(|t| t.peak_rss_bytes).max().unwrap_or(0);
-            huelab::outln!("{:<10} {:>9} huelab peak RSS while training: {:.0} MB", "", precision.name(), peak as f64 / 1e6);
-            by_precision.push(r);
-        }
-        if let (Some(fp32), Some(bf16)) = (
-            by_precision.iter().find(|r| r.bench.precision == Precision::Fp32),
-            by_precision.iter().find(|r| r.bench.precision == Precision::Bf16),
-        ) {
-            huelab::outln!(
-                "{:<10} fp32 -> bf16 speed-up: huelab {:.3}x, PyTorch {:.3}x",
-                name,
-                bf16.huelab_median / fp32.huelab_median,
-                bf16.pytorch_median / fp32.pytorch_median
-            );
-        }
-        results.extend(by_precision);
-    }
-    if let Some(path) = out {
-        let malloc_tuning = !std::env::var("HUELAB_MALLOC_TUNING").is_ok_and(|v| v == "0");
-        huelab::bench::write_result_json(path, serde_json::json!({ "threads": threads, "malloc_tuning": malloc_tuning, "results": results }))?;
-    }
-    Ok(())
-}
-
-fn bench_script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: PathBuf, out: Option<&std::path::Path>) -> huelab::Result<()> {
-    use huelab::bench::{bench_script_overhead, default_example_path, ScriptBench};
-    let huelab = std::env::current_exe().map_err(|e| huelab::Error::msg(format!("cannot find the huelab binary: {e}")))?;
-    let example = example.unwrap_or_else(|| default_example_path(&huelab));
-    let bench = ScriptBench { huelab, example, script, epochs, rounds };
-    let r = bench_script_overhead(&bench, |step| eprintln!("bench script: {step}"))?;
-    huelab::outln!("two small-CNN runs on the digits, {epochs} epochs each, + metrics.csv, curves.png, manifest.json; {rounds} alternating rounds");
-    huelab::outln!("{:<44} {:>10}", "", "median s");
-    huelab::outln!("{:<44} {:>10.2}", format!("huelab run {}", bench.script.display()), r.rhai_median);
-    huelab::outln!("{:<44} {:>10.2}", "examples/train_digits (Rust)", r.rust_median);
-    huelab::outln!(
-        "Rhai overhead: {:+.2} % (IQR of per-round overheads {:+.2} % – {:+.2} %; goal within 2 %)",
-        100.0 * r.overhead,
-        100.0 * r.overhead_iqr.0,
-        100.0 * r.overhead_iqr.1
-    );
-    if let Some(path) = out {
-        huelab::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
-    }
-    Ok(())
-}
-
-fn bench_kernel(client_python: PathBuf, torch_python: PathBuf, rounds: usize, threads: i32, out: Option<&std::path::Path>) -> Result<(), String> {
-    use huelab::kernel::bench::{bench_kernel, KernelBench, Spread};
-    let bench = KernelBench { client_python, torch_python, rounds, threads };
-    let r = bench_kernel(&bench, |step| eprintln!("bench kernel: {step}"))?;
-    let row = |what: &str, s: Spread, unit: &str| huelab::outln!("{what:<58} {:>9.3} {unit}  (IQR {:.3} – {:.3})", s.median, s.q1, s.q3);
-    huelab::outln!("{rounds} alternating rounds, {threads} threads; medians over rounds");
-    row("huelab kernel: start -> kernel_info_reply", r.huelab_ready_s, "s");
-    row("ipykernel: start -> kernel_info_reply", r.ipykernel_ready_s, "s");
-    row("ipykernel: start -> `import torch` done", r.ipykernel_torch_ready_s, "s");
-    row("ready ratio huelab / (ipykernel + import torch)  [goal <= 0.25]", r.ready_ratio, "");
-    row("trivial cell `1 + 1`, huelab kernel", r.huelab_trivial_ms, "ms");
-    row("trivial cell `1 + 1`, ipykernel", r.ipykernel_trivial_ms, "ms");
-    row("digits + small CNN 1 epoch: huelab cell round trip", r.huelab_cell_s, "s");
-    row("  the same work timed inside the cell", r.huelab_work_s, "s");
-    row("  the same work timed inside `huelab run`", r.run_work_s, "s");
-    row("  per-cell overhead (round trip - work)  [goal <= 10 ms]", r.huelab_cell_overhead_ms, "ms");
-    row("  PyTorch twin in ipykernel, round trip", r.torch_cell_s, "s");
-    row("interrupt during training -> idle  [goal <= 1 s]", r.interrupt_to_idle_s, "s");
-    if let Some(path) = out {
-        huelab::bench::write_result_json(path, serde_json::json!({ "threads": threads, "result": r })).map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 /// The home's notebook venv's `jupyter` where setup.sh made one, else the first on PATH.

@@ -32,21 +32,71 @@ fn is_foreign(value: &Value) -> bool {
     matches!(value, Value::Object(m) if m.len() == 1 && m.contains_key(FOREIGN_TYPE_KEY))
 }
 
+/// One key of an options map: what `Options` accepts and what `huelab api` prints. A config
+/// type's table of these is the only list of its keys, so a key cannot be read without being
+/// documented.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionDoc {
+    pub key: &'static str,
+    /// As scripts write the value: `int`, `float`, `bool`, `string`, `map`, `array`, …
+    pub kind: &'static str,
+    /// The default as a script writes it (`"Flat"`, `30`, `false`); a phrase in parentheses
+    /// where it depends on other options or means "none".
+    pub default: &'static str,
+    pub about: &'static str,
+    /// The names a string option takes, read from their registry when `huelab api` prints.
+    pub allowed: Option<fn() -> Vec<&'static str>>,
+    /// The keys of a map option.
+    pub fields: &'static [OptionDoc],
+}
+
+impl OptionDoc {
+    pub const fn new(key: &'static str, kind: &'static str, default: &'static str, about: &'static str) -> Self {
+        OptionDoc { key, kind, default, about, allowed: None, fields: &[] }
+    }
+
+    pub const fn with_fields(self, fields: &'static [OptionDoc]) -> Self {
+        OptionDoc { fields, ..self }
+    }
+
+    pub const fn one_of(self, allowed: fn() -> Vec<&'static str>) -> Self {
+        OptionDoc { allowed: Some(allowed), ..self }
+    }
+
+    /// `key: kind = default — about (one of: …)`, then a map option's own keys indented, as
+    /// `huelab api` prints them.
+    pub fn lines(&self) -> Vec<String> {
+        let default = if self.default.is_empty() { String::new() } else { format!(" = {}", self.default) };
+        let allowed = self.allowed.map_or(String::new(), |names| format!(" (one of: {})", names().join(", ")));
+        let mut lines = vec![format!("{}: {}{default} — {}{allowed}", self.key, self.kind, self.about)];
+        lines.extend(self.fields.iter().flat_map(OptionDoc::lines).map(|l| format!("    {l}")));
+        lines
+    }
+}
+
+/// `device`, as every config that places work on a device takes it.
+pub const DEVICE: OptionDoc = OptionDoc::new("device", "string", "\"auto\"", "\"auto\" (a GPU when there is one), \"cpu\", \"cuda\" or \"cuda:N\"");
+
+/// The keys of a table of [`OptionDoc`]s.
+pub fn keys(docs: &[OptionDoc]) -> Vec<&'static str> {
+    docs.iter().map(|d| d.key).collect()
+}
+
 pub struct Options {
     map: Map<String, Value>,
 }
 
 impl Options {
-    /// Fails on the first key of `map` that is not in `allowed`.
-    pub fn new(map: Map<String, Value>, context: &str, allowed: &[&str]) -> Result<Self> {
-        if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(Error::UnknownOption { name: key.clone(), context: context.to_owned(), valid: allowed.join(", ") });
+    /// Fails on the first key of `map` that `docs` does not document.
+    pub fn new(map: Map<String, Value>, context: &str, docs: &[OptionDoc]) -> Result<Self> {
+        if let Some(key) = map.keys().find(|k| !docs.iter().any(|d| d.key == k.as_str())) {
+            return Err(Error::UnknownOption { name: key.clone(), context: context.to_owned(), valid: keys(docs).join(", ") });
         }
         Ok(Options { map })
     }
 
     /// An options map from a JSON value: an object, or `null` for none.
-    pub fn from_value(value: Value, context: &str, allowed: &[&str]) -> Result<Self> {
+    pub fn from_value(value: Value, context: &str, allowed: &[OptionDoc]) -> Result<Self> {
         match value {
             Value::Object(map) => Self::new(map, context, allowed),
             Value::Null => Self::new(Map::new(), context, allowed),

@@ -5,6 +5,7 @@
 mod data;
 mod knn;
 mod script;
+pub mod report;
 mod train;
 
 pub use data::*;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::Plan;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
-use crate::options::Options;
+use crate::options::{OptionDoc, Options};
 
 pub const UNITS_SCRIPT: &str = "units.sbatch";
 pub const GATHER_SCRIPT: &str = "gather.sbatch";
@@ -43,10 +43,22 @@ pub struct SlurmOptions {
 impl SlurmOptions {
     pub const DEFAULT_SIGNAL_SECONDS: u32 = 120;
 
-    /// The script's `slurm(#{ … })` options. Keys: `partition`, `time`, `cpus_per_task`, `mem`,
-    /// `gres`, `account`, `qos`, `parallel`, `signal_seconds`, `extra` (array of strings).
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("partition", "string", "(Slurm's)", "sbatch --partition"),
+        OptionDoc::new("time", "string", "(Slurm's)", "sbatch --time: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S"),
+        OptionDoc::new("cpus_per_task", "int", "(Slurm's)", "sbatch --cpus-per-task (also the unit's threads)"),
+        OptionDoc::new("mem", "string", "(Slurm's)", "sbatch --mem, e.g. \"8G\""),
+        OptionDoc::new("gres", "string", "(none)", "sbatch --gres, e.g. \"gpu:1\""),
+        OptionDoc::new("account", "string", "(Slurm's)", "sbatch --account"),
+        OptionDoc::new("qos", "string", "(Slurm's)", "sbatch --qos"),
+        OptionDoc::new("parallel", "int", "(no limit)", "units running at once (the array's %N)"),
+        OptionDoc::new("signal_seconds", "int", "120", "seconds before the time limit at which a unit checkpoints and requeues"),
+        OptionDoc::new("extra", "array", "[]", "further sbatch arguments, one string each"),
+    ];
+
+    /// The script's `slurm(#{ … })` options ([`Self::OPTIONS`]).
     pub fn from_options(map: serde_json::Map<String, serde_json::Value>) -> Result<Self> {
-        let mut o = Options::new(map, "slurm options", &["partition", "time", "cpus_per_task", "mem", "gres", "account", "qos", "parallel", "signal_seconds", "extra"])?;
+        let mut o = Options::new(map, "slurm options", Self::OPTIONS)?;
         let small = |key: &str, v: Option<u64>| -> Result<Option<u32>> {
             v.map(|n| u32::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| Error::invalid_option(key, format!("must be a positive count, got {n}")))).transpose()
         };

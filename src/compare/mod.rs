@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::data::{kfold_split, stratified_kfold, ImageDataset, Split};
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{OptionDoc, Options};
 use crate::stats::{mean_sd, paired_t_test, wilcoxon_signed_rank, MeanSd, PairedT, Wilcoxon};
 use crate::train::{train, TrainConfig, TrainReport};
 
@@ -33,10 +33,17 @@ impl Default for CompareConfig {
 }
 
 impl CompareConfig {
-    /// Keys: `seeds` (array of ints; default [0, 1]), `folds` (3), `val` (0.1), `split_seed`
-    /// (0), `split` ("kfold", or "given": the split the data came with).
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("seeds", "array", "[0, 1]", "training seeds; every arm runs each seed on each fold (paired)"),
+        OptionDoc::new("folds", "int", "3", "stratified folds (k-fold cross-validation)"),
+        OptionDoc::new("val", "float", "0.1", "fraction of each training fold held out for validation"),
+        OptionDoc::new("split_seed", "int", "0", "seeds the folds"),
+        OptionDoc::new("split", "string", "\"kfold\"", "k folds, or the split the data came with (leave out folds and val)").one_of(|| vec!["kfold", "given"]),
+    ];
+
+    /// A config from an options map ([`Self::OPTIONS`]).
     pub fn from_options(map: Map<String, Value>) -> Result<Self> {
-        let mut o = Options::new(map, "compare options", &["seeds", "folds", "val", "split_seed", "split"])?;
+        let mut o = Options::new(map, "compare options", Self::OPTIONS)?;
         let d = CompareConfig::default();
         let seeds = match o.ints("seeds")? {
             None => d.seeds,

@@ -3,10 +3,14 @@ use serde_json::{Map, Value};
 
 use super::{ImageFolderConfig, NpyLayout};
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{OptionDoc, Options};
 
 /// The data set's name, its class names and, for `.npy`, the layout.
+const CLASS_NAMES: OptionDoc = OptionDoc::new("class_names", "array", "(\"0\", \"1\", …)", "the class names, in label order");
+const NAME: OptionDoc = OptionDoc::new("name", "string", "(the file's name)", "the data set's name in reports");
+
 #[derive(Debug, Clone, Default, PartialEq)]
+
 pub struct LoaderOptions {
     pub name: Option<String>,
     pub class_names: Option<Vec<String>>,
@@ -14,9 +18,16 @@ pub struct LoaderOptions {
 }
 
 impl LoaderOptions {
-    /// `load_npy`'s keys: `layout` ("auto", "nchw", "nhwc"), `class_names`, `name`.
+    pub const NPY_OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("layout", "string", "\"auto\"", "the image array's axes (auto: channels where a size is 1 or 3)").one_of(|| vec!["auto", "nchw", "nhwc"]),
+        CLASS_NAMES,
+        NAME,
+    ];
+    pub const IDX_OPTIONS: &'static [OptionDoc] = &[CLASS_NAMES, NAME];
+
+    /// `load_npy`'s options ([`Self::NPY_OPTIONS`]).
     pub fn npy(map: Map<String, Value>) -> Result<Self> {
-        let mut o = Options::new(map, "load_npy options", &["layout", "class_names", "name"])?;
+        let mut o = Options::new(map, "load_npy options", Self::NPY_OPTIONS)?;
         Ok(LoaderOptions {
             name: o.string("name")?,
             class_names: o.strings("class_names")?,
@@ -24,9 +35,9 @@ impl LoaderOptions {
         })
     }
 
-    /// `load_idx`'s keys: `class_names`, `name`.
+    /// `load_idx`'s options ([`Self::IDX_OPTIONS`]).
     pub fn idx(map: Map<String, Value>) -> Result<Self> {
-        let mut o = Options::new(map, "load_idx options", &["class_names", "name"])?;
+        let mut o = Options::new(map, "load_idx options", Self::IDX_OPTIONS)?;
         Ok(LoaderOptions { name: o.string("name")?, class_names: o.strings("class_names")?, layout: NpyLayout::default() })
     }
 }
@@ -35,11 +46,17 @@ impl ImageFolderConfig {
     /// The largest height or width images are resized to.
     pub const MAX_SIDE: u32 = 8192;
 
-    /// The folder config and an optional data set name. Keys: `size` (`[h, w]` or one number;
-    /// default 64), `channels` (1 or 3; default 3), `transform` ("resize" or "imagenet"),
-    /// `workers` (decoding threads; 0: one per core), `name`.
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("size", "int | [h, w]", "64", "the side (or height and width) images are brought to"),
+        OptionDoc::new("channels", "int", "3", "1 (grey) or 3 (RGB)"),
+        OptionDoc::new("transform", "string", "\"resize\"", "resize: every image to size; imagenet: RandomResizedCrop for training, Resize + CenterCrop for evaluation").one_of(|| vec!["resize", "imagenet"]),
+        OptionDoc::new("workers", "int", "0", "decoding threads (0: one per core)"),
+        NAME,
+    ];
+
+    /// The folder config and an optional data set name ([`Self::OPTIONS`]).
     pub fn from_options(map: Map<String, Value>) -> Result<(Self, Option<String>)> {
-        let mut o = Options::new(map, "load_image_folder options", &["size", "channels", "transform", "workers", "name"])?;
+        let mut o = Options::new(map, "load_image_folder options", Self::OPTIONS)?;
         let d = ImageFolderConfig::default();
         let channels = match o.count("channels")? {
             None => d.channels,

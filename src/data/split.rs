@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{OptionDoc, Options};
 
 /// The indices of each class in class order, each list shuffled by one ChaCha generator seeded
 /// from `seed` (class 0 first), so every stratified operation draws the same way.
@@ -37,11 +37,16 @@ impl Default for SplitConfig {
 }
 
 impl SplitConfig {
-    pub const KEYS: &'static [&'static str] = &["train", "val", "test", "seed"];
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("train", "float", "0.7", "fraction of each class for training (the three sum to 1)"),
+        OptionDoc::new("val", "float", "0.15", "fraction for validation"),
+        OptionDoc::new("test", "float", "0.15", "fraction for testing"),
+        OptionDoc::new("seed", "int", "0", "seeds the stratified shuffle"),
+    ];
 
-    /// Keys: `train`, `val`, `test` (fractions summing to 1; default 0.7/0.15/0.15), `seed` (0).
+    /// A config from an options map; keys in [`Self::OPTIONS`].
     pub fn from_options(map: Map<String, Value>) -> Result<Self> {
-        let mut o = Options::new(map, "split options", Self::KEYS)?;
+        let mut o = Options::new(map, "split options", Self::OPTIONS)?;
         let d = SplitConfig::default();
         let config = SplitConfig {
             train: o.float("train")?.unwrap_or(d.train),
@@ -78,9 +83,14 @@ pub struct SubsetConfig {
 }
 
 impl SubsetConfig {
-    /// Keys: `per_class` (required, at least 1), `seed` (0).
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("per_class", "int", "(required)", "images of every class, at least 1"),
+        OptionDoc::new("seed", "int", "0", "seeds which images are chosen"),
+    ];
+
+    /// A config from an options map; keys in [`Self::OPTIONS`].
     pub fn from_options(map: Map<String, Value>) -> Result<Self> {
-        let mut o = Options::new(map, "subset options", &["per_class", "seed"])?;
+        let mut o = Options::new(map, "subset options", Self::OPTIONS)?;
         let per_class = o.count("per_class")?.ok_or_else(|| Error::invalid_option("per_class", "is required"))?;
         if per_class == 0 {
             return Err(Error::invalid_option("per_class", "must be at least 1"));

@@ -144,6 +144,30 @@ fn summarise(rounds: Vec<Value>) -> Result<KernelBenchResult, String> {
     })
 }
 
+/// `huelab bench kernel`: runs [`bench_kernel`] and prints its rows.
+pub fn report(client_python: PathBuf, torch_python: PathBuf, rounds: usize, threads: i32, out: Option<&std::path::Path>) -> Result<(), String> {
+    let bench = KernelBench { client_python, torch_python, rounds, threads };
+    let r = bench_kernel(&bench, |step| eprintln!("bench kernel: {step}"))?;
+    let row = |what: &str, s: Spread, unit: &str| crate::outln!("{what:<58} {:>9.3} {unit}  (IQR {:.3} – {:.3})", s.median, s.q1, s.q3);
+    crate::outln!("{rounds} alternating rounds, {threads} threads; medians over rounds");
+    row("huelab kernel: start -> kernel_info_reply", r.huelab_ready_s, "s");
+    row("ipykernel: start -> kernel_info_reply", r.ipykernel_ready_s, "s");
+    row("ipykernel: start -> `import torch` done", r.ipykernel_torch_ready_s, "s");
+    row("ready ratio huelab / (ipykernel + import torch)  [goal <= 0.25]", r.ready_ratio, "");
+    row("trivial cell `1 + 1`, huelab kernel", r.huelab_trivial_ms, "ms");
+    row("trivial cell `1 + 1`, ipykernel", r.ipykernel_trivial_ms, "ms");
+    row("digits + small CNN 1 epoch: huelab cell round trip", r.huelab_cell_s, "s");
+    row("  the same work timed inside the cell", r.huelab_work_s, "s");
+    row("  the same work timed inside `huelab run`", r.run_work_s, "s");
+    row("  per-cell overhead (round trip - work)  [goal <= 10 ms]", r.huelab_cell_overhead_ms, "ms");
+    row("  PyTorch twin in ipykernel, round trip", r.torch_cell_s, "s");
+    row("interrupt during training -> idle  [goal <= 1 s]", r.interrupt_to_idle_s, "s");
+    if let Some(path) = out {
+        crate::bench::write_result_json(path, serde_json::json!({ "threads": threads, "result": r })).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

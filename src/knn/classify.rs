@@ -4,6 +4,7 @@
 //! memory vectors, argmax. A plain majority vote over the same neighbours is the reference.
 //! With `observe`, the positions of the matched memory pixels are counted for Figures 5–6 and
 //! the polar plot of matched angles.
+use crate::options::OptionDoc;
 use serde::Serialize;
 use tch::Tensor;
 
@@ -53,17 +54,28 @@ impl Default for ClassifyConfig {
 }
 
 impl ClassifyConfig {
-    /// The run's name and the config, from an options map. Keys: `name` (default: the vote),
-    /// `k` (10), `eps` (1e-6), `vote` ("kernel" or "majority"), `batch_images` (64), `observe`
-    /// (`#{ cells: [[x, y], …], angle_bins: 16 }`).
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("name", "string", "(the vote)", "the run's name in tables"),
+        OptionDoc::new("k", "int", "10", "neighbours per query vector (Eq. 1)"),
+        OptionDoc::new("eps", "float", "1e-6", "ε of the kernel bandwidth α² + ε (Eq. 2)"),
+        OptionDoc::new("vote", "string", "\"kernel\"", "Eq. 2–3's kernel-weighted vote, or a plain majority").one_of(|| vec!["kernel", "majority"]),
+        OptionDoc::new("batch_images", "int", "64", "query images per search call"),
+        OptionDoc::new("observe", "map", "(none)", "count match positions (pixel memories)").with_fields(Self::OBSERVE_OPTIONS),
+    ];
+    pub const OBSERVE_OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("cells", "array", "[]", "query cells [x, y] whose matches are mapped"),
+        OptionDoc::new("angle_bins", "int", "16", "bins of the match-angle histogram"),
+    ];
+
+    /// The run's name and the config, from an options map ([`Self::OPTIONS`]).
     pub fn from_options(map: serde_json::Map<String, serde_json::Value>) -> Result<(String, Self)> {
         use crate::options::Options;
-        let mut o = Options::new(map, "knn_classify options", &["name", "k", "eps", "vote", "batch_images", "observe"])?;
+        let mut o = Options::new(map, "knn_classify options", Self::OPTIONS)?;
         let d = ClassifyConfig::default();
         let observe = match o.map("observe")? {
             None => None,
             Some(map) => {
-                let mut ob = Options::new(map, "observe options", &["cells", "angle_bins"])?;
+                let mut ob = Options::new(map, "observe options", Self::OBSERVE_OPTIONS)?;
                 let cells = match ob.array_of_arrays("cells")? {
                     None => vec![],
                     Some(cells) => cells

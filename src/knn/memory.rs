@@ -13,6 +13,8 @@ use tch::{Device, Tensor};
 
 use super::search::{Backend, Neighbours, SearchIndex};
 use super::Descriptor;
+use crate::options::OptionDoc;
+use crate::registry::Registry;
 use crate::activations::{write_npy_atomic, ActivationSource, Activations};
 use crate::files::file_digest;
 use crate::data::ImageDataset;
@@ -57,14 +59,22 @@ impl Default for MemoryConfig {
 }
 
 impl MemoryConfig {
-    pub const KEYS: &'static [&'static str] = &["descriptor", "index", "pca", "backend", "train_size", "add_batch", "nprobe", "ef_search", "seed", "device"];
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("descriptor", "string", "\"pixel\"", "what one memory vector is (gem:P: GeM with exponent P)").one_of(|| Descriptor::NAMES.to_vec()),
+        OptionDoc::new("index", "string", "\"Flat\"", "a FAISS index-factory string: \"Flat\", \"IVF256,Flat\", \"HNSW32\", \"IVF256,PQ32\", …"),
+        OptionDoc::new("pca", "int", "(none)", "reduce vectors to this many dimensions first (PCA trained on the memory)"),
+        OptionDoc::new("backend", "string", "\"faiss\"", "the search under the memory").one_of(<Backend as Registry>::names),
+        OptionDoc::new("train_size", "int", "100000", "at most this many vectors train IVF, PQ and PCA"),
+        OptionDoc::new("add_batch", "int", "256", "images whose vectors are added per call"),
+        OptionDoc::new("nprobe", "int", "(FAISS's)", "IVF lists searched per query"),
+        OptionDoc::new("ef_search", "int", "(FAISS's)", "HNSW search breadth"),
+        OptionDoc::new("seed", "int", "0", "seeds the training sample"),
+        crate::options::DEVICE,
+    ];
 
-    /// The config and the device of the torch backend, from an options map. Keys: `descriptor`
-    /// ("pixel", "gap", "gmp", "gem", "gem:P", "flatten"), `index` (a FAISS factory string;
-    /// "Flat"), `pca`, `backend` ("faiss", "torch", "faiss_ip"), `train_size`, `add_batch`,
-    /// `nprobe`, `ef_search`, `seed`, `device`.
+    /// The config and the device of the exact backends, from an options map ([`Self::OPTIONS`]).
     pub fn from_options(map: serde_json::Map<String, serde_json::Value>) -> Result<(Self, Device)> {
-        let mut o = crate::options::Options::new(map, "pixel_memory options", Self::KEYS)?;
+        let mut o = crate::options::Options::new(map, "pixel_memory options", Self::OPTIONS)?;
         let d = MemoryConfig::default();
         let size = |v: Option<u64>| v.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         let config = MemoryConfig {
@@ -95,10 +105,7 @@ impl MemoryConfig {
                 return Err(Error::invalid_option(key, format!("{v} is more than {most}")));
             }
         }
-        if self.backend != super::search::Backend::Torch {
-            super::search::check_factory(&self.index)?;
-        }
-        Ok(())
+        self.backend.check(self)
     }
 
     /// The index-factory string: `index`, after `PCA<pca>` if set.

@@ -59,9 +59,9 @@ fn absolute(path: &Path) -> PathBuf {
     }
 }
 
-pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptions, cluster: &ClusterArgs) -> Result<(), ScriptError> {
-    let run_dir = absolute(&cluster.run_dir.clone().unwrap_or_else(|| default_run_dir(&script)));
-    let mode = if cluster.slurm {
+/// The cluster form of `huelab run` the flags ask for; `None` for a plain local run.
+pub fn mode(cluster: &ClusterArgs) -> Result<Option<Mode>, ScriptError> {
+    Ok(if cluster.slurm {
         Some(Mode::Plan)
     } else if let Some(index) = cluster.task {
         Some(Mode::Task { index })
@@ -72,13 +72,20 @@ pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptio
             return Err(error("command line", "--run-dir goes with --slurm, --task or --gather"));
         }
         None
-    };
-    let Some(mode) = mode else {
-        let runner = ScriptRunner::open_with(&script, args, options)?;
-        runner.run()?;
-        warn_unread(&script, &runner);
-        return Ok(());
-    };
+    })
+}
+
+/// `huelab run SCRIPT` on this machine.
+pub fn run_local(script: &Path, args: BTreeMap<String, String>, options: ScriptOptions) -> Result<(), ScriptError> {
+    let runner = ScriptRunner::open_with(script, args, options)?;
+    runner.run()?;
+    warn_unread(script, &runner);
+    Ok(())
+}
+
+/// `huelab run SCRIPT` with `--slurm` (`Plan`), `--task N` or `--gather`.
+pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptions, cluster: &ClusterArgs, mode: Mode) -> Result<(), ScriptError> {
+    let run_dir = absolute(&cluster.run_dir.clone().unwrap_or_else(|| default_run_dir(&script)));
     if let Mode::Task { .. } | Mode::Gather = mode {
         if let Some(n) = std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.parse::<i32>().ok()).filter(|&n| n > 0) {
             tch::set_num_threads(n);
@@ -86,25 +93,17 @@ pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptio
     }
     let file = script.display().to_string();
     // One submission into a run directory at a time: two at once would both find no plan and
-    // both submit, and plan.json would record only one of the arrays.
+    // both submit, and plan.json would record only one of the arrays. A gather writes the
+    // outputs under the same lock: one gather at a time, and no submission while one writes.
     let _submitting = match mode {
-        // A gather writes the outputs under the same lock: one gather at a time, and no
-        // submission while one writes.
         Mode::Plan | Mode::Gather => Some(
             huelab::files::DirLock::acquire(&run_dir)
                 .map_err(|e| error(&run_dir.display().to_string(), format!("{e} (another `huelab run --slurm` is submitting into it, or its gather is writing)")))?,
         ),
-        _ => None,
+        Mode::Task { .. } => None,
     };
-    if mode == Mode::Gather {
-        // An earlier submission's gather (its array finished before a resubmission's) would
-        // write outputs listing units that are still running: it leaves them to the latest.
-        let plan = Plan::load(&run_dir).map_err(lib_error(&file))?;
-        if let Some(job) = std::env::var("SLURM_JOB_ID").ok().filter(|job| plan.is_stale_gather(job)) {
-            let latest = plan.submissions.last().map_or("", |s| s.gather_job.as_str());
-            eprintln!("gather job {job} belongs to an earlier submission; gather job {latest} of the latest one writes the outputs");
-            return Ok(());
-        }
+    if mode == Mode::Gather && is_stale_gather(&run_dir).map_err(lib_error(&file))? {
+        return Ok(());
     }
     let run = ClusterRun::new(mode.clone(), &run_dir).map_err(lib_error(&file))?;
     let runner = ScriptRunner::open_cluster(&script, args.clone(), options, Some(run))?;
@@ -116,51 +115,68 @@ pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptio
             let cluster_run = runner.cluster().ok_or_else(|| error(&file, "the cluster run is gone"))?;
             submit(&script, args, &run_dir, &cluster_run, cluster)
         }
-        Mode::Task { index } => match outcome {
-            Ok(()) => {
-                let done = runner.cluster().is_some_and(|c| c.task_done());
-                if !done {
-                    return Err(error(&file, format!("the script never reached unit {index} of the plan (it makes fewer units than when it was planned)")));
-                }
-                eprintln!("unit {index}: done");
-                Ok(())
-            }
-            Err(_) if huelab::interrupt::checkpoint_requested() && runner.stopped_for_preemption() => {
-                if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) {
-                    // Slurm requeues (or cancels) a job it sends SIGTERM; the next start resumes.
-                    eprintln!("unit {index}: SIGTERM; checkpointed at a batch boundary, Slurm requeues or ends the task");
-                    return Ok(());
-                }
-                match slurm::requeue_self().map_err(lib_error(&file))? {
-                    Some(job) => eprintln!("unit {index}: checkpointed at a batch boundary; requeued job {job}"),
-                    None => eprintln!("unit {index}: checkpointed at a batch boundary (not under Slurm: rerun the same command to continue)"),
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
-        },
+        Mode::Task { index } => task_ended(index, outcome, &runner, &file),
         Mode::Gather => {
-            let plan = Plan::load(&run_dir).map_err(lib_error(&file))?;
             outcome?;
             warn_unread(&script, &runner);
-            let cluster_run = runner.cluster().ok_or_else(|| error(&file, "the cluster run is gone"))?;
-            if cluster_run.all_missing.is_empty() {
-                plan.mark_gathered(&run_dir).map_err(lib_error(&file))?;
-                eprintln!("gather: every unit of {} finished; outputs written", run_dir.display());
-                Ok(())
-            } else {
-                Err(error(
-                    &file,
-                    format!(
-                        "{} unit(s) without a finished run; outputs were written without them and list them:\n  {}\n(`huelab status {}` shows every unit; `huelab run --slurm --resume …` resubmits the unfinished)",
-                        cluster_run.all_missing.len(),
-                        cluster_run.all_missing.join("\n  "),
-                        run_dir.display()
-                    ),
-                ))
-            }
+            gathered(&runner, &run_dir, &file)
         }
     }
+}
+
+/// Whether this gather job belongs to an earlier submission: its array finished before a
+/// resubmission's, and writing the outputs now would list units that are still running.
+fn is_stale_gather(run_dir: &Path) -> huelab::Result<bool> {
+    let plan = Plan::load(run_dir)?;
+    let Some(job) = std::env::var("SLURM_JOB_ID").ok().filter(|job| plan.is_stale_gather(job)) else { return Ok(false) };
+    let latest = plan.submissions.last().map_or("", |s| s.gather_job.as_str());
+    eprintln!("gather job {job} belongs to an earlier submission; gather job {latest} of the latest one writes the outputs");
+    Ok(true)
+}
+
+/// What an array task's end means: its unit done, or checkpointed for preemption (then
+/// requeued by itself, or by Slurm after a SIGTERM), or failed.
+fn task_ended(index: usize, outcome: Result<(), ScriptError>, runner: &ScriptRunner, file: &str) -> Result<(), ScriptError> {
+    match outcome {
+        Ok(()) if runner.cluster().is_some_and(|c| c.task_done()) => {
+            eprintln!("unit {index}: done");
+            Ok(())
+        }
+        Ok(()) => Err(error(file, format!("the script never reached unit {index} of the plan (it makes fewer units than when it was planned)"))),
+        Err(_) if huelab::interrupt::checkpoint_requested() && runner.stopped_for_preemption() => {
+            if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) {
+                // Slurm requeues (or cancels) a job it sends SIGTERM; the next start resumes.
+                eprintln!("unit {index}: SIGTERM; checkpointed at a batch boundary, Slurm requeues or ends the task");
+                return Ok(());
+            }
+            match slurm::requeue_self().map_err(lib_error(file))? {
+                Some(job) => eprintln!("unit {index}: checkpointed at a batch boundary; requeued job {job}"),
+                None => eprintln!("unit {index}: checkpointed at a batch boundary (not under Slurm: rerun the same command to continue)"),
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// After the gather's script ran: the plan marked gathered, or the units without a run named.
+fn gathered(runner: &ScriptRunner, run_dir: &Path, file: &str) -> Result<(), ScriptError> {
+    let plan = Plan::load(run_dir).map_err(lib_error(file))?;
+    let cluster_run = runner.cluster().ok_or_else(|| error(file, "the cluster run is gone"))?;
+    if cluster_run.all_missing.is_empty() {
+        plan.mark_gathered(run_dir).map_err(lib_error(file))?;
+        eprintln!("gather: every unit of {} finished; outputs written", run_dir.display());
+        return Ok(());
+    }
+    Err(error(
+        file,
+        format!(
+            "{} unit(s) without a finished run; outputs were written without them and list them:\n  {}\n(`huelab status {}` shows every unit; `huelab run --slurm --resume …` resubmits the unfinished)",
+            cluster_run.all_missing.len(),
+            cluster_run.all_missing.join("\n  "),
+            run_dir.display()
+        ),
+    ))
 }
 
 /// Writes the plan and the batch scripts and submits the units (all, or with `--resume` the

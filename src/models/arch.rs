@@ -1,17 +1,19 @@
-//! The one table of architectures huelab builds by name: each row gives the name scripts use,
-//! the stems it has, the smallest input it accepts and its constructor. Parsing, listing
-//! (`models()` in scripts), the minimum-size check and construction all read this table.
+//! The architectures huelab builds by name. [`Arch::info`] is one exhaustive `match` that gives
+//! each its name, stems, smallest input and constructor; parsing, listing (`models()` in
+//! scripts), serde, the minimum-size check and construction all read it (see
+//! [`crate::registry`]).
 //!
-//! Adding a backbone: write it in its own file in `models/` (implementing [`Backbone`]), then
-//! add its variant to [`Arch`] and its row to [`ARCHITECTURES`]. Nothing else changes.
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+//! Adding a backbone: write it in its own file in `models/` (implementing [`Backbone`]), declare
+//! the file in `models/mod.rs`, then add its variant to [`Arch`] and its arm to [`Arch::info`].
+//! Nothing else changes.
+use strum::EnumIter;
 use tch::nn;
 
-use super::{Backbone, DenseNet, EfficientNet, ResNet, SmallCnn, Stem, Vgg};
-use crate::error::{Error, Result};
+use super::{Backbone, DenseNet, EfficientNet, MobileNetV2, ResNet, SmallCnn, Stem, Vgg};
+use crate::registry::Registry;
 
 /// The architectures huelab can build by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter)]
 pub enum Arch {
     SmallCnn,
     ResNet18,
@@ -21,6 +23,7 @@ pub enum Arch {
     DenseNet201,
     Vgg11,
     Vgg16,
+    MobileNetV2,
 }
 
 /// Which stems an architecture has.
@@ -36,9 +39,8 @@ pub enum Stems {
 /// `(height, width)`.
 pub type BuildBackbone = fn(p: &nn::Path, in_channels: i64, stem: Stem, input_size: (i64, i64)) -> Box<dyn Backbone>;
 
-/// One row of the table.
+/// What [`Arch::info`] says of an architecture.
 pub struct ArchInfo {
-    pub arch: Arch,
     pub name: &'static str,
     pub stems: Stems,
     /// Smallest input height/width with the small stem and with the ImageNet stem: the sizes
@@ -47,24 +49,22 @@ pub struct ArchInfo {
     pub build: BuildBackbone,
 }
 
-pub const ARCHITECTURES: &[ArchInfo] = &[
-    ArchInfo { arch: Arch::SmallCnn, name: "small_cnn", stems: Stems::SmallOnly, min_input: (SmallCnn::MIN_INPUT_SIZE, SmallCnn::MIN_INPUT_SIZE), build: |p, c, _, size| Box::new(SmallCnn::new(p, c, size)) },
-    ArchInfo { arch: Arch::ResNet18, name: "resnet18", stems: Stems::Both, min_input: (8, 32), build: |p, c, stem, _| Box::new(ResNet::resnet18(p, c, stem)) },
-    ArchInfo { arch: Arch::ResNet34, name: "resnet34", stems: Stems::Both, min_input: (8, 32), build: |p, c, stem, _| Box::new(ResNet::resnet34(p, c, stem)) },
-    ArchInfo { arch: Arch::EfficientNetB0, name: "efficientnet_b0", stems: Stems::Both, min_input: (16, 32), build: |p, c, stem, _| Box::new(EfficientNet::b0(p, c, stem)) },
-    ArchInfo { arch: Arch::DenseNet121, name: "densenet121", stems: Stems::Both, min_input: (8, 32), build: |p, c, stem, _| Box::new(DenseNet::densenet121(p, c, stem)) },
-    ArchInfo { arch: Arch::DenseNet201, name: "densenet201", stems: Stems::Both, min_input: (8, 32), build: |p, c, stem, _| Box::new(DenseNet::densenet201(p, c, stem)) },
-    ArchInfo { arch: Arch::Vgg11, name: "vgg11", stems: Stems::Both, min_input: (16, 32), build: |p, c, stem, _| Box::new(Vgg::vgg11(p, c, stem)) },
-    ArchInfo { arch: Arch::Vgg16, name: "vgg16", stems: Stems::Both, min_input: (16, 32), build: |p, c, stem, _| Box::new(Vgg::vgg16(p, c, stem)) },
-];
-
 impl Arch {
-    /// Every architecture, in table order.
-    pub const ALL: &'static [Arch] =
-        &[Arch::SmallCnn, Arch::ResNet18, Arch::ResNet34, Arch::EfficientNetB0, Arch::DenseNet121, Arch::DenseNet201, Arch::Vgg11, Arch::Vgg16];
-
-    pub fn info(self) -> &'static ArchInfo {
-        ARCHITECTURES.iter().find(|i| i.arch == self).expect("every Arch has a row in ARCHITECTURES")
+    pub fn info(self) -> ArchInfo {
+        fn info(name: &'static str, stems: Stems, min_input: (i64, i64), build: BuildBackbone) -> ArchInfo {
+            ArchInfo { name, stems, min_input, build }
+        }
+        match self {
+            Arch::SmallCnn => info("small_cnn", Stems::SmallOnly, (SmallCnn::MIN_INPUT_SIZE, SmallCnn::MIN_INPUT_SIZE), |p, c, _, size| Box::new(SmallCnn::new(p, c, size))),
+            Arch::ResNet18 => info("resnet18", Stems::Both, (8, 32), |p, c, stem, _| Box::new(ResNet::resnet18(p, c, stem))),
+            Arch::ResNet34 => info("resnet34", Stems::Both, (8, 32), |p, c, stem, _| Box::new(ResNet::resnet34(p, c, stem))),
+            Arch::EfficientNetB0 => info("efficientnet_b0", Stems::Both, (16, 32), |p, c, stem, _| Box::new(EfficientNet::b0(p, c, stem))),
+            Arch::DenseNet121 => info("densenet121", Stems::Both, (8, 32), |p, c, stem, _| Box::new(DenseNet::densenet121(p, c, stem))),
+            Arch::DenseNet201 => info("densenet201", Stems::Both, (8, 32), |p, c, stem, _| Box::new(DenseNet::densenet201(p, c, stem))),
+            Arch::Vgg11 => info("vgg11", Stems::Both, (16, 32), |p, c, stem, _| Box::new(Vgg::vgg11(p, c, stem))),
+            Arch::Vgg16 => info("vgg16", Stems::Both, (16, 32), |p, c, stem, _| Box::new(Vgg::vgg16(p, c, stem))),
+            Arch::MobileNetV2 => info("mobilenet_v2", Stems::Both, (16, 32), |p, c, stem, _| Box::new(MobileNetV2::new(p, c, stem))),
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -86,38 +86,21 @@ impl Arch {
     }
 }
 
-impl std::str::FromStr for Arch {
-    type Err = Error;
-    fn from_str(name: &str) -> Result<Self> {
-        ARCHITECTURES.iter().find(|a| a.name == name).map(|a| a.arch).ok_or_else(|| {
-            let valid: Vec<_> = ARCHITECTURES.iter().map(|a| a.name).collect();
-            Error::invalid_option("model", format!("unknown model '{name}'; valid models: {}", valid.join(", ")))
-        })
+impl Registry for Arch {
+    const OPTION: &'static str = "model";
+    fn name(self) -> &'static str {
+        Arch::name(self)
     }
 }
 
-impl Serialize for Arch {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for Arch {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::by_name!(Arch);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_table_and_the_list_of_all_agree() {
-        assert_eq!(ARCHITECTURES.iter().map(|a| a.arch).collect::<Vec<_>>(), Arch::ALL);
-        for a in Arch::ALL {
-            assert_eq!(a.name().parse::<Arch>().unwrap(), *a);
-        }
+    fn every_architecture_parses_from_its_name_and_is_listed() {
+        crate::registry::tests::check::<Arch>();
     }
 }

@@ -9,6 +9,7 @@ use super::efficientnet_lite::LiteVariant;
 use super::pretrained::{self, ClassScore, PretrainedNet};
 use super::torchvision::{self, TorchvisionArch, TorchvisionNet};
 use crate::error::{Error, Result};
+use crate::registry::Registry;
 
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
@@ -21,13 +22,13 @@ impl ImageNetModel {
     /// Every name `load` takes.
     pub fn names() -> Vec<&'static str> {
         let mut names: Vec<&str> = LiteVariant::NAMES.to_vec();
-        names.extend(TorchvisionArch::ALL.iter().map(|a| a.name()));
+        names.extend(<TorchvisionArch as Registry>::names());
         names
     }
 
     /// The network `name` with `weights` (required for torchvision's; Lite0's are bundled).
     pub fn load(name: &str, weights: Option<&Path>, device: Device) -> Result<Self> {
-        if let Some(arch) = TorchvisionArch::from_name(name) {
+        if let Ok(arch) = <TorchvisionArch as Registry>::parse(name) {
             let weights = weights.ok_or_else(|| {
                 Error::invalid_option("weights", format!("{name} needs its torchvision weights file (e.g. {name}-….pth from download.pytorch.org, or .safetensors)"))
             })?;

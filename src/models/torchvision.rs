@@ -21,7 +21,7 @@ pub const IMAGENET_SD: [f64; 3] = [0.229, 0.224, 0.225];
 pub const INPUT_SIZE: i64 = 224;
 
 /// The architectures whose torchvision weights huelab loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter)]
 pub enum TorchvisionArch {
     ResNet18,
     ResNet34,
@@ -32,9 +32,17 @@ pub enum TorchvisionArch {
     EfficientNetB0,
 }
 
-impl TorchvisionArch {
-    pub const ALL: [TorchvisionArch; 7] = [Self::ResNet18, Self::ResNet34, Self::DenseNet121, Self::DenseNet201, Self::Vgg16, Self::Vgg16Bn, Self::EfficientNetB0];
+impl crate::registry::Registry for TorchvisionArch {
+    const OPTION: &'static str = "model";
 
+    fn name(self) -> &'static str {
+        TorchvisionArch::name(self)
+    }
+}
+
+crate::by_name!(TorchvisionArch);
+
+impl TorchvisionArch {
     pub fn name(self) -> &'static str {
         match self {
             Self::ResNet18 => "resnet18",
@@ -45,10 +53,6 @@ impl TorchvisionArch {
             Self::Vgg16Bn => "vgg16_bn",
             Self::EfficientNetB0 => "efficientnet_b0",
         }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.name() == name)
     }
 }
 
@@ -219,4 +223,12 @@ pub fn preprocess_batch(images: &Tensor, size: i64) -> Result<Tensor> {
 fn standardise(x: &Tensor) -> Tensor {
     let column = |v: [f64; 3]| Tensor::from_slice(&v).to_kind(Kind::Float).view([1, 3, 1, 1]).to_device(x.device());
     (x - column(IMAGENET_MEAN)) / column(IMAGENET_SD)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_torchvision_network_parses_from_its_name_and_is_listed() {
+        crate::registry::tests::check::<super::TorchvisionArch>();
+    }
 }

@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 use super::heads::HeadOutputs;
 use super::loss::{Loss, LossPart};
 use crate::error::{Error, Result};
+use crate::options::OptionDoc;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FocalLoss {
@@ -18,6 +19,7 @@ impl FocalLoss {
     /// The paper's recommended focusing parameter.
     pub const DEFAULT_GAMMA: f64 = 2.0;
     pub const PARTS: &'static [LossPart] = &[LossPart { key: "focal", label: "focal" }];
+    pub const OPTIONS: &'static [OptionDoc] = &[OptionDoc::new("gamma", "float", "2.0", "the focusing parameter γ (0: the one-hot loss)")];
 
     pub fn validate(gamma: f64) -> Result<()> {
         if !(gamma.is_finite() && gamma >= 0.0) {

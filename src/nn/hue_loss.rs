@@ -15,7 +15,7 @@ use super::heads::HeadOutputs;
 use super::loss::{Loss, LossPart};
 use super::onehot::OneHotLoss;
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{OptionDoc, Options};
 
 /// How the `M` equally spaced angles `2πk/M` are given to the classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,13 +53,17 @@ impl HueLossConfig {
         self.scale.unwrap_or(1.0 / (2.0 * num_classes as f64))
     }
 
-    pub const KEYS: &'static [&'static str] = &["scale", "project", "weight", "assignment", "seed"];
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc::new("scale", "float", "(1 / (2M) for M classes)", "the distance scale of Eq. 5"),
+        OptionDoc::new("project", "bool", "false", "scale θ' to unit length before the distances"),
+        OptionDoc::new("weight", "float", "1.0", "the hue term's weight in the total loss"),
+        OptionDoc::new("assignment", "string", "\"random\"", "how classes get their angles").one_of(|| vec!["random", "ordered"]),
+        OptionDoc::new("seed", "int", "0", "seeds the random assignment"),
+    ];
 
-    /// From an options map (`null`: the defaults). Keys: `scale` (number; default 1/(2M)),
-    /// `project` (bool; default false), `weight` (number; default 1), `assignment` ("random" or
-    /// "ordered"; default "random"), `seed` (int; seeds the random assignment; default 0).
+    /// From an options map (`null`: the defaults); keys in [`Self::OPTIONS`].
     pub fn from_options(options: Value) -> Result<Self> {
-        let mut o = Options::from_value(options, "hue options", Self::KEYS)?;
+        let mut o = Options::from_value(options, "hue options", Self::OPTIONS)?;
         let defaults = HueLossConfig::default();
         let seed = o.count("seed")?;
         let assignment = match o.string("assignment")?.as_deref() {
@@ -235,5 +239,13 @@ impl Loss for OneHotHueLoss {
         let onehot = self.onehot.cross_entropy(&out.logits, targets)?;
         check_pred_shape("hue_loss", &out.hue_xy)?;
         Ok(vec![onehot, hue_loss_of_checked(&out.hue_xy, targets, &self.labels, &self.config)?])
+    }
+
+    fn derived(&self) -> Map<String, Value> {
+        self.config.derived(self.labels.num_classes())
+    }
+
+    fn head_angles(&self) -> Option<AngleAssignment> {
+        Some(self.config.assignment)
     }
 }

@@ -4,18 +4,23 @@
 //! metrics, the CSV columns (`train_<part>_loss`), the curves and the manifest, so nothing
 //! downstream knows which losses exist.
 //!
-//! Adding a loss: write it in its own file in `nn/` (implementing [`Loss`]), then add its
-//! variant to [`LossKind`] and one arm to each `match` below. Nothing else changes.
+//! Adding a loss: write it in its own file in `nn/` (implementing [`Loss`]) and declare it in
+//! `nn/mod.rs`, then add its variant to [`LossKind`] and one arm to each exhaustive `match`
+//! below (the compiler lists them). Its name, the option key of its own map, parsing, listing
+//! and the "unknown loss" message come from [`LossName`], which strum derives from the variants.
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use strum::EnumDiscriminants;
 use tch::Tensor;
 
 use super::focal::FocalLoss;
 use super::heads::HeadOutputs;
 use super::hue_loss::{AngleAssignment, HueLossConfig, OneHotHueLoss};
 use super::onehot::OneHotLoss;
+use super::poly::Poly1Loss;
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{OptionDoc, Options};
+use crate::registry::Registry;
 
 /// One named part of a loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,16 +31,30 @@ pub struct LossPart {
     pub label: &'static str,
 }
 
-/// What the trainer optimises: the sum of [`Loss::parts`].
+/// What the trainer optimises: the sum of [`Loss::parts`]. Only `parts` and `compute` are
+/// required; what a hue loss adds has defaults that mean "no hue term".
 pub trait Loss: std::fmt::Debug {
     fn parts(&self) -> &'static [LossPart];
 
     /// The batch mean of every part (as it enters the total), in the order of `parts`.
     fn compute(&self, out: &HeadOutputs, targets: &Tensor) -> Result<Vec<Tensor>>;
+
+    /// Numbers a report records beside the options, derived from them and the class count
+    /// (e.g. the hue distance scale in force).
+    fn derived(&self) -> Map<String, Value> {
+        Map::new()
+    }
+
+    /// The class angles this loss trains the model's hue head towards; `None` when it does
+    /// not train that head.
+    fn head_angles(&self) -> Option<AngleAssignment> {
+        None
+    }
 }
 
 /// The losses huelab trains with, as run options name them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, EnumDiscriminants)]
+#[strum_discriminants(name(LossName), derive(strum::EnumIter))]
 #[serde(tag = "kind")]
 pub enum LossKind {
     /// Softmax cross-entropy on the class logits.
@@ -48,34 +67,86 @@ pub enum LossKind {
     /// down-weights the images a model already gets right; `γ = 0` is the one-hot loss.
     #[serde(rename = "focal")]
     Focal { gamma: f64 },
+    /// Poly-1 (Leng et al. 2022, "PolyLoss"): the cross-entropy plus `ε · (1 − p_t)`, the
+    /// first term of its Taylor series given its own weight.
+    #[serde(rename = "poly1")]
+    Poly1 { epsilon: f64 },
+}
+
+impl Registry for LossName {
+    const OPTION: &'static str = "loss";
+
+    /// The `loss:` option's value, the same as the serde name of the variant (a test checks).
+    fn name(self) -> &'static str {
+        match self {
+            LossName::OneHot => "onehot",
+            LossName::OneHotHue => "onehot+hue",
+            LossName::Focal => "focal",
+            LossName::Poly1 => "poly1",
+        }
+    }
+}
+
+crate::by_name!(LossName);
+
+impl LossName {
+    /// The key of the run option that holds this loss's own options map, if it has one.
+    pub fn option_key(self) -> Option<&'static str> {
+        match self {
+            LossName::OneHot => None,
+            LossName::OneHotHue => Some("hue"),
+            LossName::Focal => Some("focal"),
+            LossName::Poly1 => Some("poly1"),
+        }
+    }
+
+    /// One line on what the loss is, for `huelab api`.
+    pub fn doc(self) -> &'static str {
+        match self {
+            LossName::OneHot => "softmax cross-entropy on the class logits",
+            LossName::OneHotHue => "one-hot + weight · hue loss (METHOD.md Eq. 4–5)",
+            LossName::Focal => "focal loss −(1 − p_t)^γ log p_t",
+            LossName::Poly1 => "poly-1: cross-entropy + ε (1 − p_t)",
+        }
+    }
+
+    /// The keys of the loss's own options map (under [`Self::option_key`]).
+    pub fn options(self) -> &'static [OptionDoc] {
+        match self {
+            LossName::OneHot => &[],
+            LossName::OneHotHue => HueLossConfig::OPTIONS,
+            LossName::Focal => FocalLoss::OPTIONS,
+            LossName::Poly1 => Poly1Loss::OPTIONS,
+        }
+    }
 }
 
 impl LossKind {
-    pub const NAMES: &'static [&'static str] = &["onehot", "onehot+hue", "focal"];
-
     /// The keys of a run's options map that carry a loss's own options (`hue: #{ … }`).
-    pub const OPTION_KEYS: &'static [&'static str] = &["hue", "focal"];
+    pub fn option_keys() -> Vec<&'static str> {
+        LossName::all().into_iter().filter_map(LossName::option_key).collect()
+    }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            LossKind::OneHot => "onehot",
-            LossKind::OneHotHue { .. } => "onehot+hue",
-            LossKind::Focal { .. } => "focal",
-        }
+        LossName::from(self).name()
     }
 
     /// The loss named `name`; `options` holds the run's option maps of losses by their key (at
     /// most the one that belongs to `name`).
     pub fn from_options(name: &str, mut options: Map<String, Value>) -> Result<Self> {
-        let mut own = |key: &str| options.remove(key).unwrap_or(Value::Null);
-        let loss = match name {
-            "onehot" => LossKind::OneHot,
-            "onehot+hue" => LossKind::OneHotHue { hue: HueLossConfig::from_options(own("hue"))? },
-            "focal" => {
-                let mut o = Options::from_value(own("focal"), "focal options", &["gamma"])?;
+        let which = LossName::parse(name)?;
+        let own = which.option_key().map_or(Value::Null, |key| options.remove(key).unwrap_or(Value::Null));
+        let loss = match which {
+            LossName::OneHot => LossKind::OneHot,
+            LossName::OneHotHue => LossKind::OneHotHue { hue: HueLossConfig::from_options(own)? },
+            LossName::Focal => {
+                let mut o = Options::from_value(own, "focal options", FocalLoss::OPTIONS)?;
                 LossKind::Focal { gamma: o.float("gamma")?.unwrap_or(FocalLoss::DEFAULT_GAMMA) }
             }
-            _ => return Err(Error::invalid_option("loss", format!("unknown loss '{name}'; valid losses: {}", Self::NAMES.join(", ")))),
+            LossName::Poly1 => {
+                let mut o = Options::from_value(own, "poly1 options", Poly1Loss::OPTIONS)?;
+                LossKind::Poly1 { epsilon: o.float("epsilon")?.unwrap_or(Poly1Loss::DEFAULT_EPSILON) }
+            }
         };
         if let Some(key) = options.keys().next() {
             return Err(Error::invalid_option(key, format!("{key} options were given, but loss is \"{name}\"")));
@@ -89,6 +160,7 @@ impl LossKind {
             LossKind::OneHot => Ok(()),
             LossKind::OneHotHue { hue } => hue.validate(),
             LossKind::Focal { gamma } => FocalLoss::validate(*gamma),
+            LossKind::Poly1 { epsilon } => Poly1Loss::validate(*epsilon),
         }
     }
 
@@ -98,6 +170,7 @@ impl LossKind {
             LossKind::OneHot => OneHotLoss::PARTS,
             LossKind::OneHotHue { .. } => OneHotHueLoss::PARTS,
             LossKind::Focal { .. } => FocalLoss::PARTS,
+            LossKind::Poly1 { .. } => Poly1Loss::PARTS,
         }
     }
 
@@ -112,33 +185,26 @@ impl LossKind {
                 }
                 Box::new(FocalLoss { gamma: *gamma })
             }
+            LossKind::Poly1 { epsilon } => Box::new(Poly1Loss { epsilon: *epsilon, onehot: OneHotLoss { label_smoothing } }),
         })
     }
+}
 
-    /// Numbers a report records beside the options, derived from them for `num_classes`
-    /// classes (e.g. the hue distance scale in force).
-    pub fn derived(&self, num_classes: usize) -> Map<String, Value> {
-        match self {
-            LossKind::OneHotHue { hue } => hue.derived(num_classes),
-            LossKind::OneHot | LossKind::Focal { .. } => Map::new(),
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// The class angles the hue head of a model trained with this loss is scored against: the
-    /// loss's own when it trains the head, else the default assignment (a chance-level
-    /// reference for an untrained head).
-    pub fn head_angles(&self) -> AngleAssignment {
-        match self {
-            LossKind::OneHotHue { hue } => hue.assignment,
-            LossKind::OneHot | LossKind::Focal { .. } => HueLossConfig::default().assignment,
+    #[test]
+    fn every_loss_parses_from_its_name_is_listed_and_records_that_name() {
+        crate::registry::tests::check::<LossName>();
+        for name in LossName::all() {
+            let kind = LossKind::from_options(name.name(), Map::new()).unwrap();
+            assert_eq!(LossName::from(&kind), name);
+            // Manifests and checkpoints record the serde name: it must be the option's.
+            assert_eq!(serde_json::to_value(&kind).unwrap()["kind"], name.name());
+            assert!(!kind.parts().is_empty());
+            assert!(!name.doc().is_empty());
         }
-    }
-
-    /// The hue options, when the loss has a hue term.
-    pub fn hue_config(&self) -> Option<&HueLossConfig> {
-        match self {
-            LossKind::OneHotHue { hue } => Some(hue),
-            LossKind::OneHot | LossKind::Focal { .. } => None,
-        }
+        assert_eq!(LossKind::option_keys(), ["hue", "focal", "poly1"]);
     }
 }

@@ -47,7 +47,7 @@ pub fn arm_config(map: Map) -> Result<Arm> {
     Arm::from_options(to_json(map)?)
 }
 
-pub fn extractor_options(map: Map, context: &str, allowed: &[&str]) -> Result<ExtractorOptions> {
+pub fn extractor_options(map: Map, context: &str, allowed: &[crate::options::OptionDoc]) -> Result<ExtractorOptions> {
     ExtractorOptions::from_options(to_json(map)?, context, allowed)
 }
 

@@ -6,6 +6,7 @@ mod configs;
 mod display;
 mod errors;
 mod handles;
+mod option_docs;
 mod options;
 mod repl;
 mod session;
@@ -270,6 +271,8 @@ pub struct ApiEntry {
     pub signature: String,
     /// The first line of its `///` doc, if it has one.
     pub summary: String,
+    /// Its options map's keys, one line each (nested keys indented), when it takes one.
+    pub options: Vec<String>,
 }
 
 /// Every function and property huelab binds, from the engine's own registrations.
@@ -303,7 +306,8 @@ pub fn api() -> Result<Vec<ApiEntry>, String> {
                 .take_while(|l| !l.is_empty() && !l.starts_with("```"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            ApiEntry { signature, summary }
+            let options = option_docs::of(name).map_or(vec![], |docs| docs.iter().flat_map(|d| d.lines()).collect());
+            ApiEntry { signature, summary, options }
         })
         .collect();
     entries.sort_by(|a, b| a.signature.cmp(&b.signature));
@@ -311,7 +315,30 @@ pub fn api() -> Result<Vec<ApiEntry>, String> {
     Ok(entries)
 }
 
+/// What `huelab api` prints: every signature, its description and its options.
+pub fn api_text() -> Result<String, String> {
+    Ok(api()?.iter().map(ApiEntry::text).collect::<Vec<_>>().join("\n"))
+}
+
+/// The options each bound function takes, by name, for tests and completion.
+pub fn function_options(function: &str) -> Option<Vec<crate::options::OptionDoc>> {
+    option_docs::of(function)
+}
+
 impl ApiEntry {
+    /// The signature, then the description and the options indented.
+    pub fn text(&self) -> String {
+        let mut lines = vec![self.signature.clone()];
+        if !self.summary.is_empty() {
+            lines.push(format!("    {}", self.summary));
+        }
+        if !self.options.is_empty() {
+            lines.push("    options:".into());
+            lines.extend(self.options.iter().map(|l| format!("      {l}")));
+        }
+        lines.join("\n")
+    }
+
     /// The name scripts call it by (a function's, or a property's after the dot).
     pub fn name(&self) -> &str {
         let head = self.signature.split(['(', ' ']).next().unwrap_or_default();
@@ -353,7 +380,7 @@ pub fn describe(name: &str) -> String {
     api_cached()
         .iter()
         .filter(|e| !name.is_empty() && e.name() == name)
-        .map(|e| if e.summary.is_empty() { e.signature.clone() } else { format!("{}\n    {}", e.signature, e.summary) })
+        .map(ApiEntry::text)
         .collect::<Vec<_>>()
         .join("\n")
 }

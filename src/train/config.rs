@@ -9,8 +9,9 @@ use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::models::{Arch, Stem};
 pub use crate::nn::LossKind;
-use crate::nn::HueHeadConfig;
-use crate::options::Options;
+use crate::nn::{HueHeadConfig, LossName};
+use crate::options::{OptionDoc, Options};
+use crate::registry::Registry;
 pub use crate::precision::Precision;
 
 /// The optimiser; each uses PyTorch's defaults for what is not set here.
@@ -230,28 +231,26 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The keys [`Self::from_options`] reads, with those of the losses' own option maps.
-    pub fn keys() -> Vec<&'static str> {
-        let mut keys = BASE_TRAIN_KEYS.to_vec();
-        keys.extend(LossKind::OPTION_KEYS);
-        keys
+    /// The options [`Self::from_options`] reads: [`TRAIN_OPTIONS`], then one map per loss that
+    /// has options of its own (`hue: #{ … }`), from the loss registry.
+    pub fn options() -> Vec<OptionDoc> {
+        let mut docs = TRAIN_OPTIONS.to_vec();
+        docs.extend(LossName::all().into_iter().filter_map(|loss| {
+            let key = loss.option_key()?;
+            Some(OptionDoc::new(key, "map", "#{}", loss.doc()).with_fields(loss.options()))
+        }));
+        docs
     }
 
-    /// A config from an options map; what is not given takes the default. Keys: `name`
-    /// (default: the loss), `model`, `stem`, `loss` and the loss's own options (`hue: #{ … }`),
-    /// `hue_hidden`, `label_smoothing`, `epochs`, `batch_size`, `lr`, `optimizer` with
-    /// `weight_decay`, `momentum`, `nesterov`, `schedule` with `min_lr`, `step_every`,
-    /// `step_gamma`, `flip`, `crop_padding`, `normalize`, `seed`, `device`, `channels_last`,
-    /// `bn_recalibrate`, `precision`, `progress`, `checkpoint`, `resume`.
+    /// A config from an options map ([`Self::options`]); what is not given takes the default.
     pub fn from_options(map: Map<String, Value>) -> Result<Self> {
-        let keys = Self::keys();
-        let mut o = Options::new(map, "train options", &keys)?;
+        let mut o = Options::new(map, "train options", &Self::options())?;
         let d = TrainConfig::default();
         let loss_name = o.string("loss")?.unwrap_or_else(|| d.loss.name().to_owned());
         let mut loss_options = Map::new();
-        for key in LossKind::OPTION_KEYS {
+        for key in LossKind::option_keys() {
             if let Some(m) = o.map(key)? {
-                loss_options.insert((*key).to_owned(), Value::Object(m));
+                loss_options.insert(key.to_owned(), Value::Object(m));
             }
         }
         let loss = LossKind::from_options(&loss_name, loss_options)?;
@@ -290,10 +289,36 @@ impl TrainConfig {
     }
 }
 
-const BASE_TRAIN_KEYS: &[&str] = &[
-    "name", "model", "stem", "loss", "hue_hidden", "label_smoothing", "epochs", "batch_size", "lr", "optimizer",
-    "weight_decay", "momentum", "nesterov", "schedule", "min_lr", "step_every", "step_gamma", "flip", "crop_padding",
-    "normalize", "seed", "device", "channels_last", "bn_recalibrate", "precision", "progress", "checkpoint", "resume",
+/// The options of a run, less the losses' own maps ([`TrainConfig::options`] adds those).
+pub const TRAIN_OPTIONS: &[OptionDoc] = &[
+    OptionDoc::new("name", "string", "(the loss's name)", "the run's name in tables, figures and manifests"),
+    OptionDoc::new("model", "string", "\"small_cnn\"", "the architecture trained").one_of(<Arch as Registry>::names),
+    OptionDoc::new("stem", "string", "\"auto\"", "the first layers: ImageNet's, or stride 1 for small images (auto: small below 64 px)").one_of(|| vec!["auto", "imagenet", "small"]),
+    OptionDoc::new("loss", "string", "\"onehot\"", "the training objective; its own options go in the map named below").one_of(<LossName as Registry>::names),
+    OptionDoc::new("hue_hidden", "int", "0", "a hidden layer of this width in the hue head (0: linear)"),
+    OptionDoc::new("label_smoothing", "float", "0.0", "label smoothing of the one-hot term"),
+    OptionDoc::new("epochs", "int", "10", "passes over the training part"),
+    OptionDoc::new("batch_size", "int", "64", "images per step"),
+    OptionDoc::new("lr", "float", "0.001", "learning rate"),
+    OptionDoc::new("optimizer", "string", "\"adam\"", "the optimiser (PyTorch's update rules)").one_of(|| OptimizerKind::NAMES.to_vec()),
+    OptionDoc::new("weight_decay", "float", "(adamw: 0.01, sgd: 0)", "decoupled (adamw) or L2 (sgd) weight decay"),
+    OptionDoc::new("momentum", "float", "(sgd: 0.9)", "SGD momentum"),
+    OptionDoc::new("nesterov", "bool", "(sgd: false)", "Nesterov momentum"),
+    OptionDoc::new("schedule", "string", "\"constant\"", "the learning-rate schedule").one_of(|| Schedule::NAMES.to_vec()),
+    OptionDoc::new("min_lr", "float", "(cosine: 0)", "the cosine schedule's final rate"),
+    OptionDoc::new("step_every", "int", "(step: required)", "epochs between the step schedule's decays"),
+    OptionDoc::new("step_gamma", "float", "(step: 0.1)", "the step schedule's factor"),
+    OptionDoc::new("flip", "bool", "false", "random horizontal flips"),
+    OptionDoc::new("crop_padding", "int", "0", "random crops after zero padding by this many pixels"),
+    OptionDoc::new("normalize", "bool | string", "false", "standardise channels: true (the training part's statistics) or \"imagenet\""),
+    OptionDoc::new("seed", "int", "0", "seeds weights, batch order and augmentation"),
+    crate::options::DEVICE,
+    OptionDoc::new("channels_last", "bool", "false", "NHWC memory layout for the batches"),
+    OptionDoc::new("bn_recalibrate", "bool", "false", "recompute batch-norm statistics on the training part before evaluating"),
+    OptionDoc::new("precision", "string", "\"fp32\"", "bf16: the forward pass under bfloat16 autocast").one_of(|| vec!["fp32", "bf16"]),
+    OptionDoc::new("progress", "bool", "true", "a progress bar (a line per epoch off a terminal)"),
+    OptionDoc::new("checkpoint", "string", "(none)", "a directory for a checkpoint after every epoch and the finished model"),
+    OptionDoc::new("resume", "bool", "false", "continue from the checkpoint there"),
 ];
 
 /// ImageNet's per-channel `(mean, sd)` (torchvision's `Normalize`), RGB.

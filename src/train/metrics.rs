@@ -169,7 +169,8 @@ impl TrainReport {
         TrainReport {
             config: config.clone(),
             model: ModelSpec { arch: config.arch, in_channels: c, num_classes: data.num_classes() as i64, input_size: (h, w), stem: config.stem, hue_head: config.hue_head },
-            loss_derived: config.loss.derived(data.num_classes()),
+            // A config whose loss cannot be built fails when its unit runs; nothing to record.
+            loss_derived: config.loss.build(data.num_classes(), config.label_smoothing).map(|loss| loss.derived()).unwrap_or_default(),
             data: data.summary(),
             split_seed: split.config.seed,
             split_sizes: SplitSizes::from(split),

@@ -10,13 +10,13 @@ use super::checkpoint::{self, PartialEpoch};
 use super::recalibrate;
 use super::saved_model::{save_model, SavedModelInfo};
 use super::step::{EpochSums, HostSums, TrainStep};
-use super::{evaluate_stream, EpochMetrics, Optimizer, SplitSizes, TrainConfig, TrainReport};
+use super::{evaluate_stream, EpochMetrics, EvalMetrics, Optimizer, SplitSizes, TrainConfig, TrainReport};
 use crate::data::{BatchPlan, BatchStream, ImageDataset, Mode, Split};
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::files::DirLock;
 use crate::models::{HueNet, ModelSpec};
-use crate::nn::HueLabels;
+use crate::nn::{HueLabels, HueLossConfig, Loss};
 
 /// Salt that separates the augmentation generator from the batch-order generator of a seed.
 const AUGMENT_STREAM_SALT: u64 = 0x6875_655f_6175_6721;
@@ -40,6 +40,36 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     crate::firewall::catch(&format!("training '{}'", config.name), || train_checked(data, split, config))
 }
 
+/// A run being trained: what setup builds once and every epoch uses.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    data: &'a ImageDataset,
+    split: &'a Split,
+    device: Device,
+    vs: nn::VarStore,
+    net: HueNet,
+    optimizer: Optimizer,
+    loss: Box<dyn Loss>,
+    /// The angles the model's hue head is scored against (its accuracy is reported for every
+    /// loss: against the default angles, a chance-level reference, when the loss has no hue term).
+    hue_labels: HueLabels,
+    normalization: Option<Vec<(f64, f64)>>,
+    standardise: Standardisation,
+    workers: usize,
+    progress: ProgressBar,
+    batches_per_epoch: usize,
+    started: Instant,
+}
+
+/// What a resumed run brings from its checkpoint (nothing for a fresh one).
+#[derive(Default)]
+struct Resumed {
+    epochs: Vec<EpochMetrics>,
+    /// Wall seconds of the earlier sessions.
+    seconds: f64,
+    partial: Option<PartialEpoch>,
+}
+
 fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
     config.validate()?;
     split.check_fits(&data.identity(), data.name())?;
@@ -47,180 +77,209 @@ fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Re
         return Err(Error::msg("the split has no training images"));
     }
     crate::alloc::tune_for_training();
-    let started = Instant::now();
-    let device = config.device.resolve()?;
-    if config.precision == crate::precision::Precision::Bf16 {
-        crate::precision::warn_if_emulated(device);
-    }
-    let [channels, height, width] = data.image_shape();
-    let spec = ModelSpec {
-        arch: config.arch,
-        in_channels: channels,
-        num_classes: data.num_classes() as i64,
-        input_size: (height, width),
-        stem: config.stem,
-        hue_head: config.hue_head,
-    };
     let _lock = config.checkpoint.as_deref().map(DirLock::acquire).transpose()?;
     // Held from seeding to the last step: no other thread's draws interleave with this run's.
     let _generator = crate::rng::lock();
-    tch::manual_seed(config.seed as i64);
-    let mut vs = nn::VarStore::new(device);
-    let net = HueNet::new(&vs.root(), &spec)?;
-    let mut optimizer = Optimizer::new(&vs, config.optimizer, config.lr);
-
-    let mut epochs = Vec::with_capacity(config.epochs);
-    let mut previous_seconds = 0.0;
-    let mut partial: Option<PartialEpoch> = None;
-    if let Some(dir) = &config.checkpoint {
-        match (checkpoint::exists(dir), config.resume) {
-            (true, true) => {
-                let resumed = checkpoint::load(dir, config, (data, split), (&mut vs, &mut optimizer))?;
-                let at = match &resumed.partial {
-                    Some(p) => format!("epoch {}, batch {}", resumed.epochs.len(), p.sums.batches),
-                    None => format!("epoch {}", resumed.epochs.len()),
-                };
-                eprintln!("{}: resuming after {at} from {}", config.name, dir.display());
-                epochs = resumed.epochs;
-                previous_seconds = resumed.wall_seconds;
-                partial = resumed.partial;
-            }
-            (true, false) => {
-                return Err(Error::Data {
-                    path: dir.clone(),
-                    message: "holds a checkpoint already; pass resume: true to continue it, or choose another directory".into(),
-                })
-            }
-            (false, _) => {}
-        }
-    }
-    let resumed_after_epoch = (!epochs.is_empty() || partial.is_some()).then_some(epochs.len());
-
-    let loss = config.loss.build(data.num_classes(), config.label_smoothing)?;
-    // Runs whose loss does not train the hue head still report its accuracy, against the
-    // default angles: a chance-level reference for the untrained head.
-    let hue_labels = HueLabels::new(data.num_classes(), config.loss.head_angles())?;
-    let normalization = normalization(data, &split.train, config)?;
-    let standardise: Standardisation = normalization.as_ref().map(|stats| stats_tensors(stats, device));
-    let prepare = |(x, y): (Tensor, Tensor)| prepare_batch(x, y, &standardise, config.channels_last, device);
-    let workers = pipeline_workers(data);
-
-    let batches_per_epoch = split.train.len().div_ceil(config.batch_size);
-    let progress = progress_bar(config, batches_per_epoch);
-    progress.inc((epochs.len() * batches_per_epoch + partial.as_ref().map_or(0, |p| p.sums.batches)) as u64);
-
+    let (mut run, resumed) = Run::set_up(data, split, config)?;
+    let resumed_after_epoch = (!resumed.epochs.is_empty() || resumed.partial.is_some()).then_some(resumed.epochs.len());
+    let Resumed { mut epochs, seconds: previous_seconds, mut partial } = resumed;
+    run.progress.inc((epochs.len() * run.batches_per_epoch + partial.as_ref().map_or(0, |p| p.sums.batches)) as u64);
     for epoch in epochs.len() + 1..=config.epochs {
         let resumed_part = partial.take().filter(|p| p.epoch == epoch);
+        let metrics = run.epoch(epoch, resumed_part, &epochs, previous_seconds)?;
+        report_epoch(&run.progress, config, &metrics);
+        epochs.push(metrics);
+        if let Some(dir) = &config.checkpoint {
+            let elapsed = previous_seconds + run.started.elapsed().as_secs_f64();
+            checkpoint::save(dir, config, (data, split), (&run.vs, &run.optimizer), &epochs, elapsed, None)?;
+        }
+    }
+    run.progress.finish_and_clear();
+    run.finish(epochs, previous_seconds, resumed_after_epoch)
+}
+
+impl<'a> Run<'a> {
+    /// The model seeded with `config.seed`, its optimiser, and the state of a checkpoint to
+    /// resume; the loss, hue labels, input statistics and progress bar.
+    fn set_up(data: &'a ImageDataset, split: &'a Split, config: &'a TrainConfig) -> Result<(Self, Resumed)> {
+        let started = Instant::now();
+        let device = config.device.resolve()?;
+        if config.precision == crate::precision::Precision::Bf16 {
+            crate::precision::warn_if_emulated(device);
+        }
+        let [channels, height, width] = data.image_shape();
+        let spec = ModelSpec {
+            arch: config.arch,
+            in_channels: channels,
+            num_classes: data.num_classes() as i64,
+            input_size: (height, width),
+            stem: config.stem,
+            hue_head: config.hue_head,
+        };
+        tch::manual_seed(config.seed as i64);
+        let mut vs = nn::VarStore::new(device);
+        let net = HueNet::new(&vs.root(), &spec)?;
+        let mut optimizer = Optimizer::new(&vs, config.optimizer, config.lr);
+        let resumed = resume(config, (data, split), (&mut vs, &mut optimizer))?;
+        let loss = config.loss.build(data.num_classes(), config.label_smoothing)?;
+        let hue_labels = HueLabels::new(data.num_classes(), loss.head_angles().unwrap_or(HueLossConfig::default().assignment))?;
+        let normalization = normalization(data, &split.train, config)?;
+        let standardise: Standardisation = normalization.as_ref().map(|stats| stats_tensors(stats, device));
+        let batches_per_epoch = split.train.len().div_ceil(config.batch_size);
+        let progress = progress_bar(config, batches_per_epoch);
+        let workers = pipeline_workers(data);
+        let run = Run { config, data, split, device, vs, net, optimizer, loss, hue_labels, normalization, standardise, workers, progress, batches_per_epoch, started };
+        Ok((run, resumed))
+    }
+
+    /// A batch as the model takes it.
+    fn prepare(&self, (x, y): (Tensor, Tensor)) -> Result<(Tensor, Tensor)> {
+        prepare_batch(x, y, &self.standardise, self.config.channels_last, self.device)
+    }
+
+    /// One epoch (from 1), continuing `resumed_part` when a checkpoint stopped inside it; stops
+    /// with `Interrupted`, or `Preempted` after a checkpoint of the partial epoch.
+    fn epoch(&mut self, epoch: usize, resumed_part: Option<PartialEpoch>, done: &[EpochMetrics], previous_seconds: f64) -> Result<EpochMetrics> {
+        let config = self.config;
         let epoch_started = Instant::now();
         let lr = config.schedule.lr(config.lr, epoch - 1, config.epochs);
-        optimizer.set_lr(lr);
-        let plan = epoch_plan(config, split, epoch, resumed_part.as_ref().map_or(0, |p| p.sums.batches));
+        self.optimizer.set_lr(lr);
+        let plan = epoch_plan(config, self.split, epoch, resumed_part.as_ref().map_or(0, |p| p.sums.batches));
         let mut sums = match &resumed_part {
-            Some(p) => EpochSums::resume(&p.sums, device),
-            None => EpochSums::new(loss.parts().len(), device),
+            Some(p) => EpochSums::resume(&p.sums, self.device),
+            None => EpochSums::new(self.loss.parts().len(), self.device),
         };
         let earlier_seconds = resumed_part.as_ref().map_or(0.0, |p| p.seconds);
-        let mut step = TrainStep { net: &net, optimizer: &mut optimizer, loss: loss.as_ref(), precision: config.precision };
         let mut last_report = Instant::now();
-        for batch in BatchStream::new(data, plan, workers)? {
-            let batch = batch?;
+        for batch in BatchStream::new(self.data, plan, self.workers)? {
             // Before the batch: libtorch's generator (stochastic depth) depends only on
             // (seed, epoch, batch), wherever the run started.
             tch::manual_seed(batch_seed(config.seed, epoch, sums.batches + 1));
-            let (x, y) = prepare(batch)?;
+            let (x, y) = self.prepare(batch?)?;
+            let mut step = TrainStep { net: &self.net, optimizer: &mut self.optimizer, loss: self.loss.as_ref(), precision: config.precision };
             step.run(&x, &y, &mut sums)?;
-            progress.inc(1);
-            if last_report.elapsed().as_secs_f64() >= PROGRESS_EVERY_SECONDS && !progress.is_hidden() {
+            self.progress.inc(1);
+            if last_report.elapsed().as_secs_f64() >= PROGRESS_EVERY_SECONDS && !self.progress.is_hidden() {
                 let now = read_checked(&sums, config, epoch, lr)?;
-                progress.set_message(format!("{} epoch {epoch}/{} loss {:.4} acc {:.3}", config.name, config.epochs, now.loss / now.images as f64, now.correct / now.images as f64));
+                self.progress.set_message(format!("{} epoch {epoch}/{} loss {:.4} acc {:.3}", config.name, config.epochs, now.loss / now.images as f64, now.correct / now.images as f64));
                 last_report = Instant::now();
             }
-            if crate::interrupt::requested() {
-                // The last finished epoch's checkpoint stays as it is.
-                progress.abandon();
-                return Err(Error::Interrupted);
-            }
-            if crate::interrupt::checkpoint_requested() {
-                if let Some(dir) = &config.checkpoint {
-                    let done = read_checked(&sums, config, epoch, lr)?;
-                    let seconds = earlier_seconds + epoch_started.elapsed().as_secs_f64();
-                    let part = PartialEpoch { epoch, sums: done, seconds };
-                    let elapsed = previous_seconds + started.elapsed().as_secs_f64();
-                    checkpoint::save(dir, config, (data, split), (&vs, step.optimizer), &epochs, elapsed, Some(&part))?;
-                    progress.abandon();
-                    return Err(Error::Preempted { checkpoint: dir.clone() });
-                }
-            }
+            self.stop_if_asked(epoch, (&sums, lr), earlier_seconds + epoch_started.elapsed().as_secs_f64(), (done, previous_seconds))?;
         }
         let totals = read_checked(&sums, config, epoch, lr)?;
         if totals.images == 0 {
             return Err(Error::msg(format!("run '{}': epoch {epoch} saw no training images", config.name)));
         }
-        let val = if split.val.is_empty() {
-            None
-        } else if config.bn_recalibrate {
-            // Evaluate with recalibrated statistics, then train on with the running ones, so
-            // training is the same as without the option.
-            let running = recalibrate::snapshot(&vs);
-            recalibrate::recalibrate(&net, &vs, data, &split.train, config.batch_size, workers, &prepare)?;
-            let val = evaluate_stream(&net, data, &split.val, &hue_labels, workers, &prepare)?;
-            recalibrate::restore(&vs, &running)?;
-            Some(val)
-        } else {
-            Some(evaluate_stream(&net, data, &split.val, &hue_labels, workers, &prepare)?)
-        };
+        let val = self.validate()?;
         let images = totals.images as f64;
-        let metrics = EpochMetrics {
+        Ok(EpochMetrics {
             epoch,
             train_loss: totals.loss / images,
-            train_parts: loss.parts().iter().zip(&totals.parts).map(|(part, sum)| (part.key.to_owned(), sum / images)).collect(),
+            train_parts: self.loss.parts().iter().zip(&totals.parts).map(|(part, sum)| (part.key.to_owned(), sum / images)).collect(),
             train_accuracy: totals.correct / images,
             val_accuracy: val.map(|v| v.accuracy),
             val_hue_accuracy: val.map(|v| v.hue_accuracy),
             lr,
             seconds: earlier_seconds + epoch_started.elapsed().as_secs_f64(),
-        };
-        report_epoch(&progress, config, &metrics);
-        epochs.push(metrics);
-        if let Some(dir) = &config.checkpoint {
-            let elapsed = previous_seconds + started.elapsed().as_secs_f64();
-            checkpoint::save(dir, config, (data, split), (&vs, &optimizer), &epochs, elapsed, None)?;
+        })
+    }
+
+    /// After a batch: Ctrl-C stops the run (the last finished epoch's checkpoint stays as it
+    /// is); a cluster's warning checkpoints the epoch so far and stops it as preempted.
+    fn stop_if_asked(&self, epoch: usize, (sums, lr): (&EpochSums, f64), epoch_seconds: f64, (done, previous_seconds): (&[EpochMetrics], f64)) -> Result<()> {
+        if crate::interrupt::requested() {
+            self.progress.abandon();
+            return Err(Error::Interrupted);
+        }
+        match &self.config.checkpoint {
+            Some(dir) if crate::interrupt::checkpoint_requested() => {
+                let part = PartialEpoch { epoch, sums: read_checked(sums, self.config, epoch, lr)?, seconds: epoch_seconds };
+                let elapsed = previous_seconds + self.started.elapsed().as_secs_f64();
+                checkpoint::save(dir, self.config, (self.data, self.split), (&self.vs, &self.optimizer), done, elapsed, Some(&part))?;
+                self.progress.abandon();
+                Err(Error::Preempted { checkpoint: dir.clone() })
+            }
+            _ => Ok(()),
         }
     }
-    progress.finish_and_clear();
 
-    if config.bn_recalibrate {
-        // The saved model keeps these statistics: what it is evaluated with.
-        recalibrate::recalibrate(&net, &vs, data, &split.train, config.batch_size, workers, &prepare)?;
+    /// The validation part's metrics, with recalibrated batch-norm statistics when asked.
+    fn validate(&self) -> Result<Option<EvalMetrics>> {
+        if self.split.val.is_empty() {
+            return Ok(None);
+        }
+        let prepare = |batch| self.prepare(batch);
+        if !self.config.bn_recalibrate {
+            return Ok(Some(evaluate_stream(&self.net, self.data, &self.split.val, &self.hue_labels, self.workers, &prepare)?));
+        }
+        // Evaluate with recalibrated statistics, then train on with the running ones, so
+        // training is the same as without the option.
+        let running = recalibrate::snapshot(&self.vs);
+        recalibrate::recalibrate(&self.net, &self.vs, self.data, &self.split.train, self.config.batch_size, self.workers, &prepare)?;
+        let val = evaluate_stream(&self.net, self.data, &self.split.val, &self.hue_labels, self.workers, &prepare)?;
+        recalibrate::restore(&self.vs, &running)?;
+        Ok(Some(val))
     }
-    let test = if split.test.is_empty() { None } else { Some(evaluate_stream(&net, data, &split.test, &hue_labels, workers, &prepare)?) };
-    if let Some(dir) = &config.checkpoint {
-        let info = SavedModelInfo {
-            format: 1,
-            spec: net.spec().clone(),
-            normalization: normalization.clone(),
-            class_names: data.class_names().to_vec(),
-            run_name: config.name.clone(),
-            // save_model records the digest of the tensors it writes.
-            tensors_sha256: None,
-        };
-        save_model(dir, &vs, &info)?;
+
+    /// After the last epoch: the test part's metrics, the saved model, the report.
+    fn finish(self, epochs: Vec<EpochMetrics>, previous_seconds: f64, resumed_after_epoch: Option<usize>) -> Result<TrainReport> {
+        let (config, data, split) = (self.config, self.data, self.split);
+        let prepare = |batch| self.prepare(batch);
+        if config.bn_recalibrate {
+            // The saved model keeps these statistics: what it is evaluated with.
+            recalibrate::recalibrate(&self.net, &self.vs, data, &split.train, config.batch_size, self.workers, &prepare)?;
+        }
+        let test = if split.test.is_empty() { None } else { Some(evaluate_stream(&self.net, data, &split.test, &self.hue_labels, self.workers, &prepare)?) };
+        if let Some(dir) = &config.checkpoint {
+            let info = SavedModelInfo {
+                format: 1,
+                spec: self.net.spec().clone(),
+                normalization: self.normalization.clone(),
+                class_names: data.class_names().to_vec(),
+                run_name: config.name.clone(),
+                // save_model records the digest of the tensors it writes.
+                tensors_sha256: None,
+            };
+            save_model(dir, &self.vs, &info)?;
+        }
+        Ok(TrainReport {
+            config: config.clone(),
+            loss_derived: self.loss.derived(),
+            model: self.net.spec().clone(),
+            data: data.summary(),
+            split_seed: split.config.seed,
+            split_sizes: SplitSizes::from(split),
+            device: device_name(self.device),
+            precision: config.precision,
+            normalization: self.normalization,
+            epochs,
+            test,
+            wall_seconds: previous_seconds + self.started.elapsed().as_secs_f64(),
+            resumed_after_epoch,
+        })
     }
-    Ok(TrainReport {
-        config: config.clone(),
-        loss_derived: config.loss.derived(data.num_classes()),
-        model: net.spec().clone(),
-        data: data.summary(),
-        split_seed: split.config.seed,
-        split_sizes: SplitSizes::from(split),
-        device: device_name(device),
-        precision: config.precision,
-        normalization,
-        epochs,
-        test,
-        wall_seconds: previous_seconds + started.elapsed().as_secs_f64(),
-        resumed_after_epoch,
-    })
+}
+
+/// The state of the checkpoint in `config.checkpoint` when the run resumes it (loaded into the
+/// weights and the optimiser); an error when one is there and `resume` is not set.
+fn resume(config: &TrainConfig, (data, split): (&ImageDataset, &Split), (vs, optimizer): (&mut nn::VarStore, &mut Optimizer)) -> Result<Resumed> {
+    let Some(dir) = &config.checkpoint else { return Ok(Resumed::default()) };
+    match (checkpoint::exists(dir), config.resume) {
+        (true, true) => {
+            let resumed = checkpoint::load(dir, config, (data, split), (vs, optimizer))?;
+            let at = match &resumed.partial {
+                Some(p) => format!("epoch {}, batch {}", resumed.epochs.len(), p.sums.batches),
+                None => format!("epoch {}", resumed.epochs.len()),
+            };
+            eprintln!("{}: resuming after {at} from {}", config.name, dir.display());
+            Ok(Resumed { epochs: resumed.epochs, seconds: resumed.wall_seconds, partial: resumed.partial })
+        }
+        (true, false) => Err(Error::Data {
+            path: dir.clone(),
+            message: "holds a checkpoint already; pass resume: true to continue it, or choose another directory".into(),
+        }),
+        (false, _) => Ok(Resumed::default()),
+    }
 }
 
 /// The batches of one epoch: the training images in the order of stream `epoch` of the seed,

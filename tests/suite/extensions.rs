@@ -121,5 +121,96 @@ fn the_cosine_backend_finds_the_l2_neighbours_of_unit_vectors_and_survives_save_
     assert_eq!(classify(&mut loaded, &queries, &config).unwrap().0.predicted, pb.predicted);
 
     let err = "annoy".parse::<Backend>().unwrap_err().to_string();
-    assert!(err.contains("\"faiss_ip\"") && err.contains("annoy"), "{err}");
+    assert!(err.contains("faiss_ip") && err.contains("annoy"), "{err}");
+}
+
+// The second round of additions, each made by following src/README.md's recipe literally: the
+// poly-1 loss, MobileNetV2 and an exact cosine backend without FAISS.
+
+#[test]
+fn poly1_trains_from_a_script_with_its_two_parts_named_listed_and_documented() {
+    let runner = ScriptRunner::from_source(
+        "poly1.rhai",
+        r#"
+        let data = dataset("digits");
+        let run = train(data, data.split(#{}), #{ loss: "poly1", poly1: #{ epsilon: 2.0 }, epochs: 2, device: "cpu", progress: false });
+        let e = run.epochs[1];
+        [run.test_accuracy, e.train_onehot_loss, e.train_poly1_loss, e.train_loss]
+        "#,
+        Default::default(),
+    );
+    let values: Vec<f64> = runner.eval().unwrap().cast::<rhai::Array>().iter().map(|v| v.as_float().unwrap()).collect();
+    assert!(values[0] > 0.5, "learns: {values:?}");
+    assert!(values[2] > 0.0 && (values[1] + values[2] - values[3]).abs() < 1e-5, "the parts sum to the loss (float32 batch sums): {values:?}");
+
+    let err = ScriptRunner::from_source("bad.rhai", r#"let d = dataset("digits"); train(d, d.split(#{}), #{ loss: "poly1", poly1: #{ epsilon: -3 } })"#, Default::default())
+        .eval()
+        .unwrap_err();
+    assert!(err.message.contains("'epsilon'") && err.message.contains(">= -1"), "{err}");
+    let unknown = LossKind::from_options("poly2", Default::default()).unwrap_err().to_string();
+    assert!(unknown.contains("poly1") && unknown.contains("focal"), "the unknown-loss message lists it: {unknown}");
+    let api = huelab::script::api_text().unwrap();
+    assert!(api.contains("poly1") && api.contains("epsilon"), "huelab api documents it");
+}
+
+#[test]
+fn mobilenet_v2_is_listed_and_trains_from_a_script() {
+    let runner = ScriptRunner::from_source(
+        "mobilenet.rhai",
+        r#"
+        let data = subset(dataset("mnist5k"), #{ per_class: 12, seed: 1 });
+        let run = train(data, data.split(#{}), #{ model: "mobilenet_v2", epochs: 2, batch_size: 16, lr: 0.003, device: "cpu", progress: false });
+        [models().trainable.contains("mobilenet_v2"), run.epochs[0].train_loss, run.epochs[1].train_loss]
+        "#,
+        Default::default(),
+    );
+    let values = runner.eval().unwrap().cast::<rhai::Array>();
+    assert!(values[0].as_bool().unwrap(), "models() lists it");
+    let (first, second) = (values[1].as_float().unwrap(), values[2].as_float().unwrap());
+    assert!(first.is_finite() && second < first, "the loss falls: {first} → {second}");
+    assert_eq!("mobilenet_v2".parse::<Arch>().unwrap(), Arch::MobileNetV2);
+    let api = huelab::script::api_text().unwrap();
+    assert!(api.contains("mobilenet_v2"), "huelab api lists it among the models");
+}
+
+#[test]
+fn the_exact_cosine_backend_equals_faiss_ip_from_a_script_and_survives_save_and_load() {
+    let (memory_acts, queries) = (clustered(60, 3), clustered(30, 4));
+    let ip = MemoryConfig { backend: Backend::FaissIp, ..Default::default() };
+    let cosine = MemoryConfig { backend: Backend::TorchCosine, ..Default::default() };
+    let mut ip_memory = PixelMemory::build(&memory_acts, &ip, Device::Cpu).unwrap();
+    let mut cosine_memory = PixelMemory::build(&memory_acts, &cosine, Device::Cpu).unwrap();
+    let vectors = huelab::knn::Descriptor::Pixel.vectors(queries.maps());
+    let (a, b) = (ip_memory.search(&vectors, 5).unwrap(), cosine_memory.search(&vectors, 5).unwrap());
+    assert_eq!(a.ids, b.ids, "the same neighbours in the same order");
+    let max_gap = a.distances_sq.iter().zip(&b.distances_sq).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(max_gap < 1e-5, "the same squared distances 2 − 2s: {max_gap}");
+    let config = ClassifyConfig::default();
+    let predicted = classify(&mut ip_memory, &queries, &config).unwrap().0.predicted;
+    assert_eq!(classify(&mut cosine_memory, &queries, &config).unwrap().0.predicted, predicted);
+
+    let dir = tempfile::tempdir().unwrap();
+    cosine_memory.save(dir.path()).unwrap();
+    assert!(dir.path().join("vectors.safetensors").is_file());
+    let mut loaded = PixelMemory::load(dir.path(), Device::Cpu).unwrap();
+    assert_eq!(loaded.config().backend, Backend::TorchCosine);
+    assert_eq!(classify(&mut loaded, &queries, &config).unwrap().0.predicted, predicted);
+
+    // From a script: the backend by name, and an approximate index refused by name.
+    let runner = ScriptRunner::from_source(
+        "cosine.rhai",
+        r#"
+        let net = pretrained("efficientnet_lite0", #{ size: 32 });
+        let acts = activations(net, dataset("textures").subset(#{ per_class: 2, seed: 0 }), #{});
+        let memory = pixel_memory(acts, #{ backend: "torch_cosine" });
+        let bad = "";
+        try { pixel_memory(acts, #{ backend: "torch_cosine", index: "HNSW32" }); } catch (e) { bad = `${e}`; }
+        [memory.description, bad]
+        "#,
+        Default::default(),
+    );
+    let result = runner.eval();
+    let values = result.unwrap().cast::<rhai::Array>();
+    assert!(values[0].to_string().contains("torch_cosine"), "{values:?}");
+    assert!(values[1].to_string().contains("torch_cosine") && values[1].to_string().contains("Flat"), "{values:?}");
 }

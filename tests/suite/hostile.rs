@@ -391,7 +391,7 @@ fn numeric_options_that_overflow_are_refused_with_their_range() {
         assert!(error.contains(&format!("option '{key}'")), "{key} = {value}: {error}");
     }
     let options = serde_json::json!({ "size": 4000 });
-    let error = huelab::extract::ExtractorOptions::from_options(options.as_object().unwrap().clone(), "pretrained options", huelab::extract::ExtractorOptions::PRETRAINED_KEYS).unwrap_err().to_string();
+    let error = huelab::extract::ExtractorOptions::from_options(options.as_object().unwrap().clone(), "pretrained options", huelab::extract::ExtractorOptions::PRETRAINED_OPTIONS).unwrap_err().to_string();
     assert!(error.contains("option 'size'") && error.contains("1024"), "{error}");
 }
 

@@ -248,3 +248,72 @@ fn discovery_functions_and_knn_getters() {
     assert_eq!(values[5].as_int().unwrap(), 3, "one score per class");
     assert_eq!(values[6].as_int().unwrap(), 6);
 }
+
+/// A call of each bound function that takes an options map, with `O` where the map goes.
+const OPTIONS_CALLS: &[(&str, &str)] = &[
+    ("train", r#"let d = dataset("digits"); train(d, d.split(#{}), O)"#),
+    ("compare", r#"compare(dataset("digits"), [#{ epochs: 1 }], O)"#),
+    ("load_idx", r#"load_idx("x.idx", "y.idx", O)"#),
+    ("load_npy", r#"load_npy("x.npy", "y.npy", O)"#),
+    ("load_image_folder", r#"load_image_folder("no-such-folder", O)"#),
+    ("load_image_list", r#"load_image_list("no-such-folder", "list.txt", O)"#),
+    ("subset", r#"dataset("digits").subset(O)"#),
+    ("split", r#"dataset("digits").split(O)"#),
+    ("hue_labels", "hue_labels(4, O)"),
+    ("hue_loss", "hue_loss([[1.0, 0.0]], [0], 4, O)"),
+    ("pretrained", r#"pretrained("efficientnet_lite0", O)"#),
+    ("trained_model", r#"trained_model("no-such-run", O)"#),
+    ("torchscript", r#"torchscript("no-such.pt", O)"#),
+    ("load_memory", r#"load_memory("no-such-memory", O)"#),
+    ("activations", r#"activations(pretrained("efficientnet_lite0", #{ size: 32 }), dataset("textures").subset(#{ per_class: 1 }), O)"#),
+    ("pixel_memory", r#"pixel_memory(activations(pretrained("efficientnet_lite0", #{ size: 32 }), dataset("textures").subset(#{ per_class: 1 }), #{}), O)"#),
+    ("pixel_memory_of", r#"pixel_memory_of(pretrained("efficientnet_lite0", #{ size: 32 }), dataset("textures").subset(#{ per_class: 1 }), O)"#),
+    ("knn_classify", r#"let a = activations(pretrained("efficientnet_lite0", #{ size: 32 }), dataset("textures").subset(#{ per_class: 1 }), #{}); knn_classify(pixel_memory(a, #{}), a, O)"#),
+    ("slurm", "slurm(O)"),
+];
+
+/// `huelab api` documents every options map, and each function accepts exactly the keys it
+/// documents: called with a key nobody documented, its error lists the documented keys.
+#[test]
+fn every_options_map_is_documented_with_exactly_the_keys_it_accepts() {
+    let api = huelab::script::api().unwrap();
+    let mut with_options: Vec<&str> = api.iter().filter(|e| e.signature.contains("options: map")).map(|e| e.name()).collect();
+    with_options.sort();
+    with_options.dedup();
+    let mut called: Vec<&str> = OPTIONS_CALLS.iter().map(|(f, _)| *f).collect();
+    called.sort();
+    assert_eq!(with_options, called, "every function with an options map has a call here");
+    for (function, call) in OPTIONS_CALLS {
+        let entry = api.iter().find(|e| e.name() == *function).unwrap();
+        assert!(!entry.options.is_empty(), "{function} documents its options");
+        let documented: std::collections::BTreeSet<&str> = huelab::script::function_options(function).unwrap().iter().map(|d| d.key).collect();
+        let error = error_of(&call.replace('O', "#{ not_a_documented_key: 1 }")).message;
+        let valid = error.split("valid options: ").nth(1).unwrap_or_else(|| panic!("{function}: {error}"));
+        let accepted: std::collections::BTreeSet<&str> = valid.lines().next().unwrap().split(", ").map(str::trim).collect();
+        assert_eq!(accepted, documented, "{function}: the keys it accepts are the keys it documents");
+    }
+}
+
+/// Each documented default is the default: giving it changes nothing.
+#[test]
+fn documented_defaults_of_train_and_pixel_memory_are_the_defaults() {
+    use huelab::knn::MemoryConfig;
+    use huelab::train::TrainConfig;
+    let literal = |default: &str| serde_json::from_str::<serde_json::Value>(default).ok().filter(|_| !default.starts_with('('));
+    let empty = serde_json::Map::new();
+    let mut checked = 0;
+    for doc in TrainConfig::options() {
+        // A loss's own map is checked by the loss registry's test (it is refused beside another loss).
+        let Some(value) = literal(doc.default) else { continue };
+        let given: serde_json::Map<_, _> = [(doc.key.to_owned(), value)].into_iter().collect();
+        assert_eq!(format!("{:?}", TrainConfig::from_options(given).unwrap()), format!("{:?}", TrainConfig::from_options(empty.clone()).unwrap()), "train option {}", doc.key);
+        checked += 1;
+    }
+    for doc in MemoryConfig::OPTIONS {
+        let Some(value) = literal(doc.default) else { continue };
+        let given: serde_json::Map<_, _> = [(doc.key.to_owned(), value)].into_iter().collect();
+        assert_eq!(format!("{:?}", MemoryConfig::from_options(given).unwrap()), format!("{:?}", MemoryConfig::from_options(empty.clone()).unwrap()), "pixel_memory option {}", doc.key);
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked} defaults checked");
+}

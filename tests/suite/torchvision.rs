@@ -42,7 +42,7 @@ fn reference(arch: &str) -> serde_json::Value {
 
 fn check(arch_name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let arch = TorchvisionArch::from_name(arch_name).unwrap();
+    let arch: TorchvisionArch = arch_name.parse().unwrap();
     let net = TorchvisionNet::load(arch, &weights(dir.path(), arch_name), Device::Cpu).unwrap();
     let expected = reference(arch_name);
     let x = inputs();

@@ -2,8 +2,10 @@
 //! the memory calls, [`Backend`] what its options choose (and `memory.json` records).
 //!
 //! Adding a backend: write it in its own file in `knn/search/` (implementing
-//! [`SearchIndex`]), then add its variant to [`Backend`] and one arm to each `match` below.
-//! Nothing else changes.
+//! [`SearchIndex`]) and declare it below, then add its variant to [`Backend`] and one arm to
+//! each exhaustive `match` in this file (name, file name, `create`, `load`). Parsing, listing,
+//! serde and the "unknown backend" message derive from them ([`crate::registry`]).
+mod cosine;
 mod faiss;
 mod inner_product;
 mod threads;
@@ -11,14 +13,16 @@ mod torch;
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use strum::EnumIter;
 use tch::{Device, Tensor};
 
+pub use self::cosine::TorchCosine;
 pub use self::faiss::{check_factory, FaissIndex};
 pub use self::inner_product::InnerProductIndex;
 pub use self::torch::TorchFlat;
 use super::MemoryConfig;
 use crate::error::{Error, Result};
+use crate::registry::Registry;
 
 /// The `k` nearest memory rows of each query: squared L2 distances ascending, ids (`-1` where
 /// an approximate index found fewer than `k`).
@@ -59,8 +63,7 @@ pub trait SearchIndex: std::fmt::Debug {
 }
 
 /// Which search runs under the memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, EnumIter)]
 pub enum Backend {
     /// FAISS, any index-factory string, L2 distances (the default).
     #[default]
@@ -71,16 +74,48 @@ pub enum Backend {
     /// and the metric HNSW and IVF graphs of cosine similarity are built with; similarities `s`
     /// are reported as squared distances `2 − 2s`, so Eq. 1–3 apply unchanged.
     FaissIp,
+    /// Exact cosine search in huelab's exact-search code (CPU or GPU): `Flat` only; the same
+    /// squared distances `2 − 2s` as `faiss_ip` with `Flat`.
+    TorchCosine,
 }
 
-impl Backend {
-    pub const NAMES: &'static [&'static str] = &["faiss", "torch", "faiss_ip"];
+impl Registry for Backend {
+    const OPTION: &'static str = "backend";
 
-    pub fn name(self) -> &'static str {
+    /// The `backend:` option's value, as `memory.json` records it.
+    fn name(self) -> &'static str {
         match self {
             Backend::Faiss => "faiss",
             Backend::Torch => "torch",
             Backend::FaissIp => "faiss_ip",
+            Backend::TorchCosine => "torch_cosine",
+        }
+    }
+}
+
+crate::by_name!(Backend);
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        Registry::name(self)
+    }
+
+    /// One line on the backend, for `huelab api`.
+    pub fn doc(self) -> &'static str {
+        match self {
+            Backend::Faiss => "FAISS, any index-factory string, L2 distances (default)",
+            Backend::Torch => "exact L2 search without FAISS (CPU or GPU), index \"Flat\" only",
+            Backend::FaissIp => "FAISS with the inner-product (cosine) metric, any index-factory string",
+            Backend::TorchCosine => "exact cosine search without FAISS (CPU or GPU), index \"Flat\" only",
+        }
+    }
+
+    /// Whether `config`'s index options suit this backend, checked before anything is built
+    /// (FAISS would crash on some factory strings rather than refuse them).
+    pub fn check(self, config: &MemoryConfig) -> Result<()> {
+        match self {
+            Backend::Faiss | Backend::FaissIp => check_factory(&config.index),
+            Backend::Torch | Backend::TorchCosine => exact_only(self, config),
         }
     }
 
@@ -88,7 +123,7 @@ impl Backend {
     pub fn file_name(self) -> &'static str {
         match self {
             Backend::Faiss | Backend::FaissIp => "index.faiss",
-            Backend::Torch => "vectors.safetensors",
+            Backend::Torch | Backend::TorchCosine => "vectors.safetensors",
         }
     }
 
@@ -98,6 +133,7 @@ impl Backend {
             Backend::Faiss => Box::new(FaissIndex::create(dim, config)?),
             Backend::Torch => Box::new(TorchFlat::create(dim, config, device)?),
             Backend::FaissIp => Box::new(InnerProductIndex::create(dim, config)?),
+            Backend::TorchCosine => Box::new(TorchCosine::create(dim, config, device)?),
         })
     }
 
@@ -110,24 +146,29 @@ impl Backend {
         let per_vector = (dim.max(0) as u64).saturating_mul(4).saturating_add(2048);
         let bound = vectors.saturating_mul(per_vector).saturating_add((dim.max(0) as u64).saturating_mul(dim.max(0) as u64).saturating_mul(4)).saturating_add(256 << 20);
         crate::input::regular_file(path, bound)?;
+        // The exact searches' safetensors: one float32 tensor of `vectors` rows.
+        let vectors_file = |path: &Path| crate::input::safetensors(path, vectors.saturating_mul((dim.max(0) as u64).saturating_mul(4)));
         Ok(match self {
             Backend::Faiss => Box::new(FaissIndex::load(path, dim, config)?),
             Backend::Torch => {
-                crate::input::safetensors(path, vectors.saturating_mul((dim.max(0) as u64).saturating_mul(4)))?;
+                vectors_file(path)?;
                 Box::new(TorchFlat::load(path, dim, device)?)
+            }
+            Backend::TorchCosine => {
+                vectors_file(path)?;
+                Box::new(TorchCosine::load(path, dim, device)?)
             }
             Backend::FaissIp => Box::new(InnerProductIndex::load(path, dim, config)?),
         })
     }
 }
 
-impl std::str::FromStr for Backend {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        [Backend::Faiss, Backend::Torch, Backend::FaissIp].into_iter().find(|b| b.name() == s).ok_or_else(|| {
-            Error::invalid_option("backend", format!("expected one of {}, got \"{s}\"", Self::NAMES.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")))
-        })
+/// The exact searches take `Flat` without PCA.
+pub(super) fn exact_only(backend: Backend, config: &MemoryConfig) -> Result<()> {
+    if config.index != "Flat" || config.pca.is_some() {
+        return Err(Error::invalid_option("backend", format!("the {} backend is exact: index \"Flat\" without pca", backend.name())));
     }
+    Ok(())
 }
 
 /// Runs `work` on every item, shared out to `workers` threads that each run `start` first
@@ -166,4 +207,17 @@ pub(super) fn pad_neighbours(distances_sq: Vec<f32>, ids: Vec<i64>, nq: usize, f
         i[q * k..q * k + found].copy_from_slice(&ids[q * found..(q + 1) * found]);
     }
     Neighbours { k, distances_sq: d, ids: i }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_backend_parses_from_its_name_and_is_listed() {
+        crate::registry::tests::check::<Backend>();
+        for backend in Backend::all() {
+            assert!(!backend.doc().is_empty());
+        }
+    }
 }

@@ -26,10 +26,21 @@ const HOST_BLOCK_ROWS: usize = 2_048;
 /// Queries per piece of the CPU search; the unit that worker threads take.
 const QUERY_CHUNK: usize = 128;
 
+/// How a query and a row are compared; both are reported as squared L2 distances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// `‖q − m‖² = ‖q‖² + ‖m‖² − 2 q·m`.
+    L2,
+    /// `2 − 2 q·m`: the squared distance of unit vectors from their inner product (FAISS's
+    /// inner-product metric, as the `faiss_ip` backend reports it).
+    InnerProduct,
+}
+
 /// Exact search. Rows live on the CPU as plain floats, or in blocks on a GPU.
 #[derive(Debug)]
 pub struct TorchFlat {
     dim: i64,
+    metric: Metric,
     rows: Rows,
     len: i64,
 }
@@ -44,23 +55,29 @@ enum Rows {
 
 impl TorchFlat {
     pub fn new(dim: i64, device: Device) -> Self {
+        Self::with_metric(dim, Metric::L2, device)
+    }
+
+    pub fn with_metric(dim: i64, metric: Metric, device: Device) -> Self {
         let rows = match device {
             Device::Cpu => Rows::Host { data: vec![], norms: vec![] },
             device => Rows::Device { device, blocks: vec![], norms: vec![] },
         };
-        TorchFlat { dim, rows, len: 0 }
+        TorchFlat { dim, metric, rows, len: 0 }
     }
 
     /// The exact index of a memory config, which must ask for `Flat` without PCA.
     pub fn create(dim: i64, config: &MemoryConfig, device: Device) -> Result<Self> {
-        if config.index != "Flat" || config.pca.is_some() {
-            return Err(Error::invalid_option("backend", "the torch backend is exact: index \"Flat\" without pca"));
-        }
+        super::exact_only(super::Backend::Torch, config)?;
         Ok(Self::new(dim, device))
     }
 
     /// The vectors written by [`SearchIndex::write`].
     pub fn load(path: &Path, dim: i64, device: Device) -> Result<Self> {
+        Self::load_with_metric(path, dim, Metric::L2, device)
+    }
+
+    pub fn load_with_metric(path: &Path, dim: i64, metric: Metric, device: Device) -> Result<Self> {
         let bad = |message: String| Error::Data { path: path.to_owned(), message };
         let tensors = Tensor::read_safetensors(path).map_err(|e| bad(format!("unreadable vectors: {}", crate::error::torch_message(&e))))?;
         let rows = tensors.into_iter().find(|(n, _)| n == "vectors").map(|(_, t)| t).ok_or_else(|| bad("no 'vectors' tensor".into()))?;
@@ -68,7 +85,7 @@ impl TorchFlat {
         if size.len() != 2 || size[1] != dim || rows.kind() != Kind::Float {
             return Err(bad(format!("'vectors' is {:?} {:?}, the memory expects float32 [n, {dim}]", rows.kind(), size)));
         }
-        let mut index = Self::new(dim, device);
+        let mut index = Self::with_metric(dim, metric, device);
         index.add(&rows);
         Ok(index)
     }
@@ -135,10 +152,10 @@ impl TorchFlat {
         match &self.rows {
             Rows::Host { data, norms } => {
                 let queries = host_floats(queries);
-                let (distances_sq, ids, found) = host_search(data, norms, &queries, self.dim as usize, k, search_workers())?;
+                let (distances_sq, ids, found) = host_search(self.metric, (data, norms), &queries, self.dim as usize, k, search_workers())?;
                 Ok(pad_neighbours(distances_sq, ids, queries.len() / (self.dim.max(1) as usize), found, k))
             }
-            Rows::Device { device, blocks, norms } => Ok(device_search(*device, blocks, norms, queries, k)),
+            Rows::Device { device, blocks, norms } => Ok(device_search(self.metric, *device, (blocks, norms), queries, k)),
         }
     }
 }
@@ -182,7 +199,7 @@ impl Ord for Candidate {
 /// The exact CPU search over row-major `memory` (`norms`: its rows' `‖m‖²`): per query the
 /// `min(k, rows)` nearest, as squared distances and ids, row-major, and how many were found.
 /// `workers` changes only the speed.
-fn host_search(memory: &[f32], norms: &[f32], queries: &[f32], dim: usize, k: usize, workers: usize) -> Result<(Vec<f32>, Vec<i64>, usize)> {
+fn host_search(metric: Metric, (memory, norms): (&[f32], &[f32]), queries: &[f32], dim: usize, k: usize, workers: usize) -> Result<(Vec<f32>, Vec<i64>, usize)> {
     let rows = norms.len();
     let nq = if dim == 0 { 0 } else { queries.len() / dim };
     let found = k.min(rows);
@@ -193,14 +210,14 @@ fn host_search(memory: &[f32], norms: &[f32], queries: &[f32], dim: usize, k: us
     }
     let chunks: Vec<_> = queries.chunks(QUERY_CHUNK * dim).zip(distances.chunks_mut(QUERY_CHUNK * found).zip(ids.chunks_mut(QUERY_CHUNK * found))).collect();
     super::share_out(chunks, workers, || {}, |(chunk, (d, id))| {
-        search_chunk(memory, norms, chunk, dim, found, d, id);
+        search_chunk(metric, (memory, norms), chunk, (dim, found), (d, id));
         Ok(())
     })?;
     Ok((distances, ids, found))
 }
 
 /// One chunk of queries against every memory block, into `distances`/`ids` (`found` a query).
-fn search_chunk(memory: &[f32], norms: &[f32], queries: &[f32], dim: usize, found: usize, distances: &mut [f32], ids: &mut [i64]) {
+fn search_chunk(metric: Metric, (memory, norms): (&[f32], &[f32]), queries: &[f32], (dim, found): (usize, usize), (distances, ids): (&mut [f32], &mut [i64])) {
     let nq = queries.len() / dim;
     let query_norms: Vec<f32> = queries.chunks(dim).map(squared_norm).collect();
     let mut best: Vec<BinaryHeap<Candidate>> = (0..nq).map(|_| BinaryHeap::with_capacity(found + 1)).collect();
@@ -233,8 +250,12 @@ fn search_chunk(memory: &[f32], norms: &[f32], queries: &[f32], dim: usize, foun
         for (q, heap) in best.iter_mut().enumerate() {
             let row = &products[q * block_rows..(q + 1) * block_rows];
             for (j, (&dot, &norm)) in row.iter().zip(block_norms).enumerate() {
-                // ‖q − m‖² = ‖q‖² + ‖m‖² − 2 q·m, clamped at 0 against rounding.
-                let candidate = Candidate { distance_sq: (query_norms[q] + norm - 2.0 * dot).max(0.0), id: (first_row + j) as i64 };
+                // Clamped at 0 against rounding.
+                let distance_sq = match metric {
+                    Metric::L2 => query_norms[q] + norm - 2.0 * dot,
+                    Metric::InnerProduct => 2.0 - 2.0 * dot,
+                };
+                let candidate = Candidate { distance_sq: distance_sq.max(0.0), id: (first_row + j) as i64 };
                 if heap.len() < found {
                     heap.push(candidate);
                 } else if heap.peek().is_some_and(|worst| candidate < *worst) {
@@ -253,7 +274,7 @@ fn search_chunk(memory: &[f32], norms: &[f32], queries: &[f32], dim: usize, foun
 }
 
 /// The libtorch search on a GPU: blocked matrix products and top-k.
-fn device_search(device: Device, blocks: &[Tensor], norms: &[Tensor], queries: &Tensor, k: usize) -> Neighbours {
+fn device_search(metric: Metric, device: Device, (blocks, norms): (&[Tensor], &[Tensor]), queries: &Tensor, k: usize) -> Neighbours {
     let q = queries.to_device(device).to_kind(Kind::Float);
     let nq = q.size()[0];
     let q_norms = q.square().sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
@@ -264,7 +285,11 @@ fn device_search(device: Device, blocks: &[Tensor], norms: &[Tensor], queries: &
     tch::no_grad(|| {
         for (block, norms) in blocks.iter().zip(norms) {
             let rows = block.size()[0];
-            let d = (&q_norms + norms.unsqueeze(0) - q.matmul(&block.tr()) * 2.0).clamp_min(0.0);
+            let d = match metric {
+                Metric::L2 => &q_norms + norms.unsqueeze(0) - q.matmul(&block.tr()) * 2.0,
+                Metric::InnerProduct => 2.0 - q.matmul(&block.tr()) * 2.0,
+            }
+            .clamp_min(0.0);
             let kk = k.min(rows);
             let (d, i) = d.topk(kk, 1, false, true);
             let i = i + offset;
@@ -330,9 +355,9 @@ mod tests {
         let memory = numbers(1, rows * dim);
         let norms: Vec<f32> = memory.chunks(dim).map(squared_norm).collect();
         let queries = numbers(2, nq * dim);
-        let one = host_search(&memory, &norms, &queries, dim, k, 1).unwrap();
+        let one = host_search(Metric::L2, (&memory, &norms), &queries, dim, k, 1).unwrap();
         for workers in [2, 3, 8] {
-            let many = host_search(&memory, &norms, &queries, dim, k, workers).unwrap();
+            let many = host_search(Metric::L2, (&memory, &norms), &queries, dim, k, workers).unwrap();
             assert!(one == many, "{workers} workers gave other bits than one");
         }
     }
@@ -346,7 +371,7 @@ mod tests {
         memory[650 * dim..651 * dim].copy_from_slice(&copy);
         let norms: Vec<f32> = memory.chunks(dim).map(squared_norm).collect();
         let queries = numbers(4, 40 * dim);
-        let (d, ids, found) = host_search(&memory, &norms, &queries, dim, 5, 2).unwrap();
+        let (d, ids, found) = host_search(Metric::L2, (&memory, &norms), &queries, dim, 5, 2).unwrap();
         assert_eq!(found, 5);
         for q in 0..40 {
             let query = &queries[q * dim..(q + 1) * dim];
@@ -361,7 +386,7 @@ mod tests {
                 assert!((d[q * 5 + s] as f64 - exact[s].0).abs() < 1e-4, "query {q} slot {s}");
             }
         }
-        let (_, tie_ids, _) = host_search(&memory, &norms, &memory[10 * dim..11 * dim], dim, 2, 1).unwrap();
+        let (_, tie_ids, _) = host_search(Metric::L2, (&memory, &norms), &memory[10 * dim..11 * dim], dim, 2, 1).unwrap();
         assert_eq!(tie_ids, vec![10, 650]);
     }
 
@@ -369,7 +394,7 @@ mod tests {
     fn fewer_rows_than_k_returns_them_all() {
         let memory = numbers(5, 3 * 4);
         let norms: Vec<f32> = memory.chunks(4).map(squared_norm).collect();
-        let (d, ids, found) = host_search(&memory, &norms, &numbers(6, 2 * 4), 4, 10, 2).unwrap();
+        let (d, ids, found) = host_search(Metric::L2, (&memory, &norms), &numbers(6, 2 * 4), 4, 10, 2).unwrap();
         assert_eq!((found, d.len(), ids.len()), (3, 6, 6));
     }
 }

@@ -19,9 +19,7 @@ pub mod compare_api {
 
     /// Trains every arm (a train options map with a `name`, no `seed`) on every fold × seed,
     /// with identical splits, initial weights, batch order and augmentation across the arms of
-    /// a pair; the first arm is the baseline of the paired tests. Options: `seeds` ([0, 1]),
-    /// `folds` (3), `val` (0.1 of the non-test images), `split_seed` (0), `split` ("kfold", or
-    /// "given": the split a train/val/test folder came with). Run with `huelab run --slurm`,
+    /// a pair; the first arm is the baseline of the paired tests. Run with `huelab run --slurm`,
     /// every arm × fold × seed becomes a unit of a Slurm array job instead.
     /// ```rhai
     /// let c = compare(data, [#{ name: "onehot", loss: "onehot" }, #{ name: "hue", loss: "onehot+hue" }], #{ seeds: [0, 1], folds: 3 });

@@ -46,8 +46,7 @@ pub mod data_api {
             .collect()
     }
 
-    /// An IDX image file (`[N, H, W]`, gzipped or not) with its IDX label file. Options: `name`,
-    /// `class_names` (default "0", "1", …).
+    /// An IDX image file (`[N, H, W]`, gzipped or not) with its IDX label file.
     /// ```rhai
     /// let data = load_idx("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", #{});
     /// ```
@@ -63,8 +62,7 @@ pub mod data_api {
     }
 
     /// Images and labels saved with `np.save`: images `uint8` (0–255) or float in [0, 1], shaped
-    /// `[N, H, W]`, `[N, H, W, C]` or `[N, C, H, W]`; labels integers `[N]`. Options: `layout`
-    /// ("auto", "nchw", "nhwc"), `name`, `class_names`.
+    /// `[N, H, W]`, `[N, H, W, C]` or `[N, C, H, W]`; labels integers `[N]`.
     /// ```rhai
     /// let data = load_npy("x.npy", "y.npy", #{ layout: "nhwc" });
     /// ```
@@ -81,10 +79,7 @@ pub mod data_api {
 
     /// A folder with one sub-folder of PNG/JPEG images per class, or with `train/`, `val/` and
     /// `test/` folders of such sub-folders (then `data.given_split` is that split). Nothing is
-    /// decoded when it opens: images are decoded batch by batch on worker threads. Options:
-    /// `size` (`[h, w]` or one number; default 64), `channels` (1 or 3; default 3), `transform`
-    /// ("resize": every image resized to `size`; "imagenet": RandomResizedCrop for training,
-    /// Resize + CenterCrop for evaluation), `workers` (decoding threads; 0: one per core), `name`.
+    /// decoded when it opens: images are decoded batch by batch on worker threads.
     /// ```rhai
     /// let data = load_image_folder("photos/", #{ size: 32, channels: 3 });
     /// ```
@@ -165,8 +160,7 @@ pub mod data_api {
         data.0.image_shape().iter().map(|&s| s.into()).collect()
     }
 
-    /// A seeded stratified train/validation/test split. Options: `train`, `val`, `test`
-    /// (fractions summing to 1; default 0.7/0.15/0.15) and `seed` (default 0).
+    /// A seeded stratified train/validation/test split.
     /// ```rhai
     /// let parts = data.split(#{ train: 0.8, val: 0.1, test: 0.1, seed: 1 });
     /// ```

@@ -28,9 +28,7 @@ pub mod hue_api {
     }
 
     /// The mean hue loss `weight · L_hue` (Eq. 5) of predictions `pred_xy` (an array of `[x, y]`)
-    /// for class indices `targets`. Options: `scale` (default 1/(2M)), `project` (default
-    /// false), `weight` (default 1), `assignment` ("random" or "ordered"; default "random"),
-    /// `seed` (of the random assignment; default 0).
+    /// for class indices `targets`.
     /// ```rhai
     /// let loss = hue_loss([[1.0, 0.0]], [0], 4, #{ assignment: "ordered" });
     /// ```

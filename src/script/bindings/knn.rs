@@ -31,16 +31,14 @@ pub mod knn_api {
     /// weights) … `"efficientnet_lite4"`, or torchvision's `"resnet18"`, `"resnet34"`,
     /// `"densenet121"`, `"densenet201"`, `"vgg16"`, `"vgg16_bn"`, `"efficientnet_b0"` with their
     /// published weights (`weights`: the `.pth` of torch.save, zip or legacy format, or
-    /// `.safetensors`; torchvision's preprocessing). Options: `weights`, `layer` ("bottleneck";
-    /// Lite: "stem", "blocks.N", "head"; ResNet: "stem", "layer1" … "layer4"), `size` (input
-    /// side; default the network's, 224), `device`.
+    /// `.safetensors`; torchvision's preprocessing).
     /// ```rhai
     /// let net = pretrained("efficientnet_lite0", #{ layer: "bottleneck", size: 224 });
     /// let dense = pretrained("densenet201", #{ weights: "densenet201-c1103571.pth" });
     /// ```
     #[rhai_fn(return_raw)]
     pub fn pretrained(ctx: NativeCallContext, name: &str, options: Map) -> RhaiResult<Extractor> {
-        let o = extractor_options(options, "pretrained options", ExtractorOptions::PRETRAINED_KEYS).map_err(to_rhai)?;
+        let o = extractor_options(options, "pretrained options", ExtractorOptions::PRETRAINED_OPTIONS).map_err(to_rhai)?;
         if let Some(weights) = &o.weights {
             ScriptSession::checked(&ctx, weights, "weights")?;
         }
@@ -51,8 +49,7 @@ pub mod knn_api {
     }
 
     /// The model a `train` run with a `checkpoint` directory saved there when it finished, cut
-    /// after a layer. Options: `layer` ("bottleneck"; also "stem", "layer1"…"layer4" of ResNet-18,
-    /// "block1"…"block3" of the small CNN), `device`.
+    /// after a layer.
     /// ```rhai
     /// let net = trained_model("runs/desc/ckpt-resnet", #{});
     /// ```
@@ -60,13 +57,13 @@ pub mod knn_api {
     pub fn trained_model(ctx: NativeCallContext, dir: &str, options: Map) -> RhaiResult<Extractor> {
         ScriptSession::checked(&ctx, dir, "dir")?;
         guarded("trained_model", || {
-            let o = extractor_options(options, "trained_model options", &["layer", "device"])?;
+            let o = extractor_options(options, "trained_model options", ExtractorOptions::TRAINED_OPTIONS)?;
             Ok(ExtractorHandle(Rc::new(LibraryExtractor::trained(Path::new(dir), &o.layer, o.device)?)))
         })
     }
 
     /// A TorchScript module (`torch.jit.trace` of a network cut at the wanted layer) returning
-    /// `[B, C, H, W]` for `[0, 1]` images. Options: `size` (resize inputs), `device`.
+    /// `[B, C, H, W]` for `[0, 1]` images.
     /// ```rhai
     /// let net = torchscript("resnet50_layer4.pt", #{ size: 224 });
     /// ```
@@ -74,7 +71,7 @@ pub mod knn_api {
     pub fn torchscript(ctx: NativeCallContext, path: &str, options: Map) -> RhaiResult<Extractor> {
         ScriptSession::checked(&ctx, path, "path")?;
         guarded("torchscript", || {
-            let o = extractor_options(options, "torchscript options", &["size", "device"])?;
+            let o = extractor_options(options, "torchscript options", ExtractorOptions::TORCHSCRIPT_OPTIONS)?;
             Ok(ExtractorHandle(Rc::new(LibraryExtractor::torchscript(Path::new(path), o.size, o.device)?)))
         })
     }
@@ -96,7 +93,7 @@ pub mod knn_api {
         e.0.describe()
     }
 
-    /// The activation maps of every image of `data`. Options: `batch_size` (32).
+    /// The activation maps of every image of `data`.
     /// ```rhai
     /// let acts = activations(net, dataset("textures"), #{ batch_size: 32 });
     /// ```
@@ -164,11 +161,7 @@ pub mod knn_api {
         acts.0.source().to_owned()
     }
 
-    /// A memory of every image's vectors with class, image id and position. Options:
-    /// `descriptor` ("pixel", "gap", "gmp", "gem", "gem:P", "flatten"), `index` (a FAISS factory
-    /// string: "Flat", "IVF256,Flat", "HNSW32", "IVF256,PQ32", …), `pca` (dimensions), `backend`
-    /// ("faiss" or "torch": exact, CPU or GPU), `train_size` (100000), `add_batch` (256
-    /// images), `nprobe`, `ef_search`, `seed` (0), `device`.
+    /// A memory of every image's vectors with class, image id and position.
     /// ```rhai
     /// let memory = pixel_memory(acts, #{ descriptor: "pixel", index: "Flat" });
     /// ```
@@ -207,7 +200,7 @@ pub mod knn_api {
         guarded("save", || memory.0.borrow_mut().save(Path::new(dir)))
     }
 
-    /// A memory saved with `save`. Options: `device` (for the torch backend).
+    /// A memory saved with `save`.
     /// ```rhai
     /// let memory = load_memory("runs/obs/memory", #{});
     /// ```
@@ -215,7 +208,7 @@ pub mod knn_api {
     pub fn load_memory(ctx: NativeCallContext, dir: &str, options: Map) -> RhaiResult<PixelMemoryHandle> {
         ScriptSession::checked(&ctx, dir, "dir")?;
         guarded("load_memory", || {
-            let o = extractor_options(options, "load_memory options", &["device"])?;
+            let o = extractor_options(options, "load_memory options", ExtractorOptions::MEMORY_OPTIONS)?;
             Ok(MemoryHandle(Rc::new(RefCell::new(PixelMemory::load(Path::new(dir), o.device)?))))
         })
     }
@@ -231,9 +224,7 @@ pub mod knn_api {
     }
 
     /// Classifies every query image by its K nearest memory vectors (Eq. 1–3, or a majority
-    /// vote). Options: `name`, `k` (10), `eps` (1e-6), `vote` ("kernel" or "majority"),
-    /// `batch_images` (64), `observe` (#{ cells: [[x, y], …], angle_bins: 16 }: count match
-    /// positions for the observation figures).
+    /// vote).
     /// ```rhai
     /// let run = knn_classify(memory, queries, #{ k: 10, observe: #{ cells: [[3, 3], [0, 3]] } });
     /// print(run.accuracy);

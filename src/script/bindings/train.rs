@@ -15,12 +15,7 @@ pub mod train_api {
     pub type TrainReport = ReportHandle;
 
     /// Trains a fresh model on the split's training part and evaluates it on its validation
-    /// part every epoch and on its test part at the end. Options: `name` (default: the loss),
-    /// `model` ("small_cnn"; see `models()`), `loss` ("onehot", "onehot+hue" or "focal"), `hue`
-    /// (a map of hue options, see `hue_loss`), `focal` (`#{ gamma: 2 }`), `hue_hidden` (0: a linear hue head; N: a hidden layer of N units),
-    /// `epochs` (10), `batch_size` (64), `lr` (Adam, 0.001), `seed` (0: initial weights and
-    /// batch order), `device` ("auto", "cpu", "cuda", "cuda:N"), `channels_last` (false),
-    /// `precision` ("fp32", or "bf16": mixed precision with bf16 autocast), `progress` (true).
+    /// part every epoch and on its test part at the end.
     /// ```rhai
     /// let run = train(data, parts, #{ loss: "onehot+hue", epochs: 5, seed: 1 });
     /// print(run.test_accuracy);
@@ -72,7 +67,7 @@ pub mod train_api {
     /// ```
     pub fn models() -> Map {
         let mut m = Map::new();
-        let trainable: Array = crate::models::Arch::ALL.iter().map(|a| Dynamic::from(a.name().to_owned())).collect();
+        let trainable: Array = <crate::models::Arch as crate::registry::Registry>::names().into_iter().map(|n| Dynamic::from(n.to_owned())).collect();
         let pretrained: Array = crate::models::ImageNetModel::names().into_iter().map(|n| Dynamic::from(n.to_string())).collect();
         m.insert("trainable".into(), trainable.into());
         m.insert("pretrained".into(), pretrained.into());

@@ -1,0 +1,151 @@
+//! What `huelab bench …` prints: each benchmark run, its table of medians and ratios with
+//! their spread, and its JSON written when asked.
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+
+/// `huelab bench knn`.
+pub fn knn(python: &Path, bench: &crate::bench::KnnBench, out: Option<&Path>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let r = crate::bench::bench_knn(python, bench, |step| eprintln!("bench knn: [{:>5.1} s] {step}", started.elapsed().as_secs_f64()))?;
+    let mb = |b: u64| b as f64 / 1e6;
+    crate::outln!(
+        "memory: {} vectors of {} (Flat), queries: {} images = {} pixel vectors (the references: the first {}), K = {}",
+        r.memory_vectors, bench.dim, bench.query_images, r.pixel_queries, r.reference_pixel_queries, bench.k
+    );
+    crate::outln!("{:<34} {:>14} {:>16}", "", "images/s", "pixel queries/s");
+    crate::outln!("{:<34} {:>14.1} {:>16.0}", "huelab classify (search + Eq. 2-3)", r.huelab_images_per_second, r.huelab_pixel_queries_per_second);
+    crate::outln!("{:<34} {:>14.1} {:>16.0}", format!("faiss-python {} search only", r.faiss_python["faiss"].as_str().unwrap_or("?")), r.faiss_python_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.faiss_python_pixel_queries_per_second);
+    crate::outln!("{:<34} {:>14.1} {:>16.0}", "PyTorch matmul + topk (exact)", r.pytorch_pixel_queries_per_second / r.pixel_queries as f64 * bench.query_images as f64, r.pytorch_pixel_queries_per_second);
+    crate::outln!("ratio huelab / faiss-python: {:.3}x (goal >= 0.95x); huelab / PyTorch matmul + topk: {:.3}x", r.ratio, r.ratio_to_pytorch);
+    let (g0, g1) = crate::bench::quartiles(&r.gemm_gflops);
+    crate::outln!(
+        "GEMM anchor (4096² float32 libtorch matmul): {:.0} GFLOP/s (IQR {g0:.0} – {g1:.0}); huelab's search {:.0} GFLOP/s = {:.3} of it (goal >= 0.75)",
+        r.gemm_gflops_median, r.huelab_gflops, r.huelab_fraction_of_gemm_peak
+    );
+    if !bench.skip_busy {
+        crate::outln!(
+            "with one core busy (another process): huelab {:.0} pixel queries/s = {:.3} of quiet (goal >= 0.4)",
+            r.busy_pixel_queries_per_second, r.busy_fraction_of_quiet
+        );
+    }
+    if let Some(t) = &r.torch_backend {
+        crate::outln!(
+            "exact libtorch backend on {}: {:.1} images/s, {:.0} pixel queries/s; neighbours equal to FAISS Flat {:.4}, max |d² difference| {:.2e}, same class {:.4}",
+            t.device, t.images_per_second, t.pixel_queries_per_second, t.same_ids, t.max_distance_difference, t.same_predictions
+        );
+    }
+    crate::outln!("Flat bank: {:.1} MB vs raw float32 {:.1} MB = {:.3}x (goal <= 1.1x); RSS growth while building {:.1} MB", mb(r.flat_bank_bytes), mb(r.raw_float32_bytes), r.flat_bank_ratio, r.flat_rss_growth_bytes as f64 / 1e6);
+    crate::outln!("{} (nprobe {}): {:.1} MB = {:.4} of Flat (goal <= 0.0625), accuracy {:.4} vs Flat {:.4} = {:.3}x (goal >= 0.95x); built in {:.1} s",
+        bench.approximate, bench.nprobe, mb(r.approximate_bank_bytes), r.approximate_memory_ratio, r.approximate_accuracy, r.flat_accuracy, r.approximate_accuracy_ratio, r.approximate_build_seconds);
+    if let Some(path) = out {
+        crate::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
+    }
+    Ok(())
+}
+
+/// `huelab bench data`.
+pub fn data(python: &Path, folder: &Path, bench: &crate::bench::DataBench, out: Option<&Path>) -> Result<()> {
+    let r = crate::bench::bench_data(python, folder, bench, |step| eprintln!("bench data: {step}"))?;
+    let mb = |b: u64| b as f64 / 1e6;
+    crate::outln!("{} JPEG photos (~500×375) in {}, batch {}, {} workers, {}×{} RandomResizedCrop + flip + normalise", bench.images, folder.display(), bench.batch, bench.workers, bench.size, bench.size);
+    crate::outln!("as one float32 tensor the epoch would take {:.0} MB", mb(r.float32_bytes));
+    crate::outln!("{:<28} {:>12} {:>22} {:>14}", "", "images/s", "IQR over rounds", "peak RSS MB");
+    crate::outln!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "huelab pipeline", r.huelab_median, r.huelab_iqr.0, r.huelab_iqr.1, mb(r.huelab_peak_rss_bytes));
+    if !bench.skip_reference {
+        crate::outln!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "torchvision DataLoader", r.torchvision_median, r.torchvision_iqr.0, r.torchvision_iqr.1, mb(r.torchvision_peak_rss_bytes));
+        crate::outln!("ratio huelab / torchvision: {:.3}x images/s (goal >= 1.5x); peak RSS {:.0} MB vs {:.0} MB", r.ratio, mb(r.huelab_peak_rss_bytes), mb(r.torchvision_peak_rss_bytes));
+    }
+    let baseline = r.huelab.first().map_or(0, |p| p.baseline_rss_bytes);
+    crate::outln!("huelab RSS before the epoch {:.0} MB (libtorch and the open data set), peak {:.0} MB = {:.3} of the epoch's float32 size (goal: under 1 GB)", mb(baseline), mb(r.huelab_peak_rss_bytes), r.huelab_peak_rss_bytes as f64 / r.float32_bytes as f64);
+    if let Some(path) = out {
+        crate::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
+    }
+    Ok(())
+}
+
+/// `huelab bench train`.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    python: &Path,
+    models: &[String],
+    batch: i64,
+    size: i64,
+    steps: &[usize],
+    rounds: usize,
+    threads: i32,
+    device: &str,
+    precisions: Option<Vec<String>>,
+    out: Option<&Path>,
+) -> Result<()> {
+    use crate::bench::{compare_train_throughput, TrainBench};
+    use crate::precision::Precision;
+    let started = std::time::Instant::now();
+    let device = device.parse::<crate::device::DeviceChoice>()?.resolve()?;
+    let precisions = match precisions {
+        Some(names) => names.iter().map(|p| p.parse::<Precision>()).collect::<crate::error::Result<Vec<_>>>()?,
+        None if device != tch::Device::Cpu || crate::precision::cpu_has_bf16() => vec![Precision::Fp32, Precision::Bf16],
+        None => {
+            eprintln!("bench train: bf16 left out: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), so bf16 is emulated; --precisions fp32,bf16 measures it anyway");
+            vec![Precision::Fp32]
+        }
+    };
+    crate::outln!("{rounds} alternating rounds per row; ratio = huelab median / PyTorch median, IQR = quartiles of the per-round ratios");
+    crate::outln!("{:<10} {:>5} {:>8} {:>9} {:>14} {:>14} {:>7} {:>17}", "model", "batch", "input", "precision", "huelab img/s", "pytorch img/s", "ratio", "IQR");
+    let mut results = Vec::new();
+    for (i, name) in models.iter().enumerate() {
+        let arch: crate::models::Arch = name.parse()?;
+        let mut by_precision = Vec::new();
+        for &precision in &precisions {
+            let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads, device, precision };
+            let r = compare_train_throughput(python, bench, rounds, |step| eprintln!("bench train: [{:>6.1} s] {step}", started.elapsed().as_secs_f64()))?;
+            crate::outln!(
+                "{:<10} {:>5} {:>8} {:>9} {:>14.1} {:>14.1} {:>6.3}x {:>7.3} – {:<7.3}",
+                name, batch, format!("1x{size}x{size}"), precision.name(), r.huelab_median, r.pytorch_median, r.ratio, r.ratio_iqr.0, r.ratio_iqr.1
+            );
+            let peak = r.huelab.iter().filter_map(|t| t.peak_rss_bytes).max().unwrap_or(0);
+            crate::outln!("{:<10} {:>9} huelab peak RSS while training: {:.0} MB", "", precision.name(), peak as f64 / 1e6);
+            by_precision.push(r);
+        }
+        if let (Some(fp32), Some(bf16)) = (
+            by_precision.iter().find(|r| r.bench.precision == Precision::Fp32),
+            by_precision.iter().find(|r| r.bench.precision == Precision::Bf16),
+        ) {
+            crate::outln!(
+                "{:<10} fp32 -> bf16 speed-up: huelab {:.3}x, PyTorch {:.3}x",
+                name,
+                bf16.huelab_median / fp32.huelab_median,
+                bf16.pytorch_median / fp32.pytorch_median
+            );
+        }
+        results.extend(by_precision);
+    }
+    if let Some(path) = out {
+        let malloc_tuning = !std::env::var("HUELAB_MALLOC_TUNING").is_ok_and(|v| v == "0");
+        crate::bench::write_result_json(path, serde_json::json!({ "threads": threads, "malloc_tuning": malloc_tuning, "results": results }))?;
+    }
+    Ok(())
+}
+
+/// `huelab bench script`.
+pub fn script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: PathBuf, out: Option<&Path>) -> Result<()> {
+    use crate::bench::{bench_script_overhead, default_example_path, ScriptBench};
+    let huelab = std::env::current_exe().map_err(|e| crate::error::Error::msg(format!("cannot find the huelab binary: {e}")))?;
+    let example = example.unwrap_or_else(|| default_example_path(&huelab));
+    let bench = ScriptBench { huelab, example, script, epochs, rounds };
+    let r = bench_script_overhead(&bench, |step| eprintln!("bench script: {step}"))?;
+    crate::outln!("two small-CNN runs on the digits, {epochs} epochs each, + metrics.csv, curves.png, manifest.json; {rounds} alternating rounds");
+    crate::outln!("{:<44} {:>10}", "", "median s");
+    crate::outln!("{:<44} {:>10.2}", format!("huelab run {}", bench.script.display()), r.rhai_median);
+    crate::outln!("{:<44} {:>10.2}", "examples/train_digits (Rust)", r.rust_median);
+    crate::outln!(
+        "Rhai overhead: {:+.2} % (IQR of per-round overheads {:+.2} % – {:+.2} %; goal within 2 %)",
+        100.0 * r.overhead,
+        100.0 * r.overhead_iqr.0,
+        100.0 * r.overhead_iqr.1
+    );
+    if let Some(path) = out {
+        crate::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
+    }
+    Ok(())
+}
