@@ -38,6 +38,10 @@ pub enum Error {
     Torch(#[from] tch::TchError),
 
     /// A failure huelab should have prevented (a panic caught by the firewall).
+    /// libtorch refused a forward pass: a shape a network cannot take, a device out of memory.
+    #[error("the forward pass of {model} up to '{layer}' failed in libtorch: {message}")]
+    Forward { model: String, layer: String, message: String },
+
     #[error("{what} failed inside huelab or libtorch: {message}. This is a bug in huelab; please report it with the command that caused it")]
     Internal { what: String, message: String },
 }
@@ -51,7 +55,7 @@ pub fn torch_message(e: &tch::TchError) -> String {
     first_line(&e.to_string())
 }
 
-fn first_line(message: &str) -> String {
+pub(crate) fn first_line(message: &str) -> String {
     let cut = ["Exception raised from", "frame #"].iter().filter_map(|marker| message.find(marker)).min().unwrap_or(message.len());
     let text = message[..cut].lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
     // libtorch quotes the record it failed on, which for a damaged file can be any bytes.

@@ -203,6 +203,121 @@ fn dir_bytes(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// The alternating timed rounds: the GEMM anchor, huelab's classification and the two Python
+/// references, in turn.
+struct Rounds {
+    ours: Vec<f64>,
+    theirs: Vec<f64>,
+    pytorch: Vec<f64>,
+    gemm: Vec<f64>,
+    flat_predictions: crate::knn::Predictions,
+    faiss_python: serde_json::Value,
+}
+
+type Classifying<'a> = (&'a mut PixelMemory, &'a Activations, &'a ClassifyConfig);
+
+fn alternating_rounds(python: &Path, b: &KnnBench, (flat, queries, config): Classifying, args: &[String], progress: &impl Fn(&str)) -> Result<Rounds> {
+    let torch_args: Vec<String> = args.iter().cloned().chain(["--threads".into(), tch::get_num_threads().to_string()]).collect();
+    let (mut ours, mut theirs, mut pytorch, mut gemm) = (vec![], vec![], vec![], vec![]);
+    let mut flat_predictions = None;
+    let mut faiss_python = serde_json::Value::Null;
+    let rounds = b.rounds.max(1);
+    for round in 0..rounds {
+        progress(&format!("round {}/{rounds}: GEMM anchor ({GEMM_SIDE}² float32 matmul)", round + 1));
+        gemm.push(gemm_gflops(GEMM_SIDE)?);
+        progress(&format!("round {}/{rounds}: huelab", round + 1));
+        let start = Instant::now();
+        let (predictions, _) = classify(flat, queries, config)?;
+        ours.push(start.elapsed().as_secs_f64());
+        flat_predictions = Some(predictions);
+        if b.skip_reference {
+            continue;
+        }
+        progress(&format!("round {}/{rounds}: faiss-python", round + 1));
+        let value = super::run_python_twin(python, FAISS_TWIN, args)?;
+        theirs.push(value["seconds"].as_f64().ok_or_else(|| Error::msg("the faiss-python output lacks 'seconds'"))?);
+        faiss_python = value;
+        progress(&format!("round {}/{rounds}: PyTorch matmul + topk", round + 1));
+        let value = super::run_python_twin(python, TORCH_TWIN, &torch_args)?;
+        pytorch.push(value["seconds"].as_f64().ok_or_else(|| Error::msg("the PyTorch search output lacks 'seconds'"))?);
+    }
+    let flat_predictions = flat_predictions.ok_or_else(|| Error::msg("bench knn ran no round"))?;
+    Ok(Rounds { ours, theirs, pytorch, gemm, flat_predictions, faiss_python })
+}
+
+/// huelab's classification again with another process keeping one core busy, and that
+/// process's pid (none with `skip_busy`).
+fn busy_rounds(b: &KnnBench, (flat, queries, config): Classifying, progress: &impl Fn(&str)) -> Result<(Vec<f64>, Option<u32>)> {
+    if b.skip_busy {
+        return Ok((vec![], None));
+    }
+    let busy_core = BusyCore::start()?;
+    let rounds = b.rounds.max(1);
+    let mut busy = vec![];
+    for round in 0..rounds {
+        progress(&format!("round {}/{rounds}: huelab with one core busy", round + 1));
+        let start = Instant::now();
+        classify(flat, queries, config)?;
+        busy.push(start.elapsed().as_secs_f64());
+    }
+    Ok((busy, Some(busy_core.0.id())))
+}
+
+/// The exact libtorch backend on `device` against the FAISS Flat bank: the same neighbours,
+/// distances and classes, and its speed.
+fn check_torch_backend(
+    b: &KnnBench,
+    device: Device,
+    (memory_acts, queries, query_vectors): (&Activations, &Activations, &Tensor),
+    (flat, flat_predictions): (&mut PixelMemory, &crate::knn::Predictions),
+    config: &ClassifyConfig,
+    progress: &impl Fn(&str),
+) -> Result<TorchBackendCheck> {
+    progress(&format!("exact libtorch backend on {}", crate::device::device_name(device)));
+    let torch_config = MemoryConfig { backend: crate::knn::Backend::Torch, ..Default::default() };
+    let mut torch_memory = PixelMemory::build(memory_acts, &torch_config, device)?;
+    let pixel_queries = query_vectors.size()[0];
+    let probe = query_vectors.narrow(0, 0, (b.batch_images as i64 * b.grid * b.grid).min(pixel_queries));
+    let (a, t) = (flat.search(&probe, b.k)?, torch_memory.search(&probe, b.k)?);
+    let same_ids = a.ids.iter().zip(&t.ids).filter(|(x, y)| x == y).count() as f64 / a.ids.len() as f64;
+    let max_distance_difference = a.distances_sq.iter().zip(&t.distances_sq).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max);
+    classify(&mut torch_memory, &queries.select(&[0])?, config)?; // warm-up
+    let start = Instant::now();
+    let (predictions, _) = classify(&mut torch_memory, queries, config)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let same = predictions.predicted.iter().zip(&flat_predictions.predicted).filter(|(x, y)| x == y).count();
+    Ok(TorchBackendCheck {
+        device: crate::device::device_name(device),
+        same_ids,
+        max_distance_difference,
+        same_predictions: same as f64 / predictions.predicted.len() as f64,
+        images_per_second: b.query_images as f64 / seconds,
+        pixel_queries_per_second: pixel_queries as f64 / seconds,
+    })
+}
+
+/// The approximate bank: its size on disk, its classification, its build time.
+struct ApproximateBank {
+    bytes: u64,
+    predictions: crate::knn::Predictions,
+    build_seconds: f64,
+}
+
+fn approximate_bank(b: &KnnBench, (memory_acts, queries): (&Activations, &Activations), config: &ClassifyConfig, scratch: &Path, progress: &impl Fn(&str)) -> Result<ApproximateBank> {
+    progress(&format!("building the {} bank", b.approximate));
+    let started = Instant::now();
+    // k-means on 50 000 vectors (FAISS asks for ≥ 39 per centroid: 39 936 for 1 024 lists), half
+    // the library's default sample, keeps the default run short.
+    let approx_config = MemoryConfig { index: b.approximate.clone(), nprobe: Some(b.nprobe), train_size: APPROXIMATE_TRAIN_SIZE, ..Default::default() };
+    let mut approx = PixelMemory::build(memory_acts, &approx_config, Device::Cpu)?;
+    let build_seconds = started.elapsed().as_secs_f64();
+    let dir = scratch.join("approx");
+    approx.save(&dir)?;
+    let bytes = dir_bytes(&dir)?;
+    let (predictions, _) = classify(&mut approx, queries, config)?;
+    Ok(ApproximateBank { bytes, predictions, build_seconds })
+}
+
 pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result<KnnBenchResult> {
     let memory_acts = synthetic(b, b.memory_images, 1)?;
     let queries = synthetic(b, b.query_images, 2)?;
@@ -237,83 +352,16 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
 
     // huelab gets the same one warm-up batch as the Python side.
     classify(&mut flat, &queries.select(&(0..(b.batch_images as i64).min(b.query_images)).collect::<Vec<_>>())?, &config)?;
-    let torch_args: Vec<String> = args.iter().cloned().chain(["--threads".into(), tch::get_num_threads().to_string()]).collect();
-    let (mut ours, mut theirs, mut pytorch, mut gemm) = (vec![], vec![], vec![], vec![]);
-    let mut flat_predictions = None;
-    let mut faiss_python = serde_json::Value::Null;
-    let rounds = b.rounds.max(1);
-    for round in 0..rounds {
-        progress(&format!("round {}/{rounds}: GEMM anchor ({GEMM_SIDE}² float32 matmul)", round + 1));
-        gemm.push(gemm_gflops(GEMM_SIDE)?);
-        progress(&format!("round {}/{rounds}: huelab", round + 1));
-        let start = Instant::now();
-        let (predictions, _) = classify(&mut flat, &queries, &config)?;
-        ours.push(start.elapsed().as_secs_f64());
-        flat_predictions = Some(predictions);
-        if b.skip_reference {
-            continue;
-        }
-        progress(&format!("round {}/{rounds}: faiss-python", round + 1));
-        let value = super::run_python_twin(python, FAISS_TWIN, &args)?;
-        theirs.push(value["seconds"].as_f64().ok_or_else(|| Error::msg("the faiss-python output lacks 'seconds'"))?);
-        faiss_python = value;
-        progress(&format!("round {}/{rounds}: PyTorch matmul + topk", round + 1));
-        let value = super::run_python_twin(python, TORCH_TWIN, &torch_args)?;
-        pytorch.push(value["seconds"].as_f64().ok_or_else(|| Error::msg("the PyTorch search output lacks 'seconds'"))?);
-    }
-    let mut busy = vec![];
-    let mut busy_core_pid = None;
-    if !b.skip_busy {
-        let busy_core = BusyCore::start()?;
-        busy_core_pid = Some(busy_core.0.id());
-        for round in 0..rounds {
-            progress(&format!("round {}/{rounds}: huelab with one core busy", round + 1));
-            let start = Instant::now();
-            classify(&mut flat, &queries, &config)?;
-            busy.push(start.elapsed().as_secs_f64());
-        }
-    }
-    let flat_predictions = flat_predictions.expect("at least one round");
+    let Rounds { ours, theirs, pytorch, gemm, flat_predictions, faiss_python } = alternating_rounds(python, b, (&mut flat, &queries, &config), &args, &progress)?;
+    let (busy, busy_core_pid) = busy_rounds(b, (&mut flat, &queries, &config), &progress)?;
     let flat_accuracy = flat_predictions.accuracy;
-
     let torch_backend = match b.torch_device {
         None => None,
-        Some(device) => {
-            progress(&format!("exact libtorch backend on {}", crate::device::device_name(device)));
-            let torch_config = MemoryConfig { backend: crate::knn::Backend::Torch, ..Default::default() };
-            let mut torch_memory = PixelMemory::build(&memory_acts, &torch_config, device)?;
-            let probe = query_vectors.narrow(0, 0, per_call.min(pixel_queries as i64));
-            let (a, t) = (flat.search(&probe, b.k)?, torch_memory.search(&probe, b.k)?);
-            let same_ids = a.ids.iter().zip(&t.ids).filter(|(x, y)| x == y).count() as f64 / a.ids.len() as f64;
-            let max_distance_difference = a.distances_sq.iter().zip(&t.distances_sq).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max);
-            classify(&mut torch_memory, &queries.select(&[0])?, &config)?; // warm-up
-            let start = Instant::now();
-            let (predictions, _) = classify(&mut torch_memory, &queries, &config)?;
-            let seconds = start.elapsed().as_secs_f64();
-            let same = predictions.predicted.iter().zip(&flat_predictions.predicted).filter(|(x, y)| x == y).count();
-            Some(TorchBackendCheck {
-                device: crate::device::device_name(device),
-                same_ids,
-                max_distance_difference,
-                same_predictions: same as f64 / predictions.predicted.len() as f64,
-                images_per_second: b.query_images as f64 / seconds,
-                pixel_queries_per_second: pixel_queries as f64 / seconds,
-            })
-        }
+        Some(device) => Some(check_torch_backend(b, device, (&memory_acts, &queries, &query_vectors), (&mut flat, &flat_predictions), &config, &progress)?),
     };
     drop(flat);
-
-    progress(&format!("building the {} bank", b.approximate));
-    let started = Instant::now();
-    // k-means on 50 000 vectors (FAISS asks for ≥ 39 per centroid: 39 936 for 1 024 lists), half
-    // the library's default sample, keeps the default run short.
-    let approx_config = MemoryConfig { index: b.approximate.clone(), nprobe: Some(b.nprobe), train_size: APPROXIMATE_TRAIN_SIZE, ..Default::default() };
-    let mut approx = PixelMemory::build(&memory_acts, &approx_config, Device::Cpu)?;
-    let approximate_build_seconds = started.elapsed().as_secs_f64();
-    let approx_dir = scratch.path().join("approx");
-    approx.save(&approx_dir)?;
-    let approx_bytes = dir_bytes(&approx_dir)?;
-    let (approx_predictions, _) = classify(&mut approx, &queries, &config)?;
+    let approximate = approximate_bank(b, (&memory_acts, &queries), &config, scratch.path(), &progress)?;
+    let (approx_bytes, approx_predictions, approximate_build_seconds) = (approximate.bytes, approximate.predictions, approximate.build_seconds);
 
     let h = median(&ours);
     // NaN for a side that was skipped (--no-reference, --no-busy).

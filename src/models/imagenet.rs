@@ -90,7 +90,7 @@ impl ImageNetModel {
     pub fn layer_t(&self, xs: &Tensor, layer: &str) -> Result<Tensor> {
         let xs = xs.to_device(self.device());
         tch::no_grad(|| match self {
-            ImageNetModel::Lite(n) => n.net.layer_t(&xs, layer, false),
+            ImageNetModel::Lite(n) => super::forward_pass(n.net.variant().name(), layer, || n.net.layer_t(&xs, layer, false))?,
             ImageNetModel::Torchvision(n) => n.layer_t(&xs, layer),
         })
     }

@@ -55,7 +55,24 @@ pub(crate) fn stochastic_depth_enabled() -> bool {
     STOCHASTIC_DEPTH.with(|s| s.get())
 }
 
-/// A feature extractor ending at the bottleneck.
+/// Runs a forward pass of `model` up to `layer`. tch's layers (`apply`, `forward`) have no
+/// fallible twins: a libtorch error inside them (a shape a new backbone cannot take, a device
+/// out of memory) arrives as a panic carrying the error. Here it becomes [`Error::Forward`],
+/// naming the model and layer, instead of the firewall's request for a bug report. Every
+/// forward pass of a network goes through this (`HueNet`, torchvision's, the Lite networks).
+pub fn forward_pass<T>(model: &str, layer: &str, pass: impl FnOnce() -> T) -> Result<T> {
+    crate::firewall::catch_any(&format!("{model} forward"), pass).map_err(|e| match e {
+        Error::Internal { message, .. } => {
+            // tch unwraps libtorch's error inside the layer: keep what libtorch said.
+            let message = message.trim_start_matches("called `Result::unwrap()` on an `Err` value: ");
+            Error::Forward { model: model.to_owned(), layer: layer.to_owned(), message: crate::error::first_line(message) }
+        }
+        other => other,
+    })
+}
+
+/// A feature extractor ending at the bottleneck. Its passes are plain tch calls; callers reach
+/// them through [`forward_pass`], which makes libtorch's failures typed errors.
 pub trait Backbone: std::fmt::Debug {
     /// The bottleneck activation map `[B, N, H, W]` (the last spatial layer, after its ReLU).
     fn features_t(&self, xs: &Tensor, train: bool) -> Tensor;
@@ -182,7 +199,7 @@ impl HueNet {
     /// The bottleneck activation map `[B, N, H', W']` for a batch `[B, C, H, W]`.
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         self.check_input(xs)?;
-        Ok(self.backbone.features_t(xs, train))
+        forward_pass(self.spec.arch.name(), "bottleneck", || self.backbone.features_t(xs, train))
     }
 
     /// `bottleneck` and the backbone's intermediate layers.
@@ -196,17 +213,16 @@ impl HueNet {
     pub fn layer_t(&self, xs: &Tensor, name: &str, train: bool) -> Result<Tensor> {
         self.check_input(xs)?;
         if name == "bottleneck" {
-            return Ok(self.backbone.features_t(xs, train));
+            return self.features_t(xs, train);
         }
-        self.backbone.layer_t(xs, name, train).ok_or_else(|| {
+        forward_pass(self.spec.arch.name(), name, || self.backbone.layer_t(xs, name, train))?.ok_or_else(|| {
             Error::invalid_option("layer", format!("{} has no layer '{name}'; valid layers: {}", self.spec.arch.name(), self.layer_names().join(", ")))
         })
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<HueNetOutput> {
         let features = self.features_t(xs, train)?;
-        let pooled = features.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        let (logits, hue_xy) = self.heads.forward(&pooled);
+        let (logits, hue_xy) = forward_pass(self.spec.arch.name(), "heads", || self.heads.forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1)))?;
         Ok(HueNetOutput { logits, hue_xy })
     }
 
@@ -223,5 +239,25 @@ impl HueNet {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn a_libtorch_failure_in_a_forward_pass_is_a_typed_error_naming_the_model_and_layer() {
+        let _generator = crate::rng::lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let backbone = Arch::ResNet18.build(&vs.root(), 3, Stem::Small, (32, 32));
+        // One channel where the first convolution wants three: libtorch refuses.
+        let x = Tensor::zeros([1, 1, 32, 32], (Kind::Float, Device::Cpu));
+        let error = forward_pass("resnet18", "bottleneck", || backbone.features_t(&x, false)).unwrap_err();
+        assert!(matches!(error, Error::Forward { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(text.contains("resnet18") && text.contains("'bottleneck'") && text.contains("channels"), "{text}");
+        assert!(!text.contains("bug in huelab") && !text.contains("unwrap"), "{text}");
     }
 }

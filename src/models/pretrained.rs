@@ -117,7 +117,8 @@ impl PretrainedNet {
 
     /// Top-`k` classes of each preprocessed image of `batch` (`[B, 3, S, S]`).
     pub fn top_k(&self, batch: &Tensor, k: i64, names: &[String]) -> Result<Vec<Vec<ClassScore>>> {
-        let probabilities = tch::no_grad(|| self.net.logits_t(&batch.to_device(self.device()), false).softmax(-1, Kind::Float));
+        let batch = batch.to_device(self.device());
+        let probabilities = super::forward_pass(self.net.variant().name(), "classifier", || tch::no_grad(|| self.net.logits_t(&batch, false).softmax(-1, Kind::Float)))?;
         top_k_of(&probabilities, k, names)
     }
 

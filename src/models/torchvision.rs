@@ -170,10 +170,11 @@ impl TorchvisionNet {
     /// The activation map after `layer` for preprocessed images `[B, 3, H, W]`.
     pub fn layer_t(&self, xs: &Tensor, layer: &str) -> Result<Tensor> {
         check_input(xs)?;
+        let name = self.arch.name();
         if layer == "bottleneck" {
-            return Ok(self.backbone.features_t(xs, false));
+            return super::forward_pass(name, layer, || self.backbone.features_t(xs, false));
         }
-        self.backbone.layer_t(xs, layer, false).ok_or_else(|| {
+        super::forward_pass(name, layer, || self.backbone.layer_t(xs, layer, false))?.ok_or_else(|| {
             Error::invalid_option("layer", format!("{} has no layer '{layer}'; valid layers: {}", self.arch.name(), self.layer_names().join(", ")))
         })
     }
@@ -181,12 +182,14 @@ impl TorchvisionNet {
     /// Class logits `[B, classes]` of preprocessed images.
     pub fn logits_t(&self, xs: &Tensor) -> Result<Tensor> {
         check_input(xs)?;
-        let features = self.backbone.features_t(xs, false);
-        Ok(match &self.head {
-            Head::Linear(fc) => features.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(fc),
-            Head::Vgg([a, b, c]) => {
-                let x = features.adaptive_avg_pool2d([7, 7]).flatten(1, -1);
-                x.apply(a).relu().apply(b).relu().apply(c)
+        super::forward_pass(self.arch.name(), "classifier", || {
+            let features = self.backbone.features_t(xs, false);
+            match &self.head {
+                Head::Linear(fc) => features.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(fc),
+                Head::Vgg([a, b, c]) => {
+                    let x = features.adaptive_avg_pool2d([7, 7]).flatten(1, -1);
+                    x.apply(a).relu().apply(b).relu().apply(c)
+                }
             }
         })
     }

@@ -317,3 +317,40 @@ fn documented_defaults_of_train_and_pixel_memory_are_the_defaults() {
     }
     assert!(checked >= 25, "{checked} defaults checked");
 }
+
+/// While a cluster run plans (and in its tasks) every writer writes nothing: the gather job
+/// writes the outputs. The kNN writers and plots included, not only training's.
+#[test]
+fn every_writer_defers_its_output_while_a_cluster_run_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let script = dir.path().join("writers.rhai");
+    let source = format!(
+        r#"
+        let o = "{}";
+        plot_bars(`${{o}}/bars.png`, "t", ["a"], ["x", "y"], [[0.5, 0.7]], (), "acc");
+        let net = pretrained("efficientnet_lite0", #{{ size: 32 }});
+        let acts = activations(net, dataset("textures").subset(#{{ per_class: 1 }}), #{{}});
+        acts.save_npy(`${{o}}/maps.npy`, `${{o}}/labels.npy`);
+        let memory = pixel_memory(acts, #{{}});
+        memory.save(`${{o}}/memory`);
+        let run = knn_classify(memory, acts, #{{ k: 2 }});
+        write_predictions_csv(`${{o}}/predictions.csv`, run);
+        write_knn_manifest(`${{o}}/manifest.json`, [run]);
+        "#,
+        out.display()
+    );
+    std::fs::write(&script, source).unwrap();
+    let options = huelab::script::ScriptOptions { allow_fs: true, ..Default::default() };
+    let written = |cluster| {
+        std::fs::create_dir_all(&out).unwrap();
+        ScriptRunner::open_cluster(&script, BTreeMap::new(), options.clone(), cluster).unwrap().run().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        std::fs::remove_dir_all(&out).unwrap();
+        names
+    };
+    let plan = huelab::cluster::ClusterRun::new(huelab::cluster::Mode::Plan, &dir.path().join("slurm")).unwrap();
+    assert_eq!(written(Some(plan)), Vec::<String>::new(), "nothing written while planning");
+    assert_eq!(written(None), ["bars.csv", "bars.png", "labels.npy", "manifest.json", "maps.npy", "memory", "predictions.csv"], "all written by a plain run");
+}

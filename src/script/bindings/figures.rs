@@ -109,10 +109,7 @@ pub mod figures_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn save(ctx: NativeCallContext, figure: &mut Figure, path: &str) -> RhaiResult<()> {
-        ScriptSession::checked(&ctx, path, "path")?;
-        if ScriptSession::of(&ctx).defers_outputs() {
-            return Ok(());
-        }
+        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
         guarded("save", || figure.0.save(Path::new(path)))
     }
 
