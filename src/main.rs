@@ -553,7 +553,7 @@ fn fuzz(readers: &[huelab::fuzz::Reader], cases: usize, seed: u64, limits: huela
             report.max_peak_rss_mb,
             report.seconds
         );
-        for r in report.mishandled.iter().filter(|r| r.outcome.is_mishandled()) {
+        for r in report.cases_shown.iter().filter(|r| r.outcome.is_mishandled()) {
             huelab::outln!("    case {} {:?}: {} ({}): {}", r.case, r.outcome, r.file.display(), r.mutation, r.detail);
         }
         reports.push(report);

@@ -203,6 +203,22 @@ fn dir_bytes(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// The memory's and the reference queries' vectors as `.npy` for the Python twins, and the
+/// arguments that name them.
+fn reference_inputs(b: &KnnBench, scratch: &Path, memory_acts: &Activations, reference_queries: &Tensor) -> Result<Vec<String>> {
+    let memory_npy = scratch.join("memory.npy");
+    let queries_npy = scratch.join("queries.npy");
+    write_vectors(&memory_npy, &Descriptor::Pixel.vectors(memory_acts.maps()))?;
+    write_vectors(&queries_npy, reference_queries)?;
+    let per_call = b.batch_images as i64 * b.grid * b.grid;
+    Ok(vec![
+        "--memory".into(), memory_npy.display().to_string(),
+        "--queries".into(), queries_npy.display().to_string(),
+        "--k".into(), b.k.to_string(),
+        "--batch".into(), per_call.to_string(),
+    ])
+}
+
 /// The alternating timed rounds: the GEMM anchor, huelab's classification and the two Python
 /// references, in turn.
 struct Rounds {
@@ -335,20 +351,10 @@ pub fn bench_knn(python: &Path, b: &KnnBench, progress: impl Fn(&str)) -> Result
     let flat_bytes = dir_bytes(&flat_dir)? ;
 
     progress("writing the vectors for faiss-python");
-    let memory_npy = scratch.path().join("memory.npy");
-    let queries_npy = scratch.path().join("queries.npy");
-    write_vectors(&memory_npy, &Descriptor::Pixel.vectors(memory_acts.maps()))?;
     let query_vectors = Descriptor::Pixel.vectors(queries.maps());
     let pixel_queries = query_vectors.size()[0] as usize;
     let reference_pixel_queries = (b.reference_query_images.clamp(1, b.query_images) * b.grid * b.grid) as usize;
-    write_vectors(&queries_npy, &query_vectors.narrow(0, 0, reference_pixel_queries as i64))?;
-    let per_call = b.batch_images as i64 * b.grid * b.grid;
-    let args: Vec<String> = vec![
-        "--memory".into(), memory_npy.display().to_string(),
-        "--queries".into(), queries_npy.display().to_string(),
-        "--k".into(), b.k.to_string(),
-        "--batch".into(), per_call.to_string(),
-    ];
+    let args = reference_inputs(b, scratch.path(), &memory_acts, &query_vectors.narrow(0, 0, reference_pixel_queries as i64))?;
 
     // huelab gets the same one warm-up batch as the Python side.
     classify(&mut flat, &queries.select(&(0..(b.batch_images as i64).min(b.query_images)).collect::<Vec<_>>())?, &config)?;

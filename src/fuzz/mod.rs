@@ -122,8 +122,8 @@ pub struct ReaderReport {
     pub max_peak_rss_mb: f64,
     pub memory_limit_mb: u64,
     pub seconds: f64,
-    /// Every mishandled case (and the first accepted ones, to read what passes).
-    pub mishandled: Vec<CaseRecord>,
+    /// Every mishandled case, and the first five accepted ones (to read what passes).
+    pub cases_shown: Vec<CaseRecord>,
 }
 
 impl ReaderReport {
@@ -162,75 +162,107 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
     let mut next = 0;
     let progress = crate::progress::bar(&format!("fuzz {}", reader.name()), cases as u64, "cases");
     while next < cases {
-        let mut child = spawn_child(exe, reader, seed, next, cases, work.path(), limits)?;
-        let stdout = child.stdout.take().ok_or_else(|| Error::msg("fuzz: the child has no stdout"))?;
-        let (sender, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(event) = serde_json::from_str::<ChildEvent>(&line) {
-                    if sender.send(event).is_err() {
-                        break;
-                    }
-                }
+        // A child runs cases from `next` until it ends them all or one hangs or kills it.
+        next = run_child_from(exe, (reader, seed, next, cases), work.path(), limits, &mut records, &progress)?;
+    }
+    progress.finish_and_clear();
+    Ok(report(reader, (seed, cases, limits), records, started.elapsed().as_secs_f64()))
+}
+
+/// The case a child is on, from its `Start` event.
+#[derive(Default)]
+struct CurrentCase {
+    case: usize,
+    file: PathBuf,
+    entry: PathBuf,
+    mutation: String,
+    must_refuse: bool,
+}
+
+impl CurrentCase {
+    fn record(self, outcome: Outcome, detail: String, peak_rss_mb: f64) -> CaseRecord {
+        CaseRecord { case: self.case, file: self.file, mutation: self.mutation, outcome, must_refuse: self.must_refuse, detail, peak_rss_mb }
+    }
+}
+
+/// One child process running cases `start..cases`, its outcomes added to `records`; the case
+/// the next child starts from.
+fn run_child_from(exe: &Path, (reader, seed, start, cases): (Reader, u64, usize, usize), work: &Path, limits: Limits, records: &mut Vec<CaseRecord>, progress: &indicatif::ProgressBar) -> Result<usize> {
+    let mut child = spawn_child(exe, reader, seed, start, cases, work, limits)?;
+    let events = child_events(&mut child)?;
+    let mut current: Option<CurrentCase> = None;
+    let mut case_started = Instant::now();
+    // Making the seeds (one short training run for checkpoints) gets longer than a case.
+    let mut timeout = limits.case_timeout + Duration::from_secs(120);
+    loop {
+        match events.recv_timeout(timeout) {
+            Ok(ChildEvent::Start { case, file, entry, mutation, must_refuse }) => {
+                current = Some(CurrentCase { case, file, entry, mutation, must_refuse });
+                case_started = Instant::now();
+                timeout = limits.case_timeout;
             }
-        });
-        let mut current: Option<(usize, PathBuf, PathBuf, String, bool)> = None;
-        let mut case_started = Instant::now();
-        // Making the seeds (one short training run for checkpoints) gets longer than a case.
-        let mut timeout = limits.case_timeout + Duration::from_secs(120);
-        loop {
-            match events.recv_timeout(timeout) {
-                Ok(ChildEvent::Start { case, file, entry, mutation, must_refuse }) => {
-                    current = Some((case, file, entry, mutation, must_refuse));
-                    case_started = Instant::now();
-                    timeout = limits.case_timeout;
-                }
-                Ok(ChildEvent::Done { case, error, read, peak_rss_mb }) => {
-                    let (_, file, entry, mutation, must_refuse) = current.take().unwrap_or_default();
-                    let (outcome, detail) = match error {
-                        Some(message) if reader == Reader::Script => (Outcome::of_script_error(&message), message),
-                        Some(message) => (Outcome::of_error(&message, &file, &entry), message),
-                        None if must_refuse => (Outcome::AcceptedImpossible, read),
-                        None => (Outcome::Accepted, read),
-                    };
-                    records.push(CaseRecord { case, file, mutation, outcome, must_refuse, detail, peak_rss_mb });
-                    progress.inc(1);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let Some((case, file, _, mutation, must_refuse)) = current.take() else {
-                        return Err(Error::msg(format!("fuzz {}: making the seed inputs took longer than {timeout:?}", reader.name())));
-                    };
-                    let detail = format!("no answer after {:.0} s", case_started.elapsed().as_secs_f64());
-                    records.push(CaseRecord { case, file, mutation, outcome: Outcome::Hang, must_refuse, detail, peak_rss_mb: f64::NAN });
-                    progress.inc(1);
-                    next = case + 1;
-                    break;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = child.wait().map_err(|e| Error::msg(format!("fuzz: waiting for the child: {e}")))?;
-                    match current.take() {
-                        Some((case, file, _, mutation, must_refuse)) => {
-                            let tail = stderr_tail(work.path());
-                            let detail = format!("child died ({status}): {tail}");
-                            let outcome = if tail.contains("memory allocation of") { Outcome::OverAllocation } else { Outcome::Crash };
-                            records.push(CaseRecord { case, file, mutation, outcome, must_refuse, detail, peak_rss_mb: f64::NAN });
-                            progress.inc(1);
-                            next = case + 1;
-                        }
-                        None if status.success() => next = cases,
-                        None => {
-                            return Err(Error::msg(format!("fuzz {}: the child failed before any case ({status}): {}", reader.name(), stderr_tail(work.path()))));
-                        }
+            Ok(ChildEvent::Done { case: done, error, read, peak_rss_mb }) => {
+                let case = CurrentCase { case: done, ..current.take().unwrap_or_default() };
+                let (outcome, detail) = match error {
+                    Some(message) if reader == Reader::Script => (Outcome::of_script_error(&message), message),
+                    Some(message) => (Outcome::of_error(&message, &case.file, &case.entry), message),
+                    None if case.must_refuse => (Outcome::AcceptedImpossible, read),
+                    None => (Outcome::Accepted, read),
+                };
+                records.push(case.record(outcome, detail, peak_rss_mb));
+                progress.inc(1);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let Some(case) = current.take() else {
+                    return Err(Error::msg(format!("fuzz {}: making the seed inputs took longer than {timeout:?}", reader.name())));
+                };
+                let next = case.case + 1;
+                let detail = format!("no answer after {:.0} s", case_started.elapsed().as_secs_f64());
+                records.push(case.record(Outcome::Hang, detail, f64::NAN));
+                progress.inc(1);
+                return Ok(next);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().map_err(|e| Error::msg(format!("fuzz: waiting for the child: {e}")))?;
+                let Some(case) = current.take() else {
+                    if status.success() {
+                        return Ok(cases);
                     }
+                    return Err(Error::msg(format!("fuzz {}: the child failed before any case ({status}): {}", reader.name(), stderr_tail(work))));
+                };
+                let next = case.case + 1;
+                let tail = stderr_tail(work);
+                let outcome = if tail.contains("memory allocation of") { Outcome::OverAllocation } else { Outcome::Crash };
+                records.push(case.record(outcome, format!("child died ({status}): {tail}"), f64::NAN));
+                progress.inc(1);
+                return Ok(next);
+            }
+        }
+    }
+}
+
+/// The child's events, read from its stdout on a thread of their own (so a hang is seen as a
+/// timeout on the channel).
+fn child_events(child: &mut std::process::Child) -> Result<mpsc::Receiver<ChildEvent>> {
+    let stdout = child.stdout.take().ok_or_else(|| Error::msg("fuzz: the child has no stdout"))?;
+    let (sender, events) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(event) = serde_json::from_str::<ChildEvent>(&line) {
+                if sender.send(event).is_err() {
                     break;
                 }
             }
         }
-    }
-    progress.finish_and_clear();
+    });
+    Ok(events)
+}
+
+/// A reader's counts by outcome, its peak memory, and the cases worth reading.
+fn report(reader: Reader, (seed, cases, limits): (u64, usize, Limits), records: Vec<CaseRecord>, seconds: f64) -> ReaderReport {
     let mut counts = std::collections::BTreeMap::new();
     for r in &records {
         *counts.entry(r.outcome).or_insert(0) += 1;
@@ -238,7 +270,7 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
     let must_refuse = records.iter().filter(|r| r.must_refuse).count();
     let max_peak_rss_mb = records.iter().map(|r| r.peak_rss_mb).filter(|v| v.is_finite()).fold(0.0, f64::max);
     let mut accepted_shown = 0;
-    let mishandled = records
+    let cases_shown = records
         .into_iter()
         .filter(|r| {
             let show_accepted = r.outcome == Outcome::Accepted && accepted_shown < 5;
@@ -246,17 +278,7 @@ pub fn campaign(exe: &Path, reader: Reader, cases: usize, seed: u64, limits: Lim
             r.outcome.is_mishandled() || show_accepted
         })
         .collect();
-    Ok(ReaderReport {
-        reader: reader.name(),
-        seed,
-        cases,
-        counts,
-        must_refuse,
-        max_peak_rss_mb,
-        memory_limit_mb: limits.memory_mb,
-        seconds: started.elapsed().as_secs_f64(),
-        mishandled,
-    })
+    ReaderReport { reader: reader.name(), seed, cases, counts, must_refuse, max_peak_rss_mb, memory_limit_mb: limits.memory_mb, seconds, cases_shown }
 }
 
 fn spawn_child(exe: &Path, reader: Reader, seed: u64, start: usize, cases: usize, work: &Path, limits: Limits) -> Result<std::process::Child> {

@@ -108,58 +108,20 @@ impl Reader {
 
     /// Writes seed input `variant` under `dir` (which exists and is empty).
     pub fn make_seed(self, variant: usize, dir: &Path) -> Result<SeedInput> {
-        let file = |name: &str, kind: FileKind| (PathBuf::from(name), kind);
         match self {
-            Reader::Npy => {
-                let labels = Array1::from_iter((0..12i64).map(|i| i % 3));
-                match variant {
-                    0 => write(dir, "images.npy", |p| write_npy(p, &Array4::from_shape_fn((12, 6, 5, 3), |(n, y, x, c)| ((n * 31 + y * 7 + x * 3 + c) % 256) as u8)))?,
-                    1 => write(dir, "images.npy", |p| write_npy(p, &Array4::from_shape_fn((12, 1, 6, 5), |(n, _, y, x)| ((n + y + x) % 10) as f32 / 10.0)))?,
-                    _ => write(dir, "images.npy", |p| write_npy(p, &ndarray::Array3::from_shape_fn((12, 6, 5), |(n, y, x)| ((n + y * x) % 10) as f64 / 10.0)))?,
-                }
-                write(dir, "labels.npy", |p| write_npy(p, &labels))?;
-                Ok(SeedInput { entry: dir.to_owned(), files: vec![file("images.npy", FileKind::Binary), file("labels.npy", FileKind::Binary)] })
-            }
+            Reader::Npy => seed_npy(variant, dir),
             Reader::Activations => {
                 let acts = random_activations(10, 3)?;
                 acts.save_npy(&dir.join("maps.npy"), &dir.join("labels.npy"))?;
                 Ok(SeedInput { entry: dir.to_owned(), files: vec![file("maps.npy", FileKind::Binary), file("labels.npy", FileKind::Binary)] })
             }
-            Reader::Idx => {
-                let mut images = vec![0, 0, 0x08, 3, 0, 0, 0, 12, 0, 0, 0, 6, 0, 0, 0, 5];
-                images.extend((0..12 * 30).map(|i| (i * 37 % 256) as u8));
-                let mut labels = vec![0, 0, 0x08, 1, 0, 0, 0, 12];
-                labels.extend((0..12).map(|i| (i % 4) as u8));
-                let (names, gz) = if variant == 0 { (["images.idx", "labels.idx"], false) } else { (["images.idx.gz", "labels.idx.gz"], true) };
-                for (name, bytes) in names.iter().zip([images, labels]) {
-                    let bytes = if gz { gzip(&bytes)? } else { bytes };
-                    std::fs::write(dir.join(name), bytes).map_err(|e| Error::io(dir.join(name), e))?;
-                }
-                Ok(SeedInput { entry: dir.to_owned(), files: names.iter().map(|n| file(n, FileKind::Binary)).collect() })
-            }
+            Reader::Idx => seed_idx(variant, dir),
             Reader::Image => {
                 let name = ["image.png", "image.jpg", "grey.png"][variant % 3];
                 write_image(&dir.join(name), 17, 11, variant == 2)?;
                 Ok(SeedInput { entry: dir.join(name), files: vec![file(name, FileKind::Binary)] })
             }
-            Reader::ImageFolder | Reader::ImageList => {
-                let mut files = Vec::new();
-                for (class, names) in [("cat", ["a.png", "b.jpg"]), ("dog", ["c.png", "d.jpg"])] {
-                    std::fs::create_dir_all(dir.join(class)).map_err(|e| Error::io(dir.join(class), e))?;
-                    for (i, name) in names.iter().enumerate() {
-                        let rel = format!("{class}/{name}");
-                        write_image(&dir.join(&rel), 12 + i as u32, 9, false)?;
-                        files.push(file(&rel, FileKind::Binary));
-                    }
-                }
-                if self == Reader::ImageList {
-                    let list = "cat/a.png 0\ncat/b.jpg 0\ndog/c.png 1\ndog/d.jpg 1\n";
-                    std::fs::write(dir.join("list.txt"), list).map_err(|e| Error::io(dir.join("list.txt"), e))?;
-                    // The list is what this reader adds; the images are the folder reader's.
-                    files = vec![file("list.txt", FileKind::Text), files.swap_remove(0)];
-                }
-                Ok(SeedInput { entry: dir.to_owned(), files })
-            }
+            Reader::ImageFolder | Reader::ImageList => seed_image_folder(self == Reader::ImageList, dir),
             Reader::Pth => {
                 let (name, bytes) = if variant == 0 { ("state.pth", TINY_LEGACY_PTH) } else { ("state_zip.pth", TINY_ZIP_PTH) };
                 std::fs::write(dir.join(name), bytes).map_err(|e| Error::io(dir.join(name), e))?;
@@ -185,25 +147,7 @@ impl Reader {
                 };
                 Ok(SeedInput { entry: checkpoint, files })
             }
-            Reader::Memory => {
-                let acts = random_activations(8, 2)?;
-                let (config, device) = MemoryConfig::from_options(serde_json::Map::new())?;
-                let mut memory = PixelMemory::build(&acts, &config, device)?;
-                let path = dir.join("memory");
-                memory.save(&path)?;
-                let files = std::fs::read_dir(&path)
-                    .map_err(|e| Error::io(&path, e))?
-                    .filter_map(|e| e.ok())
-                    .map(|e| {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        let kind = if name.ends_with(".json") { FileKind::Json } else { FileKind::Binary };
-                        (PathBuf::from("memory").join(name), kind)
-                    })
-                    .collect::<Vec<_>>();
-                let mut files = files;
-                files.sort();
-                Ok(SeedInput { entry: path, files })
-            }
+            Reader::Memory => seed_memory(dir),
             Reader::Torchscript => {
                 std::fs::write(dir.join("module.pt"), TINY_CONV).map_err(|e| Error::io(dir.join("module.pt"), e))?;
                 Ok(SeedInput { entry: dir.join("module.pt"), files: vec![file("module.pt", FileKind::Binary)] })
@@ -213,26 +157,7 @@ impl Reader {
                 std::fs::write(dir.join("imagenet_classes.js"), text).map_err(|e| Error::io(dir.join("imagenet_classes.js"), e))?;
                 Ok(SeedInput { entry: dir.join("imagenet_classes.js"), files: vec![file("imagenet_classes.js", FileKind::Text)] })
             }
-            Reader::Plan => {
-                let options = crate::cluster::slurm::SlurmOptions::default();
-                let mut plan = crate::cluster::plan::Plan::new(dir.join("script.rhai"), "0".repeat(64), [("seeds".to_owned(), "2".to_owned())].into_iter().collect(), options)?;
-                plan.units = (0..3)
-                    .map(|index| crate::cluster::plan::PlannedUnit {
-                        index,
-                        name: format!("hue fold {index} seed 0"),
-                        call: "compare 1".into(),
-                        arm: Some("hue".into()),
-                        fold: Some(index),
-                        seed: 0,
-                        epochs: 3,
-                        checkpoint: dir.join("units").join(format!("compare1-{index}")),
-                        fingerprint: format!("{index:064x}"),
-                    })
-                    .collect();
-                plan.submissions.push(crate::cluster::plan::Submission { array_job: "41".into(), gather_job: "42".into(), units: vec![0, 1, 2], submitted_unix: 1_764_000_000 });
-                plan.save(dir)?;
-                Ok(SeedInput { entry: dir.to_owned(), files: vec![file("plan.json", FileKind::Json)] })
-            }
+            Reader::Plan => seed_plan(dir),
             // The surface's scripts use this module (`tiny.pt`) for their extractor.
             Reader::Script => {
                 std::fs::write(dir.join("tiny.pt"), TINY_CONV).map_err(|e| Error::io(dir.join("tiny.pt"), e))?;
@@ -375,4 +300,93 @@ fn tiny_train_config(checkpoint: &Path, epochs: u64, resume: bool) -> Result<Tra
         "progress": false, "checkpoint": checkpoint.display().to_string(), "resume": resume, "seed": 1,
     });
     TrainConfig::from_options(options.as_object().cloned().unwrap_or_default())
+}
+
+/// A seed's file by its path under the case directory, and how it is mutated.
+fn file(name: &str, kind: FileKind) -> (PathBuf, FileKind) {
+    (PathBuf::from(name), kind)
+}
+
+fn seed_npy(variant: usize, dir: &Path) -> Result<SeedInput> {
+    let labels = Array1::from_iter((0..12i64).map(|i| i % 3));
+    match variant {
+        0 => write(dir, "images.npy", |p| write_npy(p, &Array4::from_shape_fn((12, 6, 5, 3), |(n, y, x, c)| ((n * 31 + y * 7 + x * 3 + c) % 256) as u8)))?,
+        1 => write(dir, "images.npy", |p| write_npy(p, &Array4::from_shape_fn((12, 1, 6, 5), |(n, _, y, x)| ((n + y + x) % 10) as f32 / 10.0)))?,
+        _ => write(dir, "images.npy", |p| write_npy(p, &ndarray::Array3::from_shape_fn((12, 6, 5), |(n, y, x)| ((n + y * x) % 10) as f64 / 10.0)))?,
+    }
+    write(dir, "labels.npy", |p| write_npy(p, &labels))?;
+    Ok(SeedInput { entry: dir.to_owned(), files: vec![file("images.npy", FileKind::Binary), file("labels.npy", FileKind::Binary)] })
+}
+
+fn seed_idx(variant: usize, dir: &Path) -> Result<SeedInput> {
+    let mut images = vec![0, 0, 0x08, 3, 0, 0, 0, 12, 0, 0, 0, 6, 0, 0, 0, 5];
+    images.extend((0..12 * 30).map(|i| (i * 37 % 256) as u8));
+    let mut labels = vec![0, 0, 0x08, 1, 0, 0, 0, 12];
+    labels.extend((0..12).map(|i| (i % 4) as u8));
+    let (names, gz) = if variant == 0 { (["images.idx", "labels.idx"], false) } else { (["images.idx.gz", "labels.idx.gz"], true) };
+    for (name, bytes) in names.iter().zip([images, labels]) {
+        let bytes = if gz { gzip(&bytes)? } else { bytes };
+        std::fs::write(dir.join(name), bytes).map_err(|e| Error::io(dir.join(name), e))?;
+    }
+    Ok(SeedInput { entry: dir.to_owned(), files: names.iter().map(|n| file(n, FileKind::Binary)).collect() })
+}
+
+fn seed_image_folder(with_list: bool, dir: &Path) -> Result<SeedInput> {
+    let mut files = Vec::new();
+    for (class, names) in [("cat", ["a.png", "b.jpg"]), ("dog", ["c.png", "d.jpg"])] {
+        std::fs::create_dir_all(dir.join(class)).map_err(|e| Error::io(dir.join(class), e))?;
+        for (i, name) in names.iter().enumerate() {
+            let rel = format!("{class}/{name}");
+            write_image(&dir.join(&rel), 12 + i as u32, 9, false)?;
+            files.push(file(&rel, FileKind::Binary));
+        }
+    }
+    if with_list {
+        let list = "cat/a.png 0\ncat/b.jpg 0\ndog/c.png 1\ndog/d.jpg 1\n";
+        std::fs::write(dir.join("list.txt"), list).map_err(|e| Error::io(dir.join("list.txt"), e))?;
+        // The list is what this reader adds; the images are the folder reader's.
+        files = vec![file("list.txt", FileKind::Text), files.swap_remove(0)];
+    }
+    Ok(SeedInput { entry: dir.to_owned(), files })
+}
+
+fn seed_memory(dir: &Path) -> Result<SeedInput> {
+    let acts = random_activations(8, 2)?;
+    let (config, device) = MemoryConfig::from_options(serde_json::Map::new())?;
+    let mut memory = PixelMemory::build(&acts, &config, device)?;
+    let path = dir.join("memory");
+    memory.save(&path)?;
+    let files = std::fs::read_dir(&path)
+        .map_err(|e| Error::io(&path, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let kind = if name.ends_with(".json") { FileKind::Json } else { FileKind::Binary };
+            (PathBuf::from("memory").join(name), kind)
+        })
+        .collect::<Vec<_>>();
+    let mut files = files;
+    files.sort();
+    Ok(SeedInput { entry: path, files })
+}
+
+fn seed_plan(dir: &Path) -> Result<SeedInput> {
+    let options = crate::cluster::slurm::SlurmOptions::default();
+    let mut plan = crate::cluster::plan::Plan::new(dir.join("script.rhai"), "0".repeat(64), [("seeds".to_owned(), "2".to_owned())].into_iter().collect(), options)?;
+    plan.units = (0..3)
+        .map(|index| crate::cluster::plan::PlannedUnit {
+            index,
+            name: format!("hue fold {index} seed 0"),
+            call: "compare 1".into(),
+            arm: Some("hue".into()),
+            fold: Some(index),
+            seed: 0,
+            epochs: 3,
+            checkpoint: dir.join("units").join(format!("compare1-{index}")),
+            fingerprint: format!("{index:064x}"),
+        })
+        .collect();
+    plan.submissions.push(crate::cluster::plan::Submission { array_job: "41".into(), gather_job: "42".into(), units: vec![0, 1, 2], submitted_unix: 1_764_000_000 });
+    plan.save(dir)?;
+    Ok(SeedInput { entry: dir.to_owned(), files: vec![file("plan.json", FileKind::Json)] })
 }
