@@ -5,6 +5,11 @@
 //! thread-safe: inside [`catch`] it records the message for the thread that panicked instead of
 //! printing it; a panic outside any `catch` (a failing assertion in a test, a bug in a thread
 //! huelab did not start) goes to the hook that was there before, so its message is printed.
+//!
+//! One firewall per entry point, not one per library function: the `huelab` process
+//! (`main`), each call a script makes into huelab (`script::errors::guarded`), each request and
+//! cell of the notebook kernel, each fuzz case, and each worker thread huelab starts (a batch
+//! being prepared), where a panic would otherwise be lost with its thread.
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;

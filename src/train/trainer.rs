@@ -36,8 +36,11 @@ type Standardisation = Option<(Tensor, Tensor)>;
 /// its augmentation from a second generator, so both are the same for every arm of a seed;
 /// libtorch's generator is reseeded from (seed, epoch, batch) before every batch, so a run
 /// resumed at a batch boundary continues exactly.
+///
+/// No panic firewall here: the entry points have theirs (see [`crate::firewall`]), and a
+/// libtorch failure in a forward pass is already an error ([`crate::models::forward_pass`]).
 pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
-    crate::firewall::catch(&format!("training '{}'", config.name), || train_checked(data, split, config))
+    train_checked(data, split, config)
 }
 
 /// A run being trained: what setup builds once and every epoch uses.
