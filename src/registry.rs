@@ -32,7 +32,7 @@ pub trait Registry: IntoEnumIterator + Copy + PartialEq + 'static {
     }
 }
 
-/// `FromStr`, `Display`, `Serialize` and `Deserialize` of a [`Registry`] through its names, so
+/// `FromStr`, `Serialize` and `Deserialize` of a [`Registry`] through its names, so
 /// files and scripts spell an item one way.
 #[macro_export]
 macro_rules! by_name {
@@ -41,12 +41,6 @@ macro_rules! by_name {
             type Err = $crate::error::Error;
             fn from_str(name: &str) -> $crate::error::Result<Self> {
                 <$t as $crate::registry::Registry>::parse(name)
-            }
-        }
-
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str($crate::registry::Registry::name(*self))
             }
         }
 

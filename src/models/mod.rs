@@ -61,7 +61,7 @@ pub(crate) fn stochastic_depth_enabled() -> bool {
 /// naming the model and layer, instead of the firewall's request for a bug report. Every
 /// forward pass of a network goes through this (`HueNet`, torchvision's, the Lite networks).
 pub fn forward_pass<T>(model: &str, layer: &str, pass: impl FnOnce() -> T) -> Result<T> {
-    crate::firewall::catch_any(&format!("{model} forward"), pass).map_err(|e| match e {
+    crate::firewall::catch_any("a forward pass", pass).map_err(|e| match e {
         Error::Internal { message, .. } => {
             // tch unwraps libtorch's error inside the layer: keep what libtorch said.
             let message = message.trim_start_matches("called `Result::unwrap()` on an `Err` value: ");

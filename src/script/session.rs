@@ -110,13 +110,14 @@ impl ScriptSession {
         Ok(())
     }
 
-    /// Where a writer writes `path`: checked against the script's file access like any path,
-    /// and `None` while outputs are deferred (a cluster run's planning and tasks: the gather
-    /// job writes them). Every writer asks this, so deferral is decided here alone.
-    pub fn output(ctx: &NativeCallContext, path: &str, argument: &str) -> RhaiResult<Option<PathBuf>> {
+    /// Whether a writer writes `path` now: the path is checked against the script's file access
+    /// like any path, and nothing is written while outputs are deferred (a cluster run's
+    /// planning and tasks: the gather job writes them). Every writer asks this, so deferral is
+    /// decided here alone.
+    pub fn writes(ctx: &NativeCallContext, path: &str, argument: &str) -> RhaiResult<bool> {
         let session = Self::of(ctx);
-        let path = session.path(path, argument)?;
-        Ok((!session.defers_outputs()).then_some(path))
+        session.path(path, argument)?;
+        Ok(!session.defers_outputs())
     }
 
     /// The path a bound function was given, checked against the script's file access.

@@ -60,8 +60,8 @@ struct CheckpointManifest {
     partial: Option<PartialEpoch>,
 }
 
-/// Where a resumed run picks up.
-#[derive(Debug)]
+/// Where a resumed run picks up (the default: a fresh run, from nothing).
+#[derive(Debug, Default)]
 pub struct Resumed {
     pub epochs: Vec<EpochMetrics>,
     pub wall_seconds: f64,

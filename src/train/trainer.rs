@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Tensor};
 
-use super::checkpoint::{self, PartialEpoch};
+use super::checkpoint::{self, PartialEpoch, Resumed};
 use super::recalibrate;
 use super::saved_model::{save_model, SavedModelInfo};
 use super::step::{EpochSums, HostSums, TrainStep};
@@ -26,22 +26,6 @@ const PROGRESS_EVERY_SECONDS: f64 = 0.5;
 
 /// How a run's inputs are standardised: `(mean, sd)` as `[1, C, 1, 1]` tensors on the device.
 type Standardisation = Option<(Tensor, Tensor)>;
-
-/// Trains a fresh model on `split.train`, reports validation metrics every epoch and test
-/// metrics at the end.
-///
-/// The model is built right after seeding libtorch with `config.seed`, and it always has its
-/// hue head (trained or not), so two runs with the same seed start from identical weights.
-/// The batch order of epoch `e` comes from a ChaCha generator on stream `e` of that seed, and
-/// its augmentation from a second generator, so both are the same for every arm of a seed;
-/// libtorch's generator is reseeded from (seed, epoch, batch) before every batch, so a run
-/// resumed at a batch boundary continues exactly.
-///
-/// No panic firewall here: the entry points have theirs (see [`crate::firewall`]), and a
-/// libtorch failure in a forward pass is already an error ([`crate::models::forward_pass`]).
-pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
-    train_checked(data, split, config)
-}
 
 /// A run being trained: what setup builds once and every epoch uses.
 struct Run<'a> {
@@ -64,16 +48,19 @@ struct Run<'a> {
     started: Instant,
 }
 
-/// What a resumed run brings from its checkpoint (nothing for a fresh one).
-#[derive(Default)]
-struct Resumed {
-    epochs: Vec<EpochMetrics>,
-    /// Wall seconds of the earlier sessions.
-    seconds: f64,
-    partial: Option<PartialEpoch>,
-}
-
-fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
+/// Trains a fresh model on `split.train`, reports validation metrics every epoch and test
+/// metrics at the end.
+///
+/// The model is built right after seeding libtorch with `config.seed`, and it always has its
+/// hue head (trained or not), so two runs with the same seed start from identical weights.
+/// The batch order of epoch `e` comes from a ChaCha generator on stream `e` of that seed, and
+/// its augmentation from a second generator, so both are the same for every arm of a seed;
+/// libtorch's generator is reseeded from (seed, epoch, batch) before every batch, so a run
+/// resumed at a batch boundary continues exactly.
+///
+/// No panic firewall here: the entry points have theirs (see [`crate::firewall`]), and a
+/// libtorch failure in a forward pass is already an error ([`crate::models::forward_pass`]).
+pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
     config.validate()?;
     split.check_fits(&data.identity(), data.name())?;
     if split.train.is_empty() {
@@ -85,7 +72,7 @@ fn train_checked(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Re
     let _generator = crate::rng::lock();
     let (mut run, resumed) = Run::set_up(data, split, config)?;
     let resumed_after_epoch = (!resumed.epochs.is_empty() || resumed.partial.is_some()).then_some(resumed.epochs.len());
-    let Resumed { mut epochs, seconds: previous_seconds, mut partial } = resumed;
+    let Resumed { mut epochs, wall_seconds: previous_seconds, mut partial } = resumed;
     run.progress.inc((epochs.len() * run.batches_per_epoch + partial.as_ref().map_or(0, |p| p.sums.batches)) as u64);
     for epoch in epochs.len() + 1..=config.epochs {
         let resumed_part = partial.take().filter(|p| p.epoch == epoch);
@@ -275,7 +262,7 @@ fn resume(config: &TrainConfig, (data, split): (&ImageDataset, &Split), (vs, opt
                 None => format!("epoch {}", resumed.epochs.len()),
             };
             eprintln!("{}: resuming after {at} from {}", config.name, dir.display());
-            Ok(Resumed { epochs: resumed.epochs, seconds: resumed.wall_seconds, partial: resumed.partial })
+            Ok(resumed)
         }
         (true, false) => Err(Error::Data {
             path: dir.clone(),

@@ -10,7 +10,6 @@ use tch::{Device, Kind, Tensor};
 use super::torch::{Metric, TorchFlat};
 use super::{Neighbours, SearchIndex};
 use crate::error::Result;
-use crate::knn::MemoryConfig;
 
 #[derive(Debug)]
 pub struct TorchCosine(TorchFlat);
@@ -23,10 +22,9 @@ fn unit_rows(vectors: &Tensor) -> Result<Tensor> {
 }
 
 impl TorchCosine {
-    /// The exact index of a memory config, which must ask for `Flat` without PCA.
-    pub fn create(dim: i64, config: &MemoryConfig, device: Device) -> Result<Self> {
-        super::exact_only(super::Backend::TorchCosine, config)?;
-        Ok(TorchCosine(TorchFlat::with_metric(dim, Metric::InnerProduct, device)))
+    /// An empty index (a memory config asking for it is `Flat` without PCA: `Backend::check`).
+    pub fn new(dim: i64, device: Device) -> Self {
+        TorchCosine(TorchFlat::with_metric(dim, Metric::InnerProduct, device))
     }
 
     /// The unit vectors written by [`SearchIndex::write`].

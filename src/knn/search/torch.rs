@@ -16,7 +16,6 @@ use tch::{Device, Kind, Tensor};
 
 use super::{pad_neighbours, Neighbours, SearchIndex};
 use crate::error::{Error, Result};
-use crate::knn::MemoryConfig;
 
 /// Rows per block of the GPU search: a `[queries, block]` distance matrix at a time.
 const DEVICE_BLOCK_ROWS: i64 = 65_536;
@@ -64,12 +63,6 @@ impl TorchFlat {
             device => Rows::Device { device, blocks: vec![], norms: vec![] },
         };
         TorchFlat { dim, metric, rows, len: 0 }
-    }
-
-    /// The exact index of a memory config, which must ask for `Flat` without PCA.
-    pub fn create(dim: i64, config: &MemoryConfig, device: Device) -> Result<Self> {
-        super::exact_only(super::Backend::Torch, config)?;
-        Ok(Self::new(dim, device))
     }
 
     /// The vectors written by [`SearchIndex::write`].

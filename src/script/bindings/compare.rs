@@ -85,7 +85,9 @@ pub mod compare_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn write_comparison(ctx: NativeCallContext, dir: &str, c: Comparison) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, dir, "dir")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, dir, "dir")? {
+            return Ok(());
+        }
         let session = ScriptSession::of(&ctx);
         guarded("write_comparison", || library_write_comparison(Path::new(dir), &c.0, Some(&session.script)))
     }
@@ -93,7 +95,9 @@ pub mod compare_api {
     /// One `summary.csv` for several comparisons (one row per arm of each).
     #[rhai_fn(return_raw)]
     pub fn write_summary_csv(ctx: NativeCallContext, path: &str, comparisons: Array) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let handles: Vec<ComparisonHandle> = handles_of(&comparisons, "comparisons", "Comparison (from compare)")?;
         let refs: Vec<_> = handles.iter().map(|h| h.0.as_ref()).collect();
         guarded("write_summary_csv", || library_write_summary_csv(Path::new(path), &refs))

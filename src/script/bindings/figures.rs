@@ -109,7 +109,9 @@ pub mod figures_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn save(ctx: NativeCallContext, figure: &mut Figure, path: &str) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         guarded("save", || figure.0.save(Path::new(path)))
     }
 

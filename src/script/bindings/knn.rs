@@ -119,7 +119,10 @@ pub mod knn_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn save_npy(ctx: NativeCallContext, acts: &mut Activations, maps: &str, labels: &str) -> RhaiResult<()> {
-        let (Some(_), Some(_)) = (ScriptSession::output(&ctx, maps, "maps")?, ScriptSession::output(&ctx, labels, "labels")?) else { return Ok(()) };
+        // `&`, not `&&`: both paths are checked against the file access.
+        if !(ScriptSession::writes(&ctx, maps, "maps")? & ScriptSession::writes(&ctx, labels, "labels")?) {
+            return Ok(());
+        }
         guarded("save_npy", || acts.0.save_npy(Path::new(maps), Path::new(labels)))
     }
 
@@ -195,7 +198,9 @@ pub mod knn_api {
     /// Saves the memory (index, entries.npy, memory.json) into a directory.
     #[rhai_fn(name = "save", return_raw)]
     pub fn memory_save(ctx: NativeCallContext, memory: &mut PixelMemoryHandle, dir: &str) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, dir, "dir")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, dir, "dir")? {
+            return Ok(());
+        }
         guarded("save", || memory.0.borrow_mut().save(Path::new(dir)))
     }
 
@@ -278,7 +283,9 @@ pub mod knn_api {
     /// One row per query image: truth, prediction and every class's score.
     #[rhai_fn(return_raw)]
     pub fn write_predictions_csv(ctx: NativeCallContext, path: &str, run: KnnRun) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         guarded("write_predictions_csv", || library_write_predictions_csv(Path::new(path), &run.0))
     }
 
@@ -287,7 +294,9 @@ pub mod knn_api {
     #[rhai_fn(return_raw)]
     pub fn write_knn_manifest(ctx: NativeCallContext, path: &str, runs: Array) -> RhaiResult<()> {
         let runs: Vec<KnnRunHandle> = handles_of(&runs, "runs", "KnnRun (from knn_classify)")?;
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let session = ScriptSession::of(&ctx);
         guarded("write_knn_manifest", || {
             write_manifest_of(Path::new(path), Some(&session.script), ManifestBody::Knn(runs.iter().map(|r| r.0.as_ref()).collect()))
@@ -301,7 +310,9 @@ pub mod knn_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn plot_energy(ctx: NativeCallContext, path: &str, title: &str, sets: Array, names: Array) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let sets: Vec<ActivationsHandle> = handles_of(&sets, "sets", "Activations")?;
         let names: Vec<String> = names.into_iter().map(|n| n.to_string()).collect();
         if names.len() != sets.len() {
@@ -315,7 +326,9 @@ pub mod knn_api {
     /// Also writes `<name>.csv` and `<name>_summary.csv` (same-class share, mean radii, spreads).
     #[rhai_fn(return_raw)]
     pub fn plot_match_positions(ctx: NativeCallContext, path: &str, run: KnnRun) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let stats = stats_of(&run, "plot_match_positions")?;
         guarded("plot_match_positions", || {
             let path = Path::new(path);
@@ -328,7 +341,9 @@ pub mod knn_api {
     /// Fig. 6: matches of query pixels at the chosen cells (needs `observe` with `cells`).
     #[rhai_fn(return_raw)]
     pub fn plot_conditional_matches(ctx: NativeCallContext, path: &str, run: KnnRun) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let stats = stats_of(&run, "plot_conditional_matches")?;
         if stats.conditional.is_empty() {
             return Err(to_rhai("plot_conditional_matches: observe had no cells"));
@@ -339,7 +354,9 @@ pub mod knn_api {
     /// A polar plot of the angles of same-class matches per class (needs `observe`).
     #[rhai_fn(return_raw)]
     pub fn plot_match_angles(ctx: NativeCallContext, path: &str, run: KnnRun) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let stats = stats_of(&run, "plot_match_angles")?;
         guarded("plot_match_angles", || {
             results::plot_match_angles(Path::new(path), &format!("{}: angle of same-class matches (share / chance share)", run.0.name), &stats, &run.0.predictions.class_names)
@@ -355,7 +372,9 @@ pub mod knn_api {
     #[allow(clippy::too_many_arguments)]
     #[rhai_fn(return_raw)]
     pub fn plot_bars(ctx: NativeCallContext, path: &str, title: &str, groups: Array, series: Array, values: Array, spread: Dynamic, y_desc: &str) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let (groups, series, values, spread) = super::bars_input(groups, series, values, spread)?;
         guarded("plot_bars", || {
             plot::plot_grouped_bars(Path::new(path), title, (&groups, &series), &values, spread.as_deref(), y_desc)

@@ -73,7 +73,9 @@ pub mod output_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn write_metrics_csv(ctx: NativeCallContext, path: &str, runs: Array) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let reports = reports_of(&runs)?;
         guarded("write_metrics_csv", || library_write_metrics_csv(Path::new(path), &refs(&reports)))
     }
@@ -84,7 +86,9 @@ pub mod output_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn plot_training_curves(ctx: NativeCallContext, path: &str, runs: Array) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let reports = reports_of(&runs)?;
         guarded("plot_training_curves", || library_plot_training_curves(Path::new(path), &refs(&reports)))
     }
@@ -96,7 +100,9 @@ pub mod output_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn write_manifest(ctx: NativeCallContext, path: &str, runs: Array) -> RhaiResult<()> {
-        let Some(_) = ScriptSession::output(&ctx, path, "path")? else { return Ok(()) };
+        if !ScriptSession::writes(&ctx, path, "path")? {
+            return Ok(());
+        }
         let reports = reports_of(&runs)?;
         let session = ScriptSession::of(&ctx);
         guarded("write_manifest", || library_write_manifest(Path::new(path), Some(&session.script), &refs(&reports)))
