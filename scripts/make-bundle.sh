@@ -37,6 +37,13 @@ if [ -z "$binary" ]; then
   # The checkout needs no pair: cargo names its files relative to it (and so the flags, and
   # the build, stay the same in every clone on this machine).
   pairs=("$cargo_home/registry/src=/cargo/registry/src" "$cargo_home/git/checkouts=/cargo/git" "$target=/cargo/target" "/opt/huelab/libtorch-$torch_version=/libtorch")
+  # The toolchain's own sources: with rustup's rust-src component installed (evcxr's first run
+  # adds it), rustc names the standard library's files by their local path instead of
+  # /rustc/<commit>/, and the binary would carry it. Mapped back to what rustc writes without
+  # the component; the sysroot as a whole first (a later, more specific pair wins).
+  sysroot=$(rustc --print sysroot)
+  commit=$(rustc -vV | awk '/^commit-hash:/ {print $2}')
+  pairs+=("$sysroot=/rust-toolchain" "$sysroot/lib/rustlib/src/rust=/rustc/$commit")
   rustflags=() cflags=()
   for pair in "${pairs[@]}"; do rustflags+=("--remap-path-prefix=$pair"); cflags+=("-ffile-prefix-map=$pair"); done
   # CARGO_ENCODED_RUSTFLAGS: flags separated by 0x1f, so that a path with a space stays one flag.

@@ -40,6 +40,19 @@ pub struct SlurmOptions {
     pub extra: Vec<String>,
 }
 
+/// A number of seconds as a person says it: "1 minute (60 s)", "2 h 30 min (9000 s)".
+fn duration_words(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let words = match (h, m, s) {
+        (0, 0, s) => return format!("{s} s"),
+        (0, 1, 0) => "1 minute".to_owned(),
+        (0, m, 0) => format!("{m} minutes"),
+        (0, m, s) => format!("{m} min {s} s"),
+        (h, m, _) => format!("{h} h {m} min"),
+    };
+    format!("{words} ({seconds} s)")
+}
+
 impl SlurmOptions {
     pub const DEFAULT_SIGNAL_SECONDS: u32 = 120;
 
@@ -105,10 +118,18 @@ impl SlurmOptions {
             let limit = time_limit_seconds(time).map_err(|why| Error::invalid_option("time", format!("'{time}' is not a Slurm time limit ({why})")))?;
             // Slurm sends the warning `signal_seconds` before the limit: with a margin as long as
             // the limit it comes at every start, and the task requeues after every batch.
-            if limit.is_some_and(|l| u64::from(self.signal_seconds()) >= l) {
+            if let Some(limit) = limit.filter(|&l| u64::from(self.signal_seconds()) >= l) {
+                let signal = self.signal_seconds();
+                // A limit that leaves at least a minute of work before the warning.
+                let minutes = (u64::from(signal) + 60).div_ceil(60);
                 return Err(Error::invalid_option(
-                    "signal_seconds",
-                    format!("{} s is not shorter than the time limit '{time}': the warning would come at every start", self.signal_seconds()),
+                    "time",
+                    format!(
+                        "(--time) '{time}' is {} in Slurm's notation, not longer than the {signal} s before the limit at which Slurm warns a task to checkpoint (signal_seconds, --signal-seconds): the warning would come at every start. Give a longer limit, e.g. --time {}:{:02}:00, or a smaller --signal-seconds",
+                        duration_words(limit),
+                        minutes / 60,
+                        minutes % 60
+                    ),
                 ));
             }
         }
@@ -288,16 +309,29 @@ pub fn submit_gather(plan: &Plan, run_dir: &Path) -> Result<String> {
 
 /// The Slurm state (`PENDING`, `RUNNING`, `COMPLETED`, `FAILED`, …) of each task of an array job
 /// Slurm still knows (finished jobs are forgotten after `MinJobAge`), by task index.
-pub fn task_states(array_job: &str) -> std::result::Result<BTreeMap<usize, String>, Unreachable> {
-    let out = squeue(&["-h", "-r", "-t", "all", "-j", array_job, "-o", "%i|%T"])?;
-    Ok(out
-        .lines()
-        .filter_map(|line| {
-            let (id, state) = line.split_once('|')?;
-            let task = id.rsplit_once('_')?.1.parse().ok()?;
-            Some((task, state.trim().to_owned()))
-        })
-        .collect())
+pub fn task_states(array_job: &str) -> std::result::Result<BTreeMap<usize, TaskState>, Unreachable> {
+    let out = squeue(&["-h", "-r", "-t", "all", "-j", array_job, "-o", "%i|%T|%r|%S"])?;
+    Ok(out.lines().filter_map(|line| parse_task_line(line)).collect())
+}
+
+/// One array task as squeue lists it: its state, why it waits, and when it may start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskState {
+    pub state: String,
+    /// Slurm's reason (`BeginTime`, `Priority`, `Resources`, `None`, …).
+    pub reason: String,
+    /// The start time Slurm expects (`2026-12-06T18:02:52`), where it gives one.
+    pub start: Option<String>,
+}
+
+/// `<job>_<task>|<state>|<reason>|<start>` → the task index and its state.
+fn parse_task_line(line: &str) -> Option<(usize, TaskState)> {
+    let mut fields = line.split('|').map(str::trim);
+    let (id, state) = (fields.next()?, fields.next()?);
+    let task = id.rsplit_once('_')?.1.parse().ok()?;
+    let reason = fields.next().unwrap_or("").to_owned();
+    let start = fields.next().filter(|s| !s.is_empty() && !matches!(*s, "N/A" | "Unknown")).map(str::to_owned);
+    Some((task, TaskState { state: state.to_owned(), reason, start }))
 }
 
 /// The Slurm controller could not be asked (down, or not configured here): what squeue said.
@@ -366,6 +400,15 @@ mod tests {
     }
 
     #[test]
+    fn squeue_task_lines_give_state_reason_and_start() {
+        let (task, state) = parse_task_line("41_3|PENDING|BeginTime|2026-12-06T18:04:52").unwrap();
+        assert_eq!((task, state.state.as_str(), state.reason.as_str(), state.start.as_deref()), (3, "PENDING", "BeginTime", Some("2026-12-06T18:04:52")));
+        let (_, running) = parse_task_line("41_0|RUNNING|None|N/A").unwrap();
+        assert_eq!((running.state.as_str(), running.start), ("RUNNING", None));
+        assert!(parse_task_line("41|PENDING|None|N/A").is_none(), "not an array task");
+    }
+
+    #[test]
     fn a_warning_margin_as_long_as_the_time_limit_is_refused() {
         let options = |time: &str, signal: Option<u64>| {
             let mut map = serde_json::Map::new();
@@ -377,6 +420,10 @@ mod tests {
         };
         let error = options("2", None).unwrap_err().to_string();
         assert!(error.contains("signal_seconds") && error.contains("every start"), "{error}");
+        // The flag, the limit in words and a value that works (`--time 1` was "the time limit '1'").
+        let error = options("1", None).unwrap_err().to_string();
+        assert!(error.contains("--time") && error.contains("1 minute (60 s)") && error.contains("--time 0:03:00"), "{error}");
+        assert!(options("0:03:00", None).is_ok(), "the suggested limit is accepted");
         assert!(options("2", Some(60)).is_ok());
         assert!(options("1:00:00", None).is_ok());
         let error = options("2 hours", None).unwrap_err().to_string();

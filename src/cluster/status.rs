@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::plan::Plan;
-use super::slurm::{exit_reason, job_state, task_states, Unreachable, LOG_DIR};
+use super::slurm::{exit_reason, job_state, task_states, TaskState, Unreachable, LOG_DIR};
 use crate::error::Result;
 use crate::train::checkpoint;
 
@@ -17,6 +17,9 @@ pub enum UnitState {
     /// Its task ended without finishing the run (or Slurm no longer knows it and the run is
     /// unfinished).
     Failed,
+    /// Its task was cancelled (`scancel`) before the run finished: not a failure of the run,
+    /// and resubmitted by `--resume` like one.
+    Cancelled,
     /// Never submitted.
     NotSubmitted,
     /// Unfinished, and Slurm cannot be asked whether it runs (the controller is unreachable).
@@ -30,6 +33,7 @@ impl UnitState {
             UnitState::Running => "running",
             UnitState::Pending => "pending",
             UnitState::Failed => "failed",
+            UnitState::Cancelled => "cancelled",
             UnitState::NotSubmitted => "not submitted",
             UnitState::Unknown => "unknown",
         }
@@ -124,6 +128,16 @@ mod tests {
     use super::failure_reason;
 
     #[test]
+    fn a_requeued_task_held_until_its_begin_time_says_so() {
+        let task = |state: &str, reason: &str, start: Option<&str>| super::TaskState { state: state.into(), reason: reason.into(), start: start.map(str::to_owned) };
+        let held = super::pending_reason(&task("PENDING", "BeginTime", Some("2026-12-06T18:04:52")));
+        assert!(held.contains("held until 2026-12-06T18:04:52") && held.contains("requeued"), "{held}");
+        assert_eq!(super::pending_reason(&task("PENDING", "Priority", None)), "");
+        assert_eq!(super::pending_reason(&task("PENDING", "JobHeldUser", None)), " (JobHeldUser)");
+        assert_eq!(super::pending_reason(&task("RUNNING", "None", None)), "");
+    }
+
+    #[test]
     fn a_failed_unit_gets_the_reason_slurm_or_its_log_gives() {
         let log = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
         assert_eq!(failure_reason(Some("TIMEOUT"), None, &[]), "time limit reached");
@@ -161,13 +175,14 @@ pub fn status(plan: &Plan, run_dir: &Path) -> Result<RunStatus> {
         .map(|unit| {
             let progress = checkpoint::progress(&unit.checkpoint);
             let submission = plan.submission_of(unit.index);
-            let slurm = submission.and_then(|s| states.get(&(s.array_job.clone(), unit.index)).cloned());
+            let task = submission.and_then(|s| states.get(&(s.array_job.clone(), unit.index)).cloned());
+            let slurm = task.as_ref().map(|t| t.state.clone());
             let mut detail = match &progress {
                 None => "no checkpoint".to_owned(),
                 Some(p) => format!("epoch {}/{}{}", p.epoch, p.epochs, p.partial_batch.map(|b| format!(", batch {b}")).unwrap_or_default()),
             };
-            if let (Some(s), Some(state)) = (submission, &slurm) {
-                detail.push_str(&format!("; job {}_{} {state}", s.array_job, unit.index));
+            if let (Some(s), Some(task)) = (submission, &task) {
+                detail.push_str(&format!("; job {}_{} {}{}", s.array_job, unit.index, task.state, pending_reason(task)));
             }
             let state = match (progress.as_ref().is_some_and(|p| p.finished), slurm.as_deref(), submission) {
                 (true, _, _) => UnitState::Done,
@@ -178,12 +193,14 @@ pub fn status(plan: &Plan, run_dir: &Path) -> Result<RunStatus> {
                 (false, _, Some(_)) => UnitState::Failed,
             };
             let log = tail(&run_dir.join(LOG_DIR).join(format!("unit-{}.log", unit.index)), 5);
-            let log_tail = if state == UnitState::Failed {
+            let (state, log_tail) = if state == UnitState::Failed {
                 let job = submission.map(|s| format!("{}_{}", s.array_job, unit.index));
-                detail.push_str(&format!("; {}", failure_reason(slurm.as_deref(), job, &log)));
-                log
+                let reason = failure_reason(slurm.as_deref(), job, &log);
+                detail.push_str(&format!("; {reason}"));
+                let state = if reason == "cancelled" { UnitState::Cancelled } else { UnitState::Failed };
+                (state, log)
             } else {
-                vec![]
+                (state, vec![])
             };
             UnitStatus { index: unit.index, name: unit.name.clone(), state, detail, log_tail }
         })
@@ -200,5 +217,22 @@ pub fn status(plan: &Plan, run_dir: &Path) -> Result<RunStatus> {
 
 /// Units to (re)submit: neither done nor pending or running.
 pub fn unfinished(statuses: &[UnitStatus]) -> Vec<usize> {
-    statuses.iter().filter(|s| matches!(s.state, UnitState::Failed | UnitState::NotSubmitted)).map(|s| s.index).collect()
+    statuses.iter().filter(|s| matches!(s.state, UnitState::Failed | UnitState::Cancelled | UnitState::NotSubmitted)).map(|s| s.index).collect()
+}
+
+/// Why a pending task waits, in words, when Slurm says more than "waiting its turn": a
+/// requeued task is held until its `BeginTime` (two minutes on most clusters), which a bare
+/// "PENDING" made look stuck.
+fn pending_reason(task: &TaskState) -> String {
+    if task.state != "PENDING" {
+        return String::new();
+    }
+    match task.reason.as_str() {
+        "BeginTime" => match task.start.as_deref() {
+            Some(start) => format!(" (held until {start}: Slurm holds a requeued task before it starts again)"),
+            None => " (held until its begin time: Slurm holds a requeued task before it starts again)".to_owned(),
+        },
+        "" | "None" | "Priority" | "Resources" => String::new(),
+        reason => format!(" ({reason})"),
+    }
 }

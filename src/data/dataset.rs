@@ -61,6 +61,11 @@ fn check_labels(name: &str, labels: &[i64], class_names: &[String]) -> Result<()
     if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= class_names.len()) {
         return Err(Error::msg(format!("data set '{name}': label {bad} is out of range for {} classes", class_names.len())));
     }
+    // Two classes of one name could not be told apart in any table, figure or prediction.
+    let mut seen = std::collections::HashSet::with_capacity(class_names.len());
+    if let Some(twice) = class_names.iter().find(|n| !seen.insert(n.as_str())) {
+        return Err(Error::msg(format!("data set '{name}': class name '{twice}' is given to two classes")));
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! IDX files, the MNIST format: two zero bytes, a type byte, a dimension count, big-endian u32
 //! sizes, then the values. Gzipped files are recognised by their magic bytes, not their name.
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use tch::Tensor;
@@ -36,9 +36,28 @@ fn open_maybe_gzipped(path: &Path) -> Result<(Box<dyn Read>, u64)> {
     let head = std::io::Cursor::new(magic[..n].to_vec());
     if n == 2 && magic == [0x1f, 0x8b] {
         let bound = len.saturating_mul(MAX_GZIP_RATIO).saturating_add(1 << 16).min(MAX_UNPACKED);
-        Ok((Box::new(flate2::read::GzDecoder::new(head.chain(file))), bound))
+        let decoder = flate2::bufread::GzDecoder::new(std::io::BufReader::new(head.chain(file)));
+        Ok((Box::new(OneMember(decoder)), bound))
     } else {
         Ok((Box::new(head.chain(file)), len.min(MAX_UNPACKED)))
+    }
+}
+
+/// A gzip stream that must end where its one member ends. A gzip decoder stops after the
+/// first member, so a second member (or any bytes) after it would be ignored silently: the
+/// data read would not be the file's. `gzip` writes one member; `cat a.gz b.gz` makes two.
+struct OneMember<R: BufRead>(flate2::bufread::GzDecoder<R>);
+
+impl<R: BufRead> Read for OneMember<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.0.get_mut().fill_buf()?.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "bytes follow the end of the gzip data (a second gzip member, or appended data); huelab reads files of one member",
+            ));
+        }
+        Ok(n)
     }
 }
 

@@ -174,14 +174,24 @@ pub fn stratified_split(labels: &[i64], num_classes: usize, config: SplitConfig)
     Ok(split)
 }
 
-/// `per_class` indices of every class (all of a class that has fewer), drawn by a generator
-/// seeded from `seed` alone, returned in ascending order.
-pub fn stratified_subset(labels: &[i64], num_classes: usize, per_class: usize, seed: u64) -> Result<Vec<i64>> {
+/// `per_class` indices of every class that has images, drawn by a generator seeded from `seed`
+/// alone, returned in ascending order. A class with fewer images than `per_class` is an error
+/// naming it: taking all of it would make a subset that is silently not stratified (or, with a
+/// `per_class` beyond every class, silently the whole data set).
+pub fn stratified_subset(labels: &[i64], class_names: &[String], per_class: usize, seed: u64) -> Result<Vec<i64>> {
     if per_class == 0 {
         return Err(Error::invalid_option("per_class", "must be at least 1"));
     }
-    let mut chosen = Vec::with_capacity(per_class.saturating_mul(num_classes).min(labels.len()));
-    for members in shuffled_classes(labels, num_classes, seed) {
+    let classes = shuffled_classes(labels, class_names.len(), seed);
+    let smallest = classes.iter().enumerate().filter(|(_, members)| !members.is_empty()).min_by_key(|(_, members)| members.len());
+    if let Some((class, members)) = smallest.filter(|(_, members)| members.len() < per_class) {
+        return Err(Error::invalid_option(
+            "per_class",
+            format!("{per_class} images of every class, but class '{}' has only {} (at most {} can be drawn from every class)", class_names[class], members.len(), members.len()),
+        ));
+    }
+    let mut chosen = Vec::with_capacity(per_class.saturating_mul(class_names.len()).min(labels.len()));
+    for members in classes {
         chosen.extend(members.into_iter().take(per_class));
     }
     chosen.sort_unstable();

@@ -18,10 +18,6 @@ fn lib_error(file: &str) -> impl Fn(huelab::Error) -> ScriptError + '_ {
     move |e| error(file, e.to_string())
 }
 
-/// Set when the task was sent SIGTERM (Slurm's preemption, `scontrol requeue`, `scancel`):
-/// Slurm itself requeues or ends the job then, so the task must not requeue itself.
-static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// SIGUSR1 (the warning `--signal` asks for before the time limit or preemption) and SIGTERM
 /// (preemption and requeue; SIGKILL follows after the partition's `GraceTime`, or `KillWait`):
 /// both checkpoint at the next batch boundary and stop.
@@ -30,8 +26,7 @@ pub fn on_slurm_signals_checkpoint() {
         huelab::interrupt::request_checkpoint();
     }
     extern "C" fn on_term(_: libc::c_int) {
-        TERMINATED.store(true, std::sync::atomic::Ordering::SeqCst);
-        huelab::interrupt::request_checkpoint();
+        huelab::interrupt::request_termination();
     }
     // SAFETY: the handlers only store atomic flags, which is async-signal-safe.
     unsafe {
@@ -97,8 +92,14 @@ pub fn run(script: PathBuf, args: BTreeMap<String, String>, options: ScriptOptio
     // outputs under the same lock: one gather at a time, and no submission while one writes.
     let _submitting = match mode {
         Mode::Plan | Mode::Gather => Some(
-            huelab::files::DirLock::acquire(&run_dir)
-                .map_err(|e| error(&run_dir.display().to_string(), format!("{e} (another `huelab run --slurm` is submitting into it, or its gather is writing)")))?,
+            huelab::files::DirLock::acquire(&run_dir).map_err(|e| {
+                // The lock's message names the directory already; the error names it once.
+                let message = match e {
+                    huelab::Error::Data { message, .. } => message,
+                    other => other.to_string(),
+                };
+                error(&run_dir.display().to_string(), format!("{message} (another `huelab run --slurm` is submitting into it, or its gather is writing)"))
+            })?,
         ),
         Mode::Task { .. } => None,
     };
@@ -144,7 +145,7 @@ fn task_ended(index: usize, outcome: Result<(), ScriptError>, runner: &ScriptRun
         }
         Ok(()) => Err(error(file, format!("the script never reached unit {index} of the plan (it makes fewer units than when it was planned)"))),
         Err(_) if huelab::interrupt::checkpoint_requested() && runner.stopped_for_preemption() => {
-            if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) {
+            if huelab::interrupt::terminated() {
                 // Slurm requeues (or cancels) a job it sends SIGTERM; the next start resumes.
                 eprintln!("unit {index}: SIGTERM; checkpointed at a batch boundary, Slurm requeues or ends the task");
                 return Ok(());
@@ -206,6 +207,10 @@ fn submit(script: &Path, args: BTreeMap<String, String>, run_dir: &Path, run: &C
             let old = Plan::load(run_dir).map_err(lib_error(&file))?;
             old.check_same_units(&plan).map_err(lib_error(&file))?;
             plan.submissions = old.submissions.clone();
+            // The first submission's options (its script's and its flags) stay; flags given now
+            // override them. A resubmission without the flags would lose them otherwise.
+            plan.slurm = old.slurm.overridden_by(&cluster.slurm_options());
+            plan.slurm.validate().map_err(lib_error("command line"))?;
             let run_status = unit_status(&plan, run_dir).map_err(lib_error(&file))?;
             if let Some(message) = &run_status.unreachable {
                 // Units that look unfinished may be running: resubmitting them would train them twice.
@@ -252,13 +257,14 @@ pub fn status(run_dir: &Path) -> Result<(), ScriptError> {
         eprintln!("warning: cannot reach the Slurm controller ({message}); unfinished units are shown as unknown");
     }
     huelab::outln!(
-        "{}: {} units — {} done, {} running, {} pending, {} failed, {} not submitted{}",
+        "{}: {} units — {} done, {} running, {} pending, {} failed, {} cancelled, {} not submitted{}",
         run_dir.display(),
         run_status.units.len(),
         count(UnitState::Done),
         count(UnitState::Running),
         count(UnitState::Pending),
         count(UnitState::Failed),
+        count(UnitState::Cancelled),
         count(UnitState::NotSubmitted),
         match count(UnitState::Unknown) {
             0 => String::new(),
@@ -288,11 +294,11 @@ pub fn status(run_dir: &Path) -> Result<(), ScriptError> {
     let resume = format!("huelab run --slurm --resume --run-dir {} {}", run_dir.display(), plan.script.display());
     let args: Vec<String> = plan.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let resume = if args.is_empty() { resume } else { format!("{resume} {}", args.join(" ")) };
-    let unfinished = count(UnitState::Failed) + count(UnitState::NotSubmitted);
+    let unfinished = count(UnitState::Failed) + count(UnitState::Cancelled) + count(UnitState::NotSubmitted);
     let next = if run_status.unreachable.is_some() {
         "wait until `squeue` reaches the controller, then run `huelab status` again".to_owned()
     } else if unfinished > 0 {
-        format!("{unfinished} unit(s) to resubmit: {resume}")
+        format!("{unfinished} unit(s) to resubmit: {resume} (the submission's Slurm options are kept in plan.json; flags given override them)")
     } else if count(UnitState::Running) + count(UnitState::Pending) > 0 {
         format!("units still running or pending: huelab status {}", run_dir.display())
     } else if !run_status.gathered && !run_status.gather_waiting() {

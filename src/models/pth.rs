@@ -34,6 +34,14 @@ const MAX_DEPTH: u32 = 100;
 /// that doubles through its memo exhaust a 3 GB limit first); the largest torchvision state
 /// dicts build a few tens of thousands.
 const MAX_NODES: u64 = 10_000_000;
+/// How many memo entries a pickle may make. Each costs a hash-table slot beside its value, so
+/// the node bound alone let a pickle of ten million tiny memoised values grow the table past a
+/// gigabyte (an allocation abort under a memory limit, not an error); the largest torchvision
+/// state dicts make a few thousand.
+const MAX_MEMO_ENTRIES: usize = 1_000_000;
+/// How many MARKs may be open at once: each container opened with one nests inside the
+/// previous, so more than the depth bound cannot end in a value anyway.
+const MAX_OPEN_MARKS: usize = MAX_DEPTH as usize * 4;
 
 /// The size of a value on the machine's stack: its nesting depth and node count.
 #[derive(Debug, Clone, Copy, Default)]
@@ -234,7 +242,12 @@ impl<'a> Unpickler<'a> {
                     self.le::<8>()?;
                 }
                 b'.' => return self.pop(),
-                b'(' => self.marks.push(self.stack.len()),
+                b'(' => {
+                    if self.marks.len() >= MAX_OPEN_MARKS {
+                        return Err(format!("more than {MAX_OPEN_MARKS} MARKs open at byte {at}; not a state dict"));
+                    }
+                    self.marks.push(self.stack.len());
+                }
                 b')' => self.push(Value::Tuple(vec![]))?,
                 b'}' => self.push(Value::Dict(vec![]))?,
                 b']' => self.push(Value::List(vec![]))?,
@@ -345,10 +358,13 @@ impl<'a> Unpickler<'a> {
                         _ => self.memo.len() as u64,
                     };
                     let (v, meta) = self.top_with_meta()?;
-                    // A memo entry is a copy: it costs its size.
-                    self.built = self.built.saturating_add(meta.nodes);
+                    // A memo entry is a copy: it costs its size, and its slot one node more.
+                    self.built = self.built.saturating_add(meta.nodes).saturating_add(1);
                     if self.built > MAX_NODES {
                         return Err(format!("the pickle builds more than {MAX_NODES} values (at byte {at}); not a state dict"));
+                    }
+                    if self.memo.len() >= MAX_MEMO_ENTRIES && !self.memo.contains_key(&k) {
+                        return Err(format!("the pickle memoises more than {MAX_MEMO_ENTRIES} values (at byte {at}); not a state dict"));
                     }
                     self.memo.insert(k, (v, meta));
                 }
@@ -569,9 +585,18 @@ pub fn verify_zip(path: &Path) -> Result<()> {
     use std::io::{Seek, SeekFrom};
     file.seek(SeekFrom::End(-(tail.len() as i64))).and_then(|_| file.read_exact(&mut tail)).map_err(|e| Error::io(path, e))?;
     check_zip_tail(&tail).map_err(data_error)?;
+    let declared = {
+        let mut read_at = |offset: u64, n: usize| -> Option<Vec<u8>> {
+            let mut buf = vec![0u8; n];
+            file.seek(SeekFrom::Start(offset)).ok()?;
+            file.read_exact(&mut buf).ok()?;
+            Some(buf)
+        };
+        declared_entries(&tail, len - tail.len() as u64, &mut read_at).map_err(data_error)?
+    };
     file.rewind().map_err(|e| Error::io(path, e))?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| data_error(format!("not a readable zip archive: {e}")))?;
-    check_unique_names(&archive).map_err(data_error)?;
+    check_unique_names(&archive, declared).map_err(data_error)?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| data_error(format!("zip entry {i}: {e}")))?;
         let name = entry.name().to_owned();
@@ -590,6 +615,14 @@ pub fn verify_zip(path: &Path) -> Result<()> {
 /// reader that looked further would scan gigabytes of a sparse file).
 const ZIP_TAIL: u64 = 22 + 65_535;
 
+/// How many times its own size a zip state dict may unpack to, all entries together.
+const UNPACK_RATIO: u64 = 16;
+
+/// How many times its storages' bytes a state dict's tensors may take once materialised: tied
+/// weights share a storage, but a view that repeats its storage (stride 0, overlapping
+/// strides) thousands of times is not a state dict, and would ask libtorch for gigabytes.
+const VIEW_RATIO: u64 = 4;
+
 fn check_zip_tail(tail: &[u8]) -> std::result::Result<(), String> {
     if tail.windows(4).any(|w| w == b"PK\x05\x06") {
         Ok(())
@@ -598,21 +631,55 @@ fn check_zip_tail(tail: &[u8]) -> std::result::Result<(), String> {
     }
 }
 
-/// Two entries of one name would let the one read differ from the one checked.
-fn check_unique_names<R: std::io::Read + std::io::Seek>(archive: &zip::ZipArchive<R>) -> std::result::Result<(), String> {
-    let mut names: Vec<&str> = archive.file_names().collect();
-    names.sort_unstable();
-    match names.windows(2).find(|w| w[0] == w[1]) {
-        Some(w) => Err(format!("the zip archive holds two entries named '{}'", w[0])),
-        None => Ok(()),
+/// Two entries of one name would let the one read differ from the one checked (which one
+/// wins is up to the reader). The zip crate keeps one entry per name, silently, so the count
+/// its central directory declares (`declared`, from the end record) is compared with the
+/// names it kept.
+fn check_unique_names<R: std::io::Read + std::io::Seek>(archive: &zip::ZipArchive<R>, declared: u64) -> std::result::Result<(), String> {
+    let kept = archive.len() as u64;
+    if kept != declared {
+        return Err(format!("the zip archive's directory declares {declared} entries but names only {kept} distinct ones: two entries share a name"));
     }
+    Ok(())
+}
+
+/// The number of entries the zip's end record declares (its zip64 record's, when the classic
+/// field says 0xFFFF). `tail` holds the file's last bytes, from offset `tail_offset`;
+/// `read_at` reads elsewhere in the file (the zip64 record).
+fn declared_entries(tail: &[u8], tail_offset: u64, read_at: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>) -> std::result::Result<u64, String> {
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    // The record whose comment runs exactly to the end of the file: a comment may itself
+    // contain the signature.
+    let end = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&p| tail[p..p + 4] == *b"PK\x05\x06" && p + 22 + u16_at(tail, p + 20) as usize == tail.len())
+        .ok_or("not a zip archive: no end-of-central-directory record that ends the file")?;
+    let count = u16_at(tail, end + 10);
+    if count != u16::MAX {
+        return Ok(u64::from(count));
+    }
+    let locator = end.checked_sub(20).filter(|&l| tail[l..l + 4] == *b"PK\x06\x07").ok_or("a zip64 archive without its end-record locator")?;
+    let record_at = u64_at(tail, locator + 8);
+    let record = if record_at >= tail_offset && ((record_at - tail_offset) as usize) + 40 <= tail.len() {
+        tail[(record_at - tail_offset) as usize..][..40].to_vec()
+    } else {
+        read_at(record_at, 40).ok_or("the zip64 end record lies outside the file")?
+    };
+    if record[..4] != *b"PK\x06\x06" {
+        return Err("the zip64 end-record locator points at no zip64 end record".into());
+    }
+    Ok(u64_at(&record, 32))
 }
 
 fn load_zip(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let data_error = |message: String| Error::Data { path: path.to_owned(), message };
     check_zip_tail(&bytes[bytes.len().saturating_sub(ZIP_TAIL as usize)..]).map_err(data_error)?;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| data_error(format!("not a readable zip archive: {e}")))?;
-    check_unique_names(&archive).map_err(data_error)?;
+    let tail_offset = bytes.len().saturating_sub(ZIP_TAIL as usize);
+    let mut read_at = |offset: u64, n: usize| bytes.get(usize::try_from(offset).ok()?..).and_then(|rest| rest.get(..n)).map(<[u8]>::to_vec);
+    let declared = declared_entries(&bytes[tail_offset..], tail_offset as u64, &mut read_at).map_err(data_error)?;
+    check_unique_names(&archive, declared).map_err(data_error)?;
     let pickle_name = archive
         .file_names()
         .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
@@ -620,8 +687,12 @@ fn load_zip(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
         .map(str::to_owned)
         .ok_or_else(|| data_error("a zip archive without data.pkl: not a torch.save file".into()))?;
     let prefix = pickle_name.trim_end_matches("data.pkl").to_owned();
-    // An entry, at most `limit` bytes once unpacked (so a zip bomb cannot exhaust memory).
+    // An entry, at most `limit` bytes once unpacked, and all entries together at most
+    // UNPACK_RATIO times the file: torch.save stores entries uncompressed, so more is a zip
+    // bomb (or declared sizes that lie), refused before anything is allocated for it.
+    let mut unpack_budget = (bytes.len() as u64).saturating_mul(UNPACK_RATIO).saturating_add(1 << 20);
     let mut read_entry = |name: &str, limit: u64| -> Result<Option<Vec<u8>>> {
+        let limit = limit.min(unpack_budget);
         let mut entry = match archive.by_name(name) {
             Ok(e) => e,
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
@@ -635,6 +706,7 @@ fn load_zip(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
         if out.len() as u64 > limit {
             return Err(data_error(format!("entry '{name}' unpacks to more than {limit} bytes")));
         }
+        unpack_budget -= out.len() as u64;
         Ok(Some(out))
     };
     if let Some(order) = read_entry(&format!("{prefix}byteorder"), 16)? {
@@ -667,9 +739,21 @@ fn load_zip(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
 /// The tensors of a state dict from their storages, each checked to fit its storage.
 fn tensors_of(path: &Path, entries: Vec<(String, TensorRef)>, storages: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
     let data_error = |message: String| Error::Data { path: path.to_owned(), message };
+    let storage_bytes: u64 = storages.values().map(|s| s.size()[0] as u64 * element_size(s.kind()) as u64).sum();
+    let mut view_budget = storage_bytes.saturating_mul(VIEW_RATIO).saturating_add(64 << 20);
     entries
         .into_iter()
         .map(|(name, t)| {
+            let bytes = t.size.iter().try_fold(element_size(t.kind) as u64, |n, &s| n.checked_mul(u64::try_from(s).ok()?));
+            match bytes {
+                Some(b) if b <= view_budget => view_budget -= b,
+                _ => {
+                    return Err(data_error(format!(
+                        "tensor '{name}' of size {:?} (stride {:?}) would take more than the {VIEW_RATIO} times its file's {storage_bytes} storage bytes that its views may repeat",
+                        t.size, t.stride
+                    )))
+                }
+            }
             let storage = storages.get(&t.key).ok_or_else(|| data_error(format!("tensor '{name}': storage '{}' missing", t.key)))?;
             let numel = storage.size()[0];
             let fits = t.size.len() == t.stride.len()

@@ -29,8 +29,9 @@ fn value(v: Dynamic, depth: usize) -> Result<Value> {
         return Ok(Value::Number(i.into()));
     }
     if let Ok(f) = v.as_float() {
-        // NaN and inf are not JSON numbers; carried as their text they fail as "not a number".
-        return Ok(Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number));
+        // NaN and inf are not JSON numbers. Carried as a foreign value (not as the text "NaN",
+        // which a name or path option would take), every reader refuses them naming the key.
+        return Ok(Number::from_f64(f).map_or_else(|| foreign(&format!("f64 {f}")), Value::Number));
     }
     if v.is_string() {
         return Ok(Value::String(v.into_string().unwrap_or_default()));
@@ -43,7 +44,12 @@ fn value(v: Dynamic, depth: usize) -> Result<Value> {
         let m = v.cast::<Map>();
         return Ok(Value::Object(m.into_iter().map(|(k, v)| Ok((k.to_string(), value(v, depth + 1)?))).collect::<Result<_>>()?));
     }
-    let mut foreign = serde_json::Map::new();
-    foreign.insert(FOREIGN_TYPE_KEY.into(), Value::String(v.type_name().to_owned()));
-    Ok(Value::Object(foreign))
+    Ok(foreign(v.type_name()))
+}
+
+/// A value JSON cannot hold, as the marker the options reader names by its type.
+fn foreign(type_name: &str) -> Value {
+    let mut marker = serde_json::Map::new();
+    marker.insert(FOREIGN_TYPE_KEY.into(), Value::String(type_name.to_owned()));
+    Value::Object(marker)
 }

@@ -15,6 +15,7 @@ use crate::data::{BatchPlan, BatchStream, ImageDataset, Mode, Split};
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::files::DirLock;
+use crate::interrupt::StopPoint;
 use crate::models::{HueNet, ModelSpec};
 use crate::nn::{HueLabels, HueLossConfig, Loss};
 
@@ -83,6 +84,7 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
             let elapsed = previous_seconds + run.started.elapsed().as_secs_f64();
             checkpoint::save(dir, config, (data, split), (&run.vs, &run.optimizer), &epochs, elapsed, None)?;
         }
+        run.stop_after_epoch()?;
     }
     run.progress.finish_and_clear();
     run.finish(epochs, previous_seconds, resumed_after_epoch)
@@ -154,6 +156,7 @@ impl<'a> Run<'a> {
                 self.progress.set_message(format!("{} epoch {epoch}/{} loss {:.4} acc {:.3}", config.name, config.epochs, now.loss / now.images as f64, now.correct / now.images as f64));
                 last_report = Instant::now();
             }
+            crate::interrupt::reached(StopPoint::AfterBatch { epoch, batch: sums.batches })?;
             self.stop_if_asked(epoch, (&sums, lr), earlier_seconds + epoch_started.elapsed().as_secs_f64(), (done, previous_seconds))?;
         }
         let totals = read_checked(&sums, config, epoch, lr)?;
@@ -161,6 +164,7 @@ impl<'a> Run<'a> {
             return Err(Error::msg(format!("run '{}': epoch {epoch} saw no training images", config.name)));
         }
         let val = self.validate()?;
+        crate::interrupt::reached(StopPoint::Validated { epoch })?;
         let images = totals.images as f64;
         Ok(EpochMetrics {
             epoch,
@@ -176,16 +180,38 @@ impl<'a> Run<'a> {
 
     /// After a batch: Ctrl-C stops the run (the last finished epoch's checkpoint stays as it
     /// is); a cluster's warning checkpoints the epoch so far and stops it as preempted.
+    ///
+    /// After the epoch's last batch, a warning waits for the epoch's end instead: its training
+    /// part is done, and what is left (validation) belongs to the epoch's record. Stopping here
+    /// would checkpoint an epoch with every batch done but no metrics, a state no resume can
+    /// tell from a finished one; [`Run::stop_after_epoch`] stops once the epoch is recorded.
     fn stop_if_asked(&self, epoch: usize, (sums, lr): (&EpochSums, f64), epoch_seconds: f64, (done, previous_seconds): (&[EpochMetrics], f64)) -> Result<()> {
         if crate::interrupt::requested() {
             self.progress.abandon();
             return Err(Error::Interrupted);
         }
         match &self.config.checkpoint {
-            Some(dir) if crate::interrupt::checkpoint_requested() => {
+            Some(dir) if crate::interrupt::checkpoint_requested() && sums.batches < self.batches_per_epoch => {
                 let part = PartialEpoch { epoch, sums: read_checked(sums, self.config, epoch, lr)?, seconds: epoch_seconds };
                 let elapsed = previous_seconds + self.started.elapsed().as_secs_f64();
                 checkpoint::save(dir, self.config, (self.data, self.split), (&self.vs, &self.optimizer), done, elapsed, Some(&part))?;
+                self.progress.abandon();
+                Err(Error::Preempted { checkpoint: dir.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// After an epoch is recorded (and checkpointed, with a checkpoint directory): a stop asked
+    /// meanwhile (during its last batch or its validation) ends the run here, its checkpoint
+    /// holding whole epochs.
+    fn stop_after_epoch(&self) -> Result<()> {
+        if crate::interrupt::requested() {
+            self.progress.abandon();
+            return Err(Error::Interrupted);
+        }
+        match &self.config.checkpoint {
+            Some(dir) if crate::interrupt::checkpoint_requested() => {
                 self.progress.abandon();
                 Err(Error::Preempted { checkpoint: dir.clone() })
             }
@@ -219,6 +245,9 @@ impl<'a> Run<'a> {
             // The saved model keeps these statistics: what it is evaluated with.
             recalibrate::recalibrate(&self.net, &self.vs, data, &split.train, config.batch_size, self.workers, &prepare)?;
         }
+        // A stop asked from here on lets the run finish: the test part and the saved model take
+        // seconds, and a resume would redo them from the last epoch's checkpoint anyway.
+        crate::interrupt::reached(StopPoint::Testing)?;
         let test = if split.test.is_empty() { None } else { Some(evaluate_stream(&self.net, data, &split.test, &self.hue_labels, self.workers, &prepare)?) };
         if let Some(dir) = &config.checkpoint {
             let info = SavedModelInfo {
@@ -230,6 +259,7 @@ impl<'a> Run<'a> {
                 // save_model records the digest of the tensors it writes.
                 tensors_sha256: None,
             };
+            crate::interrupt::reached(StopPoint::SavingModel)?;
             save_model(dir, &self.vs, &info)?;
         }
         Ok(TrainReport {

@@ -17,7 +17,7 @@ fn arms() -> Vec<Arm> {
 
 #[test]
 fn every_arm_runs_every_fold_and_seed_and_the_statistics_follow_the_runs() {
-    let data = digits().subset("digits 60/class", &huelab::data::stratified_subset(digits().labels(), 10, 60, 0).unwrap()).unwrap();
+    let data = digits().subset("digits 60/class", &huelab::data::stratified_subset(digits().labels(), digits().class_names(), 60, 0).unwrap()).unwrap();
     let config = CompareConfig { seeds: vec![3, 4], folds: 2, val: 0.1, split_seed: 9, ..Default::default() };
     let c = compare(&data, &arms(), &config).unwrap();
     assert_eq!(c.runs.len(), 2 * 2 * 2);

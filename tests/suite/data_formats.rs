@@ -164,12 +164,13 @@ fn builtin_sets_from_the_registries_are_real() {
 #[test]
 fn subsets_are_stratified_seeded_and_bounded() {
     let data = builtin("digits").unwrap();
-    let pick = stratified_subset(data.labels(), 10, 20, 4).unwrap();
+    let pick = stratified_subset(data.labels(), data.class_names(), 20, 4).unwrap();
     assert_eq!(pick.len(), 200);
-    assert_eq!(pick, stratified_subset(data.labels(), 10, 20, 4).unwrap());
-    assert_ne!(pick, stratified_subset(data.labels(), 10, 20, 5).unwrap());
+    assert_eq!(pick, stratified_subset(data.labels(), data.class_names(), 20, 4).unwrap());
+    assert_ne!(pick, stratified_subset(data.labels(), data.class_names(), 20, 5).unwrap());
     let small = data.subset("small", &pick).unwrap();
     assert!((0..10).all(|c| small.labels().iter().filter(|&&l| l == c).count() == 20));
-    assert_eq!(stratified_subset(data.labels(), 10, 10_000, 0).unwrap().len(), data.len(), "capped by class sizes");
+    let beyond = stratified_subset(data.labels(), data.class_names(), 10_000, 0).unwrap_err().to_string();
+    assert!(beyond.contains("per_class") && beyond.contains("has only"), "more than a class holds is an error naming it, not the whole data set: {beyond}");
     assert!(data.subset("bad", &[0, 99999]).unwrap_err().to_string().contains("99999"));
 }

@@ -417,3 +417,135 @@ fn weights_that_load_but_cannot_be_trained_ones_are_named() {
     let error = huelab::extract::Extractor::trained(&run, "bottleneck", Device::Cpu).unwrap_err().to_string();
     assert!(error.contains("model.safetensors") && error.contains("sparse"), "{error}");
 }
+
+// --- Issue 32's held-out classes -----------------------------------------------------------
+
+/// A zip `torch.save` file of one float tensor `w` whose pickle gives `size` and `stride`, over
+/// a storage of `storage_floats` floats; `extra` entries are added as they are.
+fn zip_state_dict(path: &Path, size: u32, stride: u8, storage_floats: usize, extra: &[(&str, &[u8])]) {
+    let mut pickle = b"\x80\x02}(X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x01tQK\x00J".to_vec();
+    pickle.extend(size.to_le_bytes());
+    pickle.extend(b"\x85K");
+    pickle.push(stride);
+    pickle.extend(b"\x85\x89NtRu.");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("t/data.pkl", stored).unwrap();
+    zip.write_all(&pickle).unwrap();
+    zip.start_file("t/data/0", stored).unwrap();
+    zip.write_all(&vec![0u8; 4 * storage_floats]).unwrap();
+    for (name, bytes) in extra {
+        zip.start_file(*name, stored).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn zip_state_dicts_with_a_repeated_entry_name_or_views_beyond_their_storage_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pth");
+    zip_state_dict(&good, 4, 1, 4, &[]);
+    let tensors = huelab::models::load_state_dict(&good).unwrap();
+    assert_eq!((tensors.len(), tensors[0].1.size()), (1, vec![4]), "the hand-made file is a state dict");
+
+    // Two entries named t/data/0 (the second written as t/data/9, then renamed in place): which
+    // one a reader takes is up to it.
+    let twice = dir.path().join("twice.pth");
+    zip_state_dict(&twice, 4, 1, 4, &[("t/data/9", &[1u8; 16])]);
+    let bytes = std::fs::read(&twice).unwrap();
+    let mut patched = bytes.clone();
+    let at: Vec<usize> = bytes.windows(8).enumerate().filter(|(_, w)| *w == b"t/data/9").map(|(at, _)| at).collect();
+    assert_eq!(at.len(), 2, "the name in its local header and in the central directory");
+    for at in at {
+        patched[at..at + 8].copy_from_slice(b"t/data/0");
+    }
+    std::fs::write(&twice, &patched).unwrap();
+    let error = huelab::models::load_state_dict(&twice).unwrap_err().to_string();
+    assert!(error.contains("twice.pth") && error.contains("share a name"), "{error}");
+
+    // A view of one float repeated a billion times (stride 0): 4 GB asked of libtorch before.
+    for (name, size, stride, floats) in [("stride0.pth", 1_000_000_000u32, 0u8, 1usize), ("overlap.pth", 500_000_000, 1, 600)] {
+        let path = dir.path().join(name);
+        zip_state_dict(&path, size, stride, floats, &[]);
+        let error = within(60, move || huelab::models::load_state_dict(&path).map(|_| ()).unwrap_err().to_string());
+        assert!(error.contains(name) && (error.contains("storage bytes") || error.contains("does not fit")), "{error}");
+    }
+}
+
+#[test]
+fn pickles_whose_memo_or_marks_grow_without_bound_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A million and more tiny values, each memoised under its own key: a table that grew past a
+    // gigabyte, aborting under a memory limit, before any bound on values was reached.
+    let memo = dir.path().join("memo.pth");
+    let mut body = b"\x80\x02".to_vec();
+    for key in 0..1_100_000u32 {
+        body.push(b'N');
+        body.push(b'r');
+        body.extend(key.to_le_bytes());
+    }
+    body.push(b'.');
+    std::fs::write(&memo, body).unwrap();
+    let error = huelab::models::load_state_dict(&memo).unwrap_err().to_string();
+    assert!(error.contains("memo.pth") && error.contains("memoises more than"), "{error}");
+
+    let marks = dir.path().join("marks.pth");
+    let mut body = b"\x80\x02".to_vec();
+    body.extend(vec![b'('; 10_000_000]);
+    body.push(b'.');
+    std::fs::write(&marks, body).unwrap();
+    let error = huelab::models::load_state_dict(&marks).unwrap_err().to_string();
+    assert!(error.contains("marks.pth") && error.contains("MARKs open"), "{error}");
+}
+
+#[test]
+fn a_gzip_file_with_a_second_member_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = |bytes: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    };
+    let mut labels = vec![0, 0, 0x08, 1];
+    labels.extend(4u32.to_be_bytes());
+    labels.extend([0, 1, 0, 1]);
+    let mut images = vec![0, 0, 0x08, 3];
+    for d in [4u32, 2, 2] {
+        images.extend(d.to_be_bytes());
+    }
+    images.extend([7u8; 16]);
+    std::fs::write(dir.path().join("labels.idx.gz"), gz(&labels)).unwrap();
+    std::fs::write(dir.path().join("images.idx.gz"), gz(&images)).unwrap();
+    let one = load_idx("one", &dir.path().join("images.idx.gz"), &dir.path().join("labels.idx.gz"), None).unwrap();
+    assert_eq!(one.len(), 4, "one member reads");
+    // `cat images.gz more.gz`: the second member was ignored, so the data read was not the file's.
+    let mut two = gz(&images);
+    two.extend(gz(&[9u8; 16]));
+    std::fs::write(dir.path().join("two.idx.gz"), two).unwrap();
+    let error = load_idx("two", &dir.path().join("two.idx.gz"), &dir.path().join("labels.idx.gz"), None).unwrap_err().to_string();
+    assert!(error.contains("two.idx.gz") && error.contains("second gzip member"), "{error}");
+    let mut trailing = gz(&labels);
+    trailing.extend(b"junk");
+    std::fs::write(dir.path().join("trailing.idx.gz"), trailing).unwrap();
+    let error = load_idx("t", &dir.path().join("images.idx.gz"), &dir.path().join("trailing.idx.gz"), None).unwrap_err().to_string();
+    assert!(error.contains("trailing.idx.gz") && error.contains("follow the end of the gzip data"), "{error}");
+}
+
+#[test]
+fn nan_names_duplicate_classes_and_subsets_beyond_the_data_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |script: &str| {
+        std::fs::write(dir.path().join("s.rhai"), script).unwrap();
+        let out = huelab(dir.path(), &["run", "s.rhai"]).output().unwrap();
+        assert!(!out.status.success(), "{script}: accepted");
+        stderr(&out)
+    };
+    let error = run(r#"let d = dataset("digits").subset(#{ per_class: 20 }); train(d, d.split(#{}), #{ name: 0.0 / 0.0, epochs: 1, progress: false });"#);
+    assert!(error.contains("option 'name'") && error.contains("NaN") && error.contains("s.rhai"), "{error}");
+    let error = run(r#"dataset("digits").subset(#{ per_class: 100000 });"#);
+    assert!(error.contains("option 'per_class'") && error.contains("has only") && error.contains("s.rhai"), "{error}");
+    let duplicate = huelab::data::ImageDataset::new("twice", Tensor::zeros([2, 1, 4, 4], (Kind::Float, Device::Cpu)), vec![0, 1], vec!["cat".into(), "cat".into()]);
+    let error = duplicate.unwrap_err().to_string();
+    assert!(error.contains("'cat'") && error.contains("two classes"), "{error}");
+}

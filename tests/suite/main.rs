@@ -29,5 +29,6 @@ mod reliability;
 mod script;
 mod slurm;
 mod stats;
+mod stop_anywhere;
 mod torchvision;
 mod train;

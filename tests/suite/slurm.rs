@@ -222,6 +222,56 @@ print(`test accuracy ${run.test_accuracy}`);
     cluster.stop();
 }
 
+/// A cluster's warning that lands after an epoch's last batch (here made to land there by the
+/// test hook, `HUELAB_STOP_AT`, which sbatch passes on to the task): the task finishes the
+/// epoch, checkpoints it whole, requeues itself and resumes after it. A fresh clone's CI once
+/// failed where a real preemption happened to land there: the task checkpointed a "partial"
+/// epoch of every batch, and every restart refused it.
+#[test]
+fn a_task_warned_after_an_epochs_last_batch_checkpoints_the_epoch_requeues_and_ends_like_an_uninterrupted_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let script = r#"
+let data = dataset("digits").subset(#{ per_class: 30, seed: 0 });
+slurm(#{ cpus_per_task: 1 });
+let split = data.split(#{ seed: 1 });
+print(`train images ${split.train_size}`);
+let run = train(data, split, #{ model: "resnet18", epochs: 3, batch_size: 16, device: "cpu", progress: false, flip: true, crop_padding: 1 });
+write_metrics_csv(`${run_dir(arg("name", "one"))}/metrics.csv`, [run]);
+print(`test accuracy ${run.test_accuracy}`);
+"#;
+    std::fs::write(work.path().join("one.rhai"), script).unwrap();
+    let local = ok(&cluster.huelab(work.path(), &["run", "--threads", "1", "one.rhai", "name=local"]));
+    let train_images: usize = local.lines().find_map(|l| l.strip_prefix("train images ")).unwrap().parse().unwrap();
+    let last_batch = train_images.div_ceil(16);
+
+    let stop_at = format!("usr1@batch:1:{last_batch}");
+    let submitted = cluster
+        .command(env!("CARGO_BIN_EXE_huelab"))
+        .args(["run", "--slurm", "--run-dir", "cluster", "one.rhai", "name=slurm"])
+        .env(huelab::interrupt::STOP_AT_VARIABLE, &stop_at)
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    ok(&submitted);
+    cluster.wait_idle(Duration::from_secs(300));
+
+    let log = std::fs::read_to_string(work.path().join("cluster/logs/unit-0.log")).unwrap();
+    let controller = std::fs::read_to_string(cluster.dir.path().join("log/slurmctld.log")).unwrap_or_default();
+    let tail: Vec<&str> = controller.lines().rev().take(40).collect();
+    assert!(
+        log.contains("checkpointed at a batch boundary; requeued") && log.contains("resuming after epoch 1 from") && log.matches("unit 0: done").count() == 1,
+        "{log}\nslurmctld.log, newest first:\n{}",
+        tail.join("\n")
+    );
+    assert_eq!(without_time(&work.path().join("runs/local/metrics.csv")), without_time(&work.path().join("runs/slurm/metrics.csv")));
+    let gather = std::fs::read_to_string(work.path().join("cluster/logs/gather.log")).unwrap();
+    let accuracy = |text: &str| text.lines().find(|l| l.starts_with("test accuracy")).map(str::to_owned);
+    assert_eq!(accuracy(&gather), accuracy(&local), "{gather}");
+    cluster.stop();
+}
+
 /// The process of a running batch script of the cluster whose `SLURM_JOB_ID` is `job`, once it
 /// is the huelab binary (after the script's `exec`, perhaps before huelab's `main`).
 fn batch_process_running_huelab(cluster: &Cluster, job: &str) -> Option<i32> {

@@ -127,7 +127,7 @@ pub mod data_api {
     pub fn subset(data: &mut Dataset, options: Map) -> RhaiResult<Dataset> {
         guarded("subset", || {
             let crate::data::SubsetConfig { per_class, seed } = subset_config(options)?;
-            let indices = stratified_subset(data.0.labels(), data.0.num_classes(), per_class, seed)?;
+            let indices = stratified_subset(data.0.labels(), data.0.class_names(), per_class, seed)?;
             let name = format!("{} ({per_class} per class, seed {seed})", data.0.name());
             Ok(DatasetHandle(Rc::new(data.0.subset(name, &indices)?)))
         })
