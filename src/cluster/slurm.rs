@@ -136,6 +136,17 @@ impl SlurmOptions {
         Ok(())
     }
 
+    /// The options as `huelab run` flags (`--cpus-per-task=4`, `--sbatch-arg=--constraint=a100`),
+    /// for a command that submits with them again.
+    pub fn as_flags(&self) -> Vec<String> {
+        let words = [("partition", &self.partition), ("time", &self.time), ("mem", &self.mem), ("gres", &self.gres), ("account", &self.account), ("qos", &self.qos)];
+        let numbers = [("cpus-per-task", self.cpus_per_task), ("parallel", self.parallel), ("signal-seconds", self.signal_seconds)];
+        let mut flags: Vec<String> = words.iter().filter_map(|(flag, v)| v.as_ref().map(|v| format!("--{flag}={v}"))).collect();
+        flags.extend(numbers.iter().filter_map(|(flag, v)| v.map(|v| format!("--{flag}={v}"))));
+        flags.extend(self.extra.iter().map(|e| format!("--sbatch-arg={e}")));
+        flags
+    }
+
     /// Values go into a batch script: no line breaks, and extra arguments must be options.
     fn validate_words(&self) -> Result<()> {
         let fields = [("partition", &self.partition), ("time", &self.time), ("mem", &self.mem), ("gres", &self.gres), ("account", &self.account), ("qos", &self.qos)];
@@ -397,6 +408,15 @@ mod tests {
         for bad in ["", "1h", "1:2:3:4", "-5", "1-", "99999999999"] {
             assert!(time_limit_seconds(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn options_as_flags_submit_the_same_options_again() {
+        let mut map = serde_json::Map::new();
+        map.insert("cpus_per_task".into(), 4.into());
+        map.insert("time".into(), "2:00:00".into());
+        let options = SlurmOptions { extra: vec!["--constraint=a100".into()], ..SlurmOptions::from_options(map).unwrap() };
+        assert_eq!(options.as_flags(), ["--time=2:00:00", "--cpus-per-task=4", "--sbatch-arg=--constraint=a100"]);
     }
 
     #[test]

@@ -207,10 +207,6 @@ fn submit(script: &Path, args: BTreeMap<String, String>, run_dir: &Path, run: &C
             let old = Plan::load(run_dir).map_err(lib_error(&file))?;
             old.check_same_units(&plan).map_err(lib_error(&file))?;
             plan.submissions = old.submissions.clone();
-            // The first submission's options (its script's and its flags) stay; flags given now
-            // override them. A resubmission without the flags would lose them otherwise.
-            plan.slurm = old.slurm.overridden_by(&cluster.slurm_options());
-            plan.slurm.validate().map_err(lib_error("command line"))?;
             let run_status = unit_status(&plan, run_dir).map_err(lib_error(&file))?;
             if let Some(message) = &run_status.unreachable {
                 // Units that look unfinished may be running: resubmitting them would train them twice.
@@ -291,14 +287,19 @@ pub fn status(run_dir: &Path) -> Result<(), ScriptError> {
         }
     );
     // What to do next.
-    let resume = format!("huelab run --slurm --resume --run-dir {} {}", run_dir.display(), plan.script.display());
+    // With the submission's Slurm options as flags: a resubmission takes the script's and the
+    // flags given to it, so without them `--cpus-per-task` and the like would be lost. (Not kept
+    // silently by --resume: a one-time flag such as `--sbatch-arg=--hold` must be droppable.)
+    let flags = plan.slurm.as_flags();
+    let flags = if flags.is_empty() { String::new() } else { format!("{} ", flags.join(" ")) };
+    let resume = format!("huelab run --slurm --resume --run-dir {} {flags}{}", run_dir.display(), plan.script.display());
     let args: Vec<String> = plan.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let resume = if args.is_empty() { resume } else { format!("{resume} {}", args.join(" ")) };
     let unfinished = count(UnitState::Failed) + count(UnitState::Cancelled) + count(UnitState::NotSubmitted);
     let next = if run_status.unreachable.is_some() {
         "wait until `squeue` reaches the controller, then run `huelab status` again".to_owned()
     } else if unfinished > 0 {
-        format!("{unfinished} unit(s) to resubmit: {resume} (the submission's Slurm options are kept in plan.json; flags given override them)")
+        format!("{unfinished} unit(s) to resubmit: {resume}")
     } else if count(UnitState::Running) + count(UnitState::Pending) > 0 {
         format!("units still running or pending: huelab status {}", run_dir.display())
     } else if !run_status.gathered && !run_status.gather_waiting() {

@@ -405,6 +405,7 @@ fn a_failed_unit_is_reported_and_resume_resubmits_only_it() {
     assert!(cancelled.contains("failed") && cancelled.contains("never started") && cancelled.contains("cancelled while pending"), "{cancelled}");
     assert!(status.contains("        | "), "the failed unit's log tail: {status}");
     assert!(status.contains("next: 2 unit(s) to resubmit: huelab run --slurm --resume --run-dir"), "{status}");
+    assert!(status.contains("--cpus-per-task=1 --parallel=4 --sbatch-arg=--hold"), "the submission's options as flags: {status}");
 
     std::fs::remove_file(&broken).unwrap();
     // Resubmitted with another device: where a unit trains is not what it is, so the plan
