@@ -30,6 +30,7 @@ pub mod exe;
 pub mod extract;
 pub mod files;
 pub mod fuzz;
+pub mod heap;
 pub mod input;
 pub mod firewall;
 pub mod interrupt;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use huelab::script::{ScriptError, ScriptRunner};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: huelab::heap::Counted<mimalloc::MiMalloc> = huelab::heap::Counted(mimalloc::MiMalloc);
 
 #[path = "main/cluster_run.rs"]
 mod cluster_run;

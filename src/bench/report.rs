@@ -144,8 +144,20 @@ pub fn script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: Pa
         100.0 * r.overhead_iqr.0,
         100.0 * r.overhead_iqr.1
     );
+    let growth = crate::bench::bench_script_growth(&bench.huelab, rounds, |step| eprintln!("bench script (growth): {step}"))?;
+    let [short, long] = growth.lengths;
+    crate::outln!("a script building a list of pairs with push; {rounds} rotating rounds, each less an empty loop's run");
+    crate::outln!("{:<44} {:>10.2}", "empty loop", crate::bench::median(&growth.empty_seconds));
+    crate::outln!("{:<44} {:>10.2}", format!("{short} pushes"), crate::bench::median(&growth.short_seconds));
+    crate::outln!("{:<44} {:>10.2}", format!("{long} pushes"), crate::bench::median(&growth.long_seconds));
+    crate::outln!(
+        "time per push at {long} over at {short}: {:.2} (IQR {:.2} – {:.2}; 1 = linear, 10 = a push costs O(length))",
+        growth.per_push_ratio,
+        growth.ratio_iqr.0,
+        growth.ratio_iqr.1
+    );
     if let Some(path) = out {
-        crate::bench::write_result_json(path, serde_json::json!({ "result": r }))?;
+        crate::bench::write_result_json(path, serde_json::json!({ "result": r, "growth": growth }))?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod mutate;
 mod readers;
 mod structure;
 mod surface;
+mod containers;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

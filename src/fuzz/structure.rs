@@ -1,7 +1,8 @@
 //! Structural mutations: inputs that are well-formed byte by byte but lie about what they are
 //! or where they lead. A special file or a link where a file is expected, a file made sparse
 //! and huge, an `.npy` header that names a key twice, a tensor set to NaN with its digest
-//! recomputed, a JSON value that no run can have written, a memory whose parts disagree. Most
+//! recomputed, a JSON value that no run can have written, a memory whose parts disagree or
+//! whose memory.json names another index, and the container mutations of `containers.rs`. Most
 //! of them must be refused: reading one without an error is a mishandled case
 //! ([`super::Outcome::AcceptedImpossible`]).
 use std::path::Path;
@@ -11,6 +12,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
+use std::io::Read;
+
+use super::containers;
 use super::mutate::FileKind;
 use crate::error::{Error, Result};
 
@@ -45,6 +49,20 @@ pub fn mutate(case_dir: &Path, seed_dir: &Path, file: &Path, kind: FileKind, rng
     if kind == FileKind::Json && impossible_values(&name).is_some() {
         choices.extend([6, 6, 6]);
     }
+    let head = std::fs::File::open(&path).and_then(|f| {
+        let mut head = Vec::with_capacity(4);
+        std::io::Read::take(f, 4).read_to_end(&mut head).map(|_| head)
+    });
+    let head = head.map_err(io(&path))?;
+    if containers::is_zip(&head) {
+        choices.extend([7, 7]);
+    }
+    if containers::has_pickle(&path, &head) {
+        choices.extend([8, 8]);
+    }
+    if containers::is_gzip(&head) {
+        choices.extend([9, 9]);
+    }
     match choices.choose(rng).copied().unwrap_or(0) {
         0 => {
             std::fs::remove_file(&path).map_err(io(&path))?;
@@ -76,7 +94,10 @@ pub fn mutate(case_dir: &Path, seed_dir: &Path, file: &Path, kind: FileKind, rng
         }
         4 => repeat_npy_key(&path, rng),
         5 => nan_tensor(&path, rng),
-        _ => impossible_json(&path, &name, rng),
+        6 => impossible_json(&path, &name, rng),
+        7 => containers::duplicate_zip_entry(&path, rng),
+        8 => containers::flood_pickle(&path, rng),
+        _ => containers::second_gzip_member(&path, rng),
     }
 }
 
@@ -182,6 +203,12 @@ fn impossible_values(name: &str) -> Option<Vec<(&'static str, Value)>> {
             ("/config/index", json!("HNSW0")),
             ("/config/index", json!("PQ0")),
             ("/config/ef_search", json!(1u64 << 40)),
+            // Another index than index.faiss holds (its checksums still match the file).
+            ("/config/index", json!("HNSW32")),
+            ("/config/index", json!("IVF4,Flat")),
+            ("/config/index", json!("PQ2")),
+            ("/config/index", json!("SQ8")),
+            ("/config/pca", json!(2)),
         ],
         _ => return None,
     })

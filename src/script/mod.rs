@@ -28,13 +28,6 @@ use crate::results::ScriptInfo;
 pub use session::FileAccess;
 use session::ScriptSession;
 
-/// Items in a script's arrays, everything nested counted (results of a sweep are thousands).
-pub const MAX_ARRAY_SIZE: usize = 10_000_000;
-/// Entries in a script's maps, everything nested counted.
-pub const MAX_MAP_SIZE: usize = 1_000_000;
-/// Bytes of one script string.
-pub const MAX_STRING_SIZE: usize = 256 << 20;
-
 /// How a script runs: its file access and its limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptOptions {
@@ -119,12 +112,9 @@ fn limited_engine(session: &Rc<ScriptSession>, options: &ScriptOptions, dir: &Pa
     let mut engine = new_engine(Dynamic::from(session.clone()));
     engine.set_max_operations(options.max_operations);
     engine.set_max_call_levels(options.max_call_depth);
-    // Rhai counts an array's or map's size with everything nested in it, so these also
-    // stop a value that doubles itself (`a.push(a)` in a loop), which costs one operation
-    // per step and would otherwise fill memory before the operation limit is reached.
-    engine.set_max_array_size(MAX_ARRAY_SIZE);
-    engine.set_max_map_size(MAX_MAP_SIZE);
-    engine.set_max_string_size(MAX_STRING_SIZE);
+    // No Rhai size limits: Rhai re-measures a value with everything nested in it after each
+    // call that may change it (O(n) per `push`). The heap budget stops a value that doubles
+    // itself instead (see `crate::heap`, checked in `new_engine`'s progress callback).
     engine.set_module_resolver(module_resolver(dir, options.allow_fs));
     // `eval` of a string that evals a string … nests parsers and evaluators on the native
     // stack past any call limit; experiment scripts have functions and imports instead.
@@ -138,9 +128,6 @@ fn explain_limit(error: &EvalAltResult, options: &ScriptOptions) -> Option<Strin
     match innermost(error) {
         EvalAltResult::ErrorTooManyOperations(_) => Some(format!("the script ran more than {} operations; raise the limit with --max-operations N (0: none)", options.max_operations)),
         EvalAltResult::ErrorStackOverflow(_) => Some(format!("script functions nested deeper than {} calls; raise the limit with --max-call-depth N", options.max_call_depth)),
-        too_large @ EvalAltResult::ErrorDataTooLarge(..) => Some(format!(
-            "{too_large} (scripts hold at most {MAX_ARRAY_SIZE} array items, {MAX_MAP_SIZE} map entries and {MAX_STRING_SIZE}-byte strings, counting everything nested; keep large data in huelab's own values: data sets, activations, tables)"
-        )),
         _ => None,
     }
 }
@@ -232,6 +219,7 @@ impl ScriptRunner {
     /// Runs the script and returns the value of its last statement.
     pub fn eval(&self) -> Result<Dynamic, ScriptError> {
         let ast = self.check()?;
+        crate::heap::begin_run();
         // The core's readers check every file they open against the script's access.
         let result = crate::input::confined(self.session.read_access(), || self.engine.eval_ast::<Dynamic>(&ast));
         if let Err(e) = &result {
@@ -239,6 +227,11 @@ impl ScriptRunner {
                 return Ok(Dynamic::UNIT);
             }
             self.preempted.set(is_preempted(e));
+        }
+        // A failed `print` stops the script at its next operation; one in the last statement
+        // has none, and the run must not end as if its output had been written.
+        if let (Ok(_), Some(message)) = (&result, crate::stdout::print_failure()) {
+            return Err(ScriptError::new(&self.file, Position::NONE, format!("print: cannot write to standard output: {message}")));
         }
         result.map_err(|e| ScriptError::from_eval(&self.file, e, &self.options))
     }
@@ -283,6 +276,8 @@ pub fn api() -> Result<Vec<ApiEntry>, String> {
     let functions = metadata["functions"].as_array().cloned().unwrap_or_default();
     let mut entries: Vec<ApiEntry> = functions
         .iter()
+        // Rhai's own functions that huelab registers again with a memory check are Rhai's.
+        .filter(|f| !f["name"].as_str().is_some_and(|name| bindings::REPLACED_BUILTINS.contains(&name)))
         .map(|f| {
             let name = f["name"].as_str().unwrap_or_default();
             let params: Vec<(String, String)> = f["params"]
@@ -475,13 +470,27 @@ impl rhai::ModuleResolver for ConfinedResolver {
     }
 }
 
+/// What `debug(x)` shows: Rhai's own format, the source and position before the text.
+pub(crate) fn debug_line(text: &str, source: Option<&str>, position: Position) -> String {
+    match (source, position.is_none()) {
+        (Some(source), true) => format!("{source} | {text}"),
+        (Some(source), false) => format!("{source} @ {position:?} | {text}"),
+        (None, true) => text.to_owned(),
+        (None, false) => format!("{position:?} | {text}"),
+    }
+}
+
 fn new_engine(session: Dynamic) -> Engine {
     let mut engine = Engine::new();
     // Ctrl-C: stop at the next operation (huelab's functions stop at their next batch).
-    // A `print` that could not be written stops the script there too, with that error.
+    // A `print` that could not be written stops the script there too, with that error, and so
+    // do values grown past the heap budget (one load per operation).
     engine.on_progress(|_| {
         if let Some(message) = crate::stdout::print_failure() {
             return Some(Dynamic::from(format!("print: cannot write to standard output: {message}")));
+        }
+        if let Some(message) = crate::heap::over_budget() {
+            return Some(Dynamic::from(message));
         }
         crate::interrupt::requested().then_some(Dynamic::UNIT)
     });
@@ -495,5 +504,25 @@ fn new_engine(session: Dynamic) -> Engine {
             crate::stdout::record_print_failure(&e);
         }
     });
+    // Rhai's own `debug` uses println! too; the same line, written as `print` is.
+    engine.on_debug(|text, source, position| {
+        if let Err(e) = crate::stdout::line(format_args!("{}", debug_line(text, source, position))) {
+            crate::stdout::record_print_failure(&e);
+        }
+    });
     engine
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Any Rhai size limit makes Rhai measure a value with everything nested in it after each
+    /// call that may change it (O(n) per `push`); the heap budget stands in for them.
+    #[test]
+    fn the_engine_sets_no_size_limits() {
+        let session = Rc::new(ScriptSession::new(ScriptInfo { path: String::new(), sha256: String::new(), args: Default::default() }));
+        let engine = limited_engine(&session, &ScriptOptions::default(), Path::new("."));
+        assert_eq!((engine.max_array_size(), engine.max_map_size(), engine.max_string_size()), (0, 0, 0));
+    }
 }

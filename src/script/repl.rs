@@ -45,9 +45,12 @@ impl Repl {
         Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0, files }
     }
 
-    /// Where `print` goes (stdout by default).
+    /// Where `print` and `debug` go (stdout by default).
     pub fn on_print(&mut self, print: impl Fn(&str) + Send + Sync + 'static) {
-        self.engine.on_print(print);
+        let print = std::sync::Arc::new(print);
+        let debug = print.clone();
+        self.engine.on_print(move |text| print(text));
+        self.engine.on_debug(move |text, source, position| debug(&super::debug_line(text, source, position)));
     }
 
     /// Runs one cell; its errors name it `cell[N]` (N from 1) with the line and column inside it.
@@ -60,6 +63,8 @@ impl Repl {
         ast.set_source(name.as_str());
         let mut merged = self.functions.merge(&ast);
         let (engine, scope) = (&self.engine, &mut self.scope);
+        // Each cell has the whole heap budget: a cell may free what an earlier one built.
+        crate::heap::begin_run();
         let result = crate::input::confined(super::session::read_access(&self.files), || engine.eval_ast_with_scope::<Dynamic>(scope, &merged));
         merged.clear_statements();
         self.functions = merged;

@@ -170,6 +170,48 @@ fn a_memory_whose_parts_disagree_and_empty_activations_are_refused() {
     assert!(error.contains("channels ≥ 1"), "{error}");
 }
 
+/// A memory.json whose configuration names another index than index.faiss holds (its
+/// checksums intact) is refused; each memory loads with its own.
+#[test]
+fn a_memory_json_describing_another_index_than_index_faiss_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let maps = huelab::rng::seeded(5, || Tensor::rand([64, 8, 4, 4], (Kind::Float, Device::Cpu)));
+    let acts = Activations::new(maps, (0..64).map(|i| i % 2).collect(), vec!["a".into(), "b".into()], "test").unwrap();
+    let kinds: &[(&str, Option<u64>)] = &[("Flat", None), ("HNSW16", None), ("HNSW32", None), ("IVF4,Flat", None), ("IVF8,Flat", None), ("PQ4", None), ("PQ2", None), ("SQ8", None), ("IVF4,PQ2", None), ("Flat", Some(4)), ("Flat", Some(6))];
+    let configs: Vec<serde_json::Value> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, (index, pca))| {
+            let mut options = serde_json::Map::new();
+            options.insert("index".into(), (*index).into());
+            if let Some(pca) = pca {
+                options.insert("pca".into(), (*pca).into());
+            }
+            let (config, _) = MemoryConfig::from_options(options).unwrap();
+            let memory_dir = dir.path().join(format!("m{i}"));
+            PixelMemory::build(&acts, &config, Device::Cpu).unwrap().save(&memory_dir).unwrap();
+            // Writer → reader: each memory loads as written.
+            PixelMemory::load(&memory_dir, Device::Cpu).unwrap_or_else(|e| panic!("{index} {pca:?}: {e}"));
+            serde_json::from_slice::<serde_json::Value>(&std::fs::read(memory_dir.join("memory.json")).unwrap()).unwrap()["config"].clone()
+        })
+        .collect();
+    for (i, _) in kinds.iter().enumerate() {
+        let meta_path = dir.path().join(format!("m{i}/memory.json"));
+        let original = std::fs::read(&meta_path).unwrap();
+        for (j, other) in configs.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            let mut meta: serde_json::Value = serde_json::from_slice(&original).unwrap();
+            meta["config"] = other.clone();
+            std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+            let error = PixelMemory::load(&dir.path().join(format!("m{i}")), Device::Cpu).err().unwrap_or_else(|| panic!("{:?} read as {:?}", kinds[i], kinds[j])).to_string();
+            assert!(error.contains("index.faiss") && (error.contains("another index than memory.json describes") || error.contains("dimensional")), "{:?} as {:?}: {error}", kinds[i], kinds[j]);
+        }
+        std::fs::write(&meta_path, &original).unwrap();
+    }
+}
+
 #[test]
 fn links_out_of_the_readable_places_are_refused_and_links_inside_are_read() {
     let root = tempfile::tempdir().unwrap();
@@ -264,7 +306,12 @@ fn impossible_checkpoint_values_and_nan_weights_are_refused_at_resume() {
 fn a_write_error_on_stdout_is_a_plain_error_and_a_closed_pipe_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("print.rhai"), "print(\"hello\");\nlet x = 1;\nx + 1\n").unwrap();
-    for args in [&["api"][..], &["info"], &["check", "print.rhai"], &["run", "print.rhai"]] {
+    // A `print` or `debug` that is the script's last operation: no later operation stops the
+    // script, and the run once ended with status 0 and its output lost.
+    std::fs::write(dir.path().join("last.rhai"), "let x = 1;\nprint(\"hello\")\n").unwrap();
+    std::fs::write(dir.path().join("in_fn.rhai"), "fn f() { print(\"a\"); }\nf();\n").unwrap();
+    std::fs::write(dir.path().join("debug.rhai"), "debug(\"x\");\n").unwrap();
+    for args in [&["api"][..], &["info"], &["check", "print.rhai"], &["run", "print.rhai"], &["run", "last.rhai"], &["run", "in_fn.rhai"], &["run", "debug.rhai"]] {
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
         let out = huelab(dir.path(), args).stdout(full).stderr(Stdio::piped()).output().unwrap();
         let err = stderr(&out);

@@ -26,6 +26,7 @@ mod output;
 mod precision;
 mod pretrained;
 mod reliability;
+mod round_trips;
 mod script;
 mod slurm;
 mod stats;

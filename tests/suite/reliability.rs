@@ -216,12 +216,66 @@ fn a_truncated_jpeg_is_an_error() {
     assert!(err.contains("photo.jpg"), "{err}");
 }
 
-#[test]
-fn a_script_value_that_doubles_itself_stops_at_the_size_limit() {
+/// `huelab run` of `script` (written into a fresh directory) under a heap budget of `mib`.
+fn run_with_budget(script: &str, mib: usize) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("grow.rhai"), "let a = [1];\nfor i in 0..100 { a.push(a); }\nprint(a.len());\n").unwrap();
-    let err = clean_failure(&huelab(dir.path(), &["run", "grow.rhai"]));
-    assert!(err.contains("grow.rhai:2") && err.contains("array items"), "{err}");
+    std::fs::write(dir.path().join("grow.rhai"), script).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_huelab")).args(["run", "grow.rhai"]).current_dir(dir.path()).env(huelab::heap::BUDGET_VARIABLE, mib.to_string()).output().unwrap()
+}
+
+#[test]
+fn a_script_value_that_doubles_itself_stops_at_the_heap_budget() {
+    for (script, line) in [
+        ("let a = [1];\nfor i in 0..100 { a.push(a); }\nprint(a.len());\n", "grow.rhai:2"),
+        ("let s = \"x\";\nloop { s += s; }\n", "grow.rhai:2"),
+        ("let m = #{ a: [1] };\nfor i in 0..100 { m[`k${i}`] = m; }\n", "grow.rhai:2"),
+    ] {
+        let err = clean_failure(&run_with_budget(script, 64));
+        assert!(err.contains(line) && err.contains("over its budget of 64 MiB") && err.contains(huelab::heap::BUDGET_VARIABLE), "{script}: {err}");
+    }
+}
+
+#[test]
+fn counts_that_would_allocate_beyond_the_budget_are_refused_before_allocating() {
+    for (script, function) in [
+        ("let b = blob(9223372036854775807);\n", "blob"),
+        ("let b = blob(4000000000, 7);\n", "blob"),
+        ("let a = [];\na.pad(4000000000, [1, 2, 3]);\n", "pad"),
+        ("let b = blob(1);\nb.pad(9223372036854775807, 1);\n", "pad"),
+        ("let s = \"x\";\ns.pad(4000000000000, \"é\");\n", "pad"),
+        ("let s = \"x\";\ns.pad(4000000000000, 'y');\n", "pad"),
+    ] {
+        let err = clean_failure(&run_with_budget(script, 64));
+        assert!(err.contains(&format!("{function}: the script's values would grow to")) && err.contains("budget"), "{script}: {err}");
+    }
+}
+
+/// Rhai's own `blob` and `pad`, registered again with the budget check, behave as Rhai's.
+#[test]
+fn the_budgeted_blob_and_pad_behave_as_rhais_own() {
+    let script = r#"
+        let b = blob(3, 0x142); b.pad(5, 9); b.pad(2, 1);
+        let a = [1]; a.pad(3, [0]); a.pad(-1, 5);
+        let s = "ab"; s.pad(7, "xyz"); let t = "é"; t.pad(3, 'ü'); let u = "q"; u.pad(4, "");
+        print(`${b.to_array()} ${blob(-2).len()} ${blob(2).to_array()} ${a} ${s} ${t} ${u}`);
+    "#;
+    let out = run_with_budget(script, 64);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[66, 66, 66, 9, 9] 0 [0, 0] [1, [0], [0]] abxyzxy éüü q");
+}
+
+/// A list of a million pairs builds in about the time of its pushes (Rhai's size limits made
+/// each push re-measure the whole list: 36 s for 10⁵ pairs, over 300 s for 10⁶). Timing is
+/// `huelab bench script`'s; this checks that such a list fits the default budget (the unit
+/// test `script::tests::the_engine_sets_no_size_limits` that nothing re-measures it).
+#[test]
+fn a_script_builds_a_million_pairs_and_takes_their_hue_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "let p = [];\nlet t = [];\nfor i in 0..1000000 { p.push([1.0, 0.0]); t.push(0); }\nprint(`${p.len()} ${hue_loss(p, t, 4, #{ assignment: \"ordered\" })}`);\n";
+    std::fs::write(dir.path().join("pairs.rhai"), script).unwrap();
+    let out = huelab(dir.path(), &["run", "pairs.rhai"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("1000000 "), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]

@@ -7,6 +7,7 @@ use faiss::index::IndexImpl;
 use faiss::{Index, MetricType};
 use tch::{Kind, Tensor};
 
+use super::faiss_structure::Structure;
 use super::{Neighbours, SearchIndex};
 use crate::error::{Error, Result};
 use crate::knn::MemoryConfig;
@@ -53,9 +54,9 @@ impl FaissIndex {
         Ok(index)
     }
 
-    /// An index written by [`SearchIndex::write`]; search-time parameters are not saved with
-    /// a FAISS index, so they are set again from `config`.
-    pub fn load(path: &Path, dim: i64, config: &MemoryConfig) -> Result<Self> {
+    /// An index written by [`SearchIndex::write`] that `factory` (with `metric`) made; search-time
+    /// parameters are not saved with a FAISS index, so they are set again from `config`.
+    pub fn load(path: &Path, dim: i64, factory: &str, metric: MetricType, config: &MemoryConfig) -> Result<Self> {
         let index = faiss::index::io::read_index(path.to_string_lossy().as_ref())
             .map_err(|e| Error::Data { path: path.to_owned(), message: format!("faiss cannot read the index: {e}") })?;
         // The memory's descriptors are `dim` long: an index of another dimension would be
@@ -63,7 +64,18 @@ impl FaissIndex {
         if i64::from(index.d()) != dim {
             return Err(Error::Data { path: path.to_owned(), message: format!("the index holds {}-dimensional vectors, memory.json says {dim}", index.d()) });
         }
-        let mut index = FaissIndex { index, factory: config.factory() };
+        check_factory(&config.index)?;
+        let made = Self::with_metric(dim as u32, factory, metric)?;
+        let written = tempfile::NamedTempFile::new().map_err(|e| Error::msg(format!("cannot make a temporary file: {e}")))?;
+        faiss::index::io::write_index(&made.index, written.path().to_string_lossy().as_ref()).map_err(|e| faiss_error("write", e))?;
+        let (found, expected) = (Structure::of(&index, path)?, Structure::of(&made.index, written.path())?);
+        if found != expected {
+            return Err(Error::Data {
+                path: path.to_owned(),
+                message: format!("holds another index than memory.json describes: {found}; \"{factory}\" makes {expected}"),
+            });
+        }
+        let mut index = FaissIndex { index, factory: factory.to_owned() };
         index.apply_search_parameters(config)?;
         Ok(index)
     }

@@ -38,7 +38,7 @@ impl InnerProductIndex {
     }
 
     pub fn load(path: &Path, dim: i64, config: &MemoryConfig) -> Result<Self> {
-        Ok(InnerProductIndex(FaissIndex::load(path, dim, config)?))
+        Ok(InnerProductIndex(FaissIndex::load(path, dim, &Self::factory(config), MetricType::InnerProduct, config)?))
     }
 }
 

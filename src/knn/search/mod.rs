@@ -7,6 +7,7 @@
 //! serde and the "unknown backend" message derive from them ([`crate::registry`]).
 mod cosine;
 mod faiss;
+mod faiss_structure;
 mod inner_product;
 mod threads;
 mod torch;
@@ -144,7 +145,7 @@ impl Backend {
         // The exact searches' safetensors: one float32 tensor of `vectors` rows.
         let vectors_file = |path: &Path| crate::input::safetensors(path, vectors.saturating_mul((dim.max(0) as u64).saturating_mul(4)));
         Ok(match self {
-            Backend::Faiss => Box::new(FaissIndex::load(path, dim, config)?),
+            Backend::Faiss => Box::new(FaissIndex::load(path, dim, &config.factory(), ::faiss::MetricType::L2, config)?),
             Backend::Torch => {
                 vectors_file(path)?;
                 Box::new(TorchFlat::load(path, dim, device)?)

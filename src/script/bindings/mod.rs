@@ -8,6 +8,9 @@ mod hue;
 mod knn;
 mod output;
 mod train;
+mod values;
+
+pub use values::REPLACED_BUILTINS;
 
 use rhai::def_package;
 use rhai::plugin::*;
@@ -22,5 +25,6 @@ def_package! {
         combine_with_exported_module!(lib, "output", output::output_api);
         combine_with_exported_module!(lib, "knn", knn::knn_api);
         combine_with_exported_module!(lib, "figures", figures::figures_api);
+        combine_with_exported_module!(lib, "values", values::values_api);
     }
 }
