@@ -10,6 +10,9 @@ JSON line with every round's measurements (seconds):
 - run_work:         the same work under `huelab run` (timed inside the script)
 - torch_cell:       the PyTorch twin of that cell in ipykernel (round trip)
 - interrupt:        interrupt_request during training -> the kernel idle again
+- busy_work:        the training work again with both cores busy (two `nice 10` loops in a
+                    session of their own, as another job of the researcher's), in the kernel and
+                    under `huelab run` (timed inside each), in alternating order
 
     kernel_bench.py --jupyter-path DIR --huelab BIN --digits DIR --benches DIR --rounds N --threads T
 """
@@ -98,6 +101,31 @@ def huelab_run_work(huelab, workdir, threads):
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def busy_loops():
+    """Two busy loops at nice 10, one per core of the machines this runs on, in a session of
+    their own: another terminal's work, not huelab's."""
+    return [subprocess.Popen(["nice", "-n", "10", "sh", "-c", "while :; do :; done"], start_new_session=True) for _ in range(2)]
+
+
+def busy_work(a, env, workdir, kernel_first):
+    loops = busy_loops()
+    try:
+        row = {}
+        def in_kernel():
+            km, kc, _ = start("huelab-rhai", env)
+            row["huelab_busy_work"] = float(execute(kc, RHAI_WORK)[1])
+            kc.stop_channels(); km.shutdown_kernel(now=True)
+        def in_run():
+            row["run_busy_work"] = huelab_run_work(a.huelab, workdir, a.threads)
+        for part in ([in_kernel, in_run] if kernel_first else [in_run, in_kernel]):
+            part()
+        return row
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--jupyter-path", required=True)
@@ -131,6 +159,7 @@ def main():
         row["torch_cell"], inner = execute(kc, TORCH_TWIN.format(benches=a.benches, digits=a.digits, threads=a.threads))
         row["torch_work"] = float(inner)
         kc.stop_channels(); km.shutdown_kernel(now=True)
+        row.update(busy_work(a, env, workdir, kernel_first=r % 2 == 0))
         rounds.append(row)
         print(json.dumps({"progress": r + 1}), flush=True)
     print(json.dumps({"rounds": rounds}), flush=True)

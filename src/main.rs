@@ -11,6 +11,8 @@ static ALLOCATOR: huelab::heap::Counted<mimalloc::MiMalloc> = huelab::heap::Coun
 
 #[path = "main/cluster_run.rs"]
 mod cluster_run;
+#[path = "main/openmp_wait.rs"]
+mod openmp_wait;
 
 #[derive(Parser)]
 #[command(name = "huelab", version, about = "Activation-hue experiments on CNNs, driven by Rhai scripts")]
@@ -378,6 +380,7 @@ enum Bench {
 }
 
 fn main() -> ExitCode {
+    openmp_wait::restore_environment();
     let cli = Cli::parse();
     // First thing for a cluster task: Slurm's warning (USR1) or its preemption (TERM) can come
     // at launch, before the CUDA backend search below has finished.
@@ -526,6 +529,7 @@ fn run_bench(bench: Bench) -> Result<(), ScriptError> {
 fn info() {
     let info = huelab::cuda::device_info();
     huelab::outln!("huelab {} (torch {}), {} CPU threads", info.huelab, info.torch, info.cpu_threads);
+    huelab::outln!("{}", openmp_wait::describe());
     huelab::outln!("{}", info.cuda_backend);
     huelab::outln!("CUDA available: {} ({} device(s)), cuDNN: {}", info.cuda_available, info.cuda_devices, info.cudnn_available);
     for gpu in &info.gpus {

@@ -58,6 +58,11 @@ pub struct KernelBenchResult {
     pub run_work_s: Spread,
     pub torch_cell_s: Spread,
     pub interrupt_to_idle_s: Spread,
+    /// The training work with both cores busy (another session's two `nice 10` loops): in the
+    /// kernel, under `huelab run`, and their ratio per round.
+    pub huelab_busy_work_s: Spread,
+    pub run_busy_work_s: Spread,
+    pub busy_ratio: Spread,
     /// Every round's measurements, as the client reported them.
     pub raw: Vec<Value>,
 }
@@ -140,6 +145,9 @@ fn summarise(rounds: Vec<Value>) -> Result<KernelBenchResult, String> {
         run_work_s: Spread::of(&series("run_work")?),
         torch_cell_s: Spread::of(&series("torch_cell")?),
         interrupt_to_idle_s: Spread::of(&series("huelab_interrupt")?),
+        huelab_busy_work_s: Spread::of(&series("huelab_busy_work")?),
+        run_busy_work_s: Spread::of(&series("run_busy_work")?),
+        busy_ratio: Spread::of(&per_round(&|r| Some(r["huelab_busy_work"].as_f64()? / r["run_busy_work"].as_f64()?))?),
         raw: rounds,
     })
 }
@@ -162,6 +170,10 @@ pub fn report(client_python: PathBuf, torch_python: PathBuf, rounds: usize, thre
     row("  per-cell overhead (round trip - work)  [goal <= 10 ms]", r.huelab_cell_overhead_ms, "ms");
     row("  PyTorch twin in ipykernel, round trip", r.torch_cell_s, "s");
     row("interrupt during training -> idle  [goal <= 1 s]", r.interrupt_to_idle_s, "s");
+    crate::outln!("both cores busy with another session's two `nice 10` loops:");
+    row("  the training work in the huelab kernel", r.huelab_busy_work_s, "s");
+    row("  the same work under `huelab run`", r.run_busy_work_s, "s");
+    row("  kernel / `huelab run`, per round  [goal <= 1.1]", r.busy_ratio, "");
     if let Some(path) = out {
         crate::bench::write_result_json(path, serde_json::json!({ "threads": threads, "result": r })).map_err(|e| e.to_string())?;
     }
@@ -176,12 +188,14 @@ mod tests {
     fn rounds_are_summarised_with_their_spread() {
         let round = |x: f64| {
             json!({ "huelab_ready": 0.2 * x, "ipykernel_ready": 1.0, "ipykernel_torch_ready": 2.0 * x, "huelab_trivial": 0.001, "ipykernel_trivial": 0.002,
-                    "huelab_cell": 1.005, "huelab_work": 1.0, "run_work": 1.0, "torch_cell": 3.0, "huelab_interrupt": 0.1, "torch_work": 2.9 })
+                    "huelab_cell": 1.005, "huelab_work": 1.0, "run_work": 1.0, "torch_cell": 3.0, "huelab_interrupt": 0.1, "torch_work": 2.9,
+                    "huelab_busy_work": 2.2 * x, "run_busy_work": 2.0 })
         };
         let r = summarise(vec![round(1.0), round(1.0), round(2.0)]).unwrap();
         assert!((r.ready_ratio.median - 0.1).abs() < 1e-12);
         assert!((r.huelab_cell_overhead_ms.median - 5.0).abs() < 1e-6);
         assert_eq!(r.rounds, 3);
+        assert!((r.busy_ratio.median - 1.1).abs() < 1e-12);
         assert!(summarise(vec![json!({ "huelab_ready": 1.0 })]).unwrap_err().contains("ipykernel_ready"));
     }
 }

@@ -366,3 +366,22 @@ fn a_second_slurm_submission_into_a_run_directory_being_submitted_is_refused() {
     assert!(err.contains("cluster") && err.contains("another `huelab run --slurm` is submitting into it"), "{err}");
     assert!(!dir.path().join("cluster/plan.json").exists());
 }
+
+/// huelab starts itself again with a short OpenMP spin (see src/main/openmp_wait.rs) unless the
+/// user chose how OpenMP threads wait; `huelab info` says which applies.
+#[test]
+fn openmp_threads_spin_briefly_unless_the_user_chose_how_they_wait() {
+    let info = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_huelab"));
+        command.arg("info").env_remove("GOMP_SPINCOUNT").env_remove("OMP_WAIT_POLICY").env_remove("HUELAB_SET_GOMP_SPINCOUNT");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("OpenMP waits")).unwrap_or_default().to_owned()
+    };
+    assert!(info(&[]).contains("spin 10000 (huelab's default"), "{}", info(&[]));
+    assert!(info(&[("GOMP_SPINCOUNT", "5")]).contains("as you set them (GOMP_SPINCOUNT=5)"));
+    assert!(info(&[("OMP_WAIT_POLICY", "PASSIVE")]).contains("as you set them (OMP_WAIT_POLICY=PASSIVE)"));
+}
