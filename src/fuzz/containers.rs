@@ -1,6 +1,6 @@
-//! Structural mutations inside containers: a zip archive with two entries of one name, a
-//! pickle that opens MARKs without end or memoises a million values, a gzip file with a second
-//! member after its data. Each is well-formed at the container's level, so only a reader that
+//! Structural mutations inside containers: a zip archive with two entries of one name or an
+//! entry whose declared size exceeds any machine, a pickle that opens MARKs without end or
+//! memoises a million values, a gzip file with a second member after its data. Each is well-formed at the container's level, so only a reader that
 //! checks what it unpacks refuses it; all must be refused.
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
@@ -84,6 +84,26 @@ pub fn duplicate_zip_entry(path: &Path, rng: &mut ChaCha8Rng) -> Result<Mutation
     Ok(refuse(format!("a second zip entry named '{name}'")))
 }
 
+/// Declares one entry (in its local header and the central directory) to unpack to almost
+/// 4 GiB, its bytes unchanged: a reader that sized anything by the declaration would ask for
+/// it before reading a byte.
+pub fn inflate_declared_size(path: &Path, rng: &mut ChaCha8Rng) -> Result<Mutation> {
+    let mut bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let central: Vec<usize> = bytes.windows(4).enumerate().filter(|(_, w)| *w == b"PK\x01\x02").map(|(at, _)| at).filter(|&at| at + 46 <= bytes.len()).collect();
+    let Some(&entry) = central.choose(rng) else {
+        return Ok(Mutation { description: "no zip central directory entry (left as it was)".into(), must_refuse: false });
+    };
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
+    let declared = 0xFFFF_FFF0u32.to_le_bytes();
+    bytes[entry + 24..entry + 28].copy_from_slice(&declared);
+    let local = u32_at(&bytes, entry + 42);
+    if local + 30 <= bytes.len() && bytes[local..local + 4] == *b"PK\x03\x04" {
+        bytes[local + 22..local + 26].copy_from_slice(&declared);
+    }
+    std::fs::write(path, &bytes).map_err(|e| Error::io(path, e))?;
+    Ok(refuse("a zip entry declared to unpack to 4294967280 bytes".to_owned()))
+}
+
 /// Opens MARKs without end (more than the reader's bound) or memoises a million and one small
 /// values at the start of the pickle, right after its protocol opcode.
 pub fn flood_pickle(path: &Path, rng: &mut ChaCha8Rng) -> Result<Mutation> {
@@ -161,6 +181,10 @@ mod tests {
         assert_eq!(floods.len(), 2, "both floods ran");
         for seed in 0..4 {
             refused(Reader::Idx, 1, "images.idx.gz", second_gzip_member, seed);
+            let error = refused(Reader::Pth, 1, "state_zip.pth", inflate_declared_size, seed);
+            assert!(error.contains("declare") || error.contains("unpacks to"), "{error}");
+            let error = refused(Reader::Torchscript, 0, "module.pt", inflate_declared_size, seed);
+            assert!(error.contains("declares"), "{error}");
         }
     }
 }

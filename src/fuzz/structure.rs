@@ -55,7 +55,7 @@ pub fn mutate(case_dir: &Path, seed_dir: &Path, file: &Path, kind: FileKind, rng
     });
     let head = head.map_err(io(&path))?;
     if containers::is_zip(&head) {
-        choices.extend([7, 7]);
+        choices.extend([7, 7, 10]);
     }
     if containers::has_pickle(&path, &head) {
         choices.extend([8, 8]);
@@ -97,7 +97,8 @@ pub fn mutate(case_dir: &Path, seed_dir: &Path, file: &Path, kind: FileKind, rng
         6 => impossible_json(&path, &name, rng),
         7 => containers::duplicate_zip_entry(&path, rng),
         8 => containers::flood_pickle(&path, rng),
-        _ => containers::second_gzip_member(&path, rng),
+        9 => containers::second_gzip_member(&path, rng),
+        _ => containers::inflate_declared_size(&path, rng),
     }
 }
 

@@ -597,6 +597,8 @@ pub fn verify_zip(path: &Path) -> Result<()> {
     file.rewind().map_err(|e| Error::io(path, e))?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| data_error(format!("not a readable zip archive: {e}")))?;
     check_unique_names(&archive, declared).map_err(data_error)?;
+    // libtorch's reader allocates each entry's declared size before it reads it.
+    check_declared_sizes(&mut archive, len.saturating_mul(64)).map_err(data_error)?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| data_error(format!("zip entry {i}: {e}")))?;
         let name = entry.name().to_owned();
@@ -643,6 +645,25 @@ fn check_unique_names<R: std::io::Read + std::io::Seek>(archive: &zip::ZipArchiv
     Ok(())
 }
 
+/// The sizes the zip's directory declares, checked before any entry is read: all entries
+/// together unpack to at most `budget` bytes, and a stored (uncompressed) entry, as torch.save
+/// and TorchScript write every entry, declares as many bytes unpacked as it holds. A declared
+/// size is what a reader allocates; the bytes read are checked against it only at the end.
+fn check_declared_sizes<R: std::io::Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>, budget: u64) -> std::result::Result<(), String> {
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(|e| format!("zip entry {i}: {e}"))?;
+        if entry.compression() == zip::CompressionMethod::Stored && entry.size() != entry.compressed_size() {
+            return Err(format!("entry '{}' is stored as {} bytes but declares {} unpacked", entry.name(), entry.compressed_size(), entry.size()));
+        }
+        total = total.saturating_add(entry.size());
+        if total > budget {
+            return Err(format!("the entries declare more than {budget} bytes unpacked (entry '{}' declares {}): more than such a file holds", entry.name(), entry.size()));
+        }
+    }
+    Ok(())
+}
+
 /// The number of entries the zip's end record declares (its zip64 record's, when the classic
 /// field says 0xFFFF). `tail` holds the file's last bytes, from offset `tail_offset`;
 /// `read_at` reads elsewhere in the file (the zip64 record).
@@ -680,6 +701,7 @@ fn load_zip(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let mut read_at = |offset: u64, n: usize| bytes.get(usize::try_from(offset).ok()?..).and_then(|rest| rest.get(..n)).map(<[u8]>::to_vec);
     let declared = declared_entries(&bytes[tail_offset..], tail_offset as u64, &mut read_at).map_err(data_error)?;
     check_unique_names(&archive, declared).map_err(data_error)?;
+    check_declared_sizes(&mut archive, (bytes.len() as u64).saturating_mul(UNPACK_RATIO).saturating_add(1 << 20)).map_err(data_error)?;
     let pickle_name = archive
         .file_names()
         .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
