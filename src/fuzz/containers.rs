@@ -42,9 +42,12 @@ fn rewrite_zip(path: &Path, bytes: &[u8], replace: &dyn Fn(&str, &[u8]) -> Optio
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..archive.len() {
-        let name = archive.by_index(i).map_err(zip_error(path))?.name().to_owned();
-        let mut contents = Vec::new();
-        archive.by_index(i).map_err(zip_error(path))?.read_to_end(&mut contents).map_err(|e| Error::io(path, e))?;
+        let (name, contents) = {
+            let mut entry = archive.by_index(i).map_err(zip_error(path))?;
+            let mut contents = Vec::new();
+            entry.read_to_end(&mut contents).map_err(|e| Error::io(path, e))?;
+            (entry.name().to_owned(), contents)
+        };
         match replace(&name, &contents) {
             Some(new) => {
                 writer.start_file(name.as_str(), stored).map_err(zip_error(path))?;

@@ -207,18 +207,9 @@ print(`test accuracy ${run.test_accuracy}`);
     // scripts/local-slurm.sh sets cred_expire; starting it earlier fails with "credential revoked").
     cluster.wait_idle(Duration::from_secs(180));
 
-    let log = std::fs::read_to_string(work.path().join("cluster/logs/unit-0.log")).unwrap();
-    let controller = std::fs::read_to_string(cluster.dir.path().join("log/slurmctld.log")).unwrap_or_default();
-    let tail: Vec<&str> = controller.lines().rev().take(40).collect();
-    assert!(
-        log.contains("checkpointed at a batch boundary; requeued") && log.contains("resuming after epoch 1, batch") && log.contains("unit 0: done"),
-        "{log}\nslurmctld.log, newest first:\n{}",
-        tail.join("\n")
-    );
-    assert_eq!(without_time(&work.path().join("runs/local/metrics.csv")), without_time(&work.path().join("runs/slurm/metrics.csv")));
-    let gather = std::fs::read_to_string(work.path().join("cluster/logs/gather.log")).unwrap();
-    let accuracy = |text: &str| text.lines().find(|l| l.starts_with("test accuracy")).map(str::to_owned);
-    assert_eq!(accuracy(&gather), accuracy(&local), "{gather}");
+    assert_requeued_unit_ends_as_local(&cluster, work.path(), &local, |log| {
+        log.contains("checkpointed at a batch boundary; requeued") && log.contains("resuming after epoch 1, batch") && log.contains("unit 0: done")
+    });
     cluster.stop();
 }
 
@@ -257,19 +248,24 @@ print(`test accuracy ${run.test_accuracy}`);
     ok(&submitted);
     cluster.wait_idle(Duration::from_secs(300));
 
-    let log = std::fs::read_to_string(work.path().join("cluster/logs/unit-0.log")).unwrap();
+    assert_requeued_unit_ends_as_local(&cluster, work.path(), &local, |log| {
+        log.contains("checkpointed at a batch boundary; requeued") && log.contains("resuming after epoch 1 from") && log.matches("unit 0: done").count() == 1
+    });
+    cluster.stop();
+}
+
+/// A one-unit run in `work/cluster` whose task was requeued: its log passes `log_says` (shown
+/// with the controller's newest lines when not), and its metrics.csv and gathered test
+/// accuracy equal the local run's (`runs/local`, whose output was `local`).
+fn assert_requeued_unit_ends_as_local(cluster: &Cluster, work: &Path, local: &str, log_says: impl Fn(&str) -> bool) {
+    let log = std::fs::read_to_string(work.join("cluster/logs/unit-0.log")).unwrap();
     let controller = std::fs::read_to_string(cluster.dir.path().join("log/slurmctld.log")).unwrap_or_default();
     let tail: Vec<&str> = controller.lines().rev().take(40).collect();
-    assert!(
-        log.contains("checkpointed at a batch boundary; requeued") && log.contains("resuming after epoch 1 from") && log.matches("unit 0: done").count() == 1,
-        "{log}\nslurmctld.log, newest first:\n{}",
-        tail.join("\n")
-    );
-    assert_eq!(without_time(&work.path().join("runs/local/metrics.csv")), without_time(&work.path().join("runs/slurm/metrics.csv")));
-    let gather = std::fs::read_to_string(work.path().join("cluster/logs/gather.log")).unwrap();
+    assert!(log_says(&log), "{log}\nslurmctld.log, newest first:\n{}", tail.join("\n"));
+    assert_eq!(without_time(&work.join("runs/local/metrics.csv")), without_time(&work.join("runs/slurm/metrics.csv")));
+    let gather = std::fs::read_to_string(work.join("cluster/logs/gather.log")).unwrap();
     let accuracy = |text: &str| text.lines().find(|l| l.starts_with("test accuracy")).map(str::to_owned);
-    assert_eq!(accuracy(&gather), accuracy(&local), "{gather}");
-    cluster.stop();
+    assert_eq!(accuracy(&gather), accuracy(local), "{gather}");
 }
 
 /// The process of a running batch script of the cluster whose `SLURM_JOB_ID` is `job`, once it
