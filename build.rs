@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 fn main() {
     println!("cargo:rerun-if-env-changed=HUELAB_FAISS_LIB");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    println!("cargo:rerun-if-env-changed=HUELAB_GLIBC_FLOOR");
 
     let torch_lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; is LIBTORCH set (see setup.sh)?");
     add_rpath(Path::new(&torch_lib));
     build_autocast_shim(Path::new(&torch_lib));
+    if std::env::var("HUELAB_GLIBC_FLOOR").is_ok() {
+        build_libstdcxx_compat();
+    }
     let torch_version = std::fs::read_to_string(Path::new(&torch_lib).join("../build-version"))
         .map(|v| v.trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned());
@@ -20,14 +24,22 @@ fn main() {
     match std::env::var("HUELAB_FAISS_LIB") {
         Ok(dir) => {
             let dir = PathBuf::from(dir);
-            if !dir.join("libfaiss_c.so").exists() {
+            let shared = dir.join("libfaiss_c.so").exists();
+            if !shared && !dir.join("libfaiss_c.a").exists() {
                 panic!(
-                    "{} has no libfaiss_c.so: run `bash setup.sh deps` to build FAISS, \
+                    "{} has no libfaiss_c.so (or libfaiss_c.a): run `bash setup.sh deps` to build FAISS, \
                      or point HUELAB_FAISS_LIB at a directory that has it",
                     dir.display()
                 );
             }
             println!("cargo:rustc-link-search=native={}", dir.display());
+            // A rebuilt FAISS (another BLAS, say) relinks.
+            println!("cargo:rerun-if-changed={}", dir.join("../.complete").display());
+            // FAISS's OpenBLAS (scripts/build-faiss.sh), which src/knn/search/threads.rs calls
+            // too; the shipped build's FAISS is an archive and needs it named here.
+            if !dir.join("libscipy_openblas.so").exists() {
+                panic!("{} has no libscipy_openblas.so: a FAISS build older than scripts/build-faiss.sh; run `bash setup.sh deps`", dir.display());
+            }
             add_rpath(&dir);
         }
         Err(_) => println!(
@@ -51,6 +63,15 @@ fn build_autocast_shim(torch_lib: &Path) {
         .flag("-std=c++17")
         .file(SHIM)
         .compile("huelab_autocast");
+}
+
+/// src/floor/libstdcxx_compat.cpp, for the shipped build only (scripts/make-bundle.sh sets
+/// HUELAB_GLIBC_FLOOR): the few libstdc++ and glibc symbols that g++ 12's headers make C++ code
+/// call and that the floor's libstdc++ (GCC 8) and glibc (2.28) lack, defined inside the binary.
+fn build_libstdcxx_compat() {
+    const COMPAT: &str = "src/floor/libstdcxx_compat.cpp";
+    println!("cargo:rerun-if-changed={COMPAT}");
+    cc::Build::new().cpp(true).pic(true).flag("-std=c++17").file(COMPAT).compile("huelab_libstdcxx_compat");
 }
 
 /// An rpath applies to every binary, test and example of this package.

@@ -22,7 +22,7 @@ set -euo pipefail
 TORCH_VERSION=2.11.0
 CUDA_RUNTIME_VERSION=13.0.96   # libcudart.so.13: libtorch_cpu.so names it as NEEDED
 CUPTI_VERSION=13.0.85          # libcupti.so.13: likewise
-FAISS_VERSION=1.12.0           # the source bundled in faiss-sys 0.7.0
+FAISS_VERSION=1.12.0           # the source bundled in faiss-sys 0.7.0 (scripts/build-faiss.sh)
 
 PREFIX=/opt/huelab
 CACHE=${HUELAB_HOME:-/var/cache/huelab}
@@ -44,10 +44,11 @@ started=$(date +%s)
 command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first; Debian's rustc is too old"
 
 # --- 1. Debian packages -------------------------------------------------------------------
-# cmake, g++ and OpenBLAS build FAISS; dataset-fashion-mnist is real data (shared/DATA.md);
+# cmake and g++ build FAISS; dataset-fashion-mnist is real data (shared/DATA.md);
 # python3-pip and npm fetch the data and the libtorch wheel from their registries.
-# patchelf gives the relocatable bundle (scripts/make-bundle.sh) its $ORIGIN-relative RUNPATHs.
-apt_wanted=(cmake g++ make pkg-config libopenblas-dev dataset-fashion-mnist unzip ca-certificates patchelf)
+# patchelf gives the relocatable bundle (scripts/make-bundle.sh) its $ORIGIN-relative RUNPATHs;
+# debootstrap makes the Debian 11 root the bundle is tested in (tests/suite/glibc_floor.rs).
+apt_wanted=(cmake g++ make pkg-config dataset-fashion-mnist unzip ca-certificates patchelf debootstrap)
 command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || apt_wanted+=(python3-pip)
 command -v npm >/dev/null || apt_wanted+=(npm)
 # The notebook venv: Debian's own python3 needs python3-venv for `python3 -m venv`.
@@ -131,43 +132,8 @@ fi
 # --- 3. FAISS, once per machine -----------------------------------------------------------
 # faiss-sys's `static` feature would compile FAISS again for every profile and target
 # directory (evcxr notebooks have their own). Instead build the source bundled in faiss-sys
-# once, as shared libraries, and let the crate link them (see build.rs).
-# The marker's "remapped": built with the source folder's path remapped to /faiss in the
-# messages FAISS's assertions carry, so the relocatable bundle holds no path of this machine.
-if ! grep -qs remapped "$FAISS_DIR/.complete"; then
-  cd "$repo"
-  cargo fetch --quiet
-  faiss_src=$(cargo metadata --format-version 1 | python3 -c '
-import json, os, sys
-pkgs = json.load(sys.stdin)["packages"]
-print(next(os.path.dirname(p["manifest_path"]) for p in pkgs if p["name"] == "faiss-sys"))')/faiss
-  grep -q "VERSION $FAISS_VERSION" "$faiss_src/CMakeLists.txt" || die "$faiss_src is not FAISS $FAISS_VERSION"
-  # FAISS's AVX2 code is 1.3-1.6x faster than its generic build on HNSW; use it where the CPU has it.
-  if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then
-    opt=avx2; c_target=faiss_c_avx2; core_lib=libfaiss_avx2.so
-  else
-    opt=generic; c_target=faiss_c; core_lib=libfaiss.so
-  fi
-  say "building FAISS $FAISS_VERSION ($opt) and its C API into $FAISS_DIR (about 10 CPU-minutes, once)"
-  build=$CACHE/build/faiss-$FAISS_VERSION-$opt; mkdir -p "$CACHE/build"
-  cmake -S "$faiss_src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
-    -DFAISS_OPT_LEVEL=$opt -DFAISS_ENABLE_C_API=ON -DFAISS_ENABLE_GPU=OFF \
-    -DFAISS_ENABLE_PYTHON=OFF -DFAISS_ENABLE_EXTRAS=OFF -DFAISS_ENABLE_MKL=OFF -DBUILD_TESTING=OFF \
-    -DBLA_VENDOR=OpenBLAS -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN' \
-    -DCMAKE_CXX_FLAGS="-ffile-prefix-map=$faiss_src=/faiss" -DCMAKE_C_FLAGS="-ffile-prefix-map=$faiss_src=/faiss" >"$build.log" 2>&1 \
-    || die "cmake configure of FAISS failed; see $build.log"
-  cmake --build "$build" --target "$c_target" -j "$(nproc)" >>"$build.log" 2>&1 \
-    || die "FAISS build failed; see $build.log"
-  staging=$(mktemp -d "$PREFIX/.faiss.XXXXXX")
-  mkdir -p "$staging/lib"
-  cp "$build/faiss/$core_lib" "$build/c_api/lib$c_target.so" "$staging/lib/"
-  # faiss-sys links `-lfaiss_c`; the SONAME inside still names the real file.
-  [ "$c_target" = faiss_c ] || ln -s "lib$c_target.so" "$staging/lib/libfaiss_c.so"
-  echo "$FAISS_VERSION $opt remapped" > "$staging/.complete"
-  rm -rf "$FAISS_DIR"
-  mv "$staging" "$FAISS_DIR"
-  chmod 755 "$FAISS_DIR"
-fi
+# once, as shared libraries on PyPI's OpenBLAS, and let the crate link them (see build.rs).
+bash "$repo/scripts/build-faiss.sh" shared "$FAISS_DIR"
 
 # --- 4. data (shared/DATA.md) -------------------------------------------------------------
 # Fashion-MNIST came with apt above; the digits are compiled into smartcore.
@@ -206,6 +172,14 @@ if ! "$NOTEBOOK_VENV/bin/python" -c 'import nbclient, nbformat, jupyter_client, 
   say "making the notebook venv (JupyterLab, nbclient, jupyter_client, ipykernel) in $NOTEBOOK_VENV"
   python3 -m venv "$NOTEBOOK_VENV"
   "$NOTEBOOK_VENV/bin/pip" install --quiet nbclient==0.11.0 nbformat==5.11.1 jupyter_client==8.10.0 ipykernel==7.4.0 jupyterlab==4.6.6
+fi
+
+# jupyter_client's wheels for the wheel test (tests/suite/wheel.rs): an unprivileged user installs
+# them from here (--no-index) into a fresh venv beside the huelab wheel, and runs a cell.
+if ! compgen -G "$DOWNLOADS/jupyter-client/jupyter_client-8.10.0-*.whl" >/dev/null; then
+  say "fetching jupyter_client's wheels (the wheel test's client)"
+  python3 -m pip download --quiet --only-binary=:all: --dest "$DOWNLOADS/jupyter-client" jupyter_client==8.10.0 >&2 \
+    || die "pip could not download jupyter_client==8.10.0"
 fi
 
 # --- 4c. the evcxr Rust kernel, on request --------------------------------------------------

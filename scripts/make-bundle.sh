@@ -7,14 +7,15 @@
 #   huelab-VERSION-linux-x86_64/
 #     bin/huelab          the launcher (scripts/bundle-launcher.sh): finds PyTorch, starts the binary
 #     libexec/huelab      the stripped binary; RUNPATH $ORIGIN/../lib
-#     lib/                FAISS with its C API, OpenBLAS, libgfortran, libgomp, libstdc++ … (RUNPATH $ORIGIN)
+#     lib/                OpenBLAS (PyPI's scipy-openblas; FAISS is inside the binary) (RUNPATH $ORIGIN)
 #     share/huelab/data/  the built-in data sets, EfficientNet-Lite0's weights, ImageNet's class names
 #     share/huelab/kernel.json.in   the notebook kernel spec (`huelab kernel install` writes a real one)
 #     README.md
 #
 #   bash scripts/make-bundle.sh OUT.tar.gz      # after setup.sh (uses its build, FAISS and data)
 #
-# HUELAB_BINARY picks the binary to pack (default: the release build of this checkout).
+# HUELAB_BINARY picks the binary to pack (default: this checkout built at the glibc floor below;
+# another binary brings the libraries it needs, and the README says the glibc it needs).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:?usage: make-bundle.sh OUT.tar.gz}
@@ -46,8 +47,16 @@ if [ -z "$binary" ]; then
   pairs+=("$sysroot=/rust-toolchain" "$sysroot/lib/rustlib/src/rust=/rustc/$commit")
   rustflags=() cflags=()
   for pair in "${pairs[@]}"; do rustflags+=("--remap-path-prefix=$pair"); cflags+=("-ffile-prefix-map=$pair"); done
+  # The glibc floor (scripts/floor-deps.sh, scripts/zig-cc.sh): Rust and C linked by zig against
+  # glibc 2.28's symbols, C compiled against its headers; C++ compiled by g++ against the
+  # machine's libstdc++ (libtorch's), the few newer symbols its headers call defined inside
+  # (src/floor/libstdcxx_compat.cpp); FAISS static, OpenBLAS from PyPI.
+  floor_faiss=$(bash "$repo/scripts/floor-deps.sh" | tail -n 1)
   # CARGO_ENCODED_RUSTFLAGS: flags separated by 0x1f, so that a path with a space stays one flag.
   (cd "$repo" && CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${rustflags[*]}")" CFLAGS="${cflags[*]}" CXXFLAGS="${cflags[*]}" \
+    HUELAB_ZIG_PYTHON="${HUELAB_HOME:-/var/cache/huelab}/floor-venv/bin/python" HUELAB_GLIBC_FLOOR=2.28 \
+    HUELAB_FAISS_LIB="$floor_faiss" CC_x86_64_unknown_linux_gnu="$repo/scripts/zig-cc.sh" \
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$repo/scripts/zig-cc.sh" \
     cargo build --release --locked --bin huelab --target-dir "$target" --quiet)
   binary=$target/release/huelab
 fi
@@ -64,18 +73,17 @@ cp "$binary" "$root/libexec/huelab"
 strip "$root/libexec/huelab"
 patchelf --set-rpath '$ORIGIN/../lib' "$root/libexec/huelab"
 
-# Every shared library the binary needs except glibc's (the machine's own, like every
-# manylinux wheel) and libtorch's (the machine's PyTorch): what the loader finds for it here.
-glibc='^(libc|libm|libdl|libpthread|librt|libresolv|libutil|ld-linux-x86-64)\.so'
-LD_LIBRARY_PATH=$torch_lib:$faiss_lib ldd "$binary" | awk '/=> \// {print $1, $3}' | while read -r soname path; do
-  [[ $soname =~ $glibc ]] && continue
+# Every shared library the binary needs except what the machine has, as every manylinux wheel
+# expects: glibc's, libstdc++ and libgcc_s (the ones PyTorch itself uses: one C++ runtime and one
+# unwinder in the process, whichever of the two throws) and PyTorch's own libraries with its
+# libgomp. That leaves OpenBLAS.
+machine='^(libc|libm|libdl|libpthread|librt|libresolv|libutil|ld-linux-x86-64|libstdc\+\+|libgcc_s|libgomp)\.so'
+LD_LIBRARY_PATH=$torch_lib:${floor_faiss:-$faiss_lib} ldd "$binary" | awk '/=> \// {print $1, $3}' | while read -r soname path; do
+  [[ $soname =~ $machine ]] && continue
   [[ $path == "$torch_lib"/* || $path == */nvidia/* ]] && continue
   cp -L "$path" "$root/lib/$soname"
 done
-# libgomp too where PyTorch carries its own (PyTorch's, earlier on the path, is the one loaded).
-[ -e "$root/lib/libgomp.so.1" ] || cp -L "$(gcc -print-file-name=libgomp.so.1)" "$root/lib/libgomp.so.1"
-# FAISS's C API loads the generic FAISS library through its own NEEDED entries; ldd above
-# listed those too. Each library finds its siblings beside it.
+# Each library finds its siblings beside it.
 for lib in "$root"/lib/*; do
   chmod u+w "$lib"
   patchelf --set-rpath '$ORIGIN' "$lib"
@@ -105,7 +113,7 @@ cat > "$root/README.md" <<README
 # huelab $version, relocatable (Linux x86_64)
 
 Runs from wherever this folder is, without root. It needs from the machine:
-- glibc ${glibc_needed#GLIBC_} or newer (\`ldd --version\`);
+- glibc ${glibc_needed#GLIBC_} or newer (\`ldd --version\`) and libstdc++ from GCC 8 or newer, as PyTorch does;
 - PyTorch $torch_version (CPU or CUDA wheel) in the Python that \`python3\` runs, or
   \`HUELAB_TORCH\` set to its \`torch\` package folder: \`pip install torch==$torch_version\`.
 

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Prepares what scripts/device-check.sh needs on the lent GPU machine, which has PyTorch
-# 2.11.0+cu130 under its python3 but no OpenBLAS, no FAISS, no Fashion-MNIST: the stripped
-# huelab binary, FAISS's and OpenBLAS's shared libraries and the Fashion-MNIST test files, in
-# device-bundle/bundle.tar.gz (git-ignored; about 25 MB, under the device tool's 64 MiB carry).
-# libtorch itself comes from that machine's PyTorch, the same version.
+# 2.11.0+cu130 under its python3 but no FAISS, no OpenBLAS, no Fashion-MNIST: the shipped
+# binary of the relocatable bundle (scripts/make-bundle.sh: the glibc 2.28 floor, FAISS inside)
+# with its lib/ (OpenBLAS) and the Fashion-MNIST test files, in device-bundle/bundle.tar.gz
+# (git-ignored; about 25 MB, under the device tool's 64 MiB carry; the whole bundle, with its
+# data, is over it). libtorch itself comes from that machine's PyTorch, the same version.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-cargo build --release --locked --bins
-target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 stage=$(mktemp -d)
-mkdir -p "$stage/lib" "$stage/fashion-mnist"
-cp "$target/release/huelab" "$stage/huelab" && strip "$stage/huelab"
-cp -L /opt/huelab/faiss-1.12.0/lib/libfaiss_avx2.so /opt/huelab/faiss-1.12.0/lib/libfaiss_c_avx2.so "$stage/lib/"
-for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do cp -L "/lib/x86_64-linux-gnu/$lib" "$stage/lib/"; done
-cp /usr/share/datasets/fashion-mnist/t10k-*-ubyte.gz "$stage/fashion-mnist/"
+trap 'rm -rf "$stage"' EXIT
+bash scripts/make-bundle.sh "$stage/full.tar.gz"
+tar xzf "$stage/full.tar.gz" -C "$stage" --wildcards '*/libexec/huelab' '*/lib/*'
+mkdir -p "$stage/device/fashion-mnist"
+mv "$stage"/huelab-*/libexec/huelab "$stage/device/huelab"
+mv "$stage"/huelab-*/lib "$stage/device/lib"
+cp /usr/share/datasets/fashion-mnist/t10k-*-ubyte.gz "$stage/device/fashion-mnist/"
 mkdir -p device-bundle
-tar czf device-bundle/bundle.tar.gz -C "$stage" .
-rm -rf "$stage"
+tar czf device-bundle/bundle.tar.gz -C "$stage/device" .
 ls -la device-bundle/bundle.tar.gz

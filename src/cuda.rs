@@ -124,6 +124,9 @@ fn dlopen_global(path: &Path) -> Result<(), String> {
 pub struct DeviceInfo {
     pub huelab: &'static str,
     pub torch: &'static str,
+    /// The folder of the `libtorch_cpu.so` this process runs on (a bundle or a wheel takes the
+    /// machine's PyTorch), where /proc/self/maps tells.
+    pub libtorch_dir: Option<PathBuf>,
     pub cuda_backend: String,
     pub cuda_available: bool,
     pub cuda_devices: i64,
@@ -145,6 +148,7 @@ pub fn device_info() -> DeviceInfo {
     DeviceInfo {
         huelab: env!("CARGO_PKG_VERSION"),
         torch: env!("HUELAB_TORCH_VERSION"),
+        libtorch_dir: loaded_libtorch_dir(),
         cuda_backend: backend.to_string(),
         cuda_available: tch::Cuda::is_available(),
         cuda_devices: tch::Cuda::device_count(),

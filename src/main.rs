@@ -154,8 +154,13 @@ enum KernelAction {
         #[arg(long, conflicts_with = "prefix")]
         user: bool,
         /// Into PREFIX/share/jupyter (e.g. a venv's folder).
-        #[arg(long, value_name = "PREFIX")]
+        #[arg(long, value_name = "PREFIX", conflicts_with = "sys_prefix")]
         prefix: Option<PathBuf>,
+        /// Into the Python environment huelab was pip-installed in (its sys.prefix, which the
+        /// wheel's `huelab` command passes on as HUELAB_SYS_PREFIX), as `jupyter kernelspec
+        /// install --sys-prefix`.
+        #[arg(long, conflicts_with = "user")]
+        sys_prefix: bool,
     },
 }
 
@@ -439,7 +444,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             }
         }
         Command::Status { run_dir } => cluster_run::status(&run_dir),
-        Command::Kernel { action: Some(KernelAction::Install { user: _, prefix }), .. } => kernel_install(prefix).map_err(message_error("kernel install")),
+        Command::Kernel { action: Some(KernelAction::Install { user: _, prefix, sys_prefix }), .. } => sys_prefix_or(prefix, sys_prefix).and_then(kernel_install).map_err(message_error("kernel install")),
         Command::Kernel { action: None, connection_file, allow_fs, max_operations } => kernel(connection_file, huelab::script::ScriptOptions { allow_fs, max_operations, ..Default::default() }),
         Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter.unwrap_or_else(default_jupyter), &lab_args).map_err(message_error("notebook")),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
@@ -474,6 +479,17 @@ fn set_threads(threads: Option<i32>) -> Result<(), ScriptError> {
     }
     tch::set_num_threads(n);
     Ok(())
+}
+
+/// `--sys-prefix`: the environment the wheel's `huelab` command runs in.
+fn sys_prefix_or(prefix: Option<PathBuf>, sys_prefix: bool) -> Result<Option<PathBuf>, String> {
+    if !sys_prefix {
+        return Ok(prefix);
+    }
+    match std::env::var_os("HUELAB_SYS_PREFIX").filter(|p| !p.is_empty()) {
+        Some(prefix) => Ok(Some(PathBuf::from(prefix))),
+        None => Err("--sys-prefix: no Python environment known (HUELAB_SYS_PREFIX is set by the `huelab` command of the pip-installed wheel); pass --prefix DIR".to_owned()),
+    }
 }
 
 /// `huelab kernel install`.
@@ -530,6 +546,11 @@ fn info() {
     let info = huelab::cuda::device_info();
     huelab::outln!("huelab {} (torch {}), {} CPU threads", info.huelab, info.torch, info.cpu_threads);
     huelab::outln!("{}", openmp_wait::describe());
+    let kind = if matches!(huelab::cuda::load_cuda_backend(), huelab::cuda::CudaBackend::Loaded { .. }) { "CPU and CUDA" } else { "CPU" };
+    match &info.libtorch_dir {
+        Some(dir) => huelab::outln!("libtorch {} ({kind}) from {}", info.torch, dir.display()),
+        None => huelab::outln!("libtorch {} ({kind}), folder unknown (no /proc/self/maps)", info.torch),
+    }
     huelab::outln!("{}", info.cuda_backend);
     huelab::outln!("CUDA available: {} ({} device(s)), cuDNN: {}", info.cuda_available, info.cuda_devices, info.cudnn_available);
     for gpu in &info.gpus {

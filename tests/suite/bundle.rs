@@ -7,6 +7,7 @@
 //! create the user) and Debian's Slurm, like tests/suite/slurm.rs.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::slurm::{array_job, assert_same_outputs, ok, without_time, Cluster, SERIAL};
@@ -21,14 +22,15 @@ write_comparison(run_dir(arg("name", "cmp")), c);
 "#;
 
 /// A user made for one test, removed with everything it owns when the test ends.
-struct TestUser {
-    name: String,
-    home: PathBuf,
+pub(super) struct TestUser {
+    pub(super) name: String,
+    pub(super) home: PathBuf,
 }
 
 impl TestUser {
-    fn create(base: &Path) -> Self {
-        let name = format!("huelab-bundle-{}", std::process::id());
+    /// `huelab-KIND-PID`, with its home in `base/home`.
+    pub(super) fn create(base: &Path, kind: &str) -> Self {
+        let name = format!("huelab-{kind}-{}", std::process::id());
         let home = base.join("home");
         let out = Command::new("useradd").args(["--create-home", "--shell", "/bin/bash", "--home-dir"]).arg(&home).arg(&name).output().unwrap();
         assert!(out.status.success(), "useradd (the test needs root): {}", String::from_utf8_lossy(&out.stderr));
@@ -36,7 +38,7 @@ impl TestUser {
     }
 
     /// `script` run by bash as this user, with nothing of the caller's environment but `env`.
-    fn run(&self, script: &str, env: &[(&str, String)]) -> Output {
+    pub(super) fn run(&self, script: &str, env: &[(&str, String)]) -> Output {
         let mut command = Command::new("runuser");
         command.args(["-u", &self.name, "--", "env", "-i"]);
         command.arg(format!("HOME={}", self.home.display())).arg(format!("USER={}", self.name)).arg("LANG=C.UTF-8");
@@ -56,7 +58,25 @@ impl Drop for TestUser {
     }
 }
 
-fn text(out: &Output) -> String {
+/// The bundle of this checkout, packed by scripts/make-bundle.sh once per test process (its own
+/// build: the glibc floor, paths remapped; incremental after the first) for every test that
+/// needs it; an error the first time is the same error for each of them.
+pub(super) fn packed() -> &'static Path {
+    static PACKED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let packed = PACKED.get_or_init(|| {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bundle = Path::new(env!("CARGO_TARGET_TMPDIR")).join("huelab-bundle.tar.gz");
+        let made = Command::new("bash").arg(repo.join("scripts/make-bundle.sh")).arg(&bundle).output().unwrap();
+        eprintln!("{}", text(&made).trim());
+        if made.status.success() { Ok(bundle) } else { Err(format!("make-bundle: {}", text(&made))) }
+    });
+    match packed {
+        Ok(path) => path,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+pub(super) fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
@@ -68,10 +88,7 @@ fn the_bundle_runs_for_an_unprivileged_user_with_only_pytorch_installed() {
     let base = tempfile::Builder::new().prefix("huelab-bundle-").tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(base.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let bundle = base.path().join("huelab.tar.gz");
-    // The bundle's own build (paths remapped; incremental after the first).
-    let made = Command::new("bash").arg(repo.join("scripts/make-bundle.sh")).arg(&bundle).output().unwrap();
-    assert!(made.status.success(), "make-bundle: {}", text(&made));
-    eprintln!("{}", text(&made).trim());
+    std::fs::copy(packed(), &bundle).unwrap();
 
     // No path of this machine decides where anything is loaded from: every library is found
     // beside the binary ($ORIGIN), glibc and PyTorch on the machine.
@@ -95,7 +112,7 @@ fn the_bundle_runs_for_an_unprivileged_user_with_only_pytorch_installed() {
         }
     }
 
-    let user = TestUser::create(base.path());
+    let user = TestUser::create(base.path(), "bundle");
     let downloads = huelab::cache::home().join("downloads");
     let wheels: Vec<String> = std::fs::read_dir(&downloads)
         .unwrap()

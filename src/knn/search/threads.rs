@@ -21,9 +21,13 @@ use faiss::index::NativeIndex;
 
 use crate::error::{Error, Result};
 
-#[link(name = "openblas")]
+// FAISS's OpenBLAS, PyPI's scipy-openblas (scripts/build-faiss.sh), whose routines carry a
+// `scipy_` prefix.
+#[link(name = "scipy_openblas")]
 extern "C" {
+    #[link_name = "scipy_openblas_get_num_threads"]
     fn openblas_get_num_threads() -> c_int;
+    #[link_name = "scipy_openblas_set_num_threads"]
     fn openblas_set_num_threads(n: c_int);
 }
 
