@@ -76,6 +76,28 @@ pub(super) fn packed() -> &'static Path {
     }
 }
 
+/// The bundle, unpacked into `into`; its folder.
+pub(super) fn unpack(into: &Path) -> PathBuf {
+    let out = Command::new("tar").arg("xzf").arg(packed()).current_dir(into).output().unwrap();
+    assert!(out.status.success(), "tar: {}", text(&out));
+    std::fs::read_dir(into).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).expect("a folder in the bundle")
+}
+
+/// The wheels setup.sh downloaded that a user's venv needs for PyTorch alone: torch 2.11.0 and
+/// the two NVIDIA runtime wheels its `libtorch_cpu.so` names.
+pub(super) fn torch_wheels() -> Vec<String> {
+    let downloads = huelab::cache::home().join("downloads");
+    let wheels: Vec<String> = std::fs::read_dir(&downloads)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| ["torch-", "nvidia_cuda_runtime", "nvidia_cuda_cupti"].iter().any(|w| n.to_string_lossy().starts_with(w))))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(wheels.iter().any(|w| w.contains("/torch-2.11.0-")), "setup.sh's torch wheel in {}: {wheels:?}", downloads.display());
+    wheels
+}
+
 pub(super) fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -93,8 +115,7 @@ fn the_bundle_runs_for_an_unprivileged_user_with_only_pytorch_installed() {
     // No path of this machine decides where anything is loaded from: every library is found
     // beside the binary ($ORIGIN), glibc and PyTorch on the machine.
     let unpacked = tempfile::tempdir().unwrap();
-    assert!(Command::new("tar").arg("xzf").arg(&bundle).current_dir(unpacked.path()).status().unwrap().success());
-    let root = std::fs::read_dir(unpacked.path()).unwrap().flatten().next().unwrap().path();
+    let root = unpack(unpacked.path());
     assert!(root.join("share/huelab/data/weights/efficientnet-lite0-57934424.pth").is_file() && root.join("share/huelab/data/fashion-mnist").is_dir());
     let mut elves: Vec<PathBuf> = std::fs::read_dir(root.join("lib")).unwrap().flatten().map(|e| e.path()).collect();
     elves.push(root.join("libexec/huelab"));
@@ -113,15 +134,7 @@ fn the_bundle_runs_for_an_unprivileged_user_with_only_pytorch_installed() {
     }
 
     let user = TestUser::create(base.path(), "bundle");
-    let downloads = huelab::cache::home().join("downloads");
-    let wheels: Vec<String> = std::fs::read_dir(&downloads)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| ["torch-", "nvidia_cuda_runtime", "nvidia_cuda_cupti"].iter().any(|w| n.to_string_lossy().starts_with(w))))
-        .map(|p| p.display().to_string())
-        .collect();
-    assert!(wheels.iter().any(|w| w.contains("/torch-2.11.0-")), "setup.sh's torch wheel in {}: {wheels:?}", downloads.display());
+    let wheels = torch_wheels();
     std::fs::copy(repo.join("scripts/quickstart.rhai"), base.path().join("quickstart.rhai")).unwrap();
     std::fs::write(base.path().join("cmp.rhai"), COMPARISON).unwrap();
 

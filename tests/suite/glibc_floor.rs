@@ -18,7 +18,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::bundle::{packed, text};
+use super::bundle::{text, unpack};
 use super::slurm::without_time;
 
 /// PyTorch 2.11's wheel (manylinux_2_28, gcc-toolset-13 with the host's libstdc++): the newest
@@ -47,13 +47,6 @@ pub(super) fn over_the_floor(elf: &Path) -> Vec<String> {
         }
     }
     over.into_iter().map(|(version, names)| format!("{version}: {}", names.join(", "))).collect()
-}
-
-/// The bundle, unpacked into `into`; its folder.
-fn unpack(into: &Path) -> PathBuf {
-    let out = Command::new("tar").arg("xzf").arg(packed()).current_dir(into).output().unwrap();
-    assert!(out.status.success(), "tar: {}", text(&out));
-    std::fs::read_dir(into).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).expect("a folder in the bundle")
 }
 
 #[test]

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::bundle::{packed, text, TestUser};
+use super::bundle::{packed, text, torch_wheels, TestUser};
 use super::glibc_floor::over_the_floor;
 use super::slurm::without_time;
 
@@ -27,15 +27,6 @@ finally:
     km.shutdown_kernel(now=True)
 "#;
 
-/// METADATA of `wheel`, extracted to a temporary file.
-fn unpacked_metadata(wheel: &Path) -> tempfile::TempPath {
-    let file = tempfile::NamedTempFile::new().unwrap().into_temp_path();
-    let script = "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[2], 'wb').write(z.read(next(n for n in z.namelist() if n.endswith('.dist-info/METADATA'))))";
-    let out = Command::new("python3").args(["-c", script]).arg(wheel).arg(&file).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    file
-}
-
 #[test]
 fn the_wheel_pip_installs_for_an_unprivileged_user_and_runs_the_quickstart_and_a_kernel_cell() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -51,29 +42,21 @@ fn the_wheel_pip_installs_for_an_unprivileged_user_and_runs_the_quickstart_and_a
     let size = std::fs::metadata(&wheel).unwrap().len();
     assert!(size < 80_000_000, "{name}: {size} bytes");
 
-    // It asks pip for PyTorch's version (the test installs with --no-deps: torch's own
-    // dependencies are not among the cached wheels).
-    let metadata = std::fs::read_to_string(unpacked_metadata(&wheel)).unwrap();
-    assert!(metadata.lines().any(|l| l == "Requires-Dist: torch==2.11.*"), "{metadata}");
-
-    // Every ELF inside, held to the floor (the same check as the bundle's).
     let unpacked = tempfile::tempdir().unwrap();
     let unzip = Command::new("python3").args(["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])"]).arg(&wheel).arg(unpacked.path()).output().unwrap();
     assert!(unzip.status.success(), "{}", text(&unzip));
+    // It asks pip for PyTorch's version (the test installs with --no-deps: torch's own
+    // dependencies are not among the cached wheels).
+    let metadata = std::fs::read_to_string(unpacked.path().join("huelab-0.1.0.dist-info/METADATA")).unwrap();
+    assert!(metadata.lines().any(|l| l == "Requires-Dist: torch==2.11.*"), "{metadata}");
+
+    // Every ELF inside, held to the floor (the same check as the bundle's).
     for elf in ["huelab/libexec/huelab", "huelab/lib/libscipy_openblas.so"] {
         let over = over_the_floor(&unpacked.path().join(elf));
         assert!(over.is_empty(), "{elf}: {over:?}");
     }
 
-    let downloads = huelab::cache::home().join("downloads");
-    let torch_wheels: Vec<String> = std::fs::read_dir(&downloads)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| ["torch-", "nvidia_cuda_runtime", "nvidia_cuda_cupti"].iter().any(|w| n.to_string_lossy().starts_with(w))))
-        .map(|p| p.display().to_string())
-        .collect();
-    assert!(torch_wheels.iter().any(|w| w.contains("/torch-2.11.0-")), "setup.sh's torch wheel in {}: {torch_wheels:?}", downloads.display());
+    let torch_wheels = torch_wheels();
     std::fs::copy(repo.join("scripts/quickstart.rhai"), base.path().join("quickstart.rhai")).unwrap();
     std::fs::write(base.path().join("cell.py"), CELL).unwrap();
 
@@ -85,7 +68,7 @@ fn the_wheel_pip_installs_for_an_unprivileged_user_and_runs_the_quickstart_and_a
 
     let user = TestUser::create(base.path(), "wheel");
     // jupyter_client and its dependencies, which setup.sh downloads.
-    let client_wheels = downloads.join("jupyter-client");
+    let client_wheels = huelab::cache::home().join("downloads/jupyter-client");
     assert!(client_wheels.is_dir(), "{} (setup.sh fetches jupyter_client's wheels)", client_wheels.display());
     let steps = format!(
         r#"
