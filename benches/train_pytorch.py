@@ -105,6 +105,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    # torch.channels_last for the model's weights and the input (NHWC strides), PyTorch's
+    # other memory format for convolutions.
+    parser.add_argument("--memory-format", choices=["contiguous", "channels_last"], default="contiguous")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -117,6 +120,9 @@ def main():
     angles = torch.arange(args.classes, dtype=torch.float32) * (2 * math.pi / args.classes)
     points = torch.stack([angles.cos(), angles.sin()], dim=1).to(device)
     x = torch.rand(args.batch, args.channels, args.size, args.size).to(device)
+    if args.memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(args.classes, (args.batch,)).to(device)
 
     def forward():

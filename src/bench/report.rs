@@ -56,6 +56,18 @@ pub fn data(python: &Path, folder: &Path, bench: &crate::bench::DataBench, out: 
         crate::outln!("{:<28} {:>12.1} {:>10.1} – {:<9.1} {:>14.0}", "torchvision DataLoader", r.torchvision_median, r.torchvision_iqr.0, r.torchvision_iqr.1, mb(r.torchvision_peak_rss_bytes));
         crate::outln!("ratio huelab / torchvision: {:.3}x images/s (goal >= 1.5x); peak RSS {:.0} MB vs {:.0} MB", r.ratio, mb(r.huelab_peak_rss_bytes), mb(r.torchvision_peak_rss_bytes));
     }
+    crate::outln!("{:<28} {:>12.1}   (every file read and decoded once, {} workers)", "decoding alone: huelab", r.ceiling_huelab_decoder_median, bench.workers);
+    if !bench.skip_reference {
+        crate::outln!("{:<28} {:>12.1}   (libjpeg-turbo's TurboJPEG API, {} processes)", "decoding alone: turbojpeg", r.ceiling_turbojpeg_median, bench.workers);
+        crate::outln!("huelab pipeline / libjpeg-turbo decoding alone: {:.3} (goal >= 0.8)", r.fraction_of_ceiling);
+    }
+    let s = &r.breakdown;
+    crate::outln!("where one image's time goes on one thread (first {} images), microseconds per image:", s.images);
+    let total = s.total_us();
+    for (stage, us) in [("read", s.read_us), ("decode", s.decode_us), ("crop + resize", s.crop_resize_us), ("planar layout + flip", s.layout_flip_us), ("to float + standardise", s.to_float_us), ("batching", s.batching_us)] {
+        crate::outln!("  {:<26} {:>9.1} us {:>6.1} %", stage, us, 100.0 * us / total);
+    }
+    crate::outln!("  {:<26} {:>9.1} us  = {:.0} images/s per thread", "total", total, 1e6 / total);
     let baseline = r.huelab.first().map_or(0, |p| p.baseline_rss_bytes);
     crate::outln!("huelab RSS before the epoch {:.0} MB (libtorch and the open data set), peak {:.0} MB = {:.3} of the epoch's float32 size (goal: under 1 GB)", mb(baseline), mb(r.huelab_peak_rss_bytes), r.huelab_peak_rss_bytes as f64 / r.float32_bytes as f64);
     if let Some(path) = out {
@@ -90,18 +102,24 @@ pub fn train(
             vec![Precision::Fp32]
         }
     };
-    crate::outln!("{rounds} alternating rounds per row; ratio = huelab median / PyTorch median, IQR = quartiles of the per-round ratios");
-    crate::outln!("{:<10} {:>5} {:>8} {:>9} {:>14} {:>14} {:>7} {:>17}", "model", "batch", "input", "precision", "huelab img/s", "pytorch img/s", "ratio", "IQR");
+    crate::outln!("{rounds} alternating rounds per row; each side in both memory layouts (NCHW contiguous, channels-last): huelab's row is the layout `train` uses for the model");
+    crate::outln!("ratio = huelab median / the better of PyTorch's two medians, IQR = quartiles of the per-round ratios");
+    crate::outln!("{:<10} {:>5} {:>8} {:>9} {:>20} {:>14} {:>14} {:>7} {:>17}", "model", "batch", "input", "precision", "huelab img/s", "pytorch NCHW", "pytorch NHWC", "ratio", "IQR");
     let mut results = Vec::new();
     for (i, name) in models.iter().enumerate() {
         let arch: crate::models::Arch = name.parse()?;
         let mut by_precision = Vec::new();
         for &precision in &precisions {
-            let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads, device, precision };
+            let bench = TrainBench { arch, batch, channels: 1, size, classes: 10, warmup: 3, steps: steps.get(i).copied().unwrap_or(20), threads, device, precision, channels_last: false };
             let r = compare_train_throughput(python, bench, rounds, |step| eprintln!("bench train: [{:>6.1} s] {step}", started.elapsed().as_secs_f64()))?;
+            let layout = |channels_last: bool| if channels_last { "NHWC" } else { "NCHW" };
             crate::outln!(
-                "{:<10} {:>5} {:>8} {:>9} {:>14.1} {:>14.1} {:>6.3}x {:>7.3} – {:<7.3}",
-                name, batch, format!("1x{size}x{size}"), precision.name(), r.huelab_median, r.pytorch_median, r.ratio, r.ratio_iqr.0, r.ratio_iqr.1
+                "{:<10} {:>5} {:>8} {:>9} {:>13.1} ({}) {:>14.1} {:>14.1} {:>6.3}x {:>7.3} – {:<7.3}",
+                name, batch, format!("1x{size}x{size}"), precision.name(), r.huelab_median, layout(r.bench.channels_last), r.pytorch_median, r.pytorch_channels_last_median, r.ratio, r.ratio_iqr.0, r.ratio_iqr.1
+            );
+            crate::outln!(
+                "{:<10} {:>9} huelab in the other layout ({}): {:.1} img/s ({:.3}x the layout train uses)",
+                "", precision.name(), layout(!r.bench.channels_last), r.huelab_other_layout_median, r.huelab_other_layout_median / r.huelab_median
             );
             let peak = r.huelab.iter().filter_map(|t| t.peak_rss_bytes).max().unwrap_or(0);
             crate::outln!("{:<10} {:>9} huelab peak RSS while training: {:.0} MB", "", precision.name(), peak as f64 / 1e6);
@@ -115,7 +133,7 @@ pub fn train(
                 "{:<10} fp32 -> bf16 speed-up: huelab {:.3}x, PyTorch {:.3}x",
                 name,
                 bf16.huelab_median / fp32.huelab_median,
-                bf16.pytorch_median / fp32.pytorch_median
+                bf16.pytorch_best().0 / fp32.pytorch_best().0
             );
         }
         results.extend(by_precision);

@@ -174,7 +174,7 @@ impl ImageDataset {
         self.check_indices(indices)?;
         match &self.pixels {
             Pixels::InMemory(t) => Ok(t.f_index_select(0, &Tensor::from_slice(indices))?),
-            Pixels::Files { files, .. } => files.load(indices, mode),
+            Pixels::Files { files, .. } => files.load(indices, mode, &[]),
         }
     }
 

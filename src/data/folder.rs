@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tch::Tensor;
 
-use super::image_file::{check_header, check_scan, decode_with};
+use super::image_file::{check_header, check_scan, decode_checked_bytes};
 use super::split::{Split, SplitConfig};
 use crate::error::{Error, Result};
 
@@ -93,23 +93,45 @@ impl ImageFiles {
         [self.config.channels as i64, self.config.size.0 as i64, self.config.size.1 as i64]
     }
 
-    /// Decodes the images at `indices` into `uint8 [n, C, H, W]`.
-    pub fn load(&self, indices: &[i64], mode: Mode) -> Result<Tensor> {
+    /// Decodes the images at `indices` into `uint8 [n, C, H, W]`, each mirrored left–right
+    /// where `flips` (empty, or one per index) says so.
+    pub fn load(&self, indices: &[i64], mode: Mode, flips: &[bool]) -> Result<Tensor> {
+        self.load_timed(indices, mode, flips, &mut Scratch::default(), None)
+    }
+
+    /// [`load`](Self::load) with a worker's reused buffers, adding each stage's time to
+    /// `times` when given (`huelab bench data`'s breakdown times this same code).
+    pub fn load_timed(&self, indices: &[i64], mode: Mode, flips: &[bool], scratch: &mut Scratch, mut times: Option<&mut StageTimes>) -> Result<Tensor> {
+        if !flips.is_empty() && flips.len() != indices.len() {
+            return Err(Error::msg(format!("{} flips drawn for {} images", flips.len(), indices.len())));
+        }
         let [c, h, w] = self.shape();
         let per_image = (c * h * w) as usize;
         let mut pixels = vec![0u8; per_image * indices.len()];
-        let mut resizer = fast_image_resize::Resizer::new();
-        for (slot, &i) in pixels.chunks_exact_mut(per_image).zip(indices) {
+        for (k, (slot, &i)) in pixels.chunks_exact_mut(per_image).zip(indices).enumerate() {
+            let mut clock = StageClock::start(times.as_deref_mut());
             let path = usize::try_from(i).ok().and_then(|i| self.files.get(i)).ok_or_else(|| Error::msg(format!("image index {i} is out of range for {} images", self.files.len())))?;
-            let image = decode_with(path, &self.access)?;
+            let bytes = crate::input::read_with(path, crate::input::limits::IMAGE, &self.access)?;
+            clock.lap(Stage::Read);
+            let image = decode_checked_bytes(path, &bytes)?;
+            clock.lap(Stage::Decode);
             let rng = match mode {
                 Mode::Eval => None,
                 Mode::Train { seed, epoch } => Some(image_rng(seed, epoch, i)),
             };
-            let interleaved = transform(&mut resizer, image, &self.config, rng).map_err(|message| Error::Data { path: path.clone(), message })?;
-            to_channels_first(&interleaved, c as usize, slot);
+            transform(scratch, image, &self.config, rng).map_err(|message| Error::Data { path: path.clone(), message })?;
+            clock.lap(Stage::Resize);
+            to_channels_first(&scratch.resized, c as usize, w as usize, flips.get(k).copied().unwrap_or(false), slot);
+            clock.lap(Stage::Layout);
         }
         Ok(Tensor::from_slice(&pixels).view([indices.len() as i64, c, h, w]))
+    }
+
+    /// The image at `index` read and decoded (no crop or resize): what decoding alone costs.
+    pub fn read_and_decode(&self, index: usize) -> Result<DynamicImage> {
+        let path = self.files.get(index).ok_or_else(|| Error::msg(format!("image index {index} is out of range for {} images", self.files.len())))?;
+        let bytes = crate::input::read_with(path, crate::input::limits::IMAGE, &self.access)?;
+        decode_checked_bytes(path, &bytes)
     }
 
     /// SHA-256 of every file's relative path, label and bytes (read one file at a time), with
@@ -162,19 +184,32 @@ fn crop_of(width: u32, height: u32, config: &ImageFolderConfig, rng: Option<ChaC
     }
 }
 
+/// What one worker reuses from image to image: the resizer (its coefficient and row buffers)
+/// and the resized pixels.
+pub struct Scratch {
+    resizer: fast_image_resize::Resizer,
+    resized: Vec<u8>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch { resizer: fast_image_resize::Resizer::new(), resized: Vec::new() }
+    }
+}
+
 /// The image cropped and resized (bilinear, antialiased) to the folder's size, as interleaved
-/// `[H, W, C]` bytes.
-fn transform(resizer: &mut fast_image_resize::Resizer, image: DynamicImage, config: &ImageFolderConfig, rng: Option<ChaCha8Rng>) -> std::result::Result<Vec<u8>, String> {
+/// `[H, W, C]` bytes in `scratch.resized`.
+fn transform(scratch: &mut Scratch, image: DynamicImage, config: &ImageFolderConfig, rng: Option<ChaCha8Rng>) -> std::result::Result<(), String> {
     use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions};
     let (width, height) = (image.width(), image.height());
     let (pixel_type, raw) = if config.channels == 1 { (PixelType::U8, image.into_luma8().into_raw()) } else { (PixelType::U8x3, image.into_rgb8().into_raw()) };
     let source = Image::from_vec_u8(width, height, raw, pixel_type).map_err(|e| format!("cannot resize the image: {e}"))?;
     let (h, w) = config.size;
-    let mut out = Image::new(w, h, pixel_type);
+    scratch.resized.resize(h as usize * w as usize * usize::from(config.channels), 0);
+    let mut out = Image::from_slice_u8(w, h, &mut scratch.resized, pixel_type).map_err(|e| format!("cannot resize the image: {e}"))?;
     let (x, y, cw, ch) = crop_of(width, height, config, rng);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(x, y, cw, ch);
-    resizer.resize(&source, &mut out, &options).map_err(|e| format!("cannot resize the image: {e}"))?;
-    Ok(out.into_vec())
+    scratch.resizer.resize(&source, &mut out, &options).map_err(|e| format!("cannot resize the image: {e}"))
 }
 
 /// torchvision's evaluation transform: `Resize(s · 256/224)` of the shorter side (bilinear with
@@ -217,16 +252,71 @@ fn random_resized_crop(width: u32, height: u32, rng: &mut ChaCha8Rng) -> (u32, u
     (((w - cw) / 2.0) as u32, ((h - ch) / 2.0) as u32, cw.max(1.0) as u32, ch.max(1.0) as u32)
 }
 
-/// Interleaved `[H, W, C]` bytes → planar `[C, H, W]` in `out`.
-fn to_channels_first(interleaved: &[u8], channels: usize, out: &mut [u8]) {
-    if channels == 1 {
-        out.copy_from_slice(interleaved);
-        return;
-    }
+/// Interleaved `[H, W, C]` bytes (rows `width` pixels long) → planar `[C, H, W]` in `out`,
+/// mirrored left–right when `flip`: the augmentation's flip done in the same pass.
+fn to_channels_first(interleaved: &[u8], channels: usize, width: usize, flip: bool, out: &mut [u8]) {
     let plane = interleaved.len() / channels;
-    for (p, pixel) in interleaved.chunks_exact(channels).enumerate() {
-        for (c, &v) in pixel.iter().enumerate() {
-            out[c * plane + p] = v;
+    let row_bytes = width * channels;
+    for (y, row) in interleaved.chunks_exact(row_bytes).enumerate() {
+        for c in 0..channels {
+            let target = &mut out[c * plane + y * width..c * plane + (y + 1) * width];
+            let source = row[c..].iter().step_by(channels);
+            if flip {
+                target.iter_mut().rev().zip(source).for_each(|(t, &v)| *t = v);
+            } else {
+                target.iter_mut().zip(source).for_each(|(t, &v)| *t = v);
+            }
+        }
+    }
+}
+
+/// The stages of decoding one image file, as `huelab bench data` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading the file.
+    Read,
+    /// Checking the header and decoding to RGB (or grey) pixels.
+    Decode,
+    /// Cropping and resizing to the output size.
+    Resize,
+    /// Interleaved → planar `[C, H, W]` bytes, with the flip.
+    Layout,
+}
+
+/// Time spent in each [`Stage`], summed over images.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    pub read: std::time::Duration,
+    pub decode: std::time::Duration,
+    pub resize: std::time::Duration,
+    pub layout: std::time::Duration,
+    pub images: usize,
+}
+
+/// Laps of one image through the stages; does nothing without a [`StageTimes`] to add to.
+struct StageClock<'a> {
+    times: Option<&'a mut StageTimes>,
+    last: std::time::Instant,
+}
+
+impl<'a> StageClock<'a> {
+    fn start(times: Option<&'a mut StageTimes>) -> Self {
+        StageClock { times, last: std::time::Instant::now() }
+    }
+
+    fn lap(&mut self, stage: Stage) {
+        let Some(times) = self.times.as_deref_mut() else { return };
+        let now = std::time::Instant::now();
+        let spent = now - self.last;
+        self.last = now;
+        match stage {
+            Stage::Read => times.read += spent,
+            Stage::Decode => times.decode += spent,
+            Stage::Resize => times.resize += spent,
+            Stage::Layout => {
+                times.layout += spent;
+                times.images += 1;
+            }
         }
     }
 }

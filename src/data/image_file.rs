@@ -72,12 +72,12 @@ pub fn decode(path: &Path) -> Result<DynamicImage> {
     decode_bytes(path, &bytes, format, (w, h))
 }
 
-/// Decodes an image of a data set whose files were checked whole when it opened (batches, on
-/// worker threads, under the access the data set was opened with).
-pub fn decode_with(path: &Path, access: &crate::input::Access) -> Result<DynamicImage> {
-    let bytes = crate::input::read_with(path, crate::input::limits::IMAGE, access)?;
-    let (format, w, h) = check_header(path, &bytes)?;
-    decode_bytes(path, &bytes, format, (w, h))
+/// Decodes the bytes of an image of a data set whose files were checked whole when it opened
+/// (batches, on worker threads): the header is checked again (the file may have changed
+/// since), the scan is not.
+pub(super) fn decode_checked_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
+    let (format, w, h) = check_header(path, bytes)?;
+    decode_bytes(path, bytes, format, (w, h))
 }
 
 fn decode_bytes(path: &Path, bytes: &[u8], format: image::ImageFormat, (w, h): (u32, u32)) -> Result<DynamicImage> {

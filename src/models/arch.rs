@@ -71,6 +71,16 @@ impl Arch {
         self.info().name
     }
 
+    /// Whether `train` lays this architecture's weights and batches out channels-last on
+    /// `device` in `precision` when the run does not say (`channels_last` option), chosen by
+    /// measurement (`huelab bench train` measures both layouts;
+    /// results/bench/train-layouts-intel.json, an Intel CPU with AMX): ResNet-18 in bf16 trained
+    /// 1.106x faster channels-last, in fp32 0.977x (no gain). The other architectures and GPUs
+    /// were not measured: contiguous there.
+    pub fn trains_channels_last(self, device: tch::Device, precision: crate::precision::Precision) -> bool {
+        device == tch::Device::Cpu && precision == crate::precision::Precision::Bf16 && matches!(self, Arch::ResNet18 | Arch::ResNet34)
+    }
+
     /// Smallest input height/width the architecture accepts with a resolved `stem`.
     pub fn min_input_size(self, stem: Stem) -> i64 {
         let (small, imagenet) = self.info().min_input;

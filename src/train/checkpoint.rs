@@ -109,10 +109,11 @@ pub fn save(
         Some(p) => format!("checkpoint-epoch-{}-batch-{}.safetensors", p.epoch, p.sums.batches),
         None => format!("checkpoint-epoch-{epoch}.safetensors"),
     };
-    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
+    // Contiguous copies of channels-last tensors: the file is the same in either layout.
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model/{n}"), t.contiguous())).collect();
     let state = optimizer.state_tensors();
     let with_state: BTreeSet<String> = state.iter().filter_map(|(n, _)| n.split_once('/').map(|(_, var)| var.to_owned())).collect();
-    named.extend(state.into_iter().map(|(n, t)| (format!("optim/{n}"), t)));
+    named.extend(state.into_iter().map(|(n, t)| (format!("optim/{n}"), t.contiguous())));
     let mut tensors_sha256 = None;
     write_then_rename(&dir.join(&tensors_name), |partial_path| {
         Tensor::write_safetensors(&named, partial_path)?;

@@ -89,11 +89,12 @@ pub struct TrainConfig {
     /// split start from identical weights and see identical batches, whatever their loss.
     pub seed: u64,
     pub device: DeviceChoice,
-    /// Feed batches in channels-last memory layout (NHWC strides), which lets cuDNN and oneDNN
-    /// pick their faster kernels; convolutions pass the layout on. Off by default; left out of
-    /// the JSON when off, so checkpoints made before the option existed still resume.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub channels_last: bool,
+    /// Lay out the convolution kernels and the batches channels-last (NHWC strides), which lets
+    /// oneDNN and cuDNN pick other kernels. `None`: the architecture's measured default
+    /// ([`crate::models::Arch::trains_channels_last`]); the layout used is in the report. Like
+    /// the device, a layout is not part of a run's identity: a checkpoint resumes in either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels_last: Option<bool>,
     /// Recompute every batch norm's statistics as the average over the training images (training
     /// mode, no stochastic depth) before each evaluation, instead of the running average of the
     /// last training batches. Left out of the JSON when off.
@@ -138,7 +139,7 @@ impl Default for TrainConfig {
             progress: true,
             checkpoint: None,
             resume: false,
-            channels_last: false,
+            channels_last: None,
             bn_recalibrate: false,
             precision: Precision::Fp32,
         }
@@ -148,7 +149,7 @@ impl Default for TrainConfig {
 /// Options that say where a run trains, not what it is: a checkpoint resumes, and a cluster
 /// unit is the same unit, when only these changed (a failed unit is rerun with `device`
 /// corrected; numbers of a run resumed on another device differ from an uninterrupted one).
-pub const ENVIRONMENT_KEYS: &[&str] = &["device"];
+pub const ENVIRONMENT_KEYS: &[&str] = &["device", "channels_last"];
 
 /// A run's options as JSON without its [`ENVIRONMENT_KEYS`]: what makes two runs the same run.
 pub fn identity_of(config: &serde_json::Value) -> serde_json::Value {
@@ -280,7 +281,7 @@ impl TrainConfig {
             progress: o.bool("progress")?.unwrap_or(d.progress),
             checkpoint: o.string("checkpoint")?.map(std::path::PathBuf::from),
             resume: o.bool("resume")?.unwrap_or(d.resume),
-            channels_last: o.bool("channels_last")?.unwrap_or(d.channels_last),
+            channels_last: o.bool("channels_last")?.or(d.channels_last),
             bn_recalibrate: o.bool("bn_recalibrate")?.unwrap_or(d.bn_recalibrate),
             precision: o.string("precision")?.map(|p| p.parse()).transpose()?.unwrap_or(d.precision),
         };
@@ -313,7 +314,7 @@ pub const TRAIN_OPTIONS: &[OptionDoc] = &[
     OptionDoc::new("normalize", "bool | string", "false", "standardise channels: true (the training part's statistics) or \"imagenet\""),
     OptionDoc::new("seed", "int", "0", "seeds weights, batch order and augmentation"),
     crate::options::DEVICE,
-    OptionDoc::new("channels_last", "bool", "false", "NHWC memory layout for the batches"),
+    OptionDoc::new("channels_last", "bool", "(by model)", "NHWC layout of kernels and batches; default: on for ResNets in bf16 on the CPU (measured faster), off elsewhere"),
     OptionDoc::new("bn_recalibrate", "bool", "false", "recompute batch-norm statistics on the training part before evaluating"),
     OptionDoc::new("precision", "string", "\"fp32\"", "bf16: the forward pass under bfloat16 autocast").one_of(|| vec!["fp32", "bf16"]),
     OptionDoc::new("progress", "bool", "true", "a progress bar (a line per epoch off a terminal)"),

@@ -149,6 +149,9 @@ pub struct TrainReport {
     pub precision: crate::precision::Precision,
     /// Per channel `(mean, sd)` of the training part, when `normalize` is on.
     pub normalization: Option<Vec<(f64, f64)>>,
+    /// Whether kernels and batches were channels-last (the `channels_last` option, or the
+    /// architecture's default on the device).
+    pub channels_last: bool,
     pub epochs: Vec<EpochMetrics>,
     pub test: Option<EvalMetrics>,
     /// Training time, summed over the sessions of a resumed run.
@@ -177,6 +180,7 @@ impl TrainReport {
             device: "pending (a cluster unit)".into(),
             precision: config.precision,
             normalization: None,
+            channels_last: config.channels_last.unwrap_or(false),
             epochs: vec![],
             test: None,
             wall_seconds: 0.0,

@@ -36,7 +36,8 @@ pub struct TrainedModel {
 }
 
 pub fn save_model(dir: &Path, vs: &nn::VarStore, info: &SavedModelInfo) -> Result<()> {
-    let variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    // Contiguous copies of channels-last kernels: the file is the same in either layout.
+    let variables: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (n, t.contiguous())).collect();
     let mut info = info.clone();
     write_then_rename(&dir.join(MODEL_TENSORS), |partial| {
         Tensor::write_safetensors(&variables, partial)?;

@@ -43,6 +43,8 @@ struct Run<'a> {
     hue_labels: HueLabels,
     normalization: Option<Vec<(f64, f64)>>,
     standardise: Standardisation,
+    /// Kernels and batches channels-last.
+    channels_last: bool,
     workers: usize,
     progress: ProgressBar,
     batches_per_epoch: usize,
@@ -111,6 +113,12 @@ impl<'a> Run<'a> {
         tch::manual_seed(config.seed as i64);
         let mut vs = nn::VarStore::new(device);
         let net = HueNet::new(&vs.root(), &spec)?;
+        // Before the optimiser is made, so its state takes the kernels' layout; a checkpoint's
+        // values are copied into the variables, which keeps it.
+        let channels_last = config.channels_last.unwrap_or_else(|| config.arch.trains_channels_last(device, config.precision));
+        if channels_last {
+            crate::models::to_channels_last(&vs)?;
+        }
         let mut optimizer = Optimizer::new(&vs, config.optimizer, config.lr);
         let resumed = resume(config, (data, split), (&mut vs, &mut optimizer))?;
         let loss = config.loss.build(data.num_classes(), config.label_smoothing)?;
@@ -120,13 +128,25 @@ impl<'a> Run<'a> {
         let batches_per_epoch = split.train.len().div_ceil(config.batch_size);
         let progress = progress_bar(config, batches_per_epoch);
         let workers = pipeline_workers(data);
-        let run = Run { config, data, split, device, vs, net, optimizer, loss, hue_labels, normalization, standardise, workers, progress, batches_per_epoch, started };
+        let run = Run { config, data, split, device, vs, net, optimizer, loss, hue_labels, normalization, standardise, channels_last, workers, progress, batches_per_epoch, started };
         Ok((run, resumed))
     }
 
     /// A batch as the model takes it.
     fn prepare(&self, (x, y): (Tensor, Tensor)) -> Result<(Tensor, Tensor)> {
-        prepare_batch(x, y, &self.standardise, self.config.channels_last, self.device)
+        prepare_batch(x, y, &self.standardise, self.channels_last, self.device)
+    }
+
+    /// On the CPU the training stream standardises its batches itself, in the same pass that
+    /// makes them float32; on a GPU batches cross as `[0, 1]` floats and are standardised there.
+    fn stream_standardises(&self) -> bool {
+        !self.device.is_cuda()
+    }
+
+    /// A training batch as the model takes it (the stream may have standardised it).
+    fn prepare_streamed(&self, (x, y): (Tensor, Tensor)) -> Result<(Tensor, Tensor)> {
+        let standardise = if self.stream_standardises() { &None } else { &self.standardise };
+        prepare_batch(x, y, standardise, self.channels_last, self.device)
     }
 
     /// One epoch (from 1), continuing `resumed_part` when a checkpoint stopped inside it; stops
@@ -136,7 +156,10 @@ impl<'a> Run<'a> {
         let epoch_started = Instant::now();
         let lr = config.schedule.lr(config.lr, epoch - 1, config.epochs);
         self.optimizer.set_lr(lr);
-        let plan = epoch_plan(config, self.split, epoch, resumed_part.as_ref().map_or(0, |p| p.sums.batches));
+        let mut plan = epoch_plan(config, self.split, epoch, resumed_part.as_ref().map_or(0, |p| p.sums.batches));
+        if self.stream_standardises() {
+            plan.standardise = self.normalization.clone();
+        }
         let mut sums = match &resumed_part {
             Some(p) => EpochSums::resume(&p.sums, self.device),
             None => EpochSums::new(self.loss.parts().len(), self.device),
@@ -147,7 +170,7 @@ impl<'a> Run<'a> {
             // Before the batch: libtorch's generator (stochastic depth) depends only on
             // (seed, epoch, batch), wherever the run started.
             tch::manual_seed(batch_seed(config.seed, epoch, sums.batches + 1));
-            let (x, y) = self.prepare(batch?)?;
+            let (x, y) = self.prepare_streamed(batch?)?;
             let mut step = TrainStep { net: &self.net, optimizer: &mut self.optimizer, loss: self.loss.as_ref(), precision: config.precision };
             step.run(&x, &y, &mut sums)?;
             self.progress.inc(1);
@@ -272,6 +295,7 @@ impl<'a> Run<'a> {
             device: device_name(self.device),
             precision: config.precision,
             normalization: self.normalization,
+            channels_last: self.channels_last,
             epochs,
             test,
             wall_seconds: previous_seconds + self.started.elapsed().as_secs_f64(),
@@ -314,7 +338,7 @@ fn epoch_plan(config: &TrainConfig, split: &Split, epoch: usize, skip: usize) ->
     let mut augment_rng = ChaCha8Rng::seed_from_u64(config.seed ^ AUGMENT_STREAM_SALT);
     augment_rng.set_stream(epoch as u64);
     let drawn = if config.augment.is_identity() { vec![] } else { config.augment.draw(order.len(), &mut augment_rng) };
-    BatchPlan { order, batch_size: config.batch_size, augment: config.augment, drawn, mode: Some(Mode::Train { seed: config.seed, epoch: epoch as u64 }), skip }
+    BatchPlan { order, batch_size: config.batch_size, augment: config.augment, drawn, mode: Some(Mode::Train { seed: config.seed, epoch: epoch as u64 }), skip, standardise: None }
 }
 
 /// The sums read on the host, and an error naming the epoch and batch if the loss stopped
@@ -343,7 +367,7 @@ pub(crate) fn pipeline_workers(data: &ImageDataset) -> usize {
 /// A batch as the model takes it: on the device, standardised, in the requested memory layout.
 /// On a GPU, batches go through pinned (page-locked) memory so the copy can overlap.
 pub(crate) fn prepare_batch(x: Tensor, y: Tensor, standardise: &Standardisation, channels_last: bool, device: Device) -> Result<(Tensor, Tensor)> {
-    let x = if channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
+    let x = if channels_last { crate::models::channels_last(&x) } else { x };
     let x = match standardise {
         Some((mean, sd)) if !device.is_cuda() => (x - mean) / sd,
         _ => x,

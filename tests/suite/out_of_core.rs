@@ -3,12 +3,13 @@
 //! and the same seed gives the same batches whatever the number of workers.
 use huelab::bench::make_photo_folder;
 use huelab::data::{load_image_folder, Augment, BatchPlan, BatchStream, FolderTransform, ImageFolderConfig, Mode};
+use tch::{Kind, Tensor};
 
 fn plan(n: usize, batch: usize, epoch: u64) -> BatchPlan {
     let augment = Augment { flip: true, crop_padding: 0 };
     let order: Vec<i64> = (0..n as i64).rev().collect();
     let drawn = augment.draw(n, &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(epoch));
-    BatchPlan { order, batch_size: batch, augment, drawn, mode: Some(Mode::Train { seed: 7, epoch }), skip: 0 }
+    BatchPlan { order, batch_size: batch, augment, drawn, mode: Some(Mode::Train { seed: 7, epoch }), skip: 0, standardise: None }
 }
 
 /// The epoch runs in a process of its own (`huelab bench data` on the folder made here), so its
@@ -67,4 +68,31 @@ fn the_same_seed_gives_the_same_batches_whatever_the_number_of_workers() {
     assert_eq!(one, collect(2, 0), "1 and 2 workers");
     assert_ne!(one, collect(2, 1), "another epoch crops elsewhere");
     assert_eq!(one.len(), 7, "40 images in batches of 6");
+}
+
+/// The stream flips image files while laying their pixels out and standardises them in its
+/// float conversion; the batches equal those of the separate steps (decode unflipped, libtorch's
+/// `flip`, `/ 255`, `- mean`, `/ sd`) bit for bit.
+#[test]
+fn fused_flips_and_standardisation_equal_the_separate_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    make_photo_folder(dir.path(), 24, 3, 2).unwrap();
+    let config = ImageFolderConfig { size: (48, 40), channels: 3, transform: FolderTransform::Imagenet, workers: 2 };
+    let data = load_image_folder("photos", dir.path(), config).unwrap();
+    let stats = vec![(0.485, 0.229), (0.456, 0.224), (0.406, 0.225)];
+    let plan = BatchPlan { standardise: Some(stats.clone()), ..plan(24, 5, 3) };
+    assert!(plan.drawn.iter().any(|a| a.flip) && plan.drawn.iter().any(|a| !a.flip));
+    let streamed: Vec<Tensor> = BatchStream::new(&data, plan.clone(), 2).unwrap().map(|b| b.unwrap().0).collect();
+    let column = |f: fn(&(f64, f64)) -> f64| Tensor::from_slice(&stats.iter().map(f).collect::<Vec<f64>>()).view([1, 3, 1, 1]).to_kind(Kind::Float);
+    for (b, batch) in streamed.iter().enumerate() {
+        let indices = &plan.order[b * 5..(b * 5 + 5).min(24)];
+        let raw = data.files().unwrap().load(indices, plan.mode.unwrap(), &[]).unwrap();
+        let images: Vec<Tensor> = indices.iter().enumerate().map(|(k, _)| {
+            let image = raw.get(k as i64);
+            if plan.drawn[b * 5 + k].flip { image.flip([2]) } else { image }
+        }).collect();
+        let expected = (Tensor::stack(&images, 0) / 255.0 - column(|s| s.0)) / column(|s| s.1);
+        assert_eq!(batch.size(), expected.size());
+        assert!(batch.equal(&expected), "batch {b} differs");
+    }
 }

@@ -140,7 +140,7 @@ fn channels_last_batches_train_like_the_default_layout_and_are_recorded() {
     let data = digits();
     let split = stratified_split(data.labels(), 10, SplitConfig::default()).unwrap();
     let plain = train(&data, &split, &config(hue(), 3)).unwrap();
-    let nhwc = train(&data, &split, &TrainConfig { channels_last: true, ..config(hue(), 3) }).unwrap();
+    let nhwc = train(&data, &split, &TrainConfig { channels_last: Some(true), ..config(hue(), 3) }).unwrap();
     for (a, b) in plain.epochs.iter().zip(&nhwc.epochs) {
         // Other kernels may sum in another order: close, not necessarily bit-equal.
         assert!((a.train_loss - b.train_loss).abs() < 1e-3 * a.train_loss, "epoch {}: {} vs {}", a.epoch, a.train_loss, b.train_loss);
@@ -148,5 +148,28 @@ fn channels_last_batches_train_like_the_default_layout_and_are_recorded() {
     assert!((plain.test.unwrap().accuracy - nhwc.test.unwrap().accuracy).abs() <= 2.0 / split.test.len() as f64);
     let json = |c: &TrainConfig| serde_json::to_value(c).unwrap();
     assert_eq!(json(&nhwc.config)["channels_last"], true);
+    assert!(nhwc.channels_last && !plain.channels_last, "the layout used is reported");
     assert!(json(&plain.config).get("channels_last").is_none(), "off is left out, so older checkpoints still resume");
+}
+
+/// A ResNet trains channels-last in bf16 on the CPU unless told otherwise (the measured
+/// default; contiguous in fp32); its checkpoint and saved model are written from contiguous
+/// copies, and the finished checkpoint resumes in the other layout (a layout, like a device,
+/// is not part of a run's identity).
+#[test]
+fn a_resnet_trains_channels_last_by_default_in_bf16_and_its_checkpoint_resumes_in_the_other_layout() {
+    let data = digits();
+    let split = stratified_split(data.labels(), 10, SplitConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fp32 = TrainConfig { arch: huelab::models::Arch::ResNet18, ..config(LossKind::OneHot, 1) };
+    assert!(!train(&data, &split, &fp32).unwrap().channels_last, "contiguous in fp32");
+    let run = TrainConfig { precision: huelab::precision::Precision::Bf16, checkpoint: Some(dir.path().join("run")), ..fp32 };
+    let first = train(&data, &split, &run).unwrap();
+    assert!(first.channels_last, "ResNet-18 in bf16 on the CPU trains channels-last by default");
+    assert!(serde_json::to_value(&first.config).unwrap().get("channels_last").is_none(), "the default is not an option the user set");
+    let contiguous = train(&data, &split, &TrainConfig { resume: true, channels_last: Some(false), ..run.clone() }).unwrap();
+    assert!(!contiguous.channels_last);
+    assert_eq!(contiguous.resumed_after_epoch, Some(1));
+    let (a, b) = (first.test.unwrap().accuracy, contiguous.test.unwrap().accuracy);
+    assert!((a - b).abs() <= 1.0 / split.test.len() as f64, "test accuracy {a} channels-last vs {b} contiguous");
 }
