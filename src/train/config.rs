@@ -314,7 +314,7 @@ pub const TRAIN_OPTIONS: &[OptionDoc] = &[
     OptionDoc::new("normalize", "bool | string", "false", "standardise channels: true (the training part's statistics) or \"imagenet\""),
     OptionDoc::new("seed", "int", "0", "seeds weights, batch order and augmentation"),
     crate::options::DEVICE,
-    OptionDoc::new("channels_last", "bool", "(by model)", "NHWC layout of kernels and batches; default: on for ResNets in bf16 on the CPU (measured faster), off elsewhere"),
+    OptionDoc::new("channels_last", "bool", "(by model)", "NHWC layout of kernels and batches; default: on the CPU for the small CNN, and for ResNets in bf16 (measured faster), off elsewhere"),
     OptionDoc::new("bn_recalibrate", "bool", "false", "recompute batch-norm statistics on the training part before evaluating"),
     OptionDoc::new("precision", "string", "\"fp32\"", "bf16: the forward pass under bfloat16 autocast").one_of(|| vec!["fp32", "bf16"]),
     OptionDoc::new("progress", "bool", "true", "a progress bar (a line per epoch off a terminal)"),
