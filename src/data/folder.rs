@@ -110,7 +110,7 @@ impl ImageFiles {
         let mut pixels = vec![0u8; per_image * indices.len()];
         for (k, (slot, &i)) in pixels.chunks_exact_mut(per_image).zip(indices).enumerate() {
             let mut clock = StageClock::start(times.as_deref_mut());
-            let path = usize::try_from(i).ok().and_then(|i| self.files.get(i)).ok_or_else(|| Error::msg(format!("image index {i} is out of range for {} images", self.files.len())))?;
+            let path = self.path(i)?;
             let bytes = crate::input::read_with(path, crate::input::limits::IMAGE, &self.access)?;
             clock.lap(Stage::Read);
             let image = decode_checked_bytes(path, &bytes)?;
@@ -129,9 +129,13 @@ impl ImageFiles {
 
     /// The image at `index` read and decoded (no crop or resize): what decoding alone costs.
     pub fn read_and_decode(&self, index: usize) -> Result<DynamicImage> {
-        let path = self.files.get(index).ok_or_else(|| Error::msg(format!("image index {index} is out of range for {} images", self.files.len())))?;
+        let path = self.path(index as i64)?;
         let bytes = crate::input::read_with(path, crate::input::limits::IMAGE, &self.access)?;
         decode_checked_bytes(path, &bytes)
+    }
+
+    fn path(&self, index: i64) -> Result<&PathBuf> {
+        usize::try_from(index).ok().and_then(|i| self.files.get(i)).ok_or_else(|| Error::msg(format!("image index {index} is out of range for {} images", self.files.len())))
     }
 
     /// SHA-256 of every file's relative path, label and bytes (read one file at a time), with
@@ -272,7 +276,7 @@ fn to_channels_first(interleaved: &[u8], channels: usize, width: usize, flip: bo
 
 /// The stages of decoding one image file, as `huelab bench data` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+enum Stage {
     /// Reading the file.
     Read,
     /// Checking the header and decoding to RGB (or grey) pixels.
@@ -290,7 +294,6 @@ pub struct StageTimes {
     pub decode: std::time::Duration,
     pub resize: std::time::Duration,
     pub layout: std::time::Duration,
-    pub images: usize,
 }
 
 /// Laps of one image through the stages; does nothing without a [`StageTimes`] to add to.
@@ -313,10 +316,7 @@ impl<'a> StageClock<'a> {
             Stage::Read => times.read += spent,
             Stage::Decode => times.decode += spent,
             Stage::Resize => times.resize += spent,
-            Stage::Layout => {
-                times.layout += spent;
-                times.images += 1;
-            }
+            Stage::Layout => times.layout += spent,
         }
     }
 }

@@ -23,7 +23,7 @@ pub use builtin::*;
 pub use dataset::*;
 pub use digits::digits;
 pub use idx::{load_idx, numbered_classes, read_idx, IdxArray, MAX_NUMBERED_CLASSES};
-pub use folder::{resize_center_crop, FolderTransform, ImageFiles, ImageFolderConfig, Mode, Scratch, Stage, StageTimes, IMAGE_EXTENSIONS};
+pub use folder::{resize_center_crop, FolderTransform, ImageFiles, ImageFolderConfig, Mode, Scratch, StageTimes, IMAGE_EXTENSIONS};
 pub use image_file::decode;
 pub use image_folder::*;
 pub use npy::*;
