@@ -168,10 +168,11 @@ fi
 # `huelab kernel` (step 5) is the notebook kernel; tests/suite/kernel.rs drives it with jupyter_client,
 # tests/suite/notebooks.rs runs notebooks/rhai/ with nbclient, `huelab bench kernel` compares ipykernel.
 NOTEBOOK_VENV=$CACHE/notebook-venv
-if ! "$NOTEBOOK_VENV/bin/python" -c 'import nbclient, nbformat, jupyter_client, jupyterlab, ipykernel' 2>/dev/null; then
-  say "making the notebook venv (JupyterLab, nbclient, jupyter_client, ipykernel) in $NOTEBOOK_VENV"
+# jupyter_kernel_test is Jupyter's conformance suite for kernels (tests/kernel_conformance.py).
+if ! "$NOTEBOOK_VENV/bin/python" -c 'import nbclient, nbformat, jupyter_client, jupyterlab, ipykernel, jupyter_kernel_test' 2>/dev/null; then
+  say "making the notebook venv (JupyterLab, nbclient, jupyter_client, ipykernel, jupyter_kernel_test) in $NOTEBOOK_VENV"
   python3 -m venv "$NOTEBOOK_VENV"
-  "$NOTEBOOK_VENV/bin/pip" install --quiet nbclient==0.11.0 nbformat==5.11.1 jupyter_client==8.10.0 ipykernel==7.4.0 jupyterlab==4.6.6
+  "$NOTEBOOK_VENV/bin/pip" install --quiet nbclient==0.11.0 nbformat==5.11.1 jupyter_client==8.10.0 ipykernel==7.4.0 jupyterlab==4.6.6 jupyter_kernel_test==0.7.0
 fi
 
 # jupyter_client's wheels for the wheel test (tests/suite/wheel.rs): an unprivileged user installs

@@ -1,7 +1,7 @@
 """Drives `huelab kernel` with jupyter_client, the reference Jupyter client, and fails (exit 1
 with the assertion) on any behaviour that differs from what a notebook user expects.
 
-    kernel_client.py SCENARIO     (session | interrupt | completion | hostile | shutdown | orphan)
+    kernel_client.py SCENARIO     (session | interrupt | completion | outputs | stop_on_error | hostile | shutdown | orphan)
 
 JUPYTER_PATH must hold the huelab-rhai kernel spec (tests/suite/kernel.rs writes one for the binary
 under test). Timeouts here only stop a hung kernel from hanging the suite: nothing is asserted
@@ -164,6 +164,24 @@ def completion():
         assert "split" in content["matches"], content
         ok("completion offers functions, methods and the session's variables")
 
+        # After a dot, what the value's type has: a Dataset's methods, not a Figure's.
+        run(kc, 'let fig = plot_bars("t", ["a"], ["s"], [[1.0]], (), "y");')
+        kc.complete("digits_data.", 12)
+        dataset_methods = set(kc.get_shell_msg(timeout=HANG)["content"]["matches"])
+        kc.complete("fig.", 4)
+        figure_methods = set(kc.get_shell_msg(timeout=HANG)["content"]["matches"])
+        assert {"split", "len"} <= dataset_methods and "save" not in dataset_methods, dataset_methods
+        assert "save" in figure_methods and "split" not in figure_methods, figure_methods
+        # Every match carries its kind and signature; positions count code points ("é" is one).
+        code = 'let é = 1; train(digits_data, #{ epochs: 1, lr'
+        kc.complete(code, len(code))
+        content = kc.get_shell_msg(timeout=HANG)["content"]
+        assert "lr" in content["matches"] and "epochs" not in content["matches"], content
+        assert content["cursor_end"] == len(code) and content["cursor_start"] == len(code) - 2, content
+        types = content["metadata"]["_jupyter_types_experimental"]
+        assert [t["text"] for t in types] == content["matches"] and all(t["type"] == "param" for t in types), types
+        ok("completion follows the value's type after a dot and offers option keys inside #{ }")
+
         kc.inspect("train(", 6)
         content = kc.get_shell_msg(timeout=HANG)["content"]
         assert content["found"] and content["data"]["text/plain"].startswith("train("), content
@@ -179,8 +197,100 @@ def completion():
 
         kc.kernel_info()
         info = kc.get_shell_msg(timeout=HANG)["content"]
-        assert info["language_info"]["file_extension"] == ".rhai" and info["protocol_version"] == "5.3", info
+        assert info["language_info"]["file_extension"] == ".rhai" and info["protocol_version"] == "5.5", info
         ok("kernel_info names Rhai")
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def outputs():
+    """Several outputs per cell, in the order the cell made them."""
+    km, kc = start()
+    try:
+        code = """print("before");
+display(plot_bars("t", ["a"], ["s"], [[1.0]], (), "y"));
+eprint("a warning");
+display("step 1", "status");
+print("between");
+update_display("step 2", "status");
+[plot_bars("u", ["a"], ["s"], [[2.0]], (), "y"), plot_bars("v", ["a"], ["s"], [[3.0]], (), "y")]"""
+        reply, out = run(kc, code)
+        assert reply["status"] == "ok", reply
+        shown = []
+        for m in out:
+            c = m["content"]
+            if m["msg_type"] == "stream":
+                # Streams may come in pieces; a notebook joins adjacent ones, and so does this.
+                if shown and shown[-1][0] == c["name"] and not shown[-1][1].endswith("\n"):
+                    shown[-1] = (c["name"], shown[-1][1] + c["text"])
+                else:
+                    shown.append((c["name"], c["text"]))
+            elif m["msg_type"] in ("display_data", "update_display_data", "execute_result"):
+                form = "png" if "image/png" in c["data"] else c["data"]["text/plain"]
+                shown.append((m["msg_type"], form, c.get("transient", {}).get("display_id")))
+        shown = [(s[0], s[1].rstrip("\n")) + s[2:] if s[0] in ("stdout", "stderr") else s for s in shown]
+        assert shown == [
+            ("stdout", "before"),
+            ("display_data", "png", None),
+            ("stderr", "a warning"),
+            ("display_data", "step 1", "status"),
+            ("stdout", "between"),
+            ("update_display_data", "step 2", "status"),
+            ("display_data", "png", None),
+            ("execute_result", "png", None),
+        ], shown
+        ok("display, update_display and eprint come out in the cell's order; an array of figures shows each")
+
+        reply, out = run(kc, 'print("old"); clear_output(true); print("new")')
+        kinds = [(m["msg_type"], m["content"].get("wait", m["content"].get("text"))) for m in out if m["msg_type"] in ("stream", "clear_output")]
+        assert kinds == [("stream", "old\n"), ("clear_output", True), ("stream", "new\n")], kinds
+        ok("clear_output clears what was printed before it")
+
+        reply, out = run(kc, "?split")
+        assert reply["status"] == "ok" and reply["payload"][0]["source"] == "page", reply
+        assert "split(" in reply["payload"][0]["data"]["text/plain"], reply
+        reply, out = run(kc, 'help("no_such_function")')
+        assert reply["status"] == "error" and "no_such_function" in reply["evalue"], reply
+        ok("?name pages the documentation; help() of an unknown name says so")
+
+        # A comm for a target nobody serves is closed at once (ipywidgets would otherwise wait).
+        kc.session.send(kc.shell_channel.socket, "comm_open", content={"comm_id": "c1", "target_name": "jupyter.widget", "data": {}})
+        closed = None
+        while closed is None:
+            m = kc.get_iopub_msg(timeout=HANG)
+            if m["msg_type"] == "comm_close":
+                closed = m["content"]
+        assert closed["comm_id"] == "c1", closed
+        ok("comm_open for an unknown target is answered with comm_close")
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def stop_on_error():
+    """JupyterLab's Run All: every cell sent at once; after one fails, the rest are aborted."""
+    km, kc = start()
+    try:
+        # The failing cell waits until go.txt exists, which is written once every cell has been
+        # sent and a second has passed for the sockets to carry them (pyzmq sends in the
+        # background): the cells behind it are queued in the kernel when it fails.
+        wait = 'loop { try { load_image_list(".", "go.txt", #{}); break; } catch (e) { if !e.contains("No such file") { break; } } }'
+        ids = [kc.execute("let ran = [];"),
+               kc.execute(wait + ' throw "cell 2 fails";'),
+               kc.execute("ran.push(3);"),
+               kc.execute("ran.push(4);")]
+        time.sleep(1)
+        with open("go.txt", "w") as go:
+            go.write("sent\n")
+        statuses = [reply_to(kc, i)["status"] for i in ids]
+        assert statuses == ["ok", "error", "aborted", "aborted"], statuses
+        reply, out = run(kc, "ran.len()")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "0", out
+        ok("cells queued behind a failing cell are aborted, not run")
+
+        ids = [kc.execute('throw "fails, but does not stop the rest"', stop_on_error=False), kc.execute("ran.push(5); ran.len()")]
+        statuses = [reply_to(kc, i)["status"] for i in ids]
+        assert statuses == ["error", "ok"], statuses
+        ok("with stop_on_error false the next cell runs")
     finally:
         km.shutdown_kernel(now=True)
 
@@ -254,7 +364,7 @@ def orphan():
 
 
 if __name__ == "__main__":
-    scenarios = {f.__name__: f for f in (session, interrupt, completion, hostile, shutdown, orphan)}
+    scenarios = {f.__name__: f for f in (session, interrupt, completion, outputs, stop_on_error, hostile, shutdown, orphan)}
     if len(sys.argv) != 2 or sys.argv[1] not in scenarios:
         sys.exit(f"usage: kernel_client.py {{{'|'.join(scenarios)}}}")
     scenarios[sys.argv[1]]()

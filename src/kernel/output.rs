@@ -1,6 +1,7 @@
 //! What a cell prints and shows while it runs: the process's stdout and stderr (Rhai's `print`,
-//! epoch lines, libtorch's warnings) become `stream` messages, and each progress bar becomes
-//! one display updated in place. Both go to the request being executed.
+//! epoch lines, libtorch's warnings) become `stream` messages, each progress bar becomes one
+//! display updated in place, and a script's `display`, `update_display` and `clear_output`
+//! become display messages. All go to the request being executed, in the order they were made.
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, RawFd};
@@ -21,7 +22,7 @@ impl CurrentRequest {
     }
 
     /// A message of `msg_type` answering the current request, if there is one.
-    fn message(&self, msg_type: &str, content: serde_json::Value) -> Option<Message> {
+    pub fn message(&self, msg_type: &str, content: serde_json::Value) -> Option<Message> {
         let current = self.0.lock().unwrap_or_else(|p| p.into_inner());
         current.as_ref().map(|request| Message::reply_to(request, msg_type, content))
     }
@@ -31,9 +32,11 @@ impl CurrentRequest {
 /// was forwarded.
 const MARKER: &[u8] = b"\x00\x1bhuelab-flush\x00";
 
-/// stdout and stderr redirected into pipes that threads forward as `stream` messages.
+/// stdout and stderr redirected into pipes that threads forward as `stream` messages; clones
+/// share the same pipes (the script's display sink flushes them before each display).
+#[derive(Clone)]
 pub struct CapturedOutput {
-    streams: Vec<(RawFd, mpsc::Receiver<()>)>,
+    streams: Arc<Mutex<Vec<(RawFd, mpsc::Receiver<()>)>>>,
 }
 
 impl CapturedOutput {
@@ -61,14 +64,15 @@ impl CapturedOutput {
             std::thread::Builder::new().name(format!("kernel-{name}")).spawn(move || forward(reader, name, sender, current, ack))?;
             streams.push((fd, flushed));
         }
-        Ok(CapturedOutput { streams })
+        Ok(CapturedOutput { streams: Arc::new(Mutex::new(streams)) })
     }
 
     /// Returns once everything written to stdout and stderr so far has been sent.
     pub fn flush(&self) {
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
-        for (fd, flushed) in &self.streams {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        for (fd, flushed) in streams.iter() {
             // SAFETY: a write of a constant buffer to a descriptor this process owns.
             let written = unsafe { libc::write(*fd, MARKER.as_ptr().cast(), MARKER.len()) };
             if written == MARKER.len() as isize {
@@ -127,6 +131,38 @@ fn unfinished_utf8(bytes: &[u8]) -> usize {
         Err(e) if e.error_len().is_none() => bytes.len() - e.valid_up_to(),
         _ => 0,
     }
+}
+
+/// A value's MIME bundle: text always, HTML and a base64 PNG where it has them.
+pub fn mime_bundle(shown: &crate::script::DisplayData) -> serde_json::Value {
+    let mut data = json!({ "text/plain": shown.plain });
+    if let Some(html) = &shown.html {
+        data["text/html"] = json!(html);
+    }
+    if let Some(png) = &shown.png {
+        data["image/png"] = json!(crate::notebook::base64(png));
+    }
+    data
+}
+
+/// Where a script's displays go in the kernel: display messages of the current request, sent
+/// after everything the cell printed before them (the captured streams are flushed first).
+pub fn show_sink(sender: Sender, current: CurrentRequest, captured: CapturedOutput) -> crate::script::ShowSink {
+    use crate::script::Shown;
+    Box::new(move |shown: Shown| {
+        captured.flush();
+        let (kind, content) = match shown {
+            Shown::Display { data, id } => {
+                let transient = id.map_or_else(|| json!({}), |id| json!({ "display_id": id }));
+                ("display_data", json!({ "data": mime_bundle(&data), "metadata": {}, "transient": transient }))
+            }
+            Shown::Update { data, id } => ("update_display_data", json!({ "data": mime_bundle(&data), "metadata": {}, "transient": { "display_id": id } })),
+            Shown::Clear { wait } => ("clear_output", json!({ "wait": wait })),
+        };
+        if let Some(message) = current.message(kind, content) {
+            sender.send(Outgoing::IoPub(message));
+        }
+    })
 }
 
 /// A progress bar's terminal: indicatif draws into a small screen of lines, and each flush

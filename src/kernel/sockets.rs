@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use zeromq::{PubSocket, RepSocket, RouterSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
+use zeromq::{RepSocket, RouterSocket, Socket, SocketRecv, SocketSend, XPubSocket, ZmqMessage};
 
 use super::connection::ConnectionInfo;
 use super::wire::{Message, Signer, WireError};
@@ -74,7 +74,9 @@ async fn serve(info: ConnectionInfo, to_session: mpsc::Sender<Incoming>, outgoin
         let mut shell = RouterSocket::new();
         let mut control = RouterSocket::new();
         let mut stdin = RouterSocket::new();
-        let mut iopub = PubSocket::new();
+        // XPUB, not PUB: the kernel sees each subscription and welcomes it (JEP 65), so a client
+        // knows its IOPub is connected without probing with kernel_info requests.
+        let mut iopub = XPubSocket::new();
         let mut heartbeat = RepSocket::new();
         bind(&mut shell, &info, info.shell_port, "shell").await?;
         bind(&mut control, &info, info.control_port, "control").await?;
@@ -194,13 +196,31 @@ fn to_zmq(frames: Vec<Bytes>) -> ZmqMessage {
     ZmqMessage::try_from(frames).expect("a message has frames")
 }
 
-async fn write_out(mut outgoing: UnboundedReceiver<Outgoing>, mut shell: zeromq::RouterSendHalf, mut iopub: PubSocket, signer: Signer) {
-    while let Some(message) = outgoing.recv().await {
+async fn write_out(mut outgoing: UnboundedReceiver<Outgoing>, mut shell: zeromq::RouterSendHalf, mut iopub: XPubSocket, signer: Signer) {
+    loop {
+        let message = tokio::select! {
+            message = outgoing.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            subscription = iopub.recv() => match subscription {
+                Ok(frames) => match welcome(frames) {
+                    Some(message) => Outgoing::IoPub(message),
+                    None => continue,
+                },
+                Err(e) => {
+                    log(&format!("iopub: a subscriber's connection failed: {e}"));
+                    continue;
+                }
+            },
+        };
         let result = match message {
             Outgoing::Shell(m) => shell.send(to_zmq(m.to_frames(&signer))).await,
             Outgoing::IoPub(mut m) => {
-                // IOPub's first frame is its topic.
-                m.identities = vec![Bytes::from(format!("kernel.{}", m.header.msg_type).into_bytes())];
+                // IOPub's first frame is its topic (a welcome's is the subscription itself).
+                if m.header.msg_type != "iopub_welcome" {
+                    m.identities = vec![Bytes::from(format!("kernel.{}", m.header.msg_type).into_bytes())];
+                }
                 iopub.send(to_zmq(m.to_frames(&signer))).await
             }
         };
@@ -208,4 +228,17 @@ async fn write_out(mut outgoing: UnboundedReceiver<Outgoing>, mut shell: zeromq:
             log(&format!("could not send a message: {e}"));
         }
     }
+}
+
+/// The `iopub_welcome` for a subscription frame (`\x01` + topic) an XPUB socket received;
+/// `None` for an unsubscription or anything else.
+fn welcome(frames: ZmqMessage) -> Option<Message> {
+    let frames = frames.into_vec();
+    let [frame] = frames.as_slice() else { return None };
+    let topic = frame.strip_prefix(b"\x01")?;
+    let subscription = std::str::from_utf8(topic).ok()?;
+    let mut message = Message::new(&super::wire::new_id(), "iopub_welcome", json!({ "subscription": subscription }));
+    // Sent under the subscribed topic, so that exactly that subscription receives it.
+    message.identities = if topic.is_empty() { vec![] } else { vec![Bytes::copy_from_slice(topic)] };
+    Some(message)
 }

@@ -55,6 +55,8 @@ pub fn kernel_json(binary: &Path) -> serde_json::Value {
         "interrupt_mode": "message",
         "env": env,
         "metadata": { "debugger": false },
+        // The protocol the kernel speaks (JupyterLab reads it from the spec since 4.4).
+        "kernel_protocol_version": crate::kernel::wire::PROTOCOL_VERSION,
     })
 }
 

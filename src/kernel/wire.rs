@@ -1,4 +1,4 @@
-//! Jupyter's wire protocol (messaging 5.3): the frames of a message, HMAC-SHA256 signatures,
+//! Jupyter's wire protocol (messaging 5.5): the frames of a message, HMAC-SHA256 signatures,
 //! and replies that point back at their request. Contents stay JSON values: each handler reads
 //! the fields it needs and answers a missing one with an error reply.
 use bytes::Bytes;
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-pub const PROTOCOL_VERSION: &str = "5.3";
+pub const PROTOCOL_VERSION: &str = "5.5";
 const DELIMITER: &[u8] = b"<IDS|MSG>";
 
 /// A message's header (also the parent header of its replies).

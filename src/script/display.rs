@@ -1,5 +1,6 @@
 //! What a notebook shows for a script value: the script's handles translated to the library's
-//! renderers (`notebook.rs`, `plot`), with a plain-text twin for every rich form.
+//! renderers (`notebook.rs`, `plot`), with a plain-text twin for every rich form; and what a
+//! script shows besides its last value (`display`, `update_display`, `clear_output`).
 use rhai::Dynamic;
 
 use super::handles::{ComparisonHandle, DatasetHandle, FigureHandle, KnnRunHandle, ReportHandle};
@@ -14,10 +15,49 @@ pub struct DisplayData {
 }
 
 impl DisplayData {
-    fn text(plain: String) -> Self {
+    /// Text only.
+    pub fn plain_text(plain: String) -> Self {
         DisplayData { plain, html: None, png: None }
     }
+
+    fn text(plain: String) -> Self {
+        Self::plain_text(plain)
+    }
+
+    /// Whether it has a form beside its text (a figure, a table).
+    pub fn is_rich(&self) -> bool {
+        self.html.is_some() || self.png.is_some()
+    }
 }
+
+/// The displays of a value shown on its own: an array whose every element is a figure or a
+/// result with a rich form shows each of them in order (a cell ending in `[fig_a, fig_b]`
+/// shows two figures, not a list of type names); anything else is one display, `()` none.
+pub fn displays(value: &Dynamic) -> Vec<DisplayData> {
+    if let Some(items) = value.read_lock::<rhai::Array>() {
+        let each: Vec<DisplayData> = items.iter().filter_map(display).collect();
+        if !items.is_empty() && each.len() == items.len() && each.iter().all(DisplayData::is_rich) {
+            return each;
+        }
+    }
+    display(value).into_iter().collect()
+}
+
+/// An output a script shows while it runs, besides its last value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shown {
+    /// A new output; `id` names it for later updates.
+    Display { data: DisplayData, id: Option<String> },
+    /// The output shown under `id` replaced.
+    Update { data: DisplayData, id: String },
+    /// The cell's outputs cleared: now, or (`wait`) when the next output arrives, so a loop
+    /// that clears and redraws does not flicker.
+    Clear { wait: bool },
+}
+
+/// Where a session's [`Shown`] outputs go: a notebook kernel sets one
+/// ([`super::Repl::on_show`]); without one (`huelab run`), a display prints its text.
+pub type ShowSink = Box<dyn Fn(Shown)>;
 
 /// The display of a cell's last value; `None` for `()` (nothing to show).
 pub fn display(value: &Dynamic) -> Option<DisplayData> {
@@ -53,6 +93,34 @@ pub fn display(value: &Dynamic) -> Option<DisplayData> {
         // Strings show as their text, not as a quoted literal.
         return Some(DisplayData::text(value.to_string()));
     }
-    let plain_value = value.is_int() || value.is_float() || value.is_bool() || value.is_char() || value.is_array() || value.is_map();
-    Some(DisplayData::text(if plain_value { format!("{value:?}") } else { super::script_type(value.type_name().rsplit("::").next().unwrap_or_default()) }))
+    if value.is_array() || value.is_map() {
+        return Some(DisplayData::text(nested_text(value, 0)));
+    }
+    Some(DisplayData::text(if is_scalar(value) { format!("{value:?}") } else { super::script_type(value.type_name().rsplit("::").next().unwrap_or_default()) }))
+}
+
+/// Nesting shown before `…` stands for the rest (a script can nest arrays a million deep).
+const MAX_SHOWN_DEPTH: usize = 16;
+
+/// An array or map as Rhai writes it (`[1, "a"]`, `#{"k": 2.0}`), with each huelab value as it
+/// shows on its own (`Figure (1400 × 560 px)`) instead of its Rust type.
+fn nested_text(value: &Dynamic, depth: usize) -> String {
+    if depth >= MAX_SHOWN_DEPTH {
+        return "…".into();
+    }
+    if let Some(items) = value.read_lock::<rhai::Array>() {
+        return format!("[{}]", items.iter().map(|item| nested_text(item, depth + 1)).collect::<Vec<_>>().join(", "));
+    }
+    if let Some(map) = value.read_lock::<rhai::Map>() {
+        return format!("#{{{}}}", map.iter().map(|(k, v)| format!("{:?}: {}", k.as_str(), nested_text(v, depth + 1))).collect::<Vec<_>>().join(", "));
+    }
+    if is_scalar(value) || value.is_string() {
+        return format!("{value:?}");
+    }
+    display(value).map_or_else(|| format!("{value:?}"), |d| d.plain)
+}
+
+/// Whether Rhai's own debug format shows the value well.
+fn is_scalar(value: &Dynamic) -> bool {
+    value.is_unit() || value.is_int() || value.is_float() || value.is_bool() || value.is_char()
 }

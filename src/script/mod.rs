@@ -12,7 +12,7 @@ mod repl;
 mod session;
 
 pub use bindings::HuelabPackage;
-pub use display::{display, DisplayData};
+pub use display::{display, displays, DisplayData, ShowSink, Shown};
 pub use handles::*;
 pub use repl::{Completeness, Repl};
 
@@ -344,6 +344,18 @@ impl ApiEntry {
     pub fn is_property(&self) -> bool {
         !self.signature.contains('(')
     }
+
+    /// The type it can be called on after a dot: a property's owner, a function's first
+    /// parameter's type (Rhai calls `f(x, …)` as `x.f(…)`); `None` for a function without
+    /// parameters.
+    pub fn receiver(&self) -> Option<&str> {
+        if self.is_property() {
+            return self.signature.split('.').next();
+        }
+        let params = self.signature.split_once('(')?.1.split(')').next()?;
+        let first = params.split(", ").next().filter(|p| !p.is_empty())?;
+        first.rsplit(": ").next()
+    }
 }
 
 /// The API listing, made once per process (completion and inspection ask for it often).
@@ -355,19 +367,59 @@ fn api_cached() -> &'static [ApiEntry] {
 /// Rhai's keywords that begin statements, offered by completion.
 const KEYWORDS: &[&str] = &["let", "const", "fn", "for", "in", "if", "else", "while", "loop", "break", "continue", "return", "import", "export", "as", "true", "false", "switch", "throw", "try", "catch", "print", "debug"];
 
-/// Names that complete `prefix`: huelab's functions and properties (only those after a dot),
-/// and outside a dot also the session's variables, its own functions and Rhai's keywords.
-pub fn completions(prefix: &str, after_dot: bool, repl: &Repl) -> Vec<String> {
-    let mut names: Vec<String> = api_cached().iter().filter(|e| after_dot || !e.is_property()).map(|e| e.name().to_owned()).collect();
-    if !after_dot {
-        names.extend(repl.variables());
-        names.extend(repl.functions());
-        names.extend(KEYWORDS.iter().map(|k| k.to_string()));
-    }
-    names.retain(|n| n.starts_with(prefix) && !n.is_empty());
-    names.sort();
-    names.dedup();
-    names
+/// Where a completion is asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompletionContext {
+    /// A statement or an argument: functions, the session's variables and functions, keywords.
+    Anywhere,
+    /// After `receiver.`: the methods and properties of the receiver's type (all of them when
+    /// the receiver is not a variable of the session).
+    AfterDot { receiver: String },
+    /// At a key of the options map given to `function` (`train(d, #{ ep`).
+    OptionKey { function: String },
+}
+
+/// One completion with what a notebook shows beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    /// Jupyter's kinds: `function`, `method`, `property`, `variable`, `keyword`, `param`.
+    pub kind: &'static str,
+    /// A signature (or an option's type, default and meaning); empty where none is known.
+    pub signature: String,
+}
+
+/// What completes `prefix` in `context`, sorted by name, one entry per name.
+pub fn completions(prefix: &str, context: &CompletionContext, repl: &Repl) -> Vec<Completion> {
+    let completion = |text: &str, kind: &'static str, signature: String| Completion { text: text.to_owned(), kind, signature };
+    let mut found: Vec<Completion> = match context {
+        CompletionContext::OptionKey { function } => function_options(function)
+            .unwrap_or_default()
+            .iter()
+            .map(|doc| completion(doc.key, "param", format!("{}: {} = {} — {}", doc.key, doc.kind, doc.default, doc.about)))
+            .collect(),
+        CompletionContext::AfterDot { receiver } => {
+            let receiver_type = repl.variable_type(receiver);
+            api_cached()
+                .iter()
+                .filter(|e| e.receiver().is_some())
+                .filter(|e| receiver_type.as_deref().is_none_or(|t| e.receiver() == Some(t) || e.receiver() == Some("any")))
+                .map(|e| completion(e.name(), if e.is_property() { "property" } else { "method" }, e.signature.clone()))
+                .collect()
+        }
+        CompletionContext::Anywhere => {
+            let mut names: Vec<Completion> = api_cached().iter().filter(|e| !e.is_property()).map(|e| completion(e.name(), "function", e.signature.clone())).collect();
+            names.extend(repl.variables().iter().map(|v| completion(v, "variable", repl.variable_type(v).unwrap_or_default())));
+            names.extend(repl.functions().iter().map(|f| completion(f, "function", String::new())));
+            names.extend(KEYWORDS.iter().map(|k| completion(k, "keyword", String::new())));
+            names
+        }
+    };
+    found.retain(|c| c.text.starts_with(prefix) && !c.text.is_empty());
+    // Stable: the first of several overloads (or of a variable shadowing a function) is kept.
+    found.sort_by(|a, b| a.text.cmp(&b.text));
+    found.dedup_by(|a, b| a.text == b.text);
+    found
 }
 
 /// The signatures and descriptions of everything named `name` ("" when nothing is).

@@ -31,6 +31,7 @@ pub struct Repl {
     cells: usize,
     /// Where the session's cells may read files (the core's readers check against it).
     files: FileAccess,
+    session: std::rc::Rc<ScriptSession>,
 }
 
 impl Repl {
@@ -42,7 +43,7 @@ impl Repl {
         let sha256 = format!("{:x}", Sha256::digest(name.as_bytes()));
         let session = ScriptSession::with_file_access(ScriptInfo { path: name.to_owned(), sha256, args }, files.clone());
         let engine = limited_engine(&session, &options, Path::new("."));
-        Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0, files }
+        Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0, files, session }
     }
 
     /// Where `print` and `debug` go (stdout by default).
@@ -51,6 +52,11 @@ impl Repl {
         let debug = print.clone();
         self.engine.on_print(move |text| print(text));
         self.engine.on_debug(move |text, source, position| debug(&super::debug_line(text, source, position)));
+    }
+
+    /// Where `display`, `update_display` and `clear_output` go (a notebook's kernel).
+    pub fn on_show(&mut self, sink: super::ShowSink) {
+        self.session.on_show(sink);
     }
 
     /// Runs one cell; its errors name it `cell[N]` (N from 1) with the line and column inside it.
@@ -86,6 +92,12 @@ impl Repl {
     /// The names of the session's variables.
     pub fn variables(&self) -> Vec<String> {
         self.scope.iter_raw().map(|(name, _, _)| name.to_owned()).collect()
+    }
+
+    /// The type of the session's variable `name` as scripts know it (`Dataset`, `int`).
+    pub fn variable_type(&self, name: &str) -> Option<String> {
+        let value = self.scope.get(name)?;
+        Some(super::script_type(value.type_name().rsplit("::").next().unwrap_or_default()))
     }
 
     /// The names of the functions the cells defined.

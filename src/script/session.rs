@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use rhai::NativeCallContext;
 
+use super::display::{ShowSink, Shown};
 use super::errors::{to_rhai, RhaiResult};
 use crate::results::ScriptInfo;
 
@@ -46,7 +47,6 @@ pub fn confined_access(args: &BTreeMap<String, String>) -> FileAccess {
     FileAccess::Within(roots)
 }
 
-#[derive(Debug)]
 pub struct ScriptSession {
     pub script: ScriptInfo,
     read_args: RefCell<BTreeSet<String>>,
@@ -55,6 +55,14 @@ pub struct ScriptSession {
     cluster: Option<RefCell<crate::cluster::ClusterRun>>,
     /// Locks on the run directories the script writes (`run_dir`), held until it ends.
     run_dir_locks: RefCell<BTreeMap<PathBuf, crate::files::DirLock>>,
+    /// Where `display` and the like go (a notebook's kernel); `None`: printed as text.
+    show: RefCell<Option<ShowSink>>,
+}
+
+impl std::fmt::Debug for ScriptSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptSession").field("script", &self.script).field("files", &self.files).field("shows_into_a_sink", &self.show.borrow().is_some()).finish_non_exhaustive()
+    }
 }
 
 impl ScriptSession {
@@ -67,7 +75,7 @@ impl ScriptSession {
     }
 
     pub fn with_cluster(script: ScriptInfo, files: FileAccess, cluster: Option<crate::cluster::ClusterRun>) -> Rc<Self> {
-        Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new), run_dir_locks: RefCell::default() })
+        Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new), run_dir_locks: RefCell::default(), show: RefCell::default() })
     }
 
     /// Where the core's readers may read for this script: its file access, plus the places of
@@ -135,6 +143,24 @@ impl ScriptSession {
     pub fn unread_args(&self) -> Vec<String> {
         let read = self.read_args.borrow();
         self.script.args.keys().filter(|k| !read.contains(*k)).cloned().collect()
+    }
+
+    /// Sends what a script shows to `sink` from now on.
+    pub fn on_show(&self, sink: ShowSink) {
+        *self.show.borrow_mut() = Some(sink);
+    }
+
+    /// Shows an output: in a notebook, through its sink; in `huelab run` a display or an
+    /// update prints its text on stdout as `print` does, and clearing has nothing to clear.
+    pub fn show(&self, shown: Shown) {
+        if let Some(sink) = self.show.borrow().as_ref() {
+            return sink(shown);
+        }
+        if let Shown::Display { data, .. } | Shown::Update { data, .. } = shown {
+            if let Err(e) = crate::stdout::line(format_args!("{}", data.plain)) {
+                crate::stdout::record_print_failure(&e);
+            }
+        }
     }
 
     /// The session of the script that made this call.

@@ -3,6 +3,7 @@
 //! in the library.
 mod compare;
 mod data;
+mod display;
 mod figures;
 mod hue;
 mod knn;
@@ -26,5 +27,6 @@ def_package! {
         combine_with_exported_module!(lib, "knn", knn::knn_api);
         combine_with_exported_module!(lib, "figures", figures::figures_api);
         combine_with_exported_module!(lib, "values", values::values_api);
+        combine_with_exported_module!(lib, "display", display::display_api);
     }
 }
