@@ -10,6 +10,8 @@ JSON line with every round's measurements (seconds):
 - run_work:         the same work under `huelab run` (timed inside the script)
 - torch_cell:       the PyTorch twin of that cell in ipykernel (round trip)
 - interrupt:        interrupt_request during training -> the kernel idle again
+- live_on/live_off: a 15-epoch quickstart training cell (digits, small CNN) with its live
+                    curves on and off (`live:` option), round trip, in alternating order
 - busy_work:        the training work again with both cores busy (two `nice 10` loops in a
                     session of their own, as another job of the researcher's), in the kernel and
                     under `huelab run` (timed inside each), in alternating order
@@ -33,6 +35,11 @@ let d = dataset("digits");
 let p = d.split(#{ train: 0.7, val: 0.15, test: 0.15, seed: 0 });
 let r = train(d, p, #{ model: "small_cnn", epochs: 1, batch_size: 64, lr: 0.001, seed: 0, device: "cpu", progress: false });
 t.elapsed"""
+
+LIVE_CELL = """let d = dataset("digits");
+let p = d.split(#{ train: 0.7, val: 0.15, test: 0.15, seed: 0 });
+let r = train(d, p, #{ model: "small_cnn", epochs: 15, batch_size: 64, lr: 0.001, seed: 0, device: "cpu", live: LIVE });
+r.test_accuracy"""
 
 TORCH_TWIN = """import sys, time
 t = time.perf_counter()
@@ -148,6 +155,8 @@ def main():
         row["huelab_cell"], inner = execute(kc, RHAI_WORK)
         row["huelab_work"] = float(inner)
         row["huelab_interrupt"] = interrupt_latency(kc, km)
+        for live in (["true", "false"] if r % 2 == 0 else ["false", "true"]):
+            row["live_" + ("on" if live == "true" else "off")] = execute(kc, LIVE_CELL.replace("LIVE", live))[0]
         kc.stop_channels(); km.shutdown_kernel(now=True)
         row["run_work"] = huelab_run_work(a.huelab, workdir, a.threads)
         # ipykernel with PyTorch

@@ -7,7 +7,10 @@
 #
 # Defaults: notebooks/rhai/01-quickstart.ipynb, results/browser/. Writes OUT_DIR/<name>.png and
 # OUT_DIR/<name>.json (what ran, what the page showed). Fails if a cell shows an error or the
-# page shows fewer than two inline images. Installs chromium (apt) and a small venv with
+# page shows fewer than two inline images. A notebook whose metadata says
+# "huelab_browser_check": "outputs" (notebooks/browser/outputs.ipynb) is checked instead for two
+# figures from its first cell, a live curve mid-training (OUT_DIR/<name>-live.png, taken while
+# the cell runs), an error in its third cell and its fourth cell never run. Installs chromium (apt) and a small venv with
 # Playwright in $HUELAB_HOME/browser-venv (default /var/cache/huelab) the first time.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,25 +64,49 @@ with sync_playwright() as p:
     page.wait_for_selector("text=Rhai (huelab)", timeout=120_000)
     idle = "() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'"
     page.wait_for_function(idle, timeout=120_000)
+    outputs_check = json.load(open(notebook)).get("metadata", {}).get("huelab_browser_check") == "outputs"
     started = time.time()
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=60_000)
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click(timeout=60_000)
-    # Every code cell has run when no prompt shows [*] and each has an execution count.
-    page.wait_for_function("""() => {
-        const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
-        return prompts.length > 0 && prompts.every(t => /\\[\\d+\\]/.test(t));
-    }""", timeout=600_000)
-    seconds = time.time() - started
+    prompts = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent)"
+    if outputs_check:
+        # Cell 2 trains for a while: a screenshot once its live curve is shown, still running.
+        live = "() => { const c = document.querySelectorAll('.jp-CodeCell')[1]; return c && c.querySelector('.jp-InputArea-prompt').textContent.includes('*') && c.querySelectorAll('.jp-OutputArea-output img').length > 0; }"
+        page.wait_for_function(live, timeout=600_000)
+        page.screenshot(path=stem + "-live.png", full_page=True)
+        live_seconds = time.time() - started
+        # Run All is over when no prompt shows [*]: the failing cell ended it.
+        page.wait_for_function(f"() => ({prompts})().every(t => !t.includes('*')) && document.querySelectorAll('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]').length > 0", timeout=600_000)
+        time.sleep(1)  # let JupyterLab render the last messages before the screenshot
+        seconds = time.time() - started
+        cells = page.locator(".jp-CodeCell")
+        shown = [t.strip() for t in page.evaluate(prompts)]
+        report_extra = {
+            "live_curve_screenshot_after_seconds": round(live_seconds, 1),
+            "cell_1_images": cells.nth(0).locator(".jp-OutputArea-output img").count(),
+            "cell_2_images": cells.nth(1).locator(".jp-OutputArea-output img").count(),
+            "prompts": shown,
+        }
+    else:
+        # Every code cell has run when no prompt shows [*] and each has an execution count.
+        page.wait_for_function(f"() => {{ const t = ({prompts})(); return t.length > 0 && t.every(p => /\\[\\d+\\]/.test(p)); }}", timeout=600_000)
+        seconds = time.time() - started
+        report_extra = {}
     images = page.locator(".jp-OutputArea-output img").count()
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count()
     tables = page.locator(".jp-OutputArea-output table").count()
     page.screenshot(path=stem + ".png", full_page=True)
     browser.close()
 report = {"notebook": notebook, "kernel": "huelab-rhai", "browser": "Debian chromium, headless, Playwright",
-          "run_all_seconds": round(seconds, 1), "inline_images": images, "html_tables": tables, "error_outputs": errors}
+          "run_all_seconds": round(seconds, 1), "inline_images": images, "html_tables": tables, "error_outputs": errors, **report_extra}
 json.dump(report, open(stem + ".json", "w"), indent=2)
 print(json.dumps(report))
-if errors or images < 2:
+if outputs_check:
+    # Two figures from cell 1, a live curve in cell 2, cell 3 failed, cell 4 never ran.
+    ran = [p for p in report["prompts"] if any(ch.isdigit() for ch in p)]
+    if report["cell_1_images"] != 2 or report["cell_2_images"] < 1 or errors != 1 or len(ran) != 3:
+        sys.exit(f"outputs check failed: {report}")
+elif errors or images < 2:
     sys.exit(f"the page showed {errors} error output(s) and {images} image(s)")
 PY
 echo "browser-check: screenshot $out/$name.png"

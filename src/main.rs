@@ -63,18 +63,16 @@ enum Command {
         /// The connection file Jupyter wrote for this kernel.
         #[arg(long, short = 'f', value_name = "FILE")]
         connection_file: Option<PathBuf>,
-        /// Let cells read and write files anywhere (default: the notebook's folder).
-        #[arg(long)]
-        allow_fs: bool,
-        /// Rhai operations a cell may run (0: no limit); huelab's own work does not count.
-        #[arg(long, default_value_t = 100_000_000)]
-        max_operations: u64,
+        #[command(flatten)]
+        session: KernelSessionArgs,
     },
     /// JupyterLab on a folder of notebooks (default: this one), with the huelab kernel
     /// ("Rhai (huelab)") installed for it; needs the notebook venv that setup.sh makes.
     Notebook {
         /// The folder JupyterLab opens.
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        session: KernelSessionArgs,
         /// The `jupyter` command to run (default: setup.sh's $HUELAB_HOME/notebook-venv/bin/jupyter,
         /// else `jupyter` on PATH, as on a cluster with the relocatable bundle).
         #[arg(long)]
@@ -145,6 +143,45 @@ enum Command {
     },
 }
 
+/// What a notebook's cells may do, for `huelab kernel`, the spec `kernel install` writes and
+/// `huelab notebook`.
+#[derive(clap::Args, Debug, Clone)]
+struct KernelSessionArgs {
+    /// Let cells read and write files anywhere (default: the notebook's folder).
+    #[arg(long)]
+    allow_fs: bool,
+    /// Let cells also read and write this folder (repeatable), e.g. a data set's.
+    #[arg(long, value_name = "DIR")]
+    allow_dir: Vec<PathBuf>,
+    /// Rhai operations a cell may run (0: no limit); huelab's own work does not count. A cell
+    /// can change it for the next ones with set_max_operations(N).
+    #[arg(long, default_value_t = 100_000_000)]
+    max_operations: u64,
+}
+
+impl KernelSessionArgs {
+    fn options(&self) -> huelab::script::ScriptOptions {
+        huelab::script::ScriptOptions { allow_fs: self.allow_fs, allow_dirs: self.allow_dir.clone(), max_operations: self.max_operations, ..Default::default() }
+    }
+
+    /// The same flags for a kernel spec's argv (folders absolute: Jupyter starts the kernel in
+    /// the notebook's folder).
+    fn kernel_args(&self) -> Result<Vec<String>, String> {
+        let mut args = vec![];
+        if self.allow_fs {
+            args.push("--allow-fs".to_owned());
+        }
+        for dir in &self.allow_dir {
+            let absolute = dir.canonicalize().map_err(|e| format!("--allow-dir {}: {e}", dir.display()))?;
+            args.extend(["--allow-dir".to_owned(), absolute.display().to_string()]);
+        }
+        if self.max_operations != huelab::script::ScriptOptions::default().max_operations {
+            args.extend(["--max-operations".to_owned(), self.max_operations.to_string()]);
+        }
+        Ok(args)
+    }
+}
+
 #[derive(Subcommand)]
 enum KernelAction {
     /// Write the kernel spec ("Rhai (huelab)") so Jupyter lists it: this binary's absolute
@@ -161,6 +198,8 @@ enum KernelAction {
         /// install --sys-prefix`.
         #[arg(long, conflicts_with = "user")]
         sys_prefix: bool,
+        #[command(flatten)]
+        session: KernelSessionArgs,
     },
 }
 
@@ -436,7 +475,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
     match command {
         Command::Run { script, args, allow_fs, max_operations, max_call_depth, threads, cluster } => {
             set_threads(threads)?;
-            let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth: max_call_depth as usize };
+            let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth: max_call_depth as usize, ..Default::default() };
             let args = parse_args(&args)?;
             match cluster_run::mode(&cluster)? {
                 None => cluster_run::run_local(&script, args, options),
@@ -444,9 +483,11 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             }
         }
         Command::Status { run_dir } => cluster_run::status(&run_dir),
-        Command::Kernel { action: Some(KernelAction::Install { user: _, prefix, sys_prefix }), .. } => sys_prefix_or(prefix, sys_prefix).and_then(kernel_install).map_err(message_error("kernel install")),
-        Command::Kernel { action: None, connection_file, allow_fs, max_operations } => kernel(connection_file, huelab::script::ScriptOptions { allow_fs, max_operations, ..Default::default() }),
-        Command::Notebook { dir, jupyter, lab_args } => notebook(dir, &jupyter.unwrap_or_else(default_jupyter), &lab_args).map_err(message_error("notebook")),
+        Command::Kernel { action: Some(KernelAction::Install { user: _, prefix, sys_prefix, session }), .. } => {
+            sys_prefix_or(prefix, sys_prefix).and_then(|prefix| kernel_install(prefix, &session)).map_err(message_error("kernel install"))
+        }
+        Command::Kernel { action: None, connection_file, session } => kernel(connection_file, session.options()),
+        Command::Notebook { dir, session, jupyter, lab_args } => notebook(dir, &session, &jupyter.unwrap_or_else(default_jupyter), &lab_args).map_err(message_error("notebook")),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             huelab::outln!("{}: ok", script.display());
         }),
@@ -493,10 +534,10 @@ fn sys_prefix_or(prefix: Option<PathBuf>, sys_prefix: bool) -> Result<Option<Pat
 }
 
 /// `huelab kernel install`.
-fn kernel_install(prefix: Option<PathBuf>) -> Result<(), String> {
+fn kernel_install(prefix: Option<PathBuf>, session: &KernelSessionArgs) -> Result<(), String> {
     let place = prefix.map_or(huelab::kernel::spec::Place::User, huelab::kernel::spec::Place::Prefix);
     let binary = huelab::exe::huelab_command().map_err(|e| e.to_string())?;
-    let dir = huelab::kernel::spec::install(&place, &binary)?;
+    let dir = huelab::kernel::spec::install(&place, &binary, &session.kernel_args()?)?;
     huelab::outln!("installed the kernel spec \"Rhai (huelab)\" in {}", dir.display());
     Ok(())
 }
@@ -666,7 +707,7 @@ fn default_jupyter() -> PathBuf {
 }
 
 /// Installs the kernel spec where this JupyterLab looks first, then becomes JupyterLab.
-fn notebook(dir: Option<PathBuf>, jupyter: &std::path::Path, lab_args: &[String]) -> Result<(), String> {
+fn notebook(dir: Option<PathBuf>, session: &KernelSessionArgs, jupyter: &std::path::Path, lab_args: &[String]) -> Result<(), String> {
     if !jupyter.is_file() {
         return Err(format!("{} not found: `bash setup.sh` makes the notebook venv with JupyterLab, or `pip install jupyterlab` puts jupyter on PATH; or pass --jupyter PATH", jupyter.display()));
     }
@@ -674,7 +715,7 @@ fn notebook(dir: Option<PathBuf>, jupyter: &std::path::Path, lab_args: &[String]
     let uid = unsafe { libc::getuid() };
     let data_dir = std::env::temp_dir().join(format!("huelab-jupyter-{uid}"));
     let binary = huelab::exe::huelab_command().map_err(|e| e.to_string())?;
-    huelab::kernel::spec::install(&huelab::kernel::spec::Place::DataDir(data_dir.clone()), &binary)?;
+    huelab::kernel::spec::install(&huelab::kernel::spec::Place::DataDir(data_dir.clone()), &binary, &session.kernel_args()?)?;
     let jupyter_path = match std::env::var_os("JUPYTER_PATH") {
         Some(old) if !old.is_empty() => format!("{}:{}", data_dir.display(), old.to_string_lossy()),
         _ => data_dir.display().to_string(),

@@ -1,7 +1,7 @@
 """Drives `huelab kernel` with jupyter_client, the reference Jupyter client, and fails (exit 1
 with the assertion) on any behaviour that differs from what a notebook user expects.
 
-    kernel_client.py SCENARIO     (session | interrupt | completion | outputs | stop_on_error | hostile | shutdown | orphan)
+    kernel_client.py SCENARIO     (session | interrupt | completion | outputs | stop_on_error | limits | hostile | shutdown | orphan)
 
 JUPYTER_PATH must hold the huelab-rhai kernel spec (tests/suite/kernel.rs writes one for the binary
 under test). Timeouts here only stop a hung kernel from hanging the suite: nothing is asserted
@@ -44,6 +44,11 @@ def next_iopub(kc, msg_id, wanted):
         msg = kc.get_iopub_msg(timeout=HANG)
         if msg["parent_header"].get("msg_id") == msg_id and wanted(msg):
             return msg
+
+
+def is_live(message):
+    """Whether an IOPub message is a frame of a run's live curves."""
+    return message["content"].get("transient", {}).get("display_id", "").startswith("huelab-live-")
 
 
 def of_type(messages, kind):
@@ -89,7 +94,7 @@ def session():
         reply, out = run(kc, 'run_dir("../outside")')
         assert reply["status"] == "error" and "relative name without '..'" in reply["evalue"], reply
         reply, out = run(kc, 'image_grid(d, [0, 1]).save("/tmp/huelab-kernel-escape.png")')
-        assert reply["status"] == "error" and "outside the working directory" in reply["evalue"], reply
+        assert reply["status"] == "error" and "outside the notebook's folder" in reply["evalue"] and "--allow-dir" in reply["evalue"], reply
         ok("file access is confined to the notebook's folder")
 
         kc.history(hist_access_type="tail", n=2)
@@ -113,7 +118,7 @@ def interrupt():
         code = 'let r = train(d, parts, #{ model: "small_cnn", epochs: 100000, loss: "onehot", seed: 0, device: "cpu" });'
         msg_id = kc.execute(code)
         # Wait until the training shows its progress display: then it is inside the loop.
-        is_display = lambda m: m["msg_type"] in ("display_data", "update_display_data")
+        is_display = lambda m: m["msg_type"] in ("display_data", "update_display_data") and not is_live(m)
         displays = [next_iopub(kc, msg_id, is_display), next_iopub(kc, msg_id, is_display)]
         km.interrupt_kernel()
         content = reply_to(kc, msg_id)
@@ -124,6 +129,22 @@ def interrupt():
         assert len(ids) == 1 and displays[0]["msg_type"] == "display_data" and displays[1]["msg_type"] == "update_display_data", displays
         assert "batches" in displays[1]["content"]["data"]["text/plain"], displays[1]
         ok("the progress bar is one display updated in place")
+
+        # The live curves: one figure, shown once the run is long enough to afford frames (1 % of
+        # its time), updated in place; interrupted, the run's finished epochs stay reachable.
+        code = 'let r3 = train(d, parts, #{ model: "small_cnn", epochs: 100000, loss: "onehot", seed: 0, device: "cpu", progress: false });'
+        msg_id = kc.execute(code)
+        frames = [next_iopub(kc, msg_id, lambda m: m["msg_type"] == "display_data" and is_live(m))]
+        frames.append(next_iopub(kc, msg_id, lambda m: m["msg_type"] == "update_display_data" and is_live(m)))
+        km.interrupt_kernel()
+        content = reply_to(kc, msg_id)
+        assert content["ename"] == "Interrupted" and "last_run()" in content["evalue"], content
+        ids = {f["content"]["transient"]["display_id"] for f in frames}
+        png = base64.b64decode(frames[1]["content"]["data"]["image/png"])
+        assert len(ids) == 1 and png.startswith(b"\x89PNG") and len(png) <= 150_000, (ids, len(png))
+        reply, out = run(kc, "let p = last_run();\n[p.interrupted, p.epochs.len() >= 2, p.test_accuracy == (), p.name]")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == '[true, true, true, "onehot"]', out
+        ok("live curves update one figure in place; an interrupted run is kept in last_run()")
 
         reply, out = run(kc, "d.len")
         assert reply["status"] == "ok" and of_type(out, "execute_result")[0]["data"]["text/plain"] == "1797", (reply, out)
@@ -266,6 +287,31 @@ update_display("step 2", "status");
         km.shutdown_kernel(now=True)
 
 
+def limits():
+    """A kernel installed with `--allow-dir ALLOWED` (tests/suite/kernel.rs passes the folder in
+    HUELAB_TEST_ALLOWED_DIR) writes there and nowhere else; a cell sets the operation limit."""
+    import os
+    allowed = os.environ["HUELAB_TEST_ALLOWED_DIR"]
+    km, kc = start()
+    try:
+        run(kc, 'let d = dataset("digits");')
+        reply, out = run(kc, f'image_grid(d, [0]).save("{allowed}/grid.png")')
+        assert reply["status"] == "ok" and os.path.exists(f"{allowed}/grid.png"), reply
+        reply, out = run(kc, f'image_grid(d, [0]).save("{allowed}-not/grid.png")')
+        assert reply["status"] == "error" and "huelab notebook --allow-dir" in reply["evalue"], reply
+        ok("a folder allowed in the kernel spec is writable; another is refused with the way to allow it")
+
+        run(kc, "set_max_operations(1000);")
+        reply, out = run(kc, "let n = 0; loop { n += 1; }")
+        assert reply["status"] == "error" and "more than 1000 operations" in reply["evalue"] and "set_max_operations" in reply["evalue"], reply
+        run(kc, "set_max_operations(100000000);")
+        reply, out = run(kc, "let n = 0; while n < 10000 { n += 1; } n")
+        assert reply["status"] == "ok", reply
+        ok("set_max_operations changes the limit for the next cells, and the limit's error says so")
+    finally:
+        km.shutdown_kernel(now=True)
+
+
 def stop_on_error():
     """JupyterLab's Run All: every cell sent at once; after one fails, the rest are aborted."""
     km, kc = start()
@@ -364,7 +410,7 @@ def orphan():
 
 
 if __name__ == "__main__":
-    scenarios = {f.__name__: f for f in (session, interrupt, completion, outputs, stop_on_error, hostile, shutdown, orphan)}
+    scenarios = {f.__name__: f for f in (session, interrupt, completion, outputs, stop_on_error, limits, hostile, shutdown, orphan)}
     if len(sys.argv) != 2 or sys.argv[1] not in scenarios:
         sys.exit(f"usage: kernel_client.py {{{'|'.join(scenarios)}}}")
     scenarios[sys.argv[1]]()

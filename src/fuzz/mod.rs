@@ -374,7 +374,7 @@ fn run_surface(seed: u64, start: usize, cases: usize, dir: &Path, emit: &mut dyn
     let mut calls = surface::cases();
     calls.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     std::env::set_current_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let options = crate::script::ScriptOptions { allow_fs: false, max_operations: 100_000_000, max_call_depth: 64 };
+    let options = crate::script::ScriptOptions { allow_fs: false, max_operations: 100_000_000, max_call_depth: 64, ..Default::default() };
     let _ = crate::script::ScriptRunner::from_source_with(surface::SCRIPT_NAME, surface::prelude_check(), Default::default(), options.clone())
         .eval()
         .map_err(|e| Error::msg(format!("fuzz script: the values the cases use cannot be made: {e}")))?;

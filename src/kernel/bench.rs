@@ -58,6 +58,11 @@ pub struct KernelBenchResult {
     pub run_work_s: Spread,
     pub torch_cell_s: Spread,
     pub interrupt_to_idle_s: Spread,
+    /// A 15-epoch quickstart training cell with its live curves on and off, round trips, and
+    /// on / off per round.
+    pub live_on_s: Spread,
+    pub live_off_s: Spread,
+    pub live_ratio: Spread,
     /// The training work with both cores busy (another session's two `nice 10` loops): in the
     /// kernel, under `huelab run`, and their ratio per round.
     pub huelab_busy_work_s: Spread,
@@ -73,7 +78,7 @@ pub fn bench_kernel(bench: &KernelBench, progress: impl Fn(&str)) -> Result<Kern
     let dir = work.path();
     let huelab = std::env::current_exe().map_err(|e| format!("cannot find the huelab binary: {e}"))?;
     let jupyter_path = dir.join("jupyter");
-    super::spec::install(&super::spec::Place::DataDir(jupyter_path.clone()), &huelab)?;
+    super::spec::install(&super::spec::Place::DataDir(jupyter_path.clone()), &huelab, &[])?;
     let torch_spec = jupyter_path.join("kernels/python-torch");
     std::fs::create_dir_all(&torch_spec).map_err(|e| e.to_string())?;
     let spec = json!({ "argv": [bench.torch_python, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Python (torch)", "language": "python" });
@@ -145,6 +150,9 @@ fn summarise(rounds: Vec<Value>) -> Result<KernelBenchResult, String> {
         run_work_s: Spread::of(&series("run_work")?),
         torch_cell_s: Spread::of(&series("torch_cell")?),
         interrupt_to_idle_s: Spread::of(&series("huelab_interrupt")?),
+        live_on_s: Spread::of(&series("live_on")?),
+        live_off_s: Spread::of(&series("live_off")?),
+        live_ratio: Spread::of(&per_round(&|r| Some(r["live_on"].as_f64()? / r["live_off"].as_f64()?))?),
         huelab_busy_work_s: Spread::of(&series("huelab_busy_work")?),
         run_busy_work_s: Spread::of(&series("run_busy_work")?),
         busy_ratio: Spread::of(&per_round(&|r| Some(r["huelab_busy_work"].as_f64()? / r["run_busy_work"].as_f64()?))?),
@@ -170,6 +178,9 @@ pub fn report(client_python: PathBuf, torch_python: PathBuf, rounds: usize, thre
     row("  per-cell overhead (round trip - work)  [goal <= 10 ms]", r.huelab_cell_overhead_ms, "ms");
     row("  PyTorch twin in ipykernel, round trip", r.torch_cell_s, "s");
     row("interrupt during training -> idle  [goal <= 1 s]", r.interrupt_to_idle_s, "s");
+    row("15-epoch quickstart cell, live curves on", r.live_on_s, "s");
+    row("  the same with live: false", r.live_off_s, "s");
+    row("  on / off, per round  [goal <= 1.02]", r.live_ratio, "");
     crate::outln!("both cores busy with another session's two `nice 10` loops:");
     row("  the training work in the huelab kernel", r.huelab_busy_work_s, "s");
     row("  the same work under `huelab run`", r.run_busy_work_s, "s");
@@ -189,7 +200,7 @@ mod tests {
         let round = |x: f64| {
             json!({ "huelab_ready": 0.2 * x, "ipykernel_ready": 1.0, "ipykernel_torch_ready": 2.0 * x, "huelab_trivial": 0.001, "ipykernel_trivial": 0.002,
                     "huelab_cell": 1.005, "huelab_work": 1.0, "run_work": 1.0, "torch_cell": 3.0, "huelab_interrupt": 0.1, "torch_work": 2.9,
-                    "huelab_busy_work": 2.2 * x, "run_busy_work": 2.0 })
+                    "huelab_busy_work": 2.2 * x, "run_busy_work": 2.0, "live_on": 1.01, "live_off": 1.0 })
         };
         let r = summarise(vec![round(1.0), round(1.0), round(2.0)]).unwrap();
         assert!((r.ready_ratio.median - 0.1).abs() < 1e-12);

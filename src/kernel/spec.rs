@@ -36,8 +36,9 @@ impl Place {
     }
 }
 
-/// `kernel.json` for the binary at `binary` (an absolute path: Jupyter starts it from anywhere).
-pub fn kernel_json(binary: &Path) -> serde_json::Value {
+/// `kernel.json` for the binary at `binary` (an absolute path: Jupyter starts it from anywhere),
+/// with `session_args` (`--allow-dir DIR`, …) after the connection file.
+pub fn kernel_json(binary: &Path, session_args: &[String]) -> serde_json::Value {
     let mut env = serde_json::Map::new();
     // Data, weights and home where this machine keeps them, if not the default; and the
     // PyTorch a bundle's launcher found (Jupyter's own Python may have none).
@@ -46,8 +47,10 @@ pub fn kernel_json(binary: &Path) -> serde_json::Value {
             env.insert(key.into(), json!(value.to_string_lossy()));
         }
     }
+    let mut argv = vec![binary.display().to_string(), "kernel".into(), "--connection-file".into(), "{connection_file}".into()];
+    argv.extend(session_args.iter().cloned());
     json!({
-        "argv": [binary.display().to_string(), "kernel", "--connection-file", "{connection_file}"],
+        "argv": argv,
         "display_name": "Rhai (huelab)",
         "language": "rhai",
         // interrupt_request on the control channel: training stops at its next batch and the
@@ -61,11 +64,11 @@ pub fn kernel_json(binary: &Path) -> serde_json::Value {
 }
 
 /// Writes the spec for `binary` at `place`; returns the spec's folder.
-pub fn install(place: &Place, binary: &Path) -> Result<PathBuf, String> {
+pub fn install(place: &Place, binary: &Path, session_args: &[String]) -> Result<PathBuf, String> {
     let binary = binary.canonicalize().map_err(|e| format!("{}: {e}", binary.display()))?;
     let dir = place.data_dir()?.join("kernels").join(KERNEL_NAME);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-    let text = serde_json::to_string_pretty(&kernel_json(&binary)).expect("a spec serialises");
+    let text = serde_json::to_string_pretty(&kernel_json(&binary, session_args)).expect("a spec serialises");
     crate::files::write_atomic(&dir.join("kernel.json"), text.as_bytes()).map_err(|e| e.to_string())?;
     Ok(dir)
 }
@@ -78,14 +81,15 @@ mod tests {
     fn a_spec_names_the_binary_and_the_message_interrupt() {
         let dir = tempfile::tempdir().unwrap();
         let binary = std::env::current_exe().unwrap();
-        let spec_dir = install(&Place::Prefix(dir.path().to_owned()), &binary).unwrap();
+        let spec_dir = install(&Place::Prefix(dir.path().to_owned()), &binary, &["--allow-dir".into(), "/data".into()]).unwrap();
         assert_eq!(spec_dir, dir.path().join("share/jupyter/kernels/huelab-rhai"));
         let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(spec_dir.join("kernel.json")).unwrap()).unwrap();
         assert_eq!(spec["argv"][0], binary.canonicalize().unwrap().display().to_string());
         assert_eq!(spec["argv"][3], "{connection_file}");
+        assert_eq!((spec["argv"][4].as_str(), spec["argv"][5].as_str()), (Some("--allow-dir"), Some("/data")));
         assert_eq!(spec["interrupt_mode"], "message");
         assert_eq!(spec["language"], "rhai");
-        let err = install(&Place::DataDir(dir.path().to_owned()), Path::new("/no/such/huelab")).unwrap_err();
+        let err = install(&Place::DataDir(dir.path().to_owned()), Path::new("/no/such/huelab"), &[]).unwrap_err();
         assert!(err.contains("/no/such/huelab"), "{err}");
     }
 }

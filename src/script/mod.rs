@@ -6,6 +6,7 @@ mod configs;
 mod display;
 mod errors;
 mod handles;
+mod live;
 mod option_docs;
 mod options;
 mod repl;
@@ -25,7 +26,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, AST};
 use sha2::{Digest, Sha256};
 
 use crate::results::ScriptInfo;
-pub use session::FileAccess;
+pub use session::{FileAccess, Host};
 use session::ScriptSession;
 
 /// How a script runs: its file access and its limits.
@@ -33,6 +34,8 @@ use session::ScriptSession;
 pub struct ScriptOptions {
     /// `false` (the default): only the working directory and paths given as arguments.
     pub allow_fs: bool,
+    /// More folders a session may read and write (a notebook's `--allow-dir`).
+    pub allow_dirs: Vec<std::path::PathBuf>,
     /// Rhai operations before the script is stopped (0: no limit). Work inside huelab's
     /// functions (training, search) does not count.
     pub max_operations: u64,
@@ -44,7 +47,7 @@ impl Default for ScriptOptions {
     fn default() -> Self {
         // About a few seconds of pure script work on a laptop: loops over results fit many
         // times over (huelab's own functions do not count), an endless loop stops soon.
-        ScriptOptions { allow_fs: false, max_operations: 100_000_000, max_call_depth: 64 }
+        ScriptOptions { allow_fs: false, allow_dirs: vec![], max_operations: 100_000_000, max_call_depth: 64 }
     }
 }
 
@@ -81,14 +84,14 @@ impl ScriptError {
     /// Reports the innermost failure at its own position, followed by the chain of script
     /// function calls that led to it (innermost first); Rhai's limits are reported with the
     /// option that raises them.
-    fn from_eval(file: &str, e: Box<EvalAltResult>, options: &ScriptOptions) -> Self {
+    fn from_eval(file: &str, e: Box<EvalAltResult>, options: &ScriptOptions, host: session::Host) -> Self {
         let mut callers = Vec::new();
         let mut error = *e;
         while let EvalAltResult::ErrorInFunctionCall(name, _, inner, call_position) = error {
             callers.push(format!("called from '{name}' at {}", describe_position(file, call_position)));
             error = *inner;
         }
-        let limit = explain_limit(&error, options);
+        let limit = explain_limit(&error, options, host);
         let position = error.take_position();
         let mut message = limit.unwrap_or_else(|| match error {
             EvalAltResult::ErrorRuntime(ref value, _) if value.is::<Preempted>() => value.clone().cast::<Preempted>().0,
@@ -124,9 +127,9 @@ fn limited_engine(session: &Rc<ScriptSession>, options: &ScriptOptions, dir: &Pa
 
 /// Rhai's limits (anywhere inside `error`, an imported module's code included) in words that
 /// say which option raises them.
-fn explain_limit(error: &EvalAltResult, options: &ScriptOptions) -> Option<String> {
+fn explain_limit(error: &EvalAltResult, options: &ScriptOptions, host: session::Host) -> Option<String> {
     match innermost(error) {
-        EvalAltResult::ErrorTooManyOperations(_) => Some(format!("the script ran more than {} operations; raise the limit with --max-operations N (0: none)", options.max_operations)),
+        EvalAltResult::ErrorTooManyOperations(_) => Some(format!("the script ran more than {} operations; {}", options.max_operations, host.operations_hint())),
         EvalAltResult::ErrorStackOverflow(_) => Some(format!("script functions nested deeper than {} calls; raise the limit with --max-call-depth N", options.max_call_depth)),
         _ => None,
     }
@@ -200,7 +203,7 @@ impl ScriptRunner {
 
     fn build(name: &str, source: String, args: BTreeMap<String, String>, options: ScriptOptions, dir: &Path, cluster: Option<crate::cluster::ClusterRun>) -> Self {
         let sha256 = format!("{:x}", Sha256::digest(source.as_bytes()));
-        let mut files = if options.allow_fs { FileAccess::Anywhere } else { session::confined_access(&args) };
+        let mut files = session::access_for(&options, &args);
         if let (FileAccess::Within(roots), Some(run)) = (&mut files, &cluster) {
             roots.push(session::resolve(&run.run_dir));
         }
@@ -233,7 +236,7 @@ impl ScriptRunner {
         if let (Ok(_), Some(message)) = (&result, crate::stdout::print_failure()) {
             return Err(ScriptError::new(&self.file, Position::NONE, format!("print: cannot write to standard output: {message}")));
         }
-        result.map_err(|e| ScriptError::from_eval(&self.file, e, &self.options))
+        result.map_err(|e| ScriptError::from_eval(&self.file, e, &self.options, self.session.host.get()))
     }
 
     /// Whether the last run ended because a run in it stopped for preemption (a checkpoint at

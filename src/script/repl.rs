@@ -39,9 +39,10 @@ impl Repl {
     /// `name` stands for the notebook in manifests.
     pub fn new(name: &str, options: ScriptOptions) -> Self {
         let args = BTreeMap::new();
-        let files = if options.allow_fs { FileAccess::Anywhere } else { super::session::confined_access(&args) };
+        let files = super::session::access_for(&options, &args);
         let sha256 = format!("{:x}", Sha256::digest(name.as_bytes()));
         let session = ScriptSession::with_file_access(ScriptInfo { path: name.to_owned(), sha256, args }, files.clone());
+        session.host.set(super::Host::Notebook);
         let engine = limited_engine(&session, &options, Path::new("."));
         Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0, files, session }
     }
@@ -65,6 +66,10 @@ impl Repl {
     pub fn execute(&mut self, code: &str) -> Result<Dynamic, ScriptError> {
         self.cells += 1;
         let name = format!("cell[{}]", self.cells);
+        if let Some(limit) = self.session.take_requested_max_operations() {
+            self.engine.set_max_operations(limit);
+            self.options.max_operations = limit;
+        }
         let mut ast = self.engine.compile_with_scope(&self.scope, code).map_err(|e| ScriptError::from_parse(&name, e))?;
         ast.set_source(name.as_str());
         let mut merged = self.functions.merge(&ast);
@@ -80,7 +85,7 @@ impl Repl {
                 Ok(value)
             }
             Err(e) if is_task_complete(&e) => Ok(Dynamic::UNIT),
-            Err(e) => Err(ScriptError::from_eval(&name, e, &self.options)),
+            Err(e) => Err(ScriptError::from_eval(&name, e, &self.options, super::Host::Notebook)),
         }
     }
 

@@ -31,6 +31,21 @@ pub fn read_access(files: &FileAccess) -> FileAccess {
     }
 }
 
+/// Where a session may read and write: anywhere with `allow_fs`, else the working directory,
+/// the path arguments and the allowed folders.
+pub fn access_for(options: &super::ScriptOptions, args: &BTreeMap<String, String>) -> FileAccess {
+    if options.allow_fs {
+        return FileAccess::Anywhere;
+    }
+    match confined_access(args) {
+        FileAccess::Within(mut roots) => {
+            roots.extend(options.allow_dirs.iter().map(|d| resolve(d)));
+            FileAccess::Within(roots)
+        }
+        anywhere => anywhere,
+    }
+}
+
 /// The working directory, plus every argument value that names a path (it exists, or it is
 /// absolute, or it has a `/`), each as the directory tree or file it names.
 pub fn confined_access(args: &BTreeMap<String, String>) -> FileAccess {
@@ -47,6 +62,34 @@ pub fn confined_access(args: &BTreeMap<String, String>) -> FileAccess {
     FileAccess::Within(roots)
 }
 
+/// What runs the script: `huelab run` (limits and file access are command-line flags) or a
+/// notebook's kernel (they are the kernel's flags, and `set_max_operations` in a cell). Error
+/// messages say how to change a limit where the user is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Host {
+    #[default]
+    Command,
+    Notebook,
+}
+
+impl Host {
+    /// How to reach files outside the confinement, for an error message.
+    pub fn file_access_hint(self, path: &str) -> String {
+        match self {
+            Host::Command => format!("pass it as an argument (e.g. out={path}) or run with --allow-fs"),
+            Host::Notebook => "start JupyterLab with `huelab notebook --allow-dir DIR` (or --allow-fs for anywhere), or install the kernel with `huelab kernel install --allow-dir DIR`".to_owned(),
+        }
+    }
+
+    /// How to raise the operation limit, for an error message.
+    pub fn operations_hint(self) -> &'static str {
+        match self {
+            Host::Command => "raise the limit with --max-operations N (0: none)",
+            Host::Notebook => "raise it for the next cells with set_max_operations(N) (0: none)",
+        }
+    }
+}
+
 pub struct ScriptSession {
     pub script: ScriptInfo,
     read_args: RefCell<BTreeSet<String>>,
@@ -57,6 +100,11 @@ pub struct ScriptSession {
     run_dir_locks: RefCell<BTreeMap<PathBuf, crate::files::DirLock>>,
     /// Where `display` and the like go (a notebook's kernel); `None`: printed as text.
     show: RefCell<Option<ShowSink>>,
+    /// The report of the latest `train` (so far, or as interrupted): `last_run()`.
+    last_run: RefCell<Option<Rc<crate::train::TrainReport>>>,
+    pub host: std::cell::Cell<Host>,
+    /// An operation limit a notebook cell asked for (`set_max_operations`), for the next cells.
+    requested_max_operations: std::cell::Cell<Option<u64>>,
 }
 
 impl std::fmt::Debug for ScriptSession {
@@ -75,7 +123,7 @@ impl ScriptSession {
     }
 
     pub fn with_cluster(script: ScriptInfo, files: FileAccess, cluster: Option<crate::cluster::ClusterRun>) -> Rc<Self> {
-        Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new), run_dir_locks: RefCell::default(), show: RefCell::default() })
+        Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new), run_dir_locks: RefCell::default(), show: RefCell::default(), last_run: RefCell::default(), host: Default::default(), requested_max_operations: Default::default() })
     }
 
     /// Where the core's readers may read for this script: its file access, plus the places of
@@ -100,10 +148,11 @@ impl ScriptSession {
         if self.files.allows(Path::new(path)) {
             Ok(PathBuf::from(path))
         } else {
-            Err(to_rhai(format!(
-                "{argument} '{path}' is outside the working directory and the paths given as arguments; \
-                 pass it as an argument (e.g. out={path}) or run with --allow-fs"
-            )))
+            let place = match self.host.get() {
+                Host::Command => "the working directory and the paths given as arguments",
+                Host::Notebook => "the notebook's folder and the folders the kernel was allowed",
+            };
+            Err(to_rhai(format!("{argument} '{path}' is outside {place}; {}", self.host.get().file_access_hint(path))))
         }
     }
 
@@ -148,6 +197,37 @@ impl ScriptSession {
     /// Sends what a script shows to `sink` from now on.
     pub fn on_show(&self, sink: ShowSink) {
         *self.show.borrow_mut() = Some(sink);
+    }
+
+    /// Asks for another operation limit from the next cell on (a notebook's session only).
+    pub fn request_max_operations(&self, limit: u64) -> RhaiResult<()> {
+        match self.host.get() {
+            Host::Notebook => {
+                self.requested_max_operations.set(Some(limit));
+                Ok(())
+            }
+            Host::Command => Err(to_rhai("set_max_operations: a script's limit is set where it starts: huelab run --max-operations N (0: none)")),
+        }
+    }
+
+    /// The operation limit a cell asked for, if any (taken: applied once).
+    pub fn take_requested_max_operations(&self) -> Option<u64> {
+        self.requested_max_operations.take()
+    }
+
+    /// Whether displays go to a notebook (a kernel set a sink).
+    pub fn shows_in_notebook(&self) -> bool {
+        self.show.borrow().is_some()
+    }
+
+    /// Keeps `report` as the latest run (`last_run()`).
+    pub fn remember_run(&self, report: crate::train::TrainReport) {
+        *self.last_run.borrow_mut() = Some(Rc::new(report));
+    }
+
+    /// The latest run's report, if a `train` ran (or was interrupted after an epoch).
+    pub fn last_run(&self) -> Option<Rc<crate::train::TrainReport>> {
+        self.last_run.borrow().clone()
     }
 
     /// Shows an output: in a notebook, through its sink; in `huelab run` a display or an

@@ -108,6 +108,9 @@ pub struct TrainConfig {
     /// Show a progress bar (a line per epoch when stderr is not a terminal).
     #[serde(skip)]
     pub progress: bool,
+    /// In a notebook, the running curves as one figure updated after every epoch.
+    #[serde(skip)]
+    pub live: bool,
     /// Write a checkpoint into this directory after every epoch.
     #[serde(skip)]
     pub checkpoint: Option<PathBuf>,
@@ -137,6 +140,7 @@ impl Default for TrainConfig {
             seed: 0,
             device: DeviceChoice::Auto,
             progress: true,
+            live: true,
             checkpoint: None,
             resume: false,
             channels_last: None,
@@ -279,6 +283,7 @@ impl TrainConfig {
             seed: o.count("seed")?.unwrap_or(d.seed),
             device: o.device()?.unwrap_or(d.device),
             progress: o.bool("progress")?.unwrap_or(d.progress),
+            live: o.bool("live")?.unwrap_or(d.live),
             checkpoint: o.string("checkpoint")?.map(std::path::PathBuf::from),
             resume: o.bool("resume")?.unwrap_or(d.resume),
             channels_last: o.bool("channels_last")?.or(d.channels_last),
@@ -318,6 +323,7 @@ pub const TRAIN_OPTIONS: &[OptionDoc] = &[
     OptionDoc::new("bn_recalibrate", "bool", "false", "recompute batch-norm statistics on the training part before evaluating"),
     OptionDoc::new("precision", "string", "\"fp32\"", "bf16: the forward pass under bfloat16 autocast").one_of(|| vec!["fp32", "bf16"]),
     OptionDoc::new("progress", "bool", "true", "a progress bar (a line per epoch off a terminal)"),
+    OptionDoc::new("live", "bool", "true", "in a notebook, the running curves as one figure updated each epoch (at most twice a second)"),
     OptionDoc::new("checkpoint", "string", "(none)", "a directory for a checkpoint after every epoch and the finished model"),
     OptionDoc::new("resume", "bool", "false", "continue from the checkpoint there"),
 ];

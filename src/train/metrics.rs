@@ -158,6 +158,10 @@ pub struct TrainReport {
     pub wall_seconds: f64,
     /// The epoch of the checkpoint this run resumed from, if it did.
     pub resumed_after_epoch: Option<usize>,
+    /// Stopped before its last epoch (Ctrl-C, a notebook's interrupt): the epochs it finished,
+    /// no test metrics. Left out of the JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl TrainReport {
@@ -185,6 +189,7 @@ impl TrainReport {
             test: None,
             wall_seconds: 0.0,
             resumed_after_epoch: None,
+            interrupted: false,
         }
     }
 }

@@ -64,6 +64,16 @@ struct Run<'a> {
 /// No panic firewall here: the entry points have theirs (see [`crate::firewall`]), and a
 /// libtorch failure in a forward pass is already an error ([`crate::models::forward_pass`]).
 pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result<TrainReport> {
+    train_watched(data, split, config, None)
+}
+
+/// What watches a run: called with the report so far after every epoch (a notebook's live
+/// curves), and once more, marked `interrupted`, when the run is interrupted (what it did
+/// stays reachable: `last_run()` in a script).
+pub type Watcher<'w> = &'w mut dyn FnMut(&TrainReport);
+
+/// [`train`], with `watch` told of every epoch and of an interruption.
+pub fn train_watched(data: &ImageDataset, split: &Split, config: &TrainConfig, mut watch: Option<Watcher>) -> Result<TrainReport> {
     config.validate()?;
     split.check_fits(&data.identity(), data.name())?;
     if split.train.is_empty() {
@@ -79,14 +89,26 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
     run.progress.inc((epochs.len() * run.batches_per_epoch + partial.as_ref().map_or(0, |p| p.sums.batches)) as u64);
     for epoch in epochs.len() + 1..=config.epochs {
         let resumed_part = partial.take().filter(|p| p.epoch == epoch);
-        let metrics = run.epoch(epoch, resumed_part, &epochs, previous_seconds)?;
-        report_epoch(&run.progress, config, &metrics);
-        epochs.push(metrics);
-        if let Some(dir) = &config.checkpoint {
-            let elapsed = previous_seconds + run.started.elapsed().as_secs_f64();
-            checkpoint::save(dir, config, (data, split), (&run.vs, &run.optimizer), &epochs, elapsed, None)?;
+        let finished = run.epoch(epoch, resumed_part, &epochs, previous_seconds).and_then(|metrics| {
+            report_epoch(&run.progress, config, &metrics);
+            epochs.push(metrics);
+            if let Some(dir) = &config.checkpoint {
+                let elapsed = previous_seconds + run.started.elapsed().as_secs_f64();
+                checkpoint::save(dir, config, (data, split), (&run.vs, &run.optimizer), &epochs, elapsed, None)?;
+            }
+            if let Some(watch) = watch.as_mut() {
+                watch(&run.report(epochs.clone(), None, previous_seconds, resumed_after_epoch));
+            }
+            run.stop_after_epoch()
+        });
+        if let Err(e) = finished {
+            if let (Error::Interrupted, Some(watch)) = (&e, watch.as_mut()) {
+                let mut so_far = run.report(epochs, None, previous_seconds, resumed_after_epoch);
+                so_far.interrupted = true;
+                watch(&so_far);
+            }
+            return Err(e);
         }
-        run.stop_after_epoch()?;
     }
     run.progress.finish_and_clear();
     run.finish(epochs, previous_seconds, resumed_after_epoch)
@@ -285,22 +307,28 @@ impl<'a> Run<'a> {
             crate::interrupt::reached(StopPoint::SavingModel)?;
             save_model(dir, &self.vs, &info)?;
         }
-        Ok(TrainReport {
-            config: config.clone(),
+        Ok(self.report(epochs, test, previous_seconds, resumed_after_epoch))
+    }
+
+    /// The run's report with `epochs` and `test` (the report so far, before the end).
+    fn report(&self, epochs: Vec<EpochMetrics>, test: Option<EvalMetrics>, previous_seconds: f64, resumed_after_epoch: Option<usize>) -> TrainReport {
+        TrainReport {
+            config: self.config.clone(),
             loss_derived: self.loss.derived(),
             model: self.net.spec().clone(),
-            data: data.summary(),
-            split_seed: split.config.seed,
-            split_sizes: SplitSizes::from(split),
+            data: self.data.summary(),
+            split_seed: self.split.config.seed,
+            split_sizes: SplitSizes::from(self.split),
             device: device_name(self.device),
-            precision: config.precision,
-            normalization: self.normalization,
+            precision: self.config.precision,
+            normalization: self.normalization.clone(),
             channels_last: self.channels_last,
             epochs,
             test,
             wall_seconds: previous_seconds + self.started.elapsed().as_secs_f64(),
             resumed_after_epoch,
-        })
+            interrupted: false,
+        }
     }
 }
 

@@ -16,10 +16,15 @@ struct Notebook {
 }
 
 fn notebook() -> Notebook {
+    notebook_with(&[])
+}
+
+/// A notebook folder whose kernel spec was installed with `install_args` added.
+fn notebook_with(install_args: &[&std::ffi::OsStr]) -> Notebook {
     assert!(venv_python().exists(), "the notebook venv is missing: `bash setup.sh` makes it");
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("prefix");
-    let out = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["kernel", "install", "--prefix"]).arg(&prefix).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_huelab")).args(["kernel", "install", "--prefix"]).arg(&prefix).args(install_args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::create_dir(dir.path().join("work")).unwrap();
     Notebook { jupyter_path: prefix.join("share/jupyter"), dir }
@@ -27,13 +32,17 @@ fn notebook() -> Notebook {
 
 /// Runs one scenario of kernel_client.py; returns its report.
 fn scenario(name: &str) -> String {
-    let notebook = notebook();
+    scenario_in(&notebook(), name, &[])
+}
+
+fn scenario_in(notebook: &Notebook, name: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel_client.py");
     let out = Command::new(venv_python())
         .arg(client)
         .arg(name)
         .current_dir(notebook.dir.path().join("work"))
         .env("JUPYTER_PATH", &notebook.jupyter_path)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr));
@@ -50,7 +59,7 @@ fn cells_share_one_session_and_show_figures_tables_and_errors() {
 #[test]
 fn an_interrupt_stops_training_and_the_session_goes_on() {
     let report = scenario("interrupt");
-    assert_eq!(report.matches("ok: ").count(), 4, "{report}");
+    assert_eq!(report.matches("ok: ").count(), 5, "{report}");
 }
 
 #[test]
@@ -87,6 +96,14 @@ fn a_cell_shows_several_outputs_in_the_order_it_made_them() {
 #[test]
 fn cells_queued_behind_a_failing_cell_are_aborted() {
     let report = scenario("stop_on_error");
+    assert_eq!(report.matches("ok: ").count(), 2, "{report}");
+}
+
+#[test]
+fn a_kernel_spec_allows_folders_and_a_cell_sets_the_operation_limit() {
+    let allowed = tempfile::tempdir().unwrap();
+    let notebook = notebook_with(&["--allow-dir".as_ref(), allowed.path().as_os_str()]);
+    let report = scenario_in(&notebook, "limits", &[("HUELAB_TEST_ALLOWED_DIR", allowed.path().as_os_str())]);
     assert_eq!(report.matches("ok: ").count(), 2, "{report}");
 }
 

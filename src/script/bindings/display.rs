@@ -72,6 +72,17 @@ pub mod display_api {
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
 
+    /// In a notebook, the Rhai operations a cell may run from the next cell on (0: no limit;
+    /// huelab's own work never counts). `huelab run` takes `--max-operations N` instead.
+    /// ```rhai
+    /// set_max_operations(0);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn set_max_operations(ctx: NativeCallContext, limit: i64) -> RhaiResult<()> {
+        let limit = u64::try_from(limit).map_err(|_| to_rhai(format!("set_max_operations: the limit must be 0 (none) or more, got {limit}")))?;
+        ScriptSession::of(&ctx).request_max_operations(limit)
+    }
+
     /// Prints the signature, description and options of every function or property named
     /// `name`, as `huelab api` lists them (in a notebook, `?name` shows the same).
     /// ```rhai

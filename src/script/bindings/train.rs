@@ -10,7 +10,8 @@ pub mod train_api {
     use crate::script::errors::{guarded, task_complete, to_rhai, RhaiResult};
     use crate::script::session::ScriptSession;
     use crate::script::handles::{DatasetHandle, ReportHandle, SplitHandle};
-    use crate::train::train as library_train;
+    use crate::script::live::RunWatch;
+    use crate::train::train_watched as library_train;
 
     pub type TrainReport = ReportHandle;
 
@@ -27,10 +28,22 @@ pub mod train_api {
             ScriptSession::checked(&ctx, &dir.to_string_lossy(), "checkpoint")?;
         }
         let session = ScriptSession::of(&ctx);
+        let mut watch = RunWatch::new(session.clone(), config.live);
         // A cluster run's unit has its report in the gather job; elsewhere it is pending (no
         // metrics: `test_accuracy` is `()`, `epochs` empty).
         let outcome = guarded("train", || match session.cluster() {
-            None => Ok(ReportHandle(Rc::new(library_train(&data.0, &split.0, &config)?))),
+            None => {
+                let finished = library_train(&data.0, &split.0, &config, Some(&mut |so_far| watch.epoch(so_far)));
+                watch.end(finished.as_ref().ok());
+                match (finished, session.last_run()) {
+                    (Err(crate::Error::Interrupted), Some(so_far)) if so_far.interrupted => Err(crate::Error::msg(format!(
+                        "interrupted after {} of {} epochs (outputs finished before it are intact); last_run() returns the run as far as it got",
+                        so_far.epochs.len(),
+                        so_far.config.epochs
+                    ))),
+                    (finished, _) => Ok(ReportHandle(Rc::new(finished?))),
+                }
+            }
             Some(mut cluster) => Ok(ReportHandle(Rc::new(match cluster.train_unit(&data.0, &split.0, &config)? {
                 Some(report) => report,
                 None => crate::train::TrainReport::pending(&config, &data.0, &split.0),
@@ -72,6 +85,23 @@ pub mod train_api {
         m.insert("trainable".into(), trainable.into());
         m.insert("pretrained".into(), pretrained.into());
         m
+    }
+
+    /// The report of the latest `train` of this session: finished, or as far as it got when it
+    /// was interrupted (its finished epochs, `interrupted` true, no test metrics); `()` before
+    /// any run finished an epoch.
+    /// ```rhai
+    /// let partial = last_run();   // after interrupting `let r = train(…)`
+    /// print(partial.epochs.len());
+    /// ```
+    pub fn last_run(ctx: NativeCallContext) -> Dynamic {
+        ScriptSession::of(&ctx).last_run().map_or(Dynamic::UNIT, |report| Dynamic::from(ReportHandle(report)))
+    }
+
+    /// Whether the run was interrupted before its last epoch (see `last_run`).
+    #[rhai_fn(get = "interrupted", pure)]
+    pub fn interrupted(report: &mut TrainReport) -> bool {
+        report.0.interrupted
     }
 
     #[rhai_fn(get = "name", pure)]

@@ -1,0 +1,107 @@
+//! What a script session does while `train` runs: in a notebook, the running curves as one
+//! figure updated in place (throttled: a render costs tens of milliseconds, an epoch of a
+//! small run less), and in every session the run's report kept for `last_run()`, so an
+//! interrupted run's finished epochs are not lost with the cell.
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::display::{DisplayData, Shown};
+use super::session::ScriptSession;
+use crate::train::TrainReport;
+
+/// The shortest time between two frames of a live figure (the last frame is always shown).
+const MIN_FRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The share of a run's time its live figure may take: a frame (about 40 ms) waits until the
+/// frames so far and this one are at most this share of the run's time, so a run of a few
+/// seconds shows only its last frame, and a long one a frame every epoch.
+const MAX_RENDER_SHARE: f64 = 0.01;
+
+/// What the first frame is assumed to cost (a training-curves figure, measured 40 ms).
+const FIRST_FRAME_GUESS: Duration = Duration::from_millis(40);
+
+/// Watches one `train` call.
+pub struct RunWatch {
+    session: Rc<ScriptSession>,
+    live: Option<LiveFigure>,
+}
+
+/// One figure of a run's curves, shown under its own display id.
+struct LiveFigure {
+    id: String,
+    started: Instant,
+    /// Time spent drawing frames so far, and the last frame's.
+    drawing: Duration,
+    last_cost: Duration,
+    shown: bool,
+    last_frame: Option<Instant>,
+    /// The newest report not yet drawn (a frame skipped by the throttle).
+    pending: Option<TrainReport>,
+}
+
+impl RunWatch {
+    /// `live`: the run's option; a figure is drawn only where there is a notebook to show it.
+    pub fn new(session: Rc<ScriptSession>, live: bool) -> Self {
+        let live = (live && session.shows_in_notebook()).then(|| LiveFigure { id: format!("huelab-live-{}", unique_number()), started: Instant::now(), drawing: Duration::ZERO, last_cost: FIRST_FRAME_GUESS, shown: false, last_frame: None, pending: None });
+        RunWatch { session, live }
+    }
+
+    /// After an epoch (or an interruption): the report so far.
+    pub fn epoch(&mut self, report: &TrainReport) {
+        self.session.remember_run(report.clone());
+        if let Some(live) = &mut self.live {
+            live.pending = Some(report.clone());
+            if live.due() {
+                live.draw(&self.session);
+            }
+        }
+    }
+
+    /// The run ended (`finished` when it completed): its last frame, always.
+    pub fn end(&mut self, finished: Option<&TrainReport>) {
+        if let Some(report) = finished {
+            self.session.remember_run(report.clone());
+        }
+        if let Some(live) = &mut self.live {
+            if let Some(report) = finished {
+                live.pending = Some(report.clone());
+            }
+            live.draw(&self.session);
+        }
+    }
+}
+
+impl LiveFigure {
+    /// Whether a frame may be drawn now (see [`MIN_FRAME_INTERVAL`], [`MAX_RENDER_SHARE`]).
+    fn due(&self) -> bool {
+        let rested = self.last_frame.is_none_or(|t| t.elapsed() >= MIN_FRAME_INTERVAL);
+        rested && (self.drawing + self.last_cost).as_secs_f64() <= MAX_RENDER_SHARE * self.started.elapsed().as_secs_f64()
+    }
+
+    fn draw(&mut self, session: &ScriptSession) {
+        let began = Instant::now();
+        let Some(report) = self.pending.take() else { return };
+        // Nothing to draw before the first epoch; a figure that fails to render (it cannot
+        // with finite metrics) is left out rather than failing the run it watches.
+        if report.epochs.is_empty() {
+            return;
+        }
+        let Ok(figure) = crate::results::training_curves(&[&report]) else { return };
+        let (w, h) = figure.size();
+        let state = if report.interrupted { "interrupted" } else if report.epochs.len() == report.config.epochs { "done" } else { "training" };
+        let plain = format!("{}: epoch {}/{} ({state}), figure {w} × {h} px", report.name(), report.epochs.len(), report.config.epochs);
+        let data = DisplayData { plain, html: None, png: Some(figure.png().to_vec()) };
+        let shown = if self.shown { Shown::Update { data, id: self.id.clone() } } else { Shown::Display { data, id: Some(self.id.clone()) } };
+        session.show(shown);
+        self.shown = true;
+        self.last_frame = Some(Instant::now());
+        self.last_cost = began.elapsed();
+        self.drawing += self.last_cost;
+    }
+}
+
+/// A number no other live figure of this process has.
+fn unique_number() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
