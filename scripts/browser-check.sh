@@ -37,11 +37,11 @@ trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 
 mkdir -p "$out"
 name=$(basename "$notebook" .ipynb)
-"$venv/bin/python" - "$port" "$token" "$(basename "$notebook")" "$out/$name" <<'PY'
+"$venv/bin/python" - "$port" "$token" "$(basename "$notebook")" "$out/$name" "$notebook" <<'PY'
 import json, sys, time, urllib.request
 from playwright.sync_api import sync_playwright
 
-port, token, notebook, stem = sys.argv[1:5]
+port, token, notebook, stem, notebook_path = sys.argv[1:6]
 base = f"http://127.0.0.1:{port}"
 # The server is ready when its API answers (a start-up wait, bounded, not a measurement).
 for _ in range(600):
@@ -60,11 +60,16 @@ with sync_playwright() as p:
     page = browser.new_page(viewport={"width": 1280, "height": 2000})
     page.goto(f"{base}/lab/tree/{notebook}?token={token}")
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    # JupyterLab's "get notified about news?" toast would cover the bottom of the screenshots.
+    try:
+        page.locator(".jp-toast-button", has_text="No").first.click(timeout=5_000)
+    except Exception:
+        pass
     # The kernel is up when the toolbar's status says Idle.
     page.wait_for_selector("text=Rhai (huelab)", timeout=120_000)
     idle = "() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'"
     page.wait_for_function(idle, timeout=120_000)
-    outputs_check = json.load(open(notebook)).get("metadata", {}).get("huelab_browser_check") == "outputs"
+    outputs_check = json.load(open(notebook_path)).get("metadata", {}).get("huelab_browser_check") == "outputs"
     started = time.time()
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=60_000)
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click(timeout=60_000)
@@ -77,9 +82,11 @@ with sync_playwright() as p:
         live_seconds = time.time() - started
         # Run All is over when no prompt shows [*]: the failing cell ended it.
         page.wait_for_function(f"() => ({prompts})().every(t => !t.includes('*')) && document.querySelectorAll('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]').length > 0", timeout=600_000)
-        time.sleep(1)  # let JupyterLab render the last messages before the screenshot
         seconds = time.time() - started
         cells = page.locator(".jp-CodeCell")
+        # The notebook scrolls inside the page: bring the failed cell and the one after it into view.
+        cells.nth(3).scroll_into_view_if_needed()
+        time.sleep(1)  # let JupyterLab render the last messages before the screenshot
         shown = [t.strip() for t in page.evaluate(prompts)]
         report_extra = {
             "live_curve_screenshot_after_seconds": round(live_seconds, 1),

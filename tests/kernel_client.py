@@ -267,6 +267,18 @@ update_display("step 2", "status");
         assert kinds == [("stream", "old\n"), ("clear_output", True), ("stream", "new\n")], kinds
         ok("clear_output clears what was printed before it")
 
+        # A flood of prints: coalesced into few messages (jupyter_server drops output above 1 000
+        # messages a second), cut at 1 MiB per cell with a note of what was left out.
+        started = time.monotonic()
+        reply, out = run(kc, 'for i in 0..200000 { print(`line ${i}`); }')
+        seconds = time.monotonic() - started
+        streams = [m["content"]["text"] for m in out if m["msg_type"] == "stream"]
+        text = "".join(streams)
+        assert reply["status"] == "ok" and text.startswith("line 0\n"), reply
+        assert len(streams) <= 100 * seconds + 20, (len(streams), seconds)
+        assert len(text.encode()) < (1 << 20) + 1000 and "more bytes of stdout left out" in text, len(text)
+        ok(f"a flood of prints is {len(streams)} messages in {seconds:.1f} s, cut at 1 MiB with a note")
+
         reply, out = run(kc, "?split")
         assert reply["status"] == "ok" and reply["payload"][0]["source"] == "page", reply
         assert "split(" in reply["payload"][0]["data"]["text/plain"], reply

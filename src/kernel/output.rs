@@ -21,6 +21,11 @@ impl CurrentRequest {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = request;
     }
 
+    /// The current request's message id, if a cell runs.
+    pub fn id(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| r.header.msg_id.clone())
+    }
+
     /// A message of `msg_type` answering the current request, if there is one.
     pub fn message(&self, msg_type: &str, content: serde_json::Value) -> Option<Message> {
         let current = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -84,17 +89,27 @@ impl CapturedOutput {
     }
 }
 
+/// What one `stream` message carries at most; a flood of small writes waits up to
+/// [`COALESCE`] to fill one, so a loop of prints is a few messages a second, not thousands
+/// (jupyter_server drops a kernel's output above 1 000 messages a second).
+const MAX_MESSAGE_BYTES: usize = 64 << 10;
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Reads a captured stream and sends it on as `stream` messages of the current request.
 fn forward(mut reader: File, name: &'static str, sender: Sender, current: CurrentRequest, ack: mpsc::Sender<()>) {
+    use std::os::fd::AsRawFd;
     let mut pending: Vec<u8> = vec![];
     let mut chunk = [0u8; 8192];
-    let send = |bytes: &[u8]| {
-        if bytes.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(bytes).into_owned();
+    let mut budget = StreamBudget::default();
+    let send = |text: String| {
         if let Some(message) = current.message("stream", json!({ "name": name, "text": text })) {
             sender.send(Outgoing::IoPub(message));
+        }
+    };
+    let forward_bytes = |bytes: &[u8], budget: &mut StreamBudget| {
+        let admitted = budget.admit(current.id().as_deref(), bytes);
+        if !admitted.is_empty() {
+            send(String::from_utf8_lossy(admitted).into_owned());
         }
     };
     loop {
@@ -103,16 +118,79 @@ fn forward(mut reader: File, name: &'static str, sender: Sender, current: Curren
             Ok(n) => n,
         };
         pending.extend_from_slice(&chunk[..n]);
+        // More is on its way: gather it for a moment, unless a flush is waiting on a marker.
+        let gathering = std::time::Instant::now();
+        while find(&pending, MARKER).is_none() && pending.len() < MAX_MESSAGE_BYTES {
+            let left = COALESCE.saturating_sub(gathering.elapsed());
+            if left.is_zero() || !readable_within(reader.as_raw_fd(), left) {
+                break;
+            }
+            match reader.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            }
+        }
         while let Some(at) = find(&pending, MARKER) {
-            send(&pending[..at]);
+            forward_bytes(&pending[..at], &mut budget);
             pending.drain(..at + MARKER.len());
+            if let Some(note) = budget.note(name) {
+                send(note);
+            }
             let _ = ack.send(());
         }
         // Keep a possible start of the marker and an unfinished UTF-8 character for later.
         let keep = partial_marker_suffix(&pending).max(unfinished_utf8(&pending));
         let ready = pending.len() - keep;
-        send(&pending[..ready]);
+        forward_bytes(&pending[..ready], &mut budget);
         pending.drain(..ready);
+    }
+}
+
+/// Whether `fd` has something to read within `wait`.
+fn readable_within(fd: RawFd, wait: std::time::Duration) -> bool {
+    let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let millis = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut poll, 1, millis) > 0 }
+}
+
+/// The most of one stream a cell shows; the rest is counted and named in a note. jupyter_server
+/// stops forwarding a kernel's output above 1 MB/s (with a warning in place of the output), and
+/// a browser tab crawls long before a cell holds hundreds of megabytes of text.
+const CELL_STREAM_LIMIT: usize = 1 << 20;
+
+/// What of a stream the current cell has shown and left out.
+#[derive(Debug, Default)]
+struct StreamBudget {
+    request: Option<String>,
+    sent: usize,
+    dropped: usize,
+}
+
+impl StreamBudget {
+    /// The part of `bytes` to send for `request`: everything until the cell reaches
+    /// [`CELL_STREAM_LIMIT`], cut at a line's end where one is near.
+    fn admit<'a>(&mut self, request: Option<&str>, bytes: &'a [u8]) -> &'a [u8] {
+        if self.request.as_deref() != request {
+            *self = StreamBudget { request: request.map(str::to_owned), ..StreamBudget::default() };
+        }
+        let room = CELL_STREAM_LIMIT - self.sent;
+        // Over the limit: up to the last line's end that fits (a cell whose first output is one
+        // line longer than the limit shows its start).
+        let take = if bytes.len() <= room { bytes.len() } else { bytes[..room].iter().rposition(|&b| b == b'\n').map_or(if self.sent == 0 { room } else { 0 }, |i| i + 1) };
+        self.sent += take;
+        // Once full, nothing more from this cell: the rest of a cut line is left out too.
+        if take < bytes.len() {
+            self.sent = CELL_STREAM_LIMIT;
+        }
+        self.dropped += bytes.len() - take;
+        &bytes[..take]
+    }
+
+    /// A note for what was left out since the last one, if anything was.
+    fn note(&mut self, name: &str) -> Option<String> {
+        let dropped = std::mem::take(&mut self.dropped);
+        (dropped > 0).then(|| format!("\n[huelab: {dropped} more bytes of {name} left out: a cell shows at most {} MiB of each stream, as Jupyter's IOPub data-rate limit allows; write long output to a file]\n", CELL_STREAM_LIMIT >> 20))
     }
 }
 
@@ -309,6 +387,23 @@ mod tests {
         assert_eq!(partial_marker_suffix(b"abc"), 0);
         assert_eq!(unfinished_utf8("é".as_bytes()), 0);
         assert_eq!(unfinished_utf8(&"é".as_bytes()[..1]), 1);
+    }
+
+    #[test]
+    fn a_cells_stream_is_cut_at_its_budget_with_a_note() {
+        let mut budget = StreamBudget::default();
+        let line = [b'x'; 99].iter().copied().chain([b'\n']).collect::<Vec<u8>>();
+        let mut shown = 0;
+        for _ in 0..(CELL_STREAM_LIMIT / line.len() + 50) {
+            shown += budget.admit(Some("cell-1"), &line).len();
+        }
+        assert_eq!(shown % line.len(), 0, "cut at a line's end");
+        assert!(shown <= CELL_STREAM_LIMIT && shown > CELL_STREAM_LIMIT - line.len(), "{shown}");
+        let note = budget.note("stdout").unwrap();
+        assert!(note.contains(&format!("{} more bytes of stdout", (CELL_STREAM_LIMIT / line.len() + 50) * line.len() - shown)), "{note}");
+        assert_eq!(budget.note("stdout"), None);
+        // The next cell starts with the whole budget.
+        assert_eq!(budget.admit(Some("cell-2"), &line).len(), line.len());
     }
 
     #[test]
