@@ -70,7 +70,49 @@ pub fn install(place: &Place, binary: &Path, session_args: &[String]) -> Result<
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
     let text = serde_json::to_string_pretty(&kernel_json(&binary, session_args)).expect("a spec serialises");
     crate::files::write_atomic(&dir.join("kernel.json"), text.as_bytes()).map_err(|e| e.to_string())?;
+    // JupyterLab's launcher shows these instead of the language's first letter.
+    for size in [32, 64] {
+        crate::files::write_atomic(&dir.join(format!("logo-{size}x{size}.png")), &logo_png(size)).map_err(|e| e.to_string())?;
+    }
     Ok(dir)
+}
+
+/// The kernel's logo: a ring of hues around the angle, as activation hue reads a pixel's
+/// activations (transparent outside the ring).
+fn logo_png(size: u32) -> Vec<u8> {
+    use image::ImageEncoder;
+    let centre = (size as f64 - 1.0) / 2.0;
+    let (outer, inner) = (size as f64 / 2.0, size as f64 * 0.22);
+    let mut rgba = Vec::with_capacity((size * size * 4) as usize);
+    for y in 0..size {
+        for x in 0..size {
+            let (dx, dy) = (x as f64 - centre, centre - y as f64);
+            let radius = dx.hypot(dy);
+            // Anti-aliased edges: coverage of the ring over one pixel's width.
+            let coverage = (outer - radius).clamp(0.0, 1.0) * (radius - inner).clamp(0.0, 1.0);
+            let hue = dy.atan2(dx).to_degrees().rem_euclid(360.0);
+            let [r, g, b] = hue_to_rgb(hue);
+            rgba.extend_from_slice(&[r, g, b, (coverage * 255.0).round() as u8]);
+        }
+    }
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png).write_image(&rgba, size, size, image::ExtendedColorType::Rgba8).expect("encoding a small in-memory PNG cannot fail");
+    png
+}
+
+/// A fully saturated colour of `hue` degrees.
+fn hue_to_rgb(hue: f64) -> [u8; 3] {
+    let sector = hue / 60.0;
+    let rising = sector.fract();
+    let (r, g, b) = match sector as u32 {
+        0 => (1.0, rising, 0.0),
+        1 => (1.0 - rising, 1.0, 0.0),
+        2 => (0.0, 1.0, rising),
+        3 => (0.0, 1.0 - rising, 1.0),
+        4 => (rising, 0.0, 1.0),
+        _ => (1.0, 0.0, 1.0 - rising),
+    };
+    [r, g, b].map(|c: f64| (c * 255.0).round() as u8)
 }
 
 #[cfg(test)]
@@ -89,6 +131,10 @@ mod tests {
         assert_eq!((spec["argv"][4].as_str(), spec["argv"][5].as_str()), (Some("--allow-dir"), Some("/data")));
         assert_eq!(spec["interrupt_mode"], "message");
         assert_eq!(spec["language"], "rhai");
+        for size in [32u32, 64] {
+            let logo = image::load_from_memory(&std::fs::read(spec_dir.join(format!("logo-{size}x{size}.png"))).unwrap()).unwrap();
+            assert_eq!((logo.width(), logo.height()), (size, size));
+        }
         let err = install(&Place::DataDir(dir.path().to_owned()), Path::new("/no/such/huelab"), &[]).unwrap_err();
         assert!(err.contains("/no/such/huelab"), "{err}");
     }

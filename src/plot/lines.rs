@@ -58,6 +58,8 @@ pub fn line_panels(panels: &[LinePanel], x_max: f64, x_desc: &str) -> Result<Fig
                 .map_err(plot_error)?;
             chart
                 .configure_mesh()
+                // At most one label per whole x (a 3-epoch run's axis would repeat "2 2 3 3").
+                .x_labels(((x_max - 1.0).floor() as usize + 1).min(10))
                 .x_label_formatter(&|x| format!("{x:.0}"))
                 .x_desc(x_desc)
                 .y_desc(&panel.y_desc)
@@ -73,8 +75,14 @@ pub fn line_panels(panels: &[LinePanel], x_max: f64, x_desc: &str) -> Result<Fig
                 } else {
                     chart.draw_series(LineSeries::new(points, colour.stroke_width(3))).map_err(plot_error)?
                 };
-                let legend_width = if line.dashed { 1 } else { 3 };
-                drawn.label(line.label.clone()).legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(legend_width)));
+                // The legend's sample is drawn as the line is: three dashes for a dashed line,
+                // one unbroken stroke for a solid one (24 px, the room plotters leaves).
+                let (width, dashes): (u32, [(i32, i32); 3]) = if line.dashed { (2, [(0, 6), (9, 15), (18, 24)]) } else { (3, [(0, 8), (8, 16), (16, 24)]) };
+                drawn.label(line.label.clone()).legend(move |(x, y)| {
+                    let style = colour.stroke_width(width);
+                    let [a, b, c] = dashes.map(|(from, to)| PathElement::new([(x + from, y), (x + to, y)], style));
+                    EmptyElement::at((0, 0)) + a + b + c
+                });
             }
             let position = match panel.legend {
                 LegendCorner::UpperRight => SeriesLabelPosition::UpperRight,

@@ -84,13 +84,22 @@ impl ScriptError {
     /// Reports the innermost failure at its own position, followed by the chain of script
     /// function calls that led to it (innermost first); Rhai's limits are reported with the
     /// option that raises them.
-    fn from_eval(file: &str, e: Box<EvalAltResult>, options: &ScriptOptions, host: session::Host) -> Self {
+    /// `defined_in` names where a script function was defined when that is not `file` (a
+    /// notebook cell's function called from a later cell).
+    fn from_eval(file: &str, e: Box<EvalAltResult>, options: &ScriptOptions, host: session::Host, defined_in: &dyn Fn(&str) -> Option<String>) -> Self {
         let mut callers = Vec::new();
         let mut error = *e;
+        // Each call is at a position of the code around it; what happens inside the function is
+        // at positions of the code that defined it.
+        let mut at_file = file.to_owned();
         while let EvalAltResult::ErrorInFunctionCall(name, _, inner, call_position) = error {
-            callers.push(format!("called from '{name}' at {}", describe_position(file, call_position)));
+            callers.push(format!("called from '{name}' at {}", describe_position(&at_file, call_position)));
+            if let Some(definition) = defined_in(&name) {
+                at_file = definition;
+            }
             error = *inner;
         }
+        let file = at_file.as_str();
         let limit = explain_limit(&error, options, host);
         let position = error.take_position();
         let mut message = limit.unwrap_or_else(|| match error {
@@ -236,7 +245,7 @@ impl ScriptRunner {
         if let (Ok(_), Some(message)) = (&result, crate::stdout::print_failure()) {
             return Err(ScriptError::new(&self.file, Position::NONE, format!("print: cannot write to standard output: {message}")));
         }
-        result.map_err(|e| ScriptError::from_eval(&self.file, e, &self.options, self.session.host.get()))
+        result.map_err(|e| ScriptError::from_eval(&self.file, e, &self.options, self.session.host.get(), &|_| None))
     }
 
     /// Whether the last run ended because a run in it stopped for preemption (a checkpoint at

@@ -32,6 +32,8 @@ pub struct Repl {
     /// Where the session's cells may read files (the core's readers check against it).
     files: FileAccess,
     session: std::rc::Rc<ScriptSession>,
+    /// The cell that defined each script function (the latest definition of a name).
+    defined_in: std::collections::HashMap<String, String>,
 }
 
 impl Repl {
@@ -44,7 +46,7 @@ impl Repl {
         let session = ScriptSession::with_file_access(ScriptInfo { path: name.to_owned(), sha256, args }, files.clone());
         session.host.set(super::Host::Notebook);
         let engine = limited_engine(&session, &options, Path::new("."));
-        Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0, files, session }
+        Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0, files, session, defined_in: Default::default() }
     }
 
     /// Where `print` and `debug` go (stdout by default).
@@ -72,6 +74,9 @@ impl Repl {
         }
         let mut ast = self.engine.compile_with_scope(&self.scope, code).map_err(|e| ScriptError::from_parse(&name, e))?;
         ast.set_source(name.as_str());
+        for function in ast.iter_functions() {
+            self.defined_in.insert(function.name.to_owned(), name.clone());
+        }
         let mut merged = self.functions.merge(&ast);
         let (engine, scope) = (&self.engine, &mut self.scope);
         // Each cell has the whole heap budget: a cell may free what an earlier one built.
@@ -85,7 +90,7 @@ impl Repl {
                 Ok(value)
             }
             Err(e) if is_task_complete(&e) => Ok(Dynamic::UNIT),
-            Err(e) => Err(ScriptError::from_eval(&name, e, &self.options, super::Host::Notebook)),
+            Err(e) => Err(ScriptError::from_eval(&name, e, &self.options, super::Host::Notebook, &|function| self.defined_in.get(function).cloned())),
         }
     }
 
@@ -191,5 +196,23 @@ mod tests {
     fn open_brackets_ignore_strings_and_comments() {
         assert_eq!(open_brackets("fn f() {\n  let s = \"}}\"; // }\n"), 1);
         assert_eq!(open_brackets("let a = [1, 2];"), 0);
+    }
+}
+
+#[cfg(test)]
+mod cell_tests {
+    use super::*;
+
+    /// A function defined in one cell and failing when a later cell calls it: the error is at
+    /// the defining cell's line, the call at the calling cell's.
+    #[test]
+    fn an_error_inside_a_function_names_the_cell_that_defined_it() {
+        let mut repl = Repl::new("probe", ScriptOptions::default());
+        repl.execute("fn f() {\n  let x = 1;\n  x.no_such_method()\n}").unwrap();
+        repl.execute("fn g() { f() }").unwrap();
+        let e = repl.execute("let a = 2;\ng()").unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("cell[1]:3:5: Function not found: no_such_method"), "{text}");
+        assert!(text.contains("called from 'f' at cell[2]:1:10") && text.contains("called from 'g' at cell[3]:2:1"), "{text}");
     }
 }
