@@ -279,6 +279,15 @@ update_display("step 2", "status");
         assert len(text.encode()) < (1 << 20) + 1000 and "more bytes of stdout left out" in text, len(text)
         ok(f"a flood of prints is {len(streams)} messages in {seconds:.1f} s, cut at 1 MiB with a note")
 
+        # compare: the arms of the current fold and seed in one live figure; its final frame
+        # (this comparison is too short for earlier ones) shows the last arm's run.
+        arms = '[#{ name: "a", loss: "onehot", epochs: 2, progress: false }, #{ name: "b", loss: "onehot+hue", epochs: 2, progress: false }]'
+        reply, out = run(kc, f'let c = compare(dataset("digits"), {arms}, #{{ seeds: [0], folds: 2 }});')
+        live = [m for m in out if m["msg_type"] in ("display_data", "update_display_data") and is_live(m)]
+        assert reply["status"] == "ok" and live and "image/png" in live[-1]["content"]["data"], (reply, [m["msg_type"] for m in out])
+        assert live[-1]["content"]["data"]["text/plain"].startswith("b fold 2 seed 0: epoch 2/2 (done)"), live[-1]["content"]["data"]["text/plain"]
+        ok("compare shows its arms' curves in one live figure")
+
         reply, out = run(kc, "?split")
         assert reply["status"] == "ok" and reply["payload"][0]["source"] == "page", reply
         assert "split(" in reply["payload"][0]["data"]["text/plain"], reply

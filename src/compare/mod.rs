@@ -8,7 +8,7 @@ use crate::data::{kfold_split, stratified_kfold, ImageDataset, Split};
 use crate::error::{Error, Result};
 use crate::options::{OptionDoc, Options};
 use crate::stats::{mean_sd, paired_t_test, wilcoxon_signed_rank, MeanSd, PairedT, Wilcoxon};
-use crate::train::{train, TrainConfig, TrainReport};
+use crate::train::{TrainConfig, TrainReport};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompareConfig {
@@ -177,15 +177,25 @@ pub trait UnitRunner {
     }
 }
 
-/// Trains every unit here, one after another, printing a line per finished run.
-#[derive(Debug, Default)]
-pub struct TrainLocally {
+/// Trains every unit here, one after another, printing a line per finished run; `watch` (a
+/// notebook's live curves) hears of every unit's epochs.
+#[derive(Default)]
+pub struct TrainLocally<'w> {
     done: usize,
+    watch: Option<crate::train::Watcher<'w>>,
 }
 
-impl UnitRunner for TrainLocally {
+impl<'w> TrainLocally<'w> {
+    /// Units trained here with `watch` told of every epoch of each (see [`crate::train::train_watched`]).
+    pub fn watched(watch: crate::train::Watcher<'w>) -> Self {
+        TrainLocally { done: 0, watch: Some(watch) }
+    }
+}
+
+impl UnitRunner for TrainLocally<'_> {
     fn run(&mut self, unit: &Unit, data: &ImageDataset, split: &Split) -> Result<Option<TrainReport>> {
-        let report = train(data, split, &unit.config)?;
+        let watch = self.watch.as_mut().map(|w| &mut **w as &mut dyn FnMut(&TrainReport));
+        let report = crate::train::train_watched(data, split, &unit.config, watch)?;
         self.done += 1;
         eprintln!("[{}] {}: test accuracy {:.4} ({:.0} s)", self.done, report.name(), report.test.map_or(f64::NAN, |t| t.accuracy), report.wall_seconds);
         Ok(Some(report))

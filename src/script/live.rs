@@ -1,5 +1,6 @@
-//! What a script session does while `train` runs: in a notebook, the running curves as one
-//! figure updated in place (throttled: a render costs tens of milliseconds, an epoch of a
+//! What a script session does while `train` or `compare` runs: in a notebook, the running
+//! curves as one figure updated in place (a comparison's arms of the current fold and seed
+//! together) (throttled: a render costs tens of milliseconds, an epoch of a
 //! small run less), and in every session the run's report kept for `last_run()`, so an
 //! interrupted run's finished epochs are not lost with the cell.
 use std::rc::Rc;
@@ -20,10 +21,31 @@ const MAX_RENDER_SHARE: f64 = 0.01;
 /// What the first frame is assumed to cost (a training-curves figure, measured 40 ms).
 const FIRST_FRAME_GUESS: Duration = Duration::from_millis(40);
 
-/// Watches one `train` call.
+/// Watches one `train` or `compare` call.
 pub struct RunWatch {
     session: Rc<ScriptSession>,
     live: Option<LiveFigure>,
+}
+
+/// The runs a live figure draws: the latest report of each, the newest `keep` runs.
+#[derive(Default)]
+struct Runs {
+    reports: Vec<TrainReport>,
+    keep: usize,
+}
+
+impl Runs {
+    fn update(&mut self, report: &TrainReport) {
+        match self.reports.iter_mut().find(|r| r.name() == report.name()) {
+            Some(known) => *known = report.clone(),
+            None => {
+                self.reports.push(report.clone());
+                if self.reports.len() > self.keep {
+                    self.reports.remove(0);
+                }
+            }
+        }
+    }
 }
 
 /// One figure of a run's curves, shown under its own display id.
@@ -35,14 +57,25 @@ struct LiveFigure {
     last_cost: Duration,
     shown: bool,
     last_frame: Option<Instant>,
-    /// The newest report not yet drawn (a frame skipped by the throttle).
-    pending: Option<TrainReport>,
+    runs: Runs,
+    /// Something changed since the last frame (a frame skipped by the throttle).
+    pending: bool,
 }
 
 impl RunWatch {
-    /// `live`: the run's option; a figure is drawn only where there is a notebook to show it.
-    pub fn new(session: Rc<ScriptSession>, live: bool) -> Self {
-        let live = (live && session.shows_in_notebook()).then(|| LiveFigure { id: format!("huelab-live-{}", unique_number()), started: Instant::now(), drawing: Duration::ZERO, last_cost: FIRST_FRAME_GUESS, shown: false, last_frame: None, pending: None });
+    /// `live`: the run's option; a figure is drawn only where there is a notebook to show it,
+    /// with the newest `runs` runs (1 for `train`, the arms for `compare`).
+    pub fn new(session: Rc<ScriptSession>, live: bool, runs: usize) -> Self {
+        let live = (live && session.shows_in_notebook()).then(|| LiveFigure {
+            id: format!("huelab-live-{}", unique_number()),
+            started: Instant::now(),
+            drawing: Duration::ZERO,
+            last_cost: FIRST_FRAME_GUESS,
+            shown: false,
+            last_frame: None,
+            runs: Runs { reports: vec![], keep: runs.max(1) },
+            pending: false,
+        });
         RunWatch { session, live }
     }
 
@@ -50,21 +83,23 @@ impl RunWatch {
     pub fn epoch(&mut self, report: &TrainReport) {
         self.session.remember_run(report.clone());
         if let Some(live) = &mut self.live {
-            live.pending = Some(report.clone());
+            live.runs.update(report);
+            live.pending = true;
             if live.due() {
                 live.draw(&self.session);
             }
         }
     }
 
-    /// The run ended (`finished` when it completed): its last frame, always.
-    pub fn end(&mut self, finished: Option<&TrainReport>) {
-        if let Some(report) = finished {
-            self.session.remember_run(report.clone());
+    /// The run ended (`finished` with the runs that completed): its last frame, always.
+    pub fn end(&mut self, finished: &[&TrainReport]) {
+        if let Some(report) = finished.last() {
+            self.session.remember_run((*report).clone());
         }
         if let Some(live) = &mut self.live {
-            if let Some(report) = finished {
-                live.pending = Some(report.clone());
+            for report in finished.iter().rev().take(live.runs.keep).rev() {
+                live.runs.update(report);
+                live.pending = true;
             }
             live.draw(&self.session);
         }
@@ -80,13 +115,14 @@ impl LiveFigure {
 
     fn draw(&mut self, session: &ScriptSession) {
         let began = Instant::now();
-        let Some(report) = self.pending.take() else { return };
-        // Nothing to draw before the first epoch; a figure that fails to render (it cannot
-        // with finite metrics) is left out rather than failing the run it watches.
-        if report.epochs.is_empty() {
+        if !std::mem::take(&mut self.pending) {
             return;
         }
-        let Ok(figure) = crate::results::training_curves(&[&report]) else { return };
+        // Nothing to draw before a first epoch; a figure that fails to render (it cannot with
+        // finite metrics) is left out rather than failing the run it watches.
+        let drawn: Vec<&TrainReport> = self.runs.reports.iter().filter(|r| !r.epochs.is_empty()).collect();
+        let Some(report) = drawn.last() else { return };
+        let Ok(figure) = crate::results::training_curves(&drawn) else { return };
         let (w, h) = figure.size();
         let state = if report.interrupted { "interrupted" } else if report.epochs.len() == report.config.epochs { "done" } else { "training" };
         let plain = format!("{}: epoch {}/{} ({state}), figure {w} × {h} px", report.name(), report.epochs.len(), report.config.epochs);

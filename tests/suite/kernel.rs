@@ -90,7 +90,7 @@ fn a_kernel_ends_when_its_jupyter_process_is_killed() {
 #[test]
 fn a_cell_shows_several_outputs_in_the_order_it_made_them() {
     let report = scenario("outputs");
-    assert_eq!(report.matches("ok: ").count(), 5, "{report}");
+    assert_eq!(report.matches("ok: ").count(), 6, "{report}");
 }
 
 #[test]

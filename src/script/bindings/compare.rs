@@ -7,7 +7,8 @@ pub mod compare_api {
 
     use rhai::{Array, Dynamic, Map};
 
-    use crate::compare::{compare as library_compare, compare_with};
+    use crate::compare::{compare_with, TrainLocally};
+    use crate::script::live::RunWatch;
     use crate::script::errors::task_complete;
     use crate::results::{write_comparison as library_write_comparison, write_summary_csv as library_write_summary_csv};
     use crate::script::configs::{arm_config, compare_config};
@@ -44,7 +45,14 @@ pub mod compare_api {
                 })
                 .collect::<crate::Result<Vec<_>>>()?;
             match session.cluster() {
-                None => Ok(ComparisonHandle(Rc::new(library_compare(&data.0, &arms, &config)?), false)),
+                None => {
+                    // In a notebook, the arms of the current fold and seed in one live figure.
+                    let mut watch = RunWatch::new(session.clone(), arms.iter().all(|a| a.config.live), arms.len());
+                    let compared = compare_with(&data.0, &arms, &config, None, &mut TrainLocally::watched(&mut |so_far| watch.epoch(so_far)));
+                    let finished: Vec<_> = compared.as_ref().map(|c| c.runs.iter().map(|r| &r.report).collect()).unwrap_or_default();
+                    watch.end(&finished);
+                    Ok(ComparisonHandle(Rc::new(compared?), false))
+                }
                 Some(mut cluster) => {
                     let root = cluster.begin_compare();
                     let comparison = compare_with(&data.0, &arms, &config, Some(&root), &mut *cluster)?;

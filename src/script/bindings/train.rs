@@ -28,13 +28,13 @@ pub mod train_api {
             ScriptSession::checked(&ctx, &dir.to_string_lossy(), "checkpoint")?;
         }
         let session = ScriptSession::of(&ctx);
-        let mut watch = RunWatch::new(session.clone(), config.live);
+        let mut watch = RunWatch::new(session.clone(), config.live, 1);
         // A cluster run's unit has its report in the gather job; elsewhere it is pending (no
         // metrics: `test_accuracy` is `()`, `epochs` empty).
         let outcome = guarded("train", || match session.cluster() {
             None => {
                 let finished = library_train(&data.0, &split.0, &config, Some(&mut |so_far| watch.epoch(so_far)));
-                watch.end(finished.as_ref().ok());
+                watch.end(&finished.as_ref().ok().into_iter().collect::<Vec<_>>());
                 match (finished, session.last_run()) {
                     (Err(crate::Error::Interrupted), Some(so_far)) if so_far.interrupted => Err(crate::Error::msg(format!(
                         "interrupted after {} of {} epochs (outputs finished before it are intact); last_run() returns the run as far as it got",
