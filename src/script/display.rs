@@ -20,10 +20,6 @@ impl DisplayData {
         DisplayData { plain, html: None, png: None }
     }
 
-    fn text(plain: String) -> Self {
-        Self::plain_text(plain)
-    }
-
     /// Whether it has a form beside its text (a figure, a table).
     pub fn is_rich(&self) -> bool {
         self.html.is_some() || self.png.is_some()
@@ -76,7 +72,7 @@ pub fn display(value: &Dynamic) -> Option<DisplayData> {
     }
     if let Some(comparison) = value.clone().try_cast::<ComparisonHandle>() {
         if comparison.1 {
-            return Some(DisplayData::text("Comparison (results with the cluster's gather job)".into()));
+            return Some(DisplayData::plain_text("Comparison (results with the cluster's gather job)".into()));
         }
         return Some(DisplayData { plain: comparison.0.table(), html: Some(notebook::comparison_html(&comparison.0)), png: None });
     }
@@ -91,12 +87,12 @@ pub fn display(value: &Dynamic) -> Option<DisplayData> {
     }
     if value.is_string() {
         // Strings show as their text, not as a quoted literal.
-        return Some(DisplayData::text(value.to_string()));
+        return Some(DisplayData::plain_text(value.to_string()));
     }
     if value.is_array() || value.is_map() {
-        return Some(DisplayData::text(nested_text(value, 0)));
+        return Some(DisplayData::plain_text(nested_text(value, 0)));
     }
-    Some(DisplayData::text(if is_scalar(value) { format!("{value:?}") } else { super::script_type(value.type_name().rsplit("::").next().unwrap_or_default()) }))
+    Some(DisplayData::plain_text(if is_scalar(value) { format!("{value:?}") } else { super::script_type(value.type_name().rsplit("::").next().unwrap_or_default()) }))
 }
 
 /// Nesting shown before `…` stands for the rest (a script can nest arrays a million deep).
