@@ -12,6 +12,11 @@ JSON line with every round's measurements (seconds):
 - interrupt:        interrupt_request during training -> the kernel idle again
 - live_on/live_off: a 15-epoch quickstart training cell (digits, small CNN) with its live
                     curves on and off (`live:` option), round trip, in alternating order
+- debugger:         a pure-script cell (a 1 000 000-turn loop: the debugger hook's worst case)
+                    timed inside the cell before any debugger attached, attached with no
+                    breakpoint (JupyterLab's debugInfo/initialize/attach/configurationDone),
+                    and after it disconnected; and the training work attached (median of 3
+                    runs each)
 - busy_work:        the training work again with both cores busy (two `nice 10` loops in a
                     session of their own, as another job of the researcher's), in the kernel and
                     under `huelab run` (timed inside each), in alternating order
@@ -63,6 +68,42 @@ model.eval()
 with torch.no_grad():
     accuracy = [(model(x[part])[0].argmax(1) == y[part]).float().mean().item() for part in (val, test)]
 time.perf_counter() - t"""
+
+
+SCRIPT_CELL = """let t = timestamp();
+let s = 0;
+for i in 0..1000000 { s += i % 7; }
+t.elapsed"""
+
+
+def debug_request(kc, command, **arguments):
+    """One DAP request in a debug_request on the control channel; its response."""
+    msg = kc.session.msg("debug_request", {"type": "request", "seq": 1, "command": command, "arguments": arguments})
+    kc.control_channel.send(msg)
+    while True:
+        reply = kc.control_channel.get_msg(timeout=HANG)
+        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            if not reply["content"].get("success"):
+                raise SystemExit(f"debug request {command} failed: {reply['content']}")
+            return reply["content"]
+
+
+def debugger_costs(kc):
+    """The script cell's time never attached, attached without breakpoints and detached, and
+    the training work attached, each the median of 3 runs timed inside the cell."""
+    timed = lambda code: statistics.median(float(execute(kc, code)[1]) for _ in range(3))
+    row = {"script_never_attached": timed(SCRIPT_CELL)}
+    for command in ("debugInfo", "initialize", "attach", "configurationDone"):
+        debug_request(kc, command)
+    row["script_attached"] = timed(SCRIPT_CELL)
+    row["train_attached"] = timed(RHAI_WORK)
+    # A breakpoint in a cell that is not run: the hook is on the engine, nothing stops.
+    debug_request(kc, "setBreakpoints", source={"path": "/nonexistent/cell.rhai"}, breakpoints=[{"line": 1}])
+    row["script_breakpoint_elsewhere"] = timed(SCRIPT_CELL)
+    debug_request(kc, "setBreakpoints", source={"path": "/nonexistent/cell.rhai"}, breakpoints=[])
+    debug_request(kc, "disconnect")
+    row["script_detached"] = timed(SCRIPT_CELL)
+    return row
 
 
 def start(name, env):
@@ -157,6 +198,11 @@ def main():
         row["huelab_interrupt"] = interrupt_latency(kc, km)
         for live in (["true", "false"] if r % 2 == 0 else ["false", "true"]):
             row["live_" + ("on" if live == "true" else "off")] = execute(kc, LIVE_CELL.replace("LIVE", live))[0]
+        kc.stop_channels(); km.shutdown_kernel(now=True)
+        # A fresh kernel: "never attached" must be a session no debugger ever touched.
+        km, kc, _ = start("huelab-rhai", env)
+        row["train_never_attached"] = statistics.median(float(execute(kc, RHAI_WORK)[1]) for _ in range(3))
+        row.update(debugger_costs(kc))
         kc.stop_channels(); km.shutdown_kernel(now=True)
         row["run_work"] = huelab_run_work(a.huelab, workdir, a.threads)
         # ipykernel with PyTorch

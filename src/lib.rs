@@ -23,6 +23,7 @@ pub mod cache;
 pub mod cluster;
 pub mod compare;
 pub mod cuda;
+pub mod dap;
 pub mod data;
 pub mod device;
 pub mod error;

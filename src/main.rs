@@ -48,6 +48,22 @@ enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Run a script under a debugger that speaks the Debug Adapter Protocol on stdin/stdout
+    /// (an editor's DAP client: breakpoints in the `.rhai` file, stepping, variables); what the
+    /// script prints arrives as output events.
+    Debug {
+        /// The `.rhai` script.
+        script: PathBuf,
+        /// Script arguments, e.g. `epochs=3`.
+        #[arg(value_name = "KEY=VALUE")]
+        args: Vec<String>,
+        /// Let the script read and write files anywhere.
+        #[arg(long)]
+        allow_fs: bool,
+        /// Rhai operations before the script is stopped (0: no limit).
+        #[arg(long, default_value_t = 100_000_000)]
+        max_operations: u64,
+    },
     /// The units of a cluster run (`huelab run --slurm`): done, running with its epoch,
     /// pending, or failed with the tail of its log.
     Status {
@@ -483,6 +499,14 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             }
         }
         Command::Status { run_dir } => cluster_run::status(&run_dir),
+        Command::Debug { script, args, allow_fs, max_operations } => {
+            let options = huelab::script::ScriptOptions { allow_fs, max_operations, ..Default::default() };
+            let status = huelab::dap::stdio::run(&script, parse_args(&args)?, options).map_err(message_error("debug"))?;
+            if status != 0 {
+                std::process::exit(status);
+            }
+            Ok(())
+        }
         Command::Kernel { action: Some(KernelAction::Install { user: _, prefix, sys_prefix, session }), .. } => {
             sys_prefix_or(prefix, sys_prefix).and_then(|prefix| kernel_install(prefix, &session)).map_err(message_error("kernel install"))
         }

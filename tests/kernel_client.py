@@ -1,7 +1,7 @@
 """Drives `huelab kernel` with jupyter_client, the reference Jupyter client, and fails (exit 1
 with the assertion) on any behaviour that differs from what a notebook user expects.
 
-    kernel_client.py SCENARIO     (session | interrupt | completion | outputs | stop_on_error | limits | hostile | shutdown | orphan)
+    kernel_client.py SCENARIO     (session | interrupt | completion | outputs | stop_on_error | limits | hostile | shutdown | orphan | debugger)
 
 JUPYTER_PATH must hold the huelab-rhai kernel spec (tests/suite/kernel.rs writes one for the binary
 under test). Timeouts here only stop a hung kernel from hanging the suite: nothing is asserted
@@ -430,8 +430,156 @@ def orphan():
     ok("a kernel whose Jupyter process died ends by itself")
 
 
+class Debugger:
+    """JupyterLab's side of the debug protocol: DAP requests in debug_request messages on the
+    control channel, their responses in debug_reply, DAP events in debug_event on IOPub."""
+
+    def __init__(self, kc):
+        self.kc, self.seq = kc, 0
+
+    def request(self, command, **arguments):
+        self.seq += 1
+        msg = self.kc.session.msg("debug_request", {"type": "request", "seq": self.seq, "command": command, "arguments": arguments})
+        self.kc.control_channel.send(msg)
+        while True:
+            reply = self.kc.control_channel.get_msg(timeout=HANG)
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                assert reply["msg_type"] == "debug_reply", reply
+                content = reply["content"]
+                assert content["type"] == "response" and content["request_seq"] == self.seq and content["command"] == command, content
+                return content
+
+    def ok(self, command, **arguments):
+        content = self.request(command, **arguments)
+        assert content["success"], content
+        return content.get("body", {})
+
+    def event(self, name):
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=HANG)
+            if msg["msg_type"] == "debug_event" and msg["content"]["event"] == name:
+                return msg["content"]["body"]
+
+    def frames(self):
+        return self.ok("stackTrace", threadId=1)["stackFrames"]
+
+    def locals(self, frame=0):
+        scope = self.ok("scopes", frameId=frame)["scopes"][0]
+        return {v["name"]: v for v in self.ok("variables", variablesReference=scope["variablesReference"])["variables"]}
+
+
+def debugger():
+    """The messages in the order JupyterLab sends them: debugInfo, initialize, attach,
+    configurationDone, dumpCell + setBreakpoints, execute, stopped, stackTrace, scopes,
+    variables, next, continue; then functions of earlier cells, modules, the variables panel
+    with rich views, an interrupt while stopped, and a disconnect that resumes."""
+    from ipykernel.compiler import murmur2_x86, get_tmp_hash_seed
+
+    km, kc = start()
+    try:
+        kc.kernel_info()
+        info = kc.get_shell_msg(timeout=HANG)["content"]
+        assert info["debugger"] is True, info
+        dbg = Debugger(kc)
+        body = dbg.ok("debugInfo")
+        assert body["hashMethod"] == "Murmur2" and body["hashSeed"] == get_tmp_hash_seed() and not body["isStarted"], body
+        prefix, suffix = body["tmpFilePrefix"], body["tmpFileSuffix"]
+
+        def path_of(code):
+            # JupyterLab's own naming of a cell's file (ipykernel's hash, huelab's prefix/suffix).
+            return f"{prefix}{murmur2_x86(code, get_tmp_hash_seed())}{suffix}"
+
+        dbg.ok("initialize", clientID="test", adapterID="huelab", pathFormat="path", linesStartAt1=True, columnsStartAt1=True)
+        dbg.ok("attach")
+        dbg.ok("configurationDone")
+        assert dbg.ok("debugInfo")["isStarted"], "started after initialize"
+        ok("debugInfo, initialize, attach and configurationDone answer as JupyterLab expects")
+
+        helper = "fn scale(v) {\n    let doubled = v * 2;\n    doubled\n}"
+        run(kc, helper)
+        cell = 'let d = dataset("digits");\nlet fig = plot_bars("t", ["a"], ["s"], [[1.0]], (), "y");\nlet total = 0;\nfor i in 0..3 {\n    total += scale(i);\n}\nlet m = #{ a: 1, b: [1, 2] };\ntotal'
+        dumped = dbg.ok("dumpCell", code=cell)["sourcePath"]
+        assert dumped == path_of(cell), (dumped, path_of(cell))
+        with open(dumped) as f:
+            assert f.read() == cell
+        dbg.ok("setBreakpoints", source={"path": dumped}, breakpoints=[{"line": 5}], sourceModified=False)
+        dbg.ok("setBreakpoints", source={"path": path_of(helper)}, breakpoints=[{"line": 3}], sourceModified=False)
+        assert {b["source"] for b in dbg.ok("debugInfo")["breakpoints"]} == {dumped, path_of(helper)}
+        msg_id = kc.execute(cell)
+        stopped = dbg.event("stopped")
+        assert stopped["reason"] == "breakpoint" and stopped["threadId"] == 1, stopped
+        assert dbg.ok("debugInfo")["stoppedThreads"] == [1]
+        frames = dbg.frames()
+        assert (frames[0]["source"]["path"], frames[0]["line"], frames[0]["name"]) == (dumped, 5, "<cell>"), frames
+        variables = dbg.locals()
+        assert variables["total"]["value"] == "0" and variables["i"]["value"] == "0", variables
+        assert variables["d"]["type"] == "Dataset" and variables["d"]["variablesReference"] > 0, variables
+        props = {v["name"]: v["value"] for v in dbg.ok("variables", variablesReference=variables["d"]["variablesReference"])["variables"]}
+        assert props["len"] == "1797" and props["num_classes"] == "10", props
+        ok("a breakpoint stops the cell; stackTrace, scopes and variables (a Dataset's properties) answer")
+
+        # `next` steps over the call, but the breakpoint inside the function stops it there.
+        dbg.ok("next", threadId=1)
+        assert dbg.event("stopped")["reason"] == "breakpoint"
+        frames = dbg.frames()
+        assert (frames[0]["source"]["path"], frames[0]["line"], frames[0]["name"]) == (path_of(helper), 3, "scale"), frames
+        assert (frames[1]["source"]["path"], frames[1]["line"]) == (dumped, 5), frames
+        assert dbg.locals()["doubled"]["value"] == "0"
+        assert dbg.ok("evaluate", expression="doubled + v + 40", frameId=0)["result"] == "40"
+        ok("a breakpoint in a function of an earlier cell stops there, with its caller's frame")
+
+        dbg.ok("setBreakpoints", source={"path": path_of(helper)}, breakpoints=[], sourceModified=False)
+        dbg.ok("stepOut", threadId=1)
+        assert dbg.event("stopped")["reason"] == "step"
+        # Out of `scale`, the caller's next node is the loop's next turn.
+        assert dbg.frames()[0]["line"] == 5 and dbg.locals()["i"]["value"] == "1"
+        dbg.ok("continue", threadId=1)
+        assert dbg.event("stopped")["reason"] == "breakpoint"
+        seen = dbg.locals()
+        assert seen["i"]["value"] == "2", ("the loop's next turn stops at the same line", seen, dbg.frames())
+        dbg.ok("setBreakpoints", source={"path": dumped}, breakpoints=[], sourceModified=False)
+        dbg.ok("continue", threadId=1)
+        reply = reply_to(kc, msg_id)
+        assert reply["status"] == "ok", reply
+        ok("stepOut, continue to the next turn, continue to the end")
+
+        panel = {v["name"]: v for v in dbg.ok("inspectVariables")["variables"]}
+        assert panel["total"]["value"] == "6" and panel["m"]["type"] == "map", panel
+        children = dbg.ok("variables", variablesReference=panel["m"]["variablesReference"])["variables"]
+        assert [c["name"] for c in children] == ["a", "b"], children
+        rich = dbg.ok("richInspectVariables", variableName="fig")
+        assert rich["data"]["image/png"] and base64.b64decode(rich["data"]["image/png"]).startswith(b"\x89PNG"), rich.keys()
+        rich = dbg.ok("richInspectVariables", variableName="d")
+        assert "<table" in rich["data"]["text/html"], rich
+        ok("the variables panel between cells, nested values, rich views of a figure and a data set")
+
+        looping = "let n = 0;\nwhile n < 1000 {\n    n += 1;\n}"
+        dbg.ok("setBreakpoints", source={"path": path_of(looping)}, breakpoints=[{"line": 3}])
+        msg_id = kc.execute(looping)
+        dbg.event("stopped")
+        km.interrupt_kernel()
+        reply = reply_to(kc, msg_id)
+        assert reply["status"] == "error" and reply["ename"] == "Interrupted", reply
+        reply, out = run(kc, "total")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "6", out
+        ok("an interrupt while stopped ends the cell and keeps the session")
+
+        msg_id = kc.execute(looping)
+        dbg.event("stopped")
+        dbg.ok("disconnect", restart=False, terminateDebuggee=False)
+        reply = reply_to(kc, msg_id)
+        assert reply["status"] == "ok", reply
+        assert not dbg.ok("debugInfo")["breakpoints"]
+        reply, out = run(kc, "n")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "1000", out
+        ok("disconnecting resumes the stopped cell and clears the breakpoints")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 if __name__ == "__main__":
-    scenarios = {f.__name__: f for f in (session, interrupt, completion, outputs, stop_on_error, limits, hostile, shutdown, orphan)}
+    scenarios = {f.__name__: f for f in (session, interrupt, completion, outputs, stop_on_error, limits, hostile, shutdown, orphan, debugger)}
     if len(sys.argv) != 2 or sys.argv[1] not in scenarios:
         sys.exit(f"usage: kernel_client.py {{{'|'.join(scenarios)}}}")
     scenarios[sys.argv[1]]()

@@ -63,6 +63,14 @@ pub struct KernelBenchResult {
     pub live_on_s: Spread,
     pub live_off_s: Spread,
     pub live_ratio: Spread,
+    /// A pure-script cell (the debugger hook's worst case) and the training work, timed inside
+    /// the cell: never attached, attached without breakpoints, detached; ratios per round.
+    pub script_never_attached_s: Spread,
+    pub script_attached_ratio: Spread,
+    pub script_detached_ratio: Spread,
+    /// Attached with a breakpoint in another cell: the hook on the engine, nothing stops.
+    pub script_breakpoint_elsewhere_ratio: Spread,
+    pub train_attached_ratio: Spread,
     /// The training work with both cores busy (another session's two `nice 10` loops): in the
     /// kernel, under `huelab run`, and their ratio per round.
     pub huelab_busy_work_s: Spread,
@@ -153,6 +161,11 @@ fn summarise(rounds: Vec<Value>) -> Result<KernelBenchResult, String> {
         live_on_s: Spread::of(&series("live_on")?),
         live_off_s: Spread::of(&series("live_off")?),
         live_ratio: Spread::of(&per_round(&|r| Some(r["live_on"].as_f64()? / r["live_off"].as_f64()?))?),
+        script_never_attached_s: Spread::of(&series("script_never_attached")?),
+        script_attached_ratio: Spread::of(&per_round(&|r| Some(r["script_attached"].as_f64()? / r["script_never_attached"].as_f64()?))?),
+        script_detached_ratio: Spread::of(&per_round(&|r| Some(r["script_detached"].as_f64()? / r["script_never_attached"].as_f64()?))?),
+        script_breakpoint_elsewhere_ratio: Spread::of(&per_round(&|r| Some(r["script_breakpoint_elsewhere"].as_f64()? / r["script_never_attached"].as_f64()?))?),
+        train_attached_ratio: Spread::of(&per_round(&|r| Some(r["train_attached"].as_f64()? / r["train_never_attached"].as_f64()?))?),
         huelab_busy_work_s: Spread::of(&series("huelab_busy_work")?),
         run_busy_work_s: Spread::of(&series("run_busy_work")?),
         busy_ratio: Spread::of(&per_round(&|r| Some(r["huelab_busy_work"].as_f64()? / r["run_busy_work"].as_f64()?))?),
@@ -181,6 +194,12 @@ pub fn report(client_python: PathBuf, torch_python: PathBuf, rounds: usize, thre
     row("15-epoch quickstart cell, live curves on", r.live_on_s, "s");
     row("  the same with live: false", r.live_off_s, "s");
     row("  on / off, per round  [goal <= 1.02]", r.live_ratio, "");
+    crate::outln!("JupyterLab's debugger, timed inside the cell (median of 3 per round):");
+    row("  1 000 000-turn script loop, no debugger ever attached", r.script_never_attached_s, "s");
+    row("  attached, no breakpoint / never attached  [goal <= 1.02]", r.script_attached_ratio, "");
+    row("  a breakpoint in another cell / never attached", r.script_breakpoint_elsewhere_ratio, "");
+    row("  after disconnecting / never attached  [goal: 1]", r.script_detached_ratio, "");
+    row("  training work attached / never attached  [goal <= 1.02]", r.train_attached_ratio, "");
     crate::outln!("both cores busy with another session's two `nice 10` loops:");
     row("  the training work in the huelab kernel", r.huelab_busy_work_s, "s");
     row("  the same work under `huelab run`", r.run_busy_work_s, "s");
@@ -200,7 +219,8 @@ mod tests {
         let round = |x: f64| {
             json!({ "huelab_ready": 0.2 * x, "ipykernel_ready": 1.0, "ipykernel_torch_ready": 2.0 * x, "huelab_trivial": 0.001, "ipykernel_trivial": 0.002,
                     "huelab_cell": 1.005, "huelab_work": 1.0, "run_work": 1.0, "torch_cell": 3.0, "huelab_interrupt": 0.1, "torch_work": 2.9,
-                    "huelab_busy_work": 2.2 * x, "run_busy_work": 2.0, "live_on": 1.01, "live_off": 1.0 })
+                    "huelab_busy_work": 2.2 * x, "run_busy_work": 2.0, "live_on": 1.01, "live_off": 1.0,
+                    "script_never_attached": 0.2, "script_attached": 0.2 * x, "script_detached": 0.2, "script_breakpoint_elsewhere": 0.21, "train_never_attached": 1.0, "train_attached": 1.01 })
         };
         let r = summarise(vec![round(1.0), round(1.0), round(2.0)]).unwrap();
         assert!((r.ready_ratio.median - 0.1).abs() < 1e-12);

@@ -6,6 +6,7 @@
 //! kernel` in [`bench`].
 pub mod bench;
 mod connection;
+pub mod debug;
 mod output;
 mod sockets;
 pub mod spec;
@@ -52,6 +53,8 @@ pub(crate) fn kernel_info() -> Value {
             "codemirror_mode": "rust",
             "pygments_lexer": "rust",
         },
+        // JupyterLab's debugger (breakpoints in cells, the variables panel): `debug`.
+        "debugger": true,
         "banner": format!("huelab {}: Rhai scripts over libtorch and FAISS. `huelab api` lists every function.", env!("CARGO_PKG_VERSION")),
         "help_links": [],
     })
@@ -74,7 +77,9 @@ pub fn run(connection_file: &Path, options: ScriptOptions) -> Result<(), String>
         let _ = LOG.set(std::sync::Mutex::new(unsafe { std::fs::File::from_raw_fd(log_fd) }));
     }
     exit_with_parent();
-    let (sender, incoming) = sockets::start(&info)?;
+    let debugger = debug::KernelDebugger::new();
+    let (sender, incoming) = sockets::start(&info, debugger.clone())?;
+    let inbox = debug::Inbox::new(incoming);
     let current = CurrentRequest::default();
     let captured = CapturedOutput::start(sender.clone(), current.clone()).map_err(|e| format!("cannot capture the kernel's output: {e}"))?;
     {
@@ -84,10 +89,12 @@ pub fn run(connection_file: &Path, options: ScriptOptions) -> Result<(), String>
     let notebook = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
     let mut repl = Repl::new(&format!("notebook in {notebook}"), options);
     repl.on_show(output::show_sink(sender.clone(), current.clone(), captured.clone()));
-    let mut kernel = Kernel { repl, sender, current, captured, history: vec![], session: wire::new_id(), incoming, to_abort: vec![] };
+    let stops = debug::KernelStops { debugger: debugger.clone(), inbox: inbox.clone(), sender: sender.clone(), current: current.clone(), captured: captured.clone() };
+    repl.enable_debugging(debugger.control.clone(), Box::new(stops));
+    let mut kernel = Kernel { repl, sender, current, captured, history: vec![], session: wire::new_id(), inbox, to_abort: vec![], debugger };
     kernel.publish_starting();
     log(&format!("ready ({})", connection_file.display()));
-    while let Ok(request) = kernel.incoming.recv() {
+    while let Some(request) = kernel.inbox.next() {
         if !kernel.serve(request, false) {
             break;
         }
@@ -128,10 +135,11 @@ struct Kernel {
     /// Every cell run with `store_history`, in order: its code and its result's text.
     history: Vec<HistoryEntry>,
     session: String,
-    /// The requests for the session's thread, in the order they came.
-    incoming: std::sync::mpsc::Receiver<Incoming>,
+    /// The requests for the session's thread, in the order they came (debug requests first).
+    inbox: std::rc::Rc<debug::Inbox>,
     /// The requests that were queued when a cell failed with `stop_on_error`.
     to_abort: Vec<Incoming>,
+    debugger: std::sync::Arc<debug::KernelDebugger>,
 }
 
 /// One line of the session's history (`history_request`), numbered from 1 like the cells.
@@ -179,6 +187,10 @@ impl Kernel {
                 let restart = request.content.get("restart").and_then(Value::as_bool).unwrap_or(false);
                 self.sender.send(Outgoing::Shell(Message::reply_to(&request, "shutdown_reply", json!({ "status": "ok", "restart": restart }))));
                 return false;
+            }
+            Incoming::Debug(request) => {
+                let response = debug::answer_idle(&self.debugger, &mut self.repl, &request.content);
+                self.sender.send(Outgoing::Control(Message::reply_to(&request, "debug_reply", response)));
             }
             Incoming::Shell(request) if abort_execution && request.header.msg_type == "execute_request" => {
                 self.iopub(&request, "status", json!({ "execution_state": "busy" }));
@@ -248,7 +260,9 @@ impl Kernel {
             return self.page_help(request, &name, count);
         }
         self.current.set(Some(request.clone()));
-        let outcome = crate::firewall::catch_any("the cell", || self.repl.execute(&code));
+        // The file JupyterLab's debugger knows this cell by (its breakpoints name it).
+        let path = self.debugger.cell_path(&code);
+        let outcome = crate::firewall::catch_any("the cell", || self.repl.execute_as(&code, Some(path)));
         // Everything the cell printed goes out before its result and its reply.
         self.captured.flush();
         self.current.set(None);
@@ -281,7 +295,7 @@ impl Kernel {
             // ipykernel's rule: execute requests already queued when a cell fails are answered
             // `aborted`, not run (JupyterLab's "Run All" sends every cell at once). Taken before
             // this cell's reply is sent, so no request sent after seeing the reply is among them.
-            self.to_abort.extend(self.incoming.try_iter());
+            self.to_abort.extend(self.inbox.take_queued());
         }
         let mut content = failure;
         content["status"] = json!("error");

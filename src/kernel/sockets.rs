@@ -1,6 +1,6 @@
 //! The kernel's five ZeroMQ sockets, served by a small tokio runtime on a thread of their own:
-//! heartbeat echoes, control (interrupt, shutdown, kernel info) is answered at once even while a
-//! cell runs, shell requests go to the session's thread, and everything the session sends goes
+//! heartbeat echoes, control (interrupt, shutdown, kernel info, debug requests about breakpoints)
+//! is answered at once even while a cell runs, shell requests go to the session's thread, and everything the session sends goes
 //! out through one queue so messages keep their order.
 use std::sync::mpsc;
 
@@ -9,7 +9,10 @@ use serde_json::json;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use zeromq::{RepSocket, RouterSocket, Socket, SocketRecv, SocketSend, XPubSocket, ZmqMessage};
 
+use std::sync::Arc;
+
 use super::connection::ConnectionInfo;
+use super::debug::KernelDebugger;
 use super::wire::{Message, Signer, WireError};
 use super::{log, kernel_info};
 
@@ -18,6 +21,8 @@ use super::{log, kernel_info};
 pub enum Outgoing {
     Shell(Message),
     IoPub(Message),
+    /// A reply on the control channel (`debug_reply`s the session's thread answers).
+    Control(Message),
 }
 
 /// What the session's thread is asked to do.
@@ -27,6 +32,9 @@ pub enum Incoming {
     Shell(Message),
     /// A shell request that could not be read; answer `<kind>_reply` with an error.
     Malformed { request: Message, problem: String },
+    /// A `debug_request` only the session's thread can answer (about a stopped cell or the
+    /// session's variables); its reply goes out on the control channel.
+    Debug(Message),
     /// End the session (a `shutdown_request` was answered on the control channel).
     Shutdown,
 }
@@ -45,7 +53,7 @@ impl Sender {
 }
 
 /// Binds every socket and serves them until the process ends; returns the session's side.
-pub fn start(info: &ConnectionInfo) -> Result<(Sender, mpsc::Receiver<Incoming>), String> {
+pub fn start(info: &ConnectionInfo, debugger: Arc<KernelDebugger>) -> Result<(Sender, mpsc::Receiver<Incoming>), String> {
     let (to_session, incoming) = mpsc::channel();
     let (queue, outgoing) = unbounded_channel();
     let (bound_tx, bound_rx) = mpsc::channel();
@@ -62,14 +70,14 @@ pub fn start(info: &ConnectionInfo) -> Result<(Sender, mpsc::Receiver<Incoming>)
                     return;
                 }
             };
-            runtime.block_on(serve(info, to_session, outgoing, iopub_sender, bound_tx));
+            runtime.block_on(serve(info, to_session, outgoing, iopub_sender, bound_tx, debugger));
         })
         .map_err(|e| format!("cannot start the kernel's I/O thread: {e}"))?;
     bound_rx.recv().map_err(|_| "the kernel's I/O thread ended before binding its sockets".to_owned())??;
     Ok((sender, incoming))
 }
 
-async fn serve(info: ConnectionInfo, to_session: mpsc::Sender<Incoming>, outgoing: UnboundedReceiver<Outgoing>, sender: Sender, bound: mpsc::Sender<Result<(), String>>) {
+async fn serve(info: ConnectionInfo, to_session: mpsc::Sender<Incoming>, outgoing: UnboundedReceiver<Outgoing>, sender: Sender, bound: mpsc::Sender<Result<(), String>>, debugger: Arc<KernelDebugger>) {
     let bind = async {
         let mut shell = RouterSocket::new();
         let mut control = RouterSocket::new();
@@ -97,12 +105,15 @@ async fn serve(info: ConnectionInfo, to_session: mpsc::Sender<Incoming>, outgoin
     };
     let signer = Signer::new(&info.key);
     let (shell_send, shell_recv) = shell.split();
+    // Control replies go out through the one queue too: the session's thread answers some
+    // debug requests.
+    let (control_send, control_recv) = control.split();
     let _stdin = stdin; // bound so clients can connect; huelab never asks for input.
     tokio::join!(
         echo_heartbeats(heartbeat),
-        serve_control(control, signer.clone(), to_session.clone(), sender),
+        serve_control(control_recv, signer.clone(), to_session.clone(), sender, debugger),
         read_shell(shell_recv, signer.clone(), to_session),
-        write_out(outgoing, shell_send, iopub, signer),
+        write_out(outgoing, shell_send, control_send, iopub, signer),
     );
 }
 
@@ -151,41 +162,50 @@ async fn read_shell(mut shell: zeromq::RouterRecvHalf, signer: Signer, to_sessio
     }
 }
 
-/// Control requests are answered here, on the I/O thread, so they work while a cell runs.
-async fn serve_control(mut control: RouterSocket, signer: Signer, to_session: mpsc::Sender<Incoming>, iopub: Sender) {
+/// Control requests are answered here, on the I/O thread, so they work while a cell runs;
+/// debug requests about a stopped cell or the session's variables go to the session's thread.
+async fn serve_control(mut control: zeromq::RouterRecvHalf, signer: Signer, to_session: mpsc::Sender<Incoming>, out: Sender, debugger: Arc<KernelDebugger>) {
     while let Ok(raw) = control.recv().await {
         let request = match read(raw, &signer, "control") {
             None => continue,
             Some(Ok(message)) => message,
             Some(Err((request, problem))) => {
-                let reply = super::error_reply(&request, "MalformedMessage", &problem);
-                let _ = control.send(to_zmq(reply.to_frames(&signer))).await;
+                out.send(Outgoing::Control(super::error_reply(&request, "MalformedMessage", &problem)));
                 continue;
             }
         };
         let busy = |state: &str| Message::reply_to(&request, "status", json!({ "execution_state": state }));
-        iopub.send(Outgoing::IoPub(busy("busy")));
+        out.send(Outgoing::IoPub(busy("busy")));
         let kind = request.header.msg_type.as_str();
         let (reply, shutdown) = match kind {
             "interrupt_request" => {
                 crate::interrupt::request();
-                (Message::reply_to(&request, "interrupt_reply", json!({ "status": "ok" })), false)
+                (Some(Message::reply_to(&request, "interrupt_reply", json!({ "status": "ok" }))), false)
             }
             "shutdown_request" => {
                 let restart = request.content.get("restart").and_then(|r| r.as_bool()).unwrap_or(false);
                 // A running cell stops at its next batch or operation.
                 crate::interrupt::request();
-                (Message::reply_to(&request, "shutdown_reply", json!({ "status": "ok", "restart": restart })), true)
+                (Some(Message::reply_to(&request, "shutdown_reply", json!({ "status": "ok", "restart": restart }))), true)
             }
-            "kernel_info_request" => (Message::reply_to(&request, "kernel_info_reply", kernel_info()), false),
+            "kernel_info_request" => (Some(Message::reply_to(&request, "kernel_info_reply", kernel_info())), false),
+            "debug_request" => match debugger.answer_on_control(&request.content) {
+                Some(response) => (Some(Message::reply_to(&request, "debug_reply", response)), false),
+                None => {
+                    let _ = to_session.send(Incoming::Debug(request.clone()));
+                    (None, false)
+                }
+            },
             other => {
                 let problem = format!("the control channel does not answer '{other}'");
                 log(&problem);
-                (super::error_reply(&request, "UnknownRequest", &problem), false)
+                (Some(super::error_reply(&request, "UnknownRequest", &problem)), false)
             }
         };
-        let _ = control.send(to_zmq(reply.to_frames(&signer))).await;
-        iopub.send(Outgoing::IoPub(busy("idle")));
+        if let Some(reply) = reply {
+            out.send(Outgoing::Control(reply));
+        }
+        out.send(Outgoing::IoPub(busy("idle")));
         if shutdown {
             let _ = to_session.send(Incoming::Shutdown);
         }
@@ -196,7 +216,7 @@ fn to_zmq(frames: Vec<Bytes>) -> ZmqMessage {
     ZmqMessage::try_from(frames).expect("a message has frames")
 }
 
-async fn write_out(mut outgoing: UnboundedReceiver<Outgoing>, mut shell: zeromq::RouterSendHalf, mut iopub: XPubSocket, signer: Signer) {
+async fn write_out(mut outgoing: UnboundedReceiver<Outgoing>, mut shell: zeromq::RouterSendHalf, mut control: zeromq::RouterSendHalf, mut iopub: XPubSocket, signer: Signer) {
     loop {
         let message = tokio::select! {
             message = outgoing.recv() => match message {
@@ -216,6 +236,7 @@ async fn write_out(mut outgoing: UnboundedReceiver<Outgoing>, mut shell: zeromq:
         };
         let result = match message {
             Outgoing::Shell(m) => shell.send(to_zmq(m.to_frames(&signer))).await,
+            Outgoing::Control(m) => control.send(to_zmq(m.to_frames(&signer))).await,
             Outgoing::IoPub(mut m) => {
                 // IOPub's first frame is its topic (a welcome's is the subscription itself).
                 if m.header.msg_type != "iopub_welcome" {

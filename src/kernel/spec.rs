@@ -57,7 +57,7 @@ pub fn kernel_json(binary: &Path, session_args: &[String]) -> serde_json::Value 
         // session keeps its variables.
         "interrupt_mode": "message",
         "env": env,
-        "metadata": { "debugger": false },
+        "metadata": { "debugger": true },
         // The protocol the kernel speaks (JupyterLab reads it from the spec since 4.4).
         "kernel_protocol_version": crate::kernel::wire::PROTOCOL_VERSION,
     })

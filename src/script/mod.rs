@@ -3,6 +3,7 @@
 //! outside this module depends on Rhai.
 mod bindings;
 mod configs;
+pub mod debugger;
 mod display;
 mod errors;
 mod handles;
@@ -15,6 +16,7 @@ mod session;
 pub use bindings::HuelabPackage;
 pub use display::{display, displays, DisplayData, ShowSink, Shown};
 pub use handles::*;
+pub use debugger::{DebugControl, DebugHook, FrameInfo, Resume, ScopeInfo, Stop, StopHandler, StopReason, Variable};
 pub use repl::{Completeness, Repl};
 
 use std::collections::BTreeMap;
@@ -179,6 +181,10 @@ pub struct ScriptRunner {
     options: ScriptOptions,
     /// Set when the last run ended because a run stopped for preemption.
     preempted: std::cell::Cell<bool>,
+    /// Where the script's imports resolve from.
+    dir: std::path::PathBuf,
+    /// A debugger's hook (`huelab debug`), registered on the engine.
+    debugger: Option<Rc<DebugHook>>,
 }
 
 impl ScriptRunner {
@@ -218,7 +224,19 @@ impl ScriptRunner {
         }
         let session = ScriptSession::with_cluster(ScriptInfo { path: name.to_owned(), sha256, args }, files, cluster);
         let engine = limited_engine(&session, &options, dir);
-        ScriptRunner { engine, session, file: name.to_owned(), source, options, preempted: std::cell::Cell::new(false) }
+        ScriptRunner { engine, session, file: name.to_owned(), source, options, preempted: std::cell::Cell::new(false), dir: dir.to_owned(), debugger: None }
+    }
+
+    /// Runs under a debugger: `hook` stops the script where its client asks.
+    pub fn attach_debugger(&mut self, hook: Rc<DebugHook>) {
+        hook.register(&mut self.engine);
+        self.debugger = Some(hook);
+    }
+
+    /// What resolves the modules this script imports to their files, for a debugger's hook.
+    pub fn module_files(&self) -> Box<dyn Fn(&str) -> Option<String>> {
+        let dir = self.dir.clone();
+        Box::new(move |name| module_file(&dir, name))
     }
 
     /// Compiles without running.
@@ -231,6 +249,10 @@ impl ScriptRunner {
     /// Runs the script and returns the value of its last statement.
     pub fn eval(&self) -> Result<Dynamic, ScriptError> {
         let ast = self.check()?;
+        if let Some(hook) = &self.debugger {
+            let path = Path::new(&self.file);
+            hook.begin(&self.file, path.is_file().then(|| session::resolve(path).display().to_string()), &ast, &Default::default());
+        }
         crate::heap::begin_run();
         // The core's readers check every file they open against the script's access.
         let result = crate::input::confined(self.session.read_access(), || self.engine.eval_ast::<Dynamic>(&ast));
@@ -432,6 +454,19 @@ pub fn completions(prefix: &str, context: &CompletionContext, repl: &Repl) -> Ve
     found.sort_by(|a, b| a.text.cmp(&b.text));
     found.dedup_by(|a, b| a.text == b.text);
     found
+}
+
+/// The properties scripts read after a dot on a value of `type_name` (`Dataset` → `len`, …).
+pub(crate) fn properties_of(type_name: &str) -> Vec<String> {
+    let mut names: Vec<String> = api_cached().iter().filter(|e| e.is_property() && e.receiver() == Some(type_name)).map(|e| e.name().to_owned()).collect();
+    names.dedup();
+    names
+}
+
+/// The file `import "name"` loads for a script in `dir` (beside it, then in `./scripts/`),
+/// as an absolute path: what a debugger's client knows the module by.
+pub(crate) fn module_file(dir: &Path, name: &str) -> Option<String> {
+    [dir, Path::new("scripts")].iter().map(|root| root.join(format!("{name}.rhai"))).find(|p| p.is_file()).map(|p| session::resolve(&p).display().to_string())
 }
 
 /// The signatures and descriptions of everything named `name` ("" when nothing is).

@@ -3,10 +3,14 @@
 //! of `huelab run` apply, with the working directory as the notebook's folder.
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, ParseErrorType, Position, Scope, AST};
 use sha2::{Digest, Sha256};
 
+use super::debugger::{DebugControl, DebugHook, StopHandler, ValueTree, Variable};
+use super::display::DisplayData;
 use super::session::{FileAccess, ScriptSession};
 use super::{is_task_complete, limited_engine, ScriptError, ScriptOptions};
 use crate::results::ScriptInfo;
@@ -34,6 +38,16 @@ pub struct Repl {
     session: std::rc::Rc<ScriptSession>,
     /// The cell that defined each script function (the latest definition of a name).
     defined_in: std::collections::HashMap<String, String>,
+    /// Where `print` goes, kept to set again on a rebuilt engine.
+    print: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    /// Modules imported by cells, under their aliases, kept for a rebuilt engine.
+    imports: Vec<(String, rhai::Shared<rhai::Module>)>,
+    /// The debugger's hook, when a client may attach (a notebook kernel).
+    debugger: Option<Rc<DebugHook>>,
+    /// Whether the hook is on the engine now (only while a client is attached).
+    hooked: bool,
+    /// The variable references handed out while no cell runs (`inspectVariables`).
+    tree: ValueTree,
 }
 
 impl Repl {
@@ -46,15 +60,63 @@ impl Repl {
         let session = ScriptSession::with_file_access(ScriptInfo { path: name.to_owned(), sha256, args }, files.clone());
         session.host.set(super::Host::Notebook);
         let engine = limited_engine(&session, &options, Path::new("."));
-        Repl { engine, scope: Scope::new(), functions: AST::empty(), options, cells: 0, files, session, defined_in: Default::default() }
+        Repl {
+            engine,
+            scope: Scope::new(),
+            functions: AST::empty(),
+            options,
+            cells: 0,
+            files,
+            session,
+            defined_in: Default::default(),
+            print: None,
+            imports: vec![],
+            debugger: None,
+            hooked: false,
+            tree: ValueTree::default(),
+        }
     }
 
     /// Where `print` and `debug` go (stdout by default).
     pub fn on_print(&mut self, print: impl Fn(&str) + Send + Sync + 'static) {
-        let print = std::sync::Arc::new(print);
+        self.print = Some(Arc::new(print));
+        self.route_print();
+    }
+
+    fn route_print(&mut self) {
+        let Some(print) = self.print.clone() else { return };
         let debug = print.clone();
         self.engine.on_print(move |text| print(text));
         self.engine.on_debug(move |text, source, position| debug(&super::debug_line(text, source, position)));
+    }
+
+    /// Lets a debugger attach through `control`: while it is attached, cells stop where it
+    /// asks and `handler` answers it; detached, the engine runs without the hook.
+    pub fn enable_debugging(&mut self, control: DebugControl, handler: Box<dyn StopHandler>) {
+        let dir = std::path::PathBuf::from(".");
+        self.debugger = Some(DebugHook::new(control, handler, Box::new(move |name| super::module_file(&dir, name))));
+    }
+
+    /// The hook on the engine while a client is attached and has set a breakpoint somewhere
+    /// (with none, nothing can stop a cell: the engine runs without the hook's per-node check);
+    /// off again (a fresh engine with the session's settings and imports) once it is not needed.
+    /// Breakpoints set while a cell runs count from the next cell, or from the next stop.
+    fn follow_debugger(&mut self) -> Option<Rc<DebugHook>> {
+        let hook = self.debugger.clone()?;
+        let wanted = hook.control().is_attached() && hook.control().has_any_breakpoint();
+        if wanted && !self.hooked {
+            hook.register(&mut self.engine);
+            self.hooked = true;
+        } else if !wanted && self.hooked {
+            // Rhai cannot take a debugger off an engine; a new one has none.
+            self.engine = limited_engine(&self.session, &self.options, Path::new("."));
+            self.route_print();
+            for (alias, module) in &self.imports {
+                self.engine.register_static_module(alias.as_str(), module.clone());
+            }
+            self.hooked = false;
+        }
+        wanted.then_some(hook)
     }
 
     /// Where `display`, `update_display` and `clear_output` go (a notebook's kernel).
@@ -66,7 +128,13 @@ impl Repl {
     /// The value of its last statement is returned. A failed cell keeps what it defined before
     /// failing (variables set, functions declared), as Python's notebooks do.
     pub fn execute(&mut self, code: &str) -> Result<Dynamic, ScriptError> {
+        self.execute_as(code, None)
+    }
+
+    /// [`Repl::execute`], with `path` the file a debugger's client knows the cell by.
+    pub fn execute_as(&mut self, code: &str, path: Option<String>) -> Result<Dynamic, ScriptError> {
         self.cells += 1;
+        self.tree.clear();
         let name = format!("cell[{}]", self.cells);
         if let Some(limit) = self.session.take_requested_max_operations() {
             self.engine.set_max_operations(limit);
@@ -78,6 +146,12 @@ impl Repl {
             self.defined_in.insert(function.name.to_owned(), name.clone());
         }
         let mut merged = self.functions.merge(&ast);
+        if let (Some(hook), Some(path)) = (&self.debugger, &path) {
+            hook.remember_path(&name, path);
+        }
+        if let Some(hook) = self.follow_debugger() {
+            hook.begin(&name, path, &merged, &self.defined_in);
+        }
         let (engine, scope) = (&self.engine, &mut self.scope);
         // Each cell has the whole heap budget: a cell may free what an earlier one built.
         crate::heap::begin_run();
@@ -133,9 +207,35 @@ impl Repl {
                 position: Some((line, 1)),
                 message: format!("import '{path}' could not be kept for later cells: {e}"),
             })?;
-            self.engine.register_static_module(alias.as_str(), module);
+            self.engine.register_static_module(alias.as_str(), module.clone());
+            self.imports.retain(|(kept, _)| *kept != alias);
+            self.imports.push((alias, module));
         }
         Ok(())
+    }
+
+    /// The session's variables for a debugger's variables panel while no cell runs; their
+    /// references stay valid until the next call or cell.
+    pub fn inspect_variables(&mut self) -> Vec<Variable> {
+        self.tree.clear();
+        let values: Vec<(String, Dynamic)> = self.scope.iter_raw().map(|(name, _, value)| (name.to_owned(), value.flatten_clone())).collect();
+        let (engine, tree) = (&self.engine, &mut self.tree);
+        values.iter().map(|(name, value)| tree.describe(name, value, engine)).collect()
+    }
+
+    /// The children of a reference [`Repl::inspect_variables`] handed out.
+    pub fn variable_children(&mut self, reference: usize) -> Vec<Variable> {
+        let hook = self.debugger.clone();
+        let quiet = move |f: &mut dyn FnMut()| match &hook {
+            Some(hook) => hook.quietly(f),
+            None => f(),
+        };
+        self.tree.children(reference, &self.engine, &quiet)
+    }
+
+    /// The rich display of the session's variable `name` (a figure's PNG, a run's table).
+    pub fn rich_variable(&self, name: &str) -> Option<DisplayData> {
+        super::display::display(self.scope.get(name)?)
     }
 }
 
@@ -208,8 +308,8 @@ mod cell_tests {
     #[test]
     fn an_error_inside_a_function_names_the_cell_that_defined_it() {
         let mut repl = Repl::new("probe", ScriptOptions::default());
-        repl.execute("fn f() {\n  let x = 1;\n  x.no_such_method()\n}").unwrap();
-        repl.execute("fn g() { f() }").unwrap();
+        let _ = repl.execute("fn f() {\n  let x = 1;\n  x.no_such_method()\n}").unwrap();
+        let _ = repl.execute("fn g() { f() }").unwrap();
         let e = repl.execute("let a = 2;\ng()").unwrap_err();
         let text = e.to_string();
         assert!(text.starts_with("cell[1]:3:5: Function not found: no_such_method"), "{text}");

@@ -124,3 +124,12 @@ fn jupyters_kernel_conformance_suite_passes() {
     assert!(out.status.success(), "jupyter_kernel_test failed:\n{report}");
     assert!(report.contains("Ran 13 tests") && !report.contains("skipped"), "{report}");
 }
+
+/// JupyterLab's debugger: the debug messages in the order JupyterLab sends them, breakpoints
+/// in a cell and in a function of an earlier cell, stepping, the variables panel with rich
+/// views, an interrupt while stopped, a disconnect that resumes.
+#[test]
+fn jupyterlabs_debugger_stops_steps_and_shows_variables() {
+    let report = scenario("debugger");
+    assert_eq!(report.matches("ok: ").count(), 7, "{report}");
+}

@@ -9,6 +9,7 @@ mod cli;
 mod compare;
 mod data;
 mod data_formats;
+mod debug;
 mod extensions;
 mod faiss_build;
 mod fuzz;
