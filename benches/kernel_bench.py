@@ -15,8 +15,9 @@ JSON line with every round's measurements (seconds):
 - debugger:         a pure-script cell (a 1 000 000-turn loop: the debugger hook's worst case)
                     timed inside the cell before any debugger attached, attached with no
                     breakpoint (JupyterLab's debugInfo/initialize/attach/configurationDone),
-                    and after it disconnected; and the training work attached (median of 3
-                    runs each)
+                    with a breakpoint in another cell (the hook on the engine; interleaved
+                    with the runs without) and after it disconnected; and the training work
+                    attached (median of 3 runs each)
 - busy_work:        the training work again with both cores busy (two `nice 10` loops in a
                     session of their own, as another job of the researcher's), in the kernel and
                     under `huelab run` (timed inside each), in alternating order
@@ -70,10 +71,13 @@ with torch.no_grad():
 time.perf_counter() - t"""
 
 
-SCRIPT_CELL = """let t = timestamp();
-let s = 0;
-for i in 0..1000000 { s += i % 7; }
-t.elapsed"""
+# A block: its variables end with it, so repeated runs do not grow the session's scope.
+SCRIPT_CELL = """{
+    let t = timestamp();
+    let s = 0;
+    for i in 0..1000000 { s += i % 7; }
+    t.elapsed
+}"""
 
 
 def debug_request(kc, command, **arguments):
@@ -89,20 +93,24 @@ def debug_request(kc, command, **arguments):
 
 
 def debugger_costs(kc):
-    """The script cell's time never attached, attached without breakpoints and detached, and
-    the training work attached, each the median of 3 runs timed inside the cell."""
-    timed = lambda code: statistics.median(float(execute(kc, code)[1]) for _ in range(3))
-    row = {"script_never_attached": timed(SCRIPT_CELL)}
+    """The script cell's time never attached, attached without breakpoints and detached; with
+    the hook on the engine (a breakpoint in another cell) interleaved run by run with attached
+    without one; the training work attached. Medians of 3 runs timed inside the cell."""
+    timed = lambda code: float(execute(kc, code)[1])
+    elsewhere = {"path": "/nonexistent/cell.rhai"}
+    row = {"script_never_attached": statistics.median(timed(SCRIPT_CELL) for _ in range(3))}
     for command in ("debugInfo", "initialize", "attach", "configurationDone"):
         debug_request(kc, command)
-    row["script_attached"] = timed(SCRIPT_CELL)
-    row["train_attached"] = timed(RHAI_WORK)
-    # A breakpoint in a cell that is not run: the hook is on the engine, nothing stops.
-    debug_request(kc, "setBreakpoints", source={"path": "/nonexistent/cell.rhai"}, breakpoints=[{"line": 1}])
-    row["script_breakpoint_elsewhere"] = timed(SCRIPT_CELL)
-    debug_request(kc, "setBreakpoints", source={"path": "/nonexistent/cell.rhai"}, breakpoints=[])
+    plain, hooked = [], []
+    for _ in range(3):
+        plain.append(timed(SCRIPT_CELL))
+        debug_request(kc, "setBreakpoints", source=elsewhere, breakpoints=[{"line": 1}])
+        hooked.append(timed(SCRIPT_CELL))
+        debug_request(kc, "setBreakpoints", source=elsewhere, breakpoints=[])
+    row["script_attached"], row["script_breakpoint_elsewhere"] = statistics.median(plain), statistics.median(hooked)
+    row["train_attached"] = statistics.median(timed(RHAI_WORK) for _ in range(3))
     debug_request(kc, "disconnect")
-    row["script_detached"] = timed(SCRIPT_CELL)
+    row["script_detached"] = statistics.median(timed(SCRIPT_CELL) for _ in range(3))
     return row
 
 
@@ -201,6 +209,7 @@ def main():
         kc.stop_channels(); km.shutdown_kernel(now=True)
         # A fresh kernel: "never attached" must be a session no debugger ever touched.
         km, kc, _ = start("huelab-rhai", env)
+        execute(kc, RHAI_WORK)  # warm-up: the first training of a process pays libtorch's first-use costs
         row["train_never_attached"] = statistics.median(float(execute(kc, RHAI_WORK)[1]) for _ in range(3))
         row.update(debugger_costs(kc))
         kc.stop_channels(); km.shutdown_kernel(now=True)

@@ -178,7 +178,11 @@ pub fn variables_json(variables: &[Variable]) -> Vec<Value> {
     variables
         .iter()
         .map(|v| {
-            let mut item = json!({ "name": v.name, "value": v.value, "type": v.type_name, "variablesReference": v.reference, "evaluateName": v.name });
+            // JupyterLab's panel shows the value of `str`, `int`, `float` and `bool` and the type
+            // of anything else (Python's names): a Rhai string is reported as `str` so that its
+            // text shows.
+            let type_name = if v.type_name == "string" { "str" } else { v.type_name.as_str() };
+            let mut item = json!({ "name": v.name, "value": v.value, "type": type_name, "variablesReference": v.reference, "evaluateName": v.name });
             if v.reference > 0 {
                 item["namedVariables"] = json!(v.children);
             }

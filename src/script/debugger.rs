@@ -196,37 +196,45 @@ impl ValueTree {
     /// The children of `reference`: a scope's variables, an array's elements, a map's keys, a
     /// huelab value's properties. An unknown reference has none.
     pub fn children(&mut self, reference: usize, engine: &Engine, quiet: &dyn Fn(&mut dyn FnMut())) -> Vec<Variable> {
-        let named: Vec<(String, Dynamic)> = match reference.checked_sub(1).and_then(|i| self.entries.get(i)) {
+        let named: Vec<(String, Result<Dynamic, String>)> = match reference.checked_sub(1).and_then(|i| self.entries.get(i)) {
             None => return vec![],
-            Some(Children::Named(values)) => values.clone(),
+            Some(Children::Named(values)) => values.iter().map(|(n, v)| (n.clone(), Ok(v.clone()))).collect(),
             Some(Children::Value(value)) => {
                 let value = value.clone();
                 let items: Option<Vec<(String, Dynamic)>> = value.read_lock::<rhai::Array>().map(|items| items.iter().take(MAX_CHILDREN).enumerate().map(|(i, v)| (format!("[{i}]"), v.clone())).collect());
                 let keys: Option<Vec<(String, Dynamic)>> = value.read_lock::<rhai::Map>().map(|map| map.iter().take(MAX_CHILDREN).map(|(k, v)| (k.to_string(), v.clone())).collect());
-                if let Some(items) = items.or(keys) {
-                    items
-                } else {
-                    let type_name = super::script_type(value.type_name().rsplit("::").next().unwrap_or_default());
-                    let mut properties = vec![];
-                    quiet(&mut || properties = property_values(&value, &type_name, engine));
-                    properties
+                match items.or(keys) {
+                    Some(children) => children.into_iter().map(|(n, v)| (n, Ok(v))).collect(),
+                    None => {
+                        let type_name = super::script_type(value.type_name().rsplit("::").next().unwrap_or_default());
+                        let mut properties = vec![];
+                        quiet(&mut || properties = property_values(&value, &type_name, engine));
+                        properties
+                    }
                 }
             }
         };
-        named.iter().map(|(name, value)| self.describe(name, value, engine)).collect()
+        named
+            .iter()
+            .map(|(name, value)| match value {
+                Ok(value) => self.describe(name, value, engine),
+                // A getter that fails (`given_split` of a set without one) shows why.
+                Err(message) => Variable { name: name.clone(), value: message.clone(), type_name: "error".into(), reference: 0, children: 0 },
+            })
+            .collect()
     }
 }
 
 /// Each property of a huelab value (`Dataset.len`, `TrainReport.epochs`) read through its
-/// getter; a getter that fails shows its error as the value.
-fn property_values(value: &Dynamic, type_name: &str, engine: &Engine) -> Vec<(String, Dynamic)> {
+/// getter, or why the getter failed.
+fn property_values(value: &Dynamic, type_name: &str, engine: &Engine) -> Vec<(String, Result<Dynamic, String>)> {
     super::properties_of(type_name)
         .into_iter()
         .map(|property| {
             let mut scope = Scope::new();
             scope.push("value", value.clone());
             let read = engine.eval_expression_with_scope::<Dynamic>(&mut scope, &format!("value.{property}"));
-            (property, read.unwrap_or_else(|e| Dynamic::from(format!("<{e}>"))))
+            (property, read.map_err(|e| e.to_string()))
         })
         .collect()
 }
@@ -524,6 +532,16 @@ impl DebugHook {
     }
 }
 
+/// A scope's variables in the order they were declared, each name once with its latest value
+/// (a later `let` of the same name shadows the earlier).
+pub fn scope_variables(scope: &Scope) -> Vec<(String, Dynamic)> {
+    let mut seen = std::collections::HashSet::new();
+    // Rhai lists a scope latest first.
+    let mut variables: Vec<(String, Dynamic)> = scope.iter_raw().filter(|(name, ..)| seen.insert(name.to_string())).map(|(name, _, value)| (name.to_owned(), value.flatten_clone())).collect();
+    variables.reverse();
+    variables
+}
+
 /// An identity for a node within one run (its address in the AST).
 fn node_id(node: &ASTNode) -> usize {
     match node {
@@ -562,12 +580,7 @@ struct ContextFrame<'h, 'c, 'a, 's, 'ps, 'g, 'cc, 't> {
 
 impl StoppedFrame for ContextFrame<'_, '_, '_, '_, '_, '_, '_, '_> {
     fn locals(&self) -> Vec<(String, Dynamic)> {
-        // Later declarations shadow earlier ones of the same name: keep the latest.
-        let mut seen = std::collections::HashSet::new();
-        let all: Vec<(String, Dynamic)> = self.context.scope().iter_raw().map(|(name, _, value)| (name.to_owned(), value.flatten_clone())).collect();
-        let mut locals: Vec<(String, Dynamic)> = all.into_iter().rev().filter(|(name, _)| seen.insert(name.clone())).collect();
-        locals.reverse();
-        locals
+        scope_variables(self.context.scope())
     }
 
     fn evaluate(&mut self, code: &str) -> Result<Dynamic, String> {

@@ -218,7 +218,7 @@ impl Repl {
     /// references stay valid until the next call or cell.
     pub fn inspect_variables(&mut self) -> Vec<Variable> {
         self.tree.clear();
-        let values: Vec<(String, Dynamic)> = self.scope.iter_raw().map(|(name, _, value)| (name.to_owned(), value.flatten_clone())).collect();
+        let values = super::debugger::scope_variables(&self.scope);
         let (engine, tree) = (&self.engine, &mut self.tree);
         values.iter().map(|(name, value)| tree.describe(name, value, engine)).collect()
     }
