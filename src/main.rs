@@ -21,23 +21,30 @@ struct Cli {
     command: Command,
 }
 
+/// A script to run and how far it may reach: `run`'s and `debug`'s common arguments.
+#[derive(clap::Args)]
+struct ScriptArgs {
+    /// The `.rhai` script.
+    script: PathBuf,
+    /// Script arguments, e.g. `epochs=30 name=long`.
+    #[arg(value_name = "KEY=VALUE")]
+    args: Vec<String>,
+    /// Let the script read and write files anywhere (default: the working directory and
+    /// paths given as arguments only).
+    #[arg(long)]
+    allow_fs: bool,
+    /// Rhai operations before the script is stopped (0: no limit); huelab's own work
+    /// (training, search) does not count.
+    #[arg(long, default_value_t = 100_000_000)]
+    max_operations: u64,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run an experiment script; arguments after it are `key=value` pairs the script reads with `arg`.
     Run {
-        /// The `.rhai` script.
-        script: PathBuf,
-        /// Script arguments, e.g. `epochs=30 name=long`.
-        #[arg(value_name = "KEY=VALUE")]
-        args: Vec<String>,
-        /// Let the script read and write files anywhere (default: the working directory and
-        /// paths given as arguments only).
-        #[arg(long)]
-        allow_fs: bool,
-        /// Rhai operations before the script is stopped (0: no limit); huelab's own work
-        /// (training, search) does not count.
-        #[arg(long, default_value_t = 100_000_000)]
-        max_operations: u64,
+        #[command(flatten)]
+        script: ScriptArgs,
         /// Nested script function calls allowed (at most 1000: deeper would overflow the stack).
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000))]
         max_call_depth: u64,
@@ -52,17 +59,8 @@ enum Command {
     /// (an editor's DAP client: breakpoints in the `.rhai` file, stepping, variables); what the
     /// script prints arrives as output events.
     Debug {
-        /// The `.rhai` script.
-        script: PathBuf,
-        /// Script arguments, e.g. `epochs=3`.
-        #[arg(value_name = "KEY=VALUE")]
-        args: Vec<String>,
-        /// Let the script read and write files anywhere.
-        #[arg(long)]
-        allow_fs: bool,
-        /// Rhai operations before the script is stopped (0: no limit).
-        #[arg(long, default_value_t = 100_000_000)]
-        max_operations: u64,
+        #[command(flatten)]
+        script: ScriptArgs,
     },
     /// The units of a cluster run (`huelab run --slurm`): done, running with its epoch,
     /// pending, or failed with the tail of its log.
@@ -489,7 +487,7 @@ fn main() -> ExitCode {
 /// Runs one command: the command table.
 fn dispatch(command: Command) -> Result<(), ScriptError> {
     match command {
-        Command::Run { script, args, allow_fs, max_operations, max_call_depth, threads, cluster } => {
+        Command::Run { script: ScriptArgs { script, args, allow_fs, max_operations }, max_call_depth, threads, cluster } => {
             set_threads(threads)?;
             let options = huelab::script::ScriptOptions { allow_fs, max_operations, max_call_depth: max_call_depth as usize, ..Default::default() };
             let args = parse_args(&args)?;
@@ -499,7 +497,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
             }
         }
         Command::Status { run_dir } => cluster_run::status(&run_dir),
-        Command::Debug { script, args, allow_fs, max_operations } => {
+        Command::Debug { script: ScriptArgs { script, args, allow_fs, max_operations } } => {
             let options = huelab::script::ScriptOptions { allow_fs, max_operations, ..Default::default() };
             let status = huelab::dap::stdio::run(&script, parse_args(&args)?, options).map_err(message_error("debug"))?;
             if status != 0 {

@@ -56,10 +56,11 @@ impl Client {
 pub fn run(script: &Path, args: BTreeMap<String, String>, options: ScriptOptions) -> Result<i32, String> {
     let (protocol, printed) = take_stdout()?;
     let client = Client { out: Arc::new(Mutex::new(protocol)), sequence: Arc::new(Sequence::default()) };
-    {
+    let forwarder = {
         let client = client.clone();
-        std::thread::Builder::new().name("dap-output".into()).spawn(move || forward_output(printed, client)).map_err(|e| format!("cannot start the output thread: {e}"))?;
-    }
+        std::thread::Builder::new().name("dap-output".into()).spawn(move || forward_output(printed, client)).map_err(|e| format!("cannot start the output thread: {e}"))?
+    };
+    let output = Output { forwarder };
     let control = DebugControl::default();
     let stop_on_entry = Arc::new(AtomicBool::new(false));
     let (to_script, from_client) = mpsc::channel();
@@ -78,19 +79,39 @@ pub fn run(script: &Path, args: BTreeMap<String, String>, options: ScriptOptions
     }
     let mut runner = match ScriptRunner::open_with(script, args, options) {
         Ok(runner) => runner,
-        Err(e) => return Ok(finish(&client, &from_client, Err(e.to_string()))),
+        Err(e) => return Ok(finish(&client, &from_client, output, Err(e.to_string()))),
     };
     let hook = DebugHook::new(control.clone(), Box::new(ClientStops { client: client.clone(), control, from_client: from_client.clone() }), runner.module_files());
     hook.stop_on_entry(stop_on_entry.load(Ordering::Relaxed));
     runner.attach_debugger(hook);
     let outcome = runner.run().map_err(|e| e.to_string());
-    let _ = std::io::stdout().flush();
-    Ok(finish(&client, &from_client, outcome))
+    Ok(finish(&client, &from_client, output, outcome))
+}
+
+/// The thread that turns what the process prints into output events.
+struct Output {
+    forwarder: std::thread::JoinHandle<()>,
+}
+
+impl Output {
+    /// Everything printed so far has reached the client: standard output is closed (pointed
+    /// at /dev/null), so the forwarder sees the pipe's end after its last line.
+    fn drain(self) {
+        let _ = std::io::stdout().flush();
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            use std::os::fd::AsRawFd;
+            // SAFETY: replaces descriptor 1 with an open descriptor of /dev/null.
+            if unsafe { libc::dup2(null.as_raw_fd(), 1) } >= 0 {
+                let _ = self.forwarder.join();
+            }
+        }
+    }
 }
 
 /// Tells the client how the script ended (`exited`, `terminated`) and answers it until it
 /// disconnects; the exit status.
-fn finish(client: &Client, from_client: &Receiver<FromClient>, outcome: Result<(), String>) -> i32 {
+fn finish(client: &Client, from_client: &Receiver<FromClient>, output: Output, outcome: Result<(), String>) -> i32 {
+    output.drain();
     let status = match outcome {
         Ok(()) => 0,
         Err(e) => {
@@ -98,8 +119,6 @@ fn finish(client: &Client, from_client: &Receiver<FromClient>, outcome: Result<(
             1
         }
     };
-    // Output still in the pipe reaches the client before the end.
-    std::thread::sleep(Duration::from_millis(50));
     client.send(&client.sequence.event("exited", json!({ "exitCode": status })));
     client.send(&client.sequence.event("terminated", json!({})));
     // A client that never disconnects is not waited on for ever.

@@ -70,6 +70,15 @@ impl KernelDebugger {
         Arc::new(KernelDebugger { control: DebugControl::default(), sequence: Sequence::default(), started: AtomicBool::new(false), stopped: AtomicBool::new(false), cells_dir })
     }
 
+    /// Removes the dumped cells (at shutdown).
+    pub fn remove_dumped_cells(&self) {
+        if self.cells_dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&self.cells_dir) {
+                super::log(&format!("could not remove {}: {e}", self.cells_dir.display()));
+            }
+        }
+    }
+
     /// The file JupyterLab knows a cell of text `code` by.
     pub fn cell_path(&self, code: &str) -> String {
         format!("{}/{}.rhai", self.cells_dir.display(), murmur2(code.as_bytes(), HASH_SEED))

@@ -103,6 +103,7 @@ pub fn run(connection_file: &Path, options: ScriptOptions) -> Result<(), String>
         }
     }
     kernel.captured.flush();
+    kernel.debugger.remove_dumped_cells();
     log("shut down");
     Ok(())
 }

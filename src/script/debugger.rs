@@ -186,9 +186,9 @@ impl ValueTree {
     }
 
     /// `value` as a client lists it; a container gets a reference for its children.
-    pub fn describe(&mut self, name: &str, value: &Dynamic, engine: &Engine) -> Variable {
+    pub fn describe(&mut self, name: &str, value: &Dynamic) -> Variable {
         let type_name = super::script_type(value.type_name().rsplit("::").next().unwrap_or_default());
-        let children = child_count(value, &type_name, engine);
+        let children = child_count(value, &type_name);
         let reference = if children > 0 { self.register(Children::Value(value.clone())) } else { 0 };
         Variable { name: name.to_owned(), value: short_text(value), type_name, reference, children }
     }
@@ -217,7 +217,7 @@ impl ValueTree {
         named
             .iter()
             .map(|(name, value)| match value {
-                Ok(value) => self.describe(name, value, engine),
+                Ok(value) => self.describe(name, value),
                 // A getter that fails (`given_split` of a set without one) shows why.
                 Err(message) => Variable { name: name.clone(), value: message.clone(), type_name: "error".into(), reference: 0, children: 0 },
             })
@@ -239,7 +239,7 @@ fn property_values(value: &Dynamic, type_name: &str, engine: &Engine) -> Vec<(St
         .collect()
 }
 
-fn child_count(value: &Dynamic, type_name: &str, _engine: &Engine) -> usize {
+fn child_count(value: &Dynamic, type_name: &str) -> usize {
     if let Some(items) = value.read_lock::<rhai::Array>() {
         return items.len();
     }
@@ -256,7 +256,7 @@ fn short_text(value: &Dynamic) -> String {
         return format!("array of {}", items.len());
     }
     if let Some(map) = value.read_lock::<rhai::Map>() {
-        return format!("map of {} keys", map.len());
+        return format!("map of {} key{}", map.len(), if map.len() == 1 { "" } else { "s" });
     }
     let text = super::display::display(value).map_or_else(|| "()".to_owned(), |d| d.plain);
     let text = if value.is_string() { format!("{text:?}") } else { text };
@@ -298,8 +298,8 @@ pub struct DebugHook {
     handler: Box<dyn StopHandler>,
     /// Rhai source name → the file a client knows it by.
     paths: RefCell<HashMap<String, String>>,
-    /// A module's import path → its file, for sources not in `paths`.
-    module_file: Box<dyn Fn(&str) -> Option<String>>,
+    /// Modules' files by import name and back, for sources not in `paths`.
+    modules: super::ModuleFiles,
     /// Function name → the source that defined it (a cell's functions run under the caller's).
     defined_in: RefCell<HashMap<String, String>>,
     /// The session's functions, for evaluation in a stopped frame and parameter names.
@@ -314,12 +314,12 @@ pub struct DebugHook {
 }
 
 impl DebugHook {
-    pub fn new(control: DebugControl, handler: Box<dyn StopHandler>, module_file: Box<dyn Fn(&str) -> Option<String>>) -> Rc<Self> {
+    pub fn new(control: DebugControl, handler: Box<dyn StopHandler>, modules: super::ModuleFiles) -> Rc<Self> {
         Rc::new(DebugHook {
             control,
             handler,
             paths: Default::default(),
-            module_file,
+            modules,
             defined_in: Default::default(),
             functions: RefCell::new(AST::empty()),
             running: Default::default(),
@@ -387,7 +387,7 @@ impl DebugHook {
         if let Some(path) = self.paths.borrow().get(source) {
             return Some(path.clone());
         }
-        let path = (self.module_file)(source)?;
+        let path = self.modules.file_of(source)?;
         self.paths.borrow_mut().insert(source.to_owned(), path.clone());
         Some(path)
     }
@@ -402,7 +402,7 @@ impl DebugHook {
         // Modules imported by name resolve to files too.
         for (path, _) in &wanted {
             if !sources.iter().any(|(_, p)| p == path) {
-                if let Some(source) = self.module_source_for(path) {
+                if let Some(source) = self.modules.name_of(path) {
                     sources.push((source, path.clone()));
                 }
             }
@@ -422,13 +422,6 @@ impl DebugHook {
             .into_iter()
             .map(|(source, line)| BreakPoint::AtPosition { source: Some(source.into()), pos: Position::new(line, 0), enabled: true })
             .collect()
-    }
-
-    /// The import name a module file is known by to Rhai, if some source of the session maps
-    /// to it (filled as modules are imported and seen).
-    fn module_source_for(&self, path: &str) -> Option<String> {
-        let stem = std::path::Path::new(path).file_stem()?.to_str()?.to_owned();
-        ((self.module_file)(&stem).as_deref() == Some(path)).then_some(stem)
     }
 
     /// The source a node really belongs to: inside a function an earlier cell defined, that
@@ -639,16 +632,55 @@ impl Stop<'_> {
     /// `code` evaluated in the innermost frame (it may change its variables).
     pub fn evaluate(&mut self, code: &str) -> Result<Variable, String> {
         let value = self.frame.evaluate(code)?;
-        // Tree lookups may run getters; they must not stop either.
-        let engine_frame = &*self.frame;
-        let mut described = None;
-        engine_frame.quietly(&mut || described = Some(self.tree.describe(code, &value, engine_frame.engine())));
-        Ok(described.unwrap_or_else(|| Variable { name: code.to_owned(), value: String::new(), type_name: String::new(), reference: 0, children: 0 }))
+        Ok(self.tree.describe(code, &value))
     }
 
     /// The rich display of the variable `name` of the innermost frame.
     pub fn rich(&mut self, name: &str) -> Option<DisplayData> {
         let value = self.frame.locals().into_iter().rev().find(|(n, _)| n == name)?.1;
         super::display::display(&value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_lists_each_name_once_in_declaration_order_with_its_latest_value() {
+        let mut scope = Scope::new();
+        scope.push("a", 1_i64).push("b", 2_i64).push("a", 3_i64);
+        let names: Vec<(String, i64)> = scope_variables(&scope).into_iter().map(|(n, v)| (n, v.as_int().unwrap())).collect();
+        assert_eq!(names, [("b".to_owned(), 2), ("a".to_owned(), 3)]);
+    }
+
+    #[test]
+    fn module_files_map_import_names_to_files_and_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lib")).unwrap();
+        std::fs::write(dir.path().join("lib/helpers.rhai"), "fn f() { 1 }").unwrap();
+        let modules = crate::script::ModuleFiles::new(dir.path());
+        let file = modules.file_of("lib/helpers").unwrap();
+        assert!(file.ends_with("lib/helpers.rhai") && std::path::Path::new(&file).is_absolute(), "{file}");
+        assert_eq!(modules.name_of(&file).as_deref(), Some("lib/helpers"));
+        assert_eq!(modules.file_of("missing"), None);
+        assert_eq!(modules.name_of("/elsewhere/helpers.rhai"), None);
+    }
+
+    #[test]
+    fn values_describe_themselves_and_open_into_children() {
+        let engine = Engine::new();
+        let mut tree = ValueTree::default();
+        let mut map = rhai::Map::new();
+        map.insert("sizes".into(), Dynamic::from(vec![Dynamic::from(8_i64), Dynamic::from(16_i64)]));
+        let config = tree.describe("config", &Dynamic::from(map));
+        assert_eq!((config.value.as_str(), config.type_name.as_str(), config.children), ("map of 1 key", "map", 1));
+        let quiet = |f: &mut dyn FnMut()| f();
+        let sizes = tree.children(config.reference, &engine, &quiet);
+        assert_eq!(sizes[0].name, "sizes");
+        let items = tree.children(sizes[0].reference, &engine, &quiet);
+        assert_eq!(items.iter().map(|v| (v.name.as_str(), v.value.as_str())).collect::<Vec<_>>(), [("[0]", "8"), ("[1]", "16")]);
+        assert_eq!(tree.describe("s", &Dynamic::from("hi")).value, "\"hi\"");
+        assert!(tree.children(999, &engine, &quiet).is_empty(), "an unknown reference has no children");
     }
 }

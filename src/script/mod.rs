@@ -233,10 +233,9 @@ impl ScriptRunner {
         self.debugger = Some(hook);
     }
 
-    /// What resolves the modules this script imports to their files, for a debugger's hook.
-    pub fn module_files(&self) -> Box<dyn Fn(&str) -> Option<String>> {
-        let dir = self.dir.clone();
-        Box::new(move |name| module_file(&dir, name))
+    /// Where this script's imports come from, for a debugger's hook.
+    pub fn module_files(&self) -> ModuleFiles {
+        ModuleFiles::new(&self.dir)
     }
 
     /// Compiles without running.
@@ -463,10 +462,32 @@ pub(crate) fn properties_of(type_name: &str) -> Vec<String> {
     names
 }
 
-/// The file `import "name"` loads for a script in `dir` (beside it, then in `./scripts/`),
-/// as an absolute path: what a debugger's client knows the module by.
-pub(crate) fn module_file(dir: &Path, name: &str) -> Option<String> {
-    [dir, Path::new("scripts")].iter().map(|root| root.join(format!("{name}.rhai"))).find(|p| p.is_file()).map(|p| session::resolve(&p).display().to_string())
+/// Where a script's `import "name"` finds modules (beside the script, then `./scripts/`), both
+/// ways: the file a name loads, as the absolute path a debugger's client knows it by, and the
+/// import name of such a file.
+#[derive(Debug, Clone)]
+pub struct ModuleFiles {
+    roots: Vec<std::path::PathBuf>,
+}
+
+impl ModuleFiles {
+    pub fn new(dir: &Path) -> Self {
+        ModuleFiles { roots: vec![dir.to_owned(), "scripts".into()] }
+    }
+
+    /// The file `import "name"` loads.
+    pub fn file_of(&self, name: &str) -> Option<String> {
+        self.roots.iter().map(|root| root.join(format!("{name}.rhai"))).find(|p| p.is_file()).map(|p| session::resolve(&p).display().to_string())
+    }
+
+    /// The import name that loads `path` (the first root holding it decides, as imports do).
+    pub fn name_of(&self, path: &str) -> Option<String> {
+        let path = Path::new(path);
+        self.roots.iter().find_map(|root| {
+            let name = path.strip_prefix(session::resolve(root)).ok()?.to_str()?.strip_suffix(".rhai")?.to_owned();
+            (self.file_of(&name).as_deref() == path.to_str()).then_some(name)
+        })
+    }
 }
 
 /// The signatures and descriptions of everything named `name` ("" when nothing is).

@@ -93,8 +93,7 @@ impl Repl {
     /// Lets a debugger attach through `control`: while it is attached, cells stop where it
     /// asks and `handler` answers it; detached, the engine runs without the hook.
     pub fn enable_debugging(&mut self, control: DebugControl, handler: Box<dyn StopHandler>) {
-        let dir = std::path::PathBuf::from(".");
-        self.debugger = Some(DebugHook::new(control, handler, Box::new(move |name| super::module_file(&dir, name))));
+        self.debugger = Some(DebugHook::new(control, handler, super::ModuleFiles::new(Path::new("."))));
     }
 
     /// The hook on the engine while a client is attached and has set a breakpoint somewhere
@@ -219,8 +218,7 @@ impl Repl {
     pub fn inspect_variables(&mut self) -> Vec<Variable> {
         self.tree.clear();
         let values = super::debugger::scope_variables(&self.scope);
-        let (engine, tree) = (&self.engine, &mut self.tree);
-        values.iter().map(|(name, value)| tree.describe(name, value, engine)).collect()
+        values.iter().map(|(name, value)| self.tree.describe(name, value)).collect()
     }
 
     /// The children of a reference [`Repl::inspect_variables`] handed out.
