@@ -46,6 +46,29 @@ impl Activations {
         &self.maps
     }
 
+    /// One line for a debugger's variables panel or a notebook: the tensor's shape, element
+    /// type and device, where the maps came from, and their first values.
+    pub fn summary(&self) -> String {
+        let size = self.maps.size();
+        let first = self.maps.f_reshape([-1]).and_then(|flat| flat.f_narrow(0, 0, flat.size()[0].min(6))).and_then(|head| head.f_to_kind(Kind::Double)).and_then(|head| head.f_to_device(Device::Cpu));
+        let preview = match first.map(|head| Vec::<f64>::try_from(&head)) {
+            Ok(Ok(values)) => values.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>().join(", "),
+            _ => "?".into(),
+        };
+        let kind = match self.maps.kind() {
+            Kind::Float => "float32".to_owned(),
+            Kind::Half => "float16".to_owned(),
+            Kind::BFloat16 => "bfloat16".to_owned(),
+            Kind::Double => "float64".to_owned(),
+            other => format!("{other:?}"),
+        };
+        let device = match self.maps.device() {
+            Device::Cuda(n) => format!("cuda:{n}"),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        format!("Activations: tensor {size:?} {kind} on {device}, {} ({} images); first values [{preview}, …]", self.source, self.labels.len())
+    }
+
     pub fn labels(&self) -> &[i64] {
         &self.labels
     }
@@ -140,4 +163,16 @@ pub fn write_npy_atomic<A: ndarray_npy::WritableElement, D: ndarray::Dimension>(
     write_then_rename(path, |partial| {
         write_npy(partial, array).map_err(|e| Error::Data { path: path.to_owned(), message: format!("cannot write: {e}") })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_names_shape_type_device_source_and_first_values() {
+        let maps = Tensor::arange(2 * 3 * 2 * 2, (Kind::Float, Device::Cpu)).view([2, 3, 2, 2]) / 10.0;
+        let activations = Activations::new(maps, vec![0, 1], vec!["a".into(), "b".into()], "probe/layer").unwrap();
+        assert_eq!(activations.summary(), "Activations: tensor [2, 3, 2, 2] float32 on cpu, probe/layer (2 images); first values [0.0000, 0.1000, 0.2000, 0.3000, 0.4000, 0.5000, …]");
+    }
 }

@@ -553,6 +553,23 @@ def debugger():
         assert "<table" in rich["data"]["text/html"], rich
         ok("the variables panel between cells, nested values, rich views of a figure and a data set")
 
+        training = 'let parts = d.split(#{ seed: 0 });\nlet r = train(d, parts, #{ model: "small_cnn", epochs: 1, seed: 0, device: "cpu", progress: false, live: false });\nlet acc = r.test_accuracy;'
+        dbg.ok("setBreakpoints", source={"path": path_of(training)}, breakpoints=[{"line": 2}])
+        msg_id = kc.execute(training)
+        assert dbg.event("stopped")["reason"] == "breakpoint"
+        dbg.ok("next", threadId=1)
+        assert dbg.event("stopped")["reason"] == "step"
+        frames = dbg.frames()
+        assert (frames[0]["line"], len(frames)) == (3, 1), frames
+        report = dbg.locals()["r"]
+        assert report["type"] == "TrainReport", report
+        rich = dbg.ok("richInspectVariables", variableName="r", frameId=0)
+        assert "<table" in rich["data"]["text/html"], rich
+        dbg.ok("setBreakpoints", source={"path": path_of(training)}, breakpoints=[])
+        dbg.ok("continue", threadId=1)
+        assert reply_to(kc, msg_id)["status"] == "ok"
+        ok("a whole training run is one step; the stopped frame's TrainReport in its rich view")
+
         looping = "let n = 0;\nwhile n < 1000 {\n    n += 1;\n}"
         dbg.ok("setBreakpoints", source={"path": path_of(looping)}, breakpoints=[{"line": 3}])
         msg_id = kc.execute(looping)

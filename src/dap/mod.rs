@@ -87,12 +87,19 @@ pub fn answer_any_time(sequence: &Sequence, control: &DebugControl, request: &Va
             let Some(path) = arguments["source"]["path"].as_str() else {
                 return Some(sequence.failure(request, "setBreakpoints needs arguments.source.path"));
             };
-            let lines: Vec<usize> = match arguments["breakpoints"].as_array() {
+            let asked: Vec<usize> = match arguments["breakpoints"].as_array() {
                 Some(points) => points.iter().filter_map(|p| p["line"].as_u64()).map(|l| l as usize).collect(),
                 None => arguments["lines"].as_array().map(|ls| ls.iter().filter_map(Value::as_u64).map(|l| l as usize).collect()).unwrap_or_default(),
             };
-            control.set_breakpoints(path, lines.iter().copied());
-            let points: Vec<Value> = lines.iter().map(|&line| json!({ "verified": line >= 1, "line": line, "source": { "path": path } })).collect();
+            let placed = place_breakpoints(path, &asked);
+            control.set_breakpoints(path, placed.iter().filter_map(|p| p.line));
+            let points: Vec<Value> = placed
+                .iter()
+                .map(|p| match p.line {
+                    Some(line) => json!({ "verified": true, "line": line, "source": { "path": path } }),
+                    None => json!({ "verified": false, "line": p.asked, "message": p.why, "source": { "path": path } }),
+                })
+                .collect();
             sequence.response(request, json!({ "breakpoints": points }))
         }
         "setExceptionBreakpoints" => sequence.response(request, json!({ "breakpoints": [] })),
@@ -109,6 +116,30 @@ pub fn answer_any_time(sequence: &Sequence, control: &DebugControl, request: &Va
         "loadedSources" => sequence.response(request, json!({ "sources": [] })),
         _ => return None,
     })
+}
+
+/// A breakpoint as placed: the line asked for, the line it stops at (`None`: it cannot stop).
+struct Placed {
+    asked: usize,
+    line: Option<usize>,
+    why: String,
+}
+
+/// Each asked line on the file's code: moved to the next line with code, or refused past the
+/// last one. A file that cannot be read or parsed now (a module written later, a cell being
+/// edited) keeps the lines as asked.
+fn place_breakpoints(path: &str, asked: &[usize]) -> Vec<Placed> {
+    let lines = crate::input::read_text(std::path::Path::new(path), crate::input::limits::SCRIPT).map_err(|e| e.to_string()).and_then(|code| crate::script::breakable_lines(&code));
+    asked
+        .iter()
+        .map(|&asked| match &lines {
+            Err(_) => Placed { asked, line: (asked >= 1).then_some(asked), why: String::new() },
+            Ok(lines) => {
+                let line = crate::script::breakpoint_line(lines, asked.max(1));
+                Placed { asked, line, why: if line.is_none() { "no code on or after this line".into() } else { String::new() } }
+            }
+        })
+        .collect()
 }
 
 /// A request about the stopped script, answered inside the stop; with the way to go on when

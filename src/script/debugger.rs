@@ -86,6 +86,30 @@ impl DebugControl {
     }
 }
 
+/// The lines of `code` where a breakpoint can stop (a statement or an expression starts on
+/// them), from Rhai's parse of the text; an error when it does not parse.
+pub fn breakable_lines(code: &str) -> Result<BTreeSet<usize>, String> {
+    // Parsing needs no registered function: a plain engine reads huelab's scripts as well.
+    let mut engine = Engine::new_raw();
+    engine.set_optimization_level(rhai::OptimizationLevel::None);
+    let ast = engine.compile(code).map_err(|e| e.to_string())?;
+    let mut lines = BTreeSet::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(line) = path.last().and_then(|node| node.position().line()) {
+            lines.insert(line);
+        }
+        true
+    });
+    Ok(lines)
+}
+
+/// Where a breakpoint asked for at `line` goes: that line when code starts on it, else the
+/// next line that has code (a click on a blank line or a lone `}` stops at what follows, as
+/// debugpy moves breakpoints); `None` past the last code.
+pub fn breakpoint_line(lines: &BTreeSet<usize>, line: usize) -> Option<usize> {
+    lines.range(line..).next().copied()
+}
+
 /// How a stopped script goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resume {
@@ -408,6 +432,10 @@ impl DebugHook {
             }
         }
         let running = self.running.borrow().clone();
+        // Of the cells, only the running one and those whose functions the session still has
+        // can run code: a cell run a hundred times adds one name, not a hundred.
+        let live_cells: BTreeSet<String> = self.defined_in.borrow().values().cloned().chain([running.clone()]).collect();
+        sources.retain(|(source, _)| !source.starts_with("cell[") || live_cells.contains(source));
         let mut points = BTreeSet::new();
         for (source, path) in sources {
             for &line in wanted.get(&path).into_iter().flatten() {
@@ -652,6 +680,18 @@ mod tests {
         scope.push("a", 1_i64).push("b", 2_i64).push("a", 3_i64);
         let names: Vec<(String, i64)> = scope_variables(&scope).into_iter().map(|(n, v)| (n, v.as_int().unwrap())).collect();
         assert_eq!(names, [("b".to_owned(), 2), ("a".to_owned(), 3)]);
+    }
+
+    #[test]
+    fn breakpoints_move_to_the_next_line_with_code() {
+        let code = "// a comment\nfn f(x) {\n\n    x * 2\n}\n\nlet y = f(1);\n";
+        let lines = breakable_lines(code).unwrap();
+        assert!(lines.contains(&4) && lines.contains(&7) && !lines.contains(&1) && !lines.contains(&3), "{lines:?}");
+        assert_eq!(breakpoint_line(&lines, 3), Some(4));
+        assert_eq!(breakpoint_line(&lines, 5), Some(7));
+        assert_eq!(breakpoint_line(&lines, 7), Some(7));
+        assert_eq!(breakpoint_line(&lines, 8), None);
+        assert!(breakable_lines("let x = ;").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! script shows besides its last value (`display`, `update_display`, `clear_output`).
 use rhai::Dynamic;
 
-use super::handles::{ComparisonHandle, DatasetHandle, FigureHandle, KnnRunHandle, ReportHandle};
+use super::handles::{ActivationsHandle, ComparisonHandle, DatasetHandle, FigureHandle, KnnRunHandle, ReportHandle};
 use crate::notebook;
 
 /// A value's forms for display: always text, and HTML or a PNG where the value has one.
@@ -84,6 +84,9 @@ pub fn display(value: &Dynamic) -> Option<DisplayData> {
         let [c, h, w] = data.0.image_shape();
         let plain = format!("{}: {} images of {c} × {h} × {w}, {} classes", data.0.name(), data.0.len(), data.0.class_names().len());
         return Some(DisplayData { plain, html: Some(notebook::dataset_html(&data.0)), png: None });
+    }
+    if let Some(activations) = value.clone().try_cast::<ActivationsHandle>() {
+        return Some(DisplayData::plain_text(activations.0.summary()));
     }
     if value.is_string() {
         // Strings show as their text, not as a quoted literal.

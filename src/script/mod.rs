@@ -16,7 +16,7 @@ mod session;
 pub use bindings::HuelabPackage;
 pub use display::{display, displays, DisplayData, ShowSink, Shown};
 pub use handles::*;
-pub use debugger::{DebugControl, DebugHook, FrameInfo, Resume, ScopeInfo, Stop, StopHandler, StopReason, Variable};
+pub use debugger::{breakable_lines, breakpoint_line, DebugControl, DebugHook, FrameInfo, Resume, ScopeInfo, Stop, StopHandler, StopReason, Variable};
 pub use repl::{Completeness, Repl};
 
 use std::collections::BTreeMap;

@@ -151,6 +151,10 @@ fn an_editor_sets_breakpoints_in_a_script_and_its_module_and_steps_through() {
     assert_eq!(capabilities["supportsConfigurationDoneRequest"], true);
     client.until(|m| m["event"] == "initialized");
     client.ok("launch", json!({ "program": "main.rhai" }));
+    // A breakpoint on a lone `}` moves to the next line with code; past the end it cannot stop.
+    let placed = client.ok("setBreakpoints", json!({ "source": { "path": main }, "breakpoints": [{ "line": 9 }, { "line": 99 }] }));
+    assert_eq!((placed["breakpoints"][0]["line"].as_u64(), placed["breakpoints"][0]["verified"].as_bool()), (Some(10), Some(true)), "{placed}");
+    assert_eq!(placed["breakpoints"][1]["verified"], false, "{placed}");
     client.ok("setBreakpoints", json!({ "source": { "path": main }, "breakpoints": [{ "line": 8 }] }));
     client.ok("setBreakpoints", json!({ "source": { "path": helpers }, "breakpoints": [{ "line": 3 }] }));
     client.ok("configurationDone", json!({}));
