@@ -321,7 +321,8 @@ pub struct DebugHook {
     control: DebugControl,
     handler: Box<dyn StopHandler>,
     /// Rhai source name → the file a client knows it by.
-    paths: RefCell<HashMap<String, String>>,
+    /// (`None`: a source with no file, remembered so that stepping does not look again.)
+    paths: RefCell<HashMap<String, Option<String>>>,
     /// Modules' files by import name and back, for sources not in `paths`.
     modules: super::ModuleFiles,
     /// Function name → the source that defined it (a cell's functions run under the caller's).
@@ -382,14 +383,14 @@ impl DebugHook {
     /// That the code Rhai calls `source` is the file `path` to a client (every cell's, also
     /// while the hook is off: a later cell may call its functions).
     pub fn remember_path(&self, source: &str, path: &str) {
-        self.paths.borrow_mut().insert(source.to_owned(), path.to_owned());
+        self.paths.borrow_mut().insert(source.to_owned(), Some(path.to_owned()));
     }
 
     /// A run of `source` (known to clients as `path`) begins, with the session's functions and
     /// where each was defined.
     pub fn begin(&self, source: &str, path: Option<String>, functions: &AST, defined_in: &HashMap<String, String>) {
         if let Some(path) = path {
-            self.paths.borrow_mut().insert(source.to_owned(), path);
+            self.paths.borrow_mut().insert(source.to_owned(), Some(path));
         }
         *self.running.borrow_mut() = source.to_owned();
         *self.functions.borrow_mut() = functions.clone_functions_only();
@@ -408,12 +409,12 @@ impl DebugHook {
 
     /// The file a client knows `source` by.
     fn path_of(&self, source: &str) -> Option<String> {
-        if let Some(path) = self.paths.borrow().get(source) {
-            return Some(path.clone());
+        if let Some(known) = self.paths.borrow().get(source) {
+            return known.clone();
         }
-        let path = self.modules.file_of(source)?;
+        let path = self.modules.file_of(source);
         self.paths.borrow_mut().insert(source.to_owned(), path.clone());
-        Some(path)
+        path
     }
 
     /// Rhai's breakpoints for what the client set: at each breakpoint line of every source
@@ -422,7 +423,7 @@ impl DebugHook {
     /// real source before stopping.
     fn rhai_breakpoints(&self) -> Vec<BreakPoint> {
         let wanted = self.control.breakpoints();
-        let mut sources: Vec<(String, String)> = self.paths.borrow().iter().map(|(s, p)| (s.clone(), p.clone())).collect();
+        let mut sources: Vec<(String, String)> = self.paths.borrow().iter().filter_map(|(s, p)| Some((s.clone(), p.clone()?))).collect();
         // Modules imported by name resolve to files too.
         for (path, _) in &wanted {
             if !sources.iter().any(|(_, p)| p == path) {
@@ -477,12 +478,13 @@ impl DebugHook {
                 *debugger.break_points_mut() = points;
             }
         }
-        let stack: Vec<rhai::debugger::CallStackFrame> = context.debugger().map(|d| d.call_stack().to_vec()).unwrap_or_default();
         let (Some(line), false) = (position.line(), matches!(node, ASTNode::Stmt(Stmt::Noop(..)))) else {
             return Ok(self.keep_going());
         };
-        let function = stack.last().map(|f| f.fn_name.to_string());
-        let here = Location { source: self.real_source(source, function.as_deref()), line, depth: stack.len(), node: node_id(&node) };
+        // Only the depth and the innermost function on every node; the whole stack (with copies
+        // of each call's arguments) only for a stop.
+        let (depth, function) = context.debugger().map(|d| (d.call_stack().len(), d.call_stack().last().map(|f| f.fn_name.to_string()))).unwrap_or_default();
+        let here = Location { source: self.real_source(source, function.as_deref()), line, depth, node: node_id(&node) };
         let at_breakpoint = || self.path_of(&here.source).is_some_and(|path| self.control.has_breakpoint(&path, line));
         let mode = self.mode.borrow().clone();
         let reason = match (mode, event) {
@@ -516,6 +518,7 @@ impl DebugHook {
         let Some(reason) = reason else {
             return Ok(self.keep_going());
         };
+        let stack: Vec<rhai::debugger::CallStackFrame> = context.debugger().map(|d| d.call_stack().to_vec()).unwrap_or_default();
         let frames = self.frames(&here, &position, &stack);
         let resume = {
             let mut frame = ContextFrame { context: &mut context, hook: self };
