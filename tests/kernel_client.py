@@ -570,6 +570,21 @@ def debugger():
         assert reply_to(kc, msg_id)["status"] == "ok"
         ok("a whole training run is one step; the stopped frame's TrainReport in its rich view")
 
+        # A client that names a cell's file from debugInfo's scheme without dumping it: the
+        # breakpoint on a blank line is placed when the cell runs, with a `breakpoint` event.
+        undumped = "let a = 1;\n\nlet b = a + 1;\nb"
+        placed = dbg.ok("setBreakpoints", source={"path": path_of(undumped)}, breakpoints=[{"line": 2}])
+        assert placed["breakpoints"][0]["line"] == 2, placed
+        msg_id = kc.execute(undumped)
+        changed = dbg.event("breakpoint")
+        assert changed["reason"] == "changed" and changed["breakpoint"]["line"] == 3, changed
+        dbg.event("stopped")
+        assert dbg.frames()[0]["line"] == 3 and "b" not in dbg.locals()
+        dbg.ok("setBreakpoints", source={"path": path_of(undumped)}, breakpoints=[])
+        dbg.ok("continue", threadId=1)
+        assert reply_to(kc, msg_id)["status"] == "ok"
+        ok("a breakpoint on a blank line of a cell never dumped moves to code when it runs (breakpoint event)")
+
         looping = "let n = 0;\nwhile n < 1000 {\n    n += 1;\n}"
         dbg.ok("setBreakpoints", source={"path": path_of(looping)}, breakpoints=[{"line": 3}])
         msg_id = kc.execute(looping)

@@ -135,6 +135,39 @@ impl KernelDebugger {
         }
     }
 
+    /// The breakpoints of a cell about to run, placed on its code: a client that named the
+    /// cell's file without dumping it first (it knows the naming from `debugInfo`) had them
+    /// placed as asked. One DAP `breakpoint` event (reason `changed`) for each that moved to
+    /// the next line with code, or that cannot stop (past the last line; removed).
+    pub fn place_for_cell(&self, path: &str, code: &str) -> Vec<Value> {
+        if !self.control.is_attached() {
+            return vec![];
+        }
+        let Some(asked) = self.control.breakpoints().get(path).cloned() else { return vec![] };
+        let Ok(lines) = crate::script::breakable_lines(code) else { return vec![] };
+        let mut kept = vec![];
+        let mut events = vec![];
+        for line in asked {
+            let placed = crate::script::breakpoint_line(&lines, line);
+            let breakpoint = match placed {
+                Some(placed) if placed == line => {
+                    kept.push(line);
+                    continue;
+                }
+                Some(placed) => {
+                    kept.push(placed);
+                    json!({ "verified": true, "line": placed, "source": { "path": path } })
+                }
+                None => json!({ "verified": false, "line": line, "message": "no code on or after this line", "source": { "path": path } }),
+            };
+            events.push(self.sequence.event("breakpoint", json!({ "reason": "changed", "breakpoint": breakpoint })));
+        }
+        if !events.is_empty() {
+            self.control.set_breakpoints(path, kept);
+        }
+        events
+    }
+
     /// A `debug_event` on IOPub, under the running cell's request when there is one.
     fn publish(&self, sender: &Sender, current: &CurrentRequest, event: Value) {
         let message = current.message("debug_event", event.clone()).unwrap_or_else(|| Message::new(&super::wire::new_id(), "debug_event", event));

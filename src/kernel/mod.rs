@@ -263,6 +263,9 @@ impl Kernel {
         self.current.set(Some(request.clone()));
         // The file JupyterLab's debugger knows this cell by (its breakpoints name it).
         let path = self.debugger.cell_path(&code);
+        for event in self.debugger.place_for_cell(&path, &code) {
+            self.iopub(request, "debug_event", event);
+        }
         let outcome = crate::firewall::catch_any("the cell", || self.repl.execute_as(&code, Some(path)));
         // Everything the cell printed goes out before its result and its reply.
         self.captured.flush();

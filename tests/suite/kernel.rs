@@ -131,5 +131,5 @@ fn jupyters_kernel_conformance_suite_passes() {
 #[test]
 fn jupyterlabs_debugger_stops_steps_and_shows_variables() {
     let report = scenario("debugger");
-    assert_eq!(report.matches("ok: ").count(), 8, "{report}");
+    assert_eq!(report.matches("ok: ").count(), 9, "{report}");
 }
