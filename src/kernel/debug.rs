@@ -237,9 +237,9 @@ impl StopHandler for KernelStops {
                     let (response, resume) = match dap::command(&message.content) {
                         "richInspectVariables" => (rich_variable(&debugger.sequence, &message.content, |name| stop.rich(name)), None),
                         "inspectVariables" => {
-                            let (scope, _) = dap::answer_stopped(&debugger.sequence, stop, &json!({ "seq": 0, "command": "scopes", "arguments": { "frameId": 0 } }));
-                            let reference = scope["body"]["scopes"][0]["variablesReference"].as_u64().unwrap_or(0) as usize;
-                            (debugger.sequence.response(&message.content, json!({ "variables": dap::variables_json(&stop.variables(reference)) })), None)
+                            // The panel while stopped: the innermost frame's locals.
+                            let locals = stop.scopes(0).first().map_or(vec![], |scope| stop.variables(scope.reference));
+                            (debugger.sequence.response(&message.content, json!({ "variables": dap::variables_json(&locals) })), None)
                         }
                         _ => dap::answer_stopped(&debugger.sequence, stop, &message.content),
                     };

@@ -386,12 +386,8 @@ impl DebugHook {
         self.paths.borrow_mut().insert(source.to_owned(), Some(path.to_owned()));
     }
 
-    /// A run of `source` (known to clients as `path`) begins, with the session's functions and
-    /// where each was defined.
-    pub fn begin(&self, source: &str, path: Option<String>, functions: &AST, defined_in: &HashMap<String, String>) {
-        if let Some(path) = path {
-            self.paths.borrow_mut().insert(source.to_owned(), Some(path));
-        }
+    /// A run of `source` begins, with the session's functions and where each was defined.
+    pub fn begin(&self, source: &str, functions: &AST, defined_in: &HashMap<String, String>) {
         *self.running.borrow_mut() = source.to_owned();
         *self.functions.borrow_mut() = functions.clone_functions_only();
         *self.defined_in.borrow_mut() = defined_in.clone();
@@ -668,7 +664,7 @@ impl Stop<'_> {
 
     /// The rich display of the variable `name` of the innermost frame.
     pub fn rich(&mut self, name: &str) -> Option<DisplayData> {
-        let value = self.frame.locals().into_iter().rev().find(|(n, _)| n == name)?.1;
+        let value = self.frame.locals().into_iter().find(|(n, _)| n == name)?.1;
         super::display::display(&value)
     }
 }

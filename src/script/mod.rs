@@ -250,7 +250,10 @@ impl ScriptRunner {
         let ast = self.check()?;
         if let Some(hook) = &self.debugger {
             let path = Path::new(&self.file);
-            hook.begin(&self.file, path.is_file().then(|| session::resolve(path).display().to_string()), &ast, &Default::default());
+            if path.is_file() {
+                hook.remember_path(&self.file, &session::resolve(path).display().to_string());
+            }
+            hook.begin(&self.file, &ast, &Default::default());
         }
         crate::heap::begin_run();
         // The core's readers check every file they open against the script's access.

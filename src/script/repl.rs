@@ -149,7 +149,7 @@ impl Repl {
             hook.remember_path(&name, path);
         }
         if let Some(hook) = self.follow_debugger() {
-            hook.begin(&name, path, &merged, &self.defined_in);
+            hook.begin(&name, &merged, &self.defined_in);
         }
         let (engine, scope) = (&self.engine, &mut self.scope);
         // Each cell has the whole heap budget: a cell may free what an earlier one built.
