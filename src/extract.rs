@@ -21,8 +21,8 @@ pub enum Extractor {
     /// published weights); images are resized to `size` and normalised as the weights expect.
     Pretrained { net: ImageNetModel, layer: String, size: i64 },
     /// A model trained by huelab (its bottleneck or an intermediate layer), inputs
-    /// standardised as in its training.
-    Trained { model: TrainedModel, path: PathBuf, layer: String },
+    /// standardised as in its training; `from`: its directory, or the run that has it in memory.
+    Trained { model: TrainedModel, from: String, layer: String },
     /// A TorchScript module (`torch.jit.trace` of the network cut at the wanted layer) whose
     /// `forward` returns `[B, C, H, W]`; inputs are the `[0, 1]` images, resized to `size` if
     /// given.
@@ -47,15 +47,27 @@ impl Extractor {
     /// The model a checkpointed huelab run saved in `dir`, cut after `layer` (`bottleneck`, or
     /// e.g. `layer3` of a ResNet, `block2` of the small CNN).
     pub fn trained(dir: &Path, layer: &str, device: Device) -> Result<Self> {
-        let model = TrainedModel::load(dir, device)?;
+        Self::cut(TrainedModel::load(dir, device)?, dir.display().to_string(), layer)
+    }
+
+    /// A copy of a model a run of this session trained (`run_name`'s, in memory), cut after
+    /// `layer`, on `device`.
+    pub fn trained_in_memory(model: &TrainedModel, layer: &str, device: Device) -> Result<Self> {
+        let from = format!("run '{}', in memory", model.info.run_name);
+        Self::cut(model.copy_to(device)?, from, layer)
+    }
+
+    /// `model` cut after `layer`, which must be one of its layers (checked now, not after the
+    /// first batch); `from` says where the model came from.
+    fn cut(model: TrainedModel, from: String, layer: &str) -> Result<Self> {
         let names = model.net.layer_names();
         if !names.iter().any(|n| n == layer) {
             return Err(Error::invalid_option(
                 "layer",
-                format!("the {} model in {} has no layer '{layer}'; valid layers: {}", model.info.spec.arch.name(), dir.display(), names.join(", ")),
+                format!("the {} model ({from}) has no layer '{layer}'; valid layers: {}", model.info.spec.arch.name(), names.join(", ")),
             ));
         }
-        Ok(Extractor::Trained { model, path: dir.to_owned(), layer: layer.to_owned() })
+        Ok(Extractor::Trained { model, from, layer: layer.to_owned() })
     }
 
     pub fn torchscript(path: &Path, size: Option<i64>, device: Device) -> Result<Self> {
@@ -86,7 +98,7 @@ impl Extractor {
     pub fn describe(&self) -> String {
         match self {
             Extractor::Pretrained { net, layer, size } => format!("{} {layer} @{size}px", net.name()),
-            Extractor::Trained { model, path, layer } => format!("{} {layer} ({})", model.info.spec.arch.name(), path.display()),
+            Extractor::Trained { model, from, layer } => format!("{} {layer} ({from})", model.info.spec.arch.name()),
             Extractor::TorchScript { path, .. } => format!("TorchScript {}", path.display()),
         }
     }

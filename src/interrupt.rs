@@ -12,7 +12,8 @@
 //! - SIGTERM is a checkpoint request after which Slurm requeues or ends the job itself.
 //!
 //! [`reached`] is the test hook: `HUELAB_STOP_AT` makes one of these requests at a named
-//! [`StopPoint`] of a training run, so tests stop a run anywhere without racing a signal.
+//! [`StopPoint`] of a training run or a kNN memory's work, so tests stop a run anywhere without
+//! racing a signal.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -72,7 +73,7 @@ pub fn terminated() -> bool {
     TERMINATED.load(Ordering::SeqCst)
 }
 
-/// A place in a training run where a stop request can land. The trainer names each one it
+/// A place in a training run or a kNN memory's work where a stop request can land. The trainer names each one it
 /// passes ([`reached`]), so that a test can make a stop land there deterministically instead
 /// of racing a signal against the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,11 @@ pub enum StopPoint {
     Testing,
     /// Before the finished model is saved.
     SavingModel,
+    /// After a batch that brings a kNN memory to `batch` batches' worth of images (`add_batch`
+    /// each, counted over every `add` to it).
+    MemoryBatch { batch: usize },
+    /// After batch `batch` (from 1) of queries classified against a kNN memory.
+    QueryBatch { batch: usize },
 }
 
 /// Which request the test hook makes: the one each handler makes.
@@ -100,13 +106,14 @@ enum HookRequest {
 
 /// The test hook's environment variable: `HUELAB_STOP_AT=<request>@<point>`, with `<request>`
 /// one of `int`, `usr1`, `term` and `<point>` one of `batch:E:B`, `validated:E`, `test`,
-/// `save`. The request is made once per process, the first time the run passes the point.
+/// `save` (a training run's), `add:B`, `query:B` (a kNN memory's). The request is made once
+/// per process, the first time the run passes the point.
 pub const STOP_AT_VARIABLE: &str = "HUELAB_STOP_AT";
 
 static HOOK: OnceLock<Result<Option<(HookRequest, StopPoint)>, String>> = OnceLock::new();
 static HOOK_FIRED: AtomicBool = AtomicBool::new(false);
 
-/// Called by the trainer at each [`StopPoint`]: when `HUELAB_STOP_AT` names this point, makes
+/// Called by the trainer and the kNN memory at each [`StopPoint`]: when `HUELAB_STOP_AT` names this point, makes
 /// its request exactly as the signal handler would. An unreadable value is an error, so a test
 /// never passes because its stop silently never happened.
 pub fn reached(point: StopPoint) -> Result<()> {
@@ -126,7 +133,7 @@ pub fn reached(point: StopPoint) -> Result<()> {
 }
 
 fn parse_hook(value: &str) -> Result<(HookRequest, StopPoint), String> {
-    let bad = |why: &str| format!("{STOP_AT_VARIABLE}='{value}': {why} (expected <int|usr1|term>@<batch:E:B|validated:E|test|save>)");
+    let bad = |why: &str| format!("{STOP_AT_VARIABLE}='{value}': {why} (expected <int|usr1|term>@<batch:E:B|validated:E|test|save|add:B|query:B>)");
     let (kind, point) = value.split_once('@').ok_or_else(|| bad("no '@'"))?;
     let kind = match kind {
         "int" => HookRequest::Interrupt,
@@ -141,6 +148,8 @@ fn parse_hook(value: &str) -> Result<(HookRequest, StopPoint), String> {
         ["validated", epoch] => StopPoint::Validated { epoch: number(epoch)? },
         ["test"] => StopPoint::Testing,
         ["save"] => StopPoint::SavingModel,
+        ["add", batch] => StopPoint::MemoryBatch { batch: number(batch)? },
+        ["query", batch] => StopPoint::QueryBatch { batch: number(batch)? },
         _ => return Err(bad("unknown point")),
     };
     Ok((kind, point))
@@ -156,7 +165,9 @@ mod tests {
         assert_eq!(parse_hook("term@validated:3"), Ok((HookRequest::Terminate, StopPoint::Validated { epoch: 3 })));
         assert_eq!(parse_hook("int@test"), Ok((HookRequest::Interrupt, StopPoint::Testing)));
         assert_eq!(parse_hook("int@save"), Ok((HookRequest::Interrupt, StopPoint::SavingModel)));
-        for bad in ["usr1", "kill@test", "int@batch:0:1", "int@batch:1", "int@epoch:1", "int@batch:x:1"] {
+        assert_eq!(parse_hook("int@add:2"), Ok((HookRequest::Interrupt, StopPoint::MemoryBatch { batch: 2 })));
+        assert_eq!(parse_hook("int@query:1"), Ok((HookRequest::Interrupt, StopPoint::QueryBatch { batch: 1 })));
+        for bad in ["usr1", "kill@test", "int@batch:0:1", "int@batch:1", "int@epoch:1", "int@batch:x:1", "int@add:0", "int@query"] {
             let message = parse_hook(bad).unwrap_err();
             assert!(message.contains(STOP_AT_VARIABLE) && message.contains(bad), "{message}");
         }

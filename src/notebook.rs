@@ -69,7 +69,14 @@ pub fn comparison_html(comparison: &Comparison) -> String {
             ]
         })
         .collect();
-    let caption = format!("<p>{} — {} folds × {} seeds</p>", escape(&comparison.data.name), comparison.config.folds, comparison.config.seeds.len());
+    let mut caption = format!("<p>{} — {} folds × {} seeds</p>", escape(&comparison.data.name), comparison.config.folds, comparison.config.seeds.len());
+    if comparison.interrupted {
+        let finished = comparison.runs.len();
+        caption += &format!("<p><b>Interrupted</b> after {finished} of {} units: statistics over the finished ones.</p>", finished + comparison.missing.len());
+    }
+    if let Some(first) = comparison.missing.first() {
+        caption += &format!("<p>{} unit(s) missing, first: {} fold {} seed {}: {}</p>", comparison.missing.len(), escape(&first.arm), first.fold, first.seed, escape(&first.reason));
+    }
     let table = html_table(&["arm", "test accuracy", "Δ vs baseline", "paired t p", "Wilcoxon p"], &rows);
     format!("{caption}{table}")
 }

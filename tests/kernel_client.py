@@ -1,7 +1,7 @@
 """Drives `huelab kernel` with jupyter_client, the reference Jupyter client, and fails (exit 1
 with the assertion) on any behaviour that differs from what a notebook user expects.
 
-    kernel_client.py SCENARIO     (session | interrupt | completion | outputs | stop_on_error | limits | hostile | shutdown | orphan | debugger)
+    kernel_client.py SCENARIO     (session | interrupt | partial | completion | outputs | stop_on_error | limits | hostile | shutdown | orphan | debugger)
 
 JUPYTER_PATH must hold the huelab-rhai kernel spec (tests/suite/kernel.rs writes one for the binary
 under test). Timeouts here only stop a hung kernel from hanging the suite: nothing is asserted
@@ -9,6 +9,7 @@ about speed (`huelab bench kernel` measures that).
 """
 import base64
 import json
+import os
 import sys
 import time
 
@@ -19,8 +20,8 @@ from jupyter_client.session import Session
 HANG = 300  # seconds; a guard, not a measurement
 
 
-def start():
-    return start_new_kernel(kernel_name="huelab-rhai", startup_timeout=HANG)
+def start(**kwargs):
+    return start_new_kernel(kernel_name="huelab-rhai", startup_timeout=HANG, **kwargs)
 
 
 def run(kc, code):
@@ -146,6 +147,10 @@ def interrupt():
         assert of_type(out, "execute_result")[0]["data"]["text/plain"] == '[true, true, true, "onehot"]', out
         ok("live curves update one figure in place; an interrupted run is kept in last_run()")
 
+        reply, out = run(kc, "let net = trained_model(p, #{});\n[net.description, activations(net, d, #{}).len]")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == '["small_cnn bottleneck (run \'onehot\', in memory)", 1797]', (reply, out)
+        ok("the interrupted run's model is kept: trained_model(last_run(), #{})")
+
         reply, out = run(kc, "d.len")
         assert reply["status"] == "ok" and of_type(out, "execute_result")[0]["data"]["text/plain"] == "1797", (reply, out)
         reply, out = run(kc, 'let r = train(d, parts, #{ model: "small_cnn", epochs: 1, loss: "onehot", seed: 0, device: "cpu", progress: false });\nr.test_accuracy > 0.0')
@@ -166,6 +171,40 @@ def interrupt():
         assert reply["status"] == "ok" and "resuming after epoch" in text, (reply, text)
         assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "10", out
         ok("an interrupted checkpointed run resumes in the next cell")
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def partial():
+    """What an interrupted compare or memory build did stays reachable in last_run(). The kernel
+    runs with HUELAB_STOP_AT=int@add:3: an interrupt after a memory's third batch of images."""
+    km, kc = start(env=dict(os.environ, HUELAB_STOP_AT="int@add:3"))
+    try:
+        run(kc, 'let d = dataset("digits");\nlet parts = d.split(#{ seed: 0 });')
+        # Two folds, one seed, two arms: four units; the second (the long arm) is interrupted
+        # once the first has finished.
+        arm = '#{{ name: "{}", loss: "onehot", model: "small_cnn", epochs: {}, device: "cpu", progress: false }}'
+        code = f'let c = compare(d, [{arm.format("short", 1)}, {arm.format("long", 100000)}], #{{ seeds: [0], folds: 2 }});'
+        msg_id = kc.execute(code)
+        next_iopub(kc, msg_id, lambda m: m["msg_type"] == "stream" and "[1] short fold 1 seed 0" in m["content"]["text"])
+        km.interrupt_kernel()
+        content = reply_to(kc, msg_id)
+        assert content["ename"] == "Interrupted" and "after 1 of 4 units" in content["evalue"] and "last_run()" in content["evalue"], content
+        reply, out = run(kc, "let p = last_run();\n[p.interrupted, p.runs.len(), p.summary[0].test_accuracy.n, p.summary[1].test_accuracy.n]")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "[true, 1, 1, 0]", (reply, out)
+        reply, out = run(kc, "p.table")
+        table = of_type(out, "execute_result")[0]["data"]["text/plain"]
+        assert "INTERRUPTED after 1 of 4 units" in table and "long fold 1 seed 0: interrupted after" in table and "not run: the comparison was interrupted" in table, table
+        ok("an interrupted comparison keeps its finished units in last_run(), the others listed as missing")
+
+        # 100 images (the memory's first batch), then all 1797 added 100 at a time: the stop
+        # lands after the third batch, inside `add`.
+        code = 'let r = train(d, parts, #{ model: "small_cnn", epochs: 1, seed: 0, device: "cpu", progress: false });\nlet net = trained_model(r, #{});\nlet m = pixel_memory_of(net, d.subset(#{ per_class: 10, seed: 0 }), #{ add_batch: 100 });\nlet acts = activations(net, d, #{});\nm.add(acts);'
+        reply, out = run(kc, code)
+        assert reply["status"] == "error" and reply["ename"] == "Interrupted" and "after adding 200 of 1797 images" in reply["evalue"], reply
+        reply, out = run(kc, 'let p = last_run();\np.save("partial-memory");\nlet back = load_memory("partial-memory", #{});\n[m.len, p.len, back.len, knn_classify(back, acts, #{ k: 3 }).accuracy > 0.5]')
+        assert reply["status"] == "ok" and of_type(out, "execute_result")[0]["data"]["text/plain"] == "[4800, 4800, 4800, true]", (reply, out)
+        ok("an interrupted memory build keeps the images it added, saved and loaded whole")
     finally:
         km.shutdown_kernel(now=True)
 
@@ -611,7 +650,7 @@ def debugger():
 
 
 if __name__ == "__main__":
-    scenarios = {f.__name__: f for f in (session, interrupt, completion, outputs, stop_on_error, limits, hostile, shutdown, orphan, debugger)}
+    scenarios = {f.__name__: f for f in (session, interrupt, partial, completion, outputs, stop_on_error, limits, hostile, shutdown, orphan, debugger)}
     if len(sys.argv) != 2 or sys.argv[1] not in scenarios:
         sys.exit(f"usage: kernel_client.py {{{'|'.join(scenarios)}}}")
     scenarios[sys.argv[1]]()

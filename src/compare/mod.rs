@@ -175,6 +175,10 @@ pub trait UnitRunner {
     fn missing(&self) -> Vec<MissingUnit> {
         vec![]
     }
+
+    /// A unit's run was interrupted (Ctrl-C, a notebook's interrupt): the comparison as far as
+    /// it got, its finished units summarised and every other unit missing (see [`compare_with`]).
+    fn interrupted(&mut self, _so_far: Comparison) {}
 }
 
 /// Trains every unit here, one after another, printing a line per finished run; `watch` (a
@@ -183,22 +187,46 @@ pub trait UnitRunner {
 pub struct TrainLocally<'w> {
     done: usize,
     watch: Option<crate::train::Watcher<'w>>,
+    /// The interrupted unit's epochs so far and its planned epochs.
+    stopped_at: Option<(usize, usize)>,
+    /// The comparison as far as it got, when a unit was interrupted.
+    pub so_far: Option<Comparison>,
 }
 
 impl<'w> TrainLocally<'w> {
     /// Units trained here with `watch` told of every epoch of each (see [`crate::train::train_watched`]).
     pub fn watched(watch: crate::train::Watcher<'w>) -> Self {
-        TrainLocally { done: 0, watch: Some(watch) }
+        TrainLocally { watch: Some(watch), ..TrainLocally::default() }
     }
 }
 
 impl UnitRunner for TrainLocally<'_> {
     fn run(&mut self, unit: &Unit, data: &ImageDataset, split: &Split) -> Result<Option<TrainReport>> {
-        let watch = self.watch.as_mut().map(|w| &mut **w as &mut dyn FnMut(&TrainReport));
-        let report = crate::train::train_watched(data, split, &unit.config, watch)?;
+        let (watch, stopped_at) = (&mut self.watch, &mut self.stopped_at);
+        let report = crate::train::train_watched(
+            data,
+            split,
+            &unit.config,
+            Some(&mut |so_far: &TrainReport| {
+                if so_far.interrupted {
+                    *stopped_at = Some((so_far.epochs.len(), so_far.config.epochs));
+                }
+                if let Some(watch) = watch.as_mut() {
+                    watch(so_far);
+                }
+            }),
+        )?;
         self.done += 1;
         eprintln!("[{}] {}: test accuracy {:.4} ({:.0} s)", self.done, report.name(), report.test.map_or(f64::NAN, |t| t.accuracy), report.wall_seconds);
         Ok(Some(report))
+    }
+
+    fn interrupted(&mut self, mut so_far: Comparison) {
+        // The interrupted unit is the first missing one; say how far it got.
+        if let (Some((done, planned)), Some(unit)) = (self.stopped_at, so_far.missing.first_mut()) {
+            unit.reason = format!("interrupted after {done} of {planned} epochs");
+        }
+        self.so_far = Some(so_far);
     }
 }
 
@@ -215,6 +243,10 @@ pub struct Comparison {
     /// Units without a result: listed in tables and manifests, never silently dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<MissingUnit>,
+    /// Stopped by an interrupt: the finished units only, every other one in `missing`. Left out
+    /// of the JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// A unit's checkpoint directory under the arms' checkpoint root: `<root>/<arm>/fold<k>-seed<s>`.
@@ -277,9 +309,28 @@ pub fn compare_with(data: &ImageDataset, arms: &[Arm], config: &CompareConfig, r
     check_arms(arms, config)?;
     let splits = comparison_splits(data, config)?;
     let mut runs = Vec::new();
-    for unit in comparison_units(arms, config, splits.len(), root) {
-        if let Some(report) = runner.run(&unit, data, &splits[unit.fold - 1])? {
-            runs.push(ArmRun { arm: unit.arm.clone(), fold: unit.fold, seed: unit.seed, report });
+    let units = comparison_units(arms, config, splits.len(), root);
+    for (index, unit) in units.iter().enumerate() {
+        match runner.run(unit, data, &splits[unit.fold - 1]) {
+            Ok(Some(report)) => runs.push(ArmRun { arm: unit.arm.clone(), fold: unit.fold, seed: unit.seed, report }),
+            Ok(None) => {}
+            Err(Error::Interrupted) => {
+                let mut so_far = summarise(data.summary(), config.clone(), arms.to_vec(), runs);
+                so_far.interrupted = true;
+                so_far.missing = units[index..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| MissingUnit {
+                        arm: u.arm.clone(),
+                        fold: u.fold,
+                        seed: u.seed,
+                        reason: if i == 0 { "interrupted".into() } else { "not run: the comparison was interrupted".into() },
+                    })
+                    .collect();
+                runner.interrupted(so_far);
+                return Err(Error::Interrupted);
+            }
+            Err(e) => return Err(e),
         }
     }
     let mut comparison = summarise(data.summary(), config.clone(), arms.to_vec(), runs);
@@ -324,7 +375,7 @@ pub fn summarise(data: crate::data::DatasetSummary, config: CompareConfig, arms:
             }
         })
         .collect();
-    Comparison { data, config, arms, runs, summary, paired, missing: vec![] }
+    Comparison { data, config, arms, runs, summary, paired, missing: vec![], interrupted: false }
 }
 
 impl Comparison {
@@ -362,6 +413,9 @@ impl Comparison {
                 Some(mean) => out += &format!("{} − {}: mean {mean:+.4} over {} pairs; {t}; {w}\n", p.arm, p.baseline, p.differences.len()),
                 None => out += &format!("{} − {}: MISSING, no fold and seed with both runs finished\n", p.arm, p.baseline),
             }
+        }
+        if self.interrupted {
+            out += &format!("INTERRUPTED after {} of {} units: the statistics above are over the finished ones\n", self.runs.len(), self.runs.len() + self.missing.len());
         }
         if !self.missing.is_empty() {
             out += &format!("MISSING {} unit(s), left out of the statistics above:\n", self.missing.len());

@@ -342,6 +342,25 @@ impl<'a> Observer<'a> {
 
 /// Classifies every image of `queries` against `memory`.
 pub fn classify(memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig) -> Result<(Predictions, Option<MatchStats>)> {
+    let classified = classify_until_stopped(memory, queries, config)?;
+    if classified.interrupted {
+        return Err(Error::Interrupted);
+    }
+    Ok((classified.predictions, classified.stats))
+}
+
+/// What [`classify_until_stopped`] did.
+pub struct Classified {
+    /// Of the first queries only when `interrupted`.
+    pub predictions: Predictions,
+    pub stats: Option<MatchStats>,
+    /// A stop request ended it before the last query.
+    pub interrupted: bool,
+}
+
+/// [`classify`], ending at a stop request with the queries classified so far (the first ones,
+/// in order) instead of an error.
+pub fn classify_until_stopped(memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig) -> Result<Classified> {
     if queries.class_names() != memory.class_names() {
         return Err(Error::msg(format!(
             "the queries' classes ({}) are not the memory's ({})",
@@ -377,8 +396,13 @@ pub fn classify(memory: &mut PixelMemory, queries: &Activations, config: &Classi
     let classes_n = memory.class_names().len();
     let (mut predicted, mut scores) = (Vec::with_capacity(queries.len()), Vec::with_capacity(queries.len()));
     let progress = super::progress_bar("kNN queries", queries.len());
+    let mut interrupted = false;
     for start in (0..queries.len()).step_by(config.batch_images) {
-        crate::interrupt::check()?;
+        if crate::interrupt::requested() {
+            interrupted = true;
+            progress.abandon();
+            break;
+        }
         let len = config.batch_images.min(queries.len() - start);
         let vectors: Tensor = descriptor.vectors(&queries.maps().narrow(0, start as i64, len as i64));
         let Neighbours { distances_sq, ids, .. } = memory.search(&vectors, k)?;
@@ -401,9 +425,10 @@ pub fn classify(memory: &mut PixelMemory, queries: &Activations, config: &Classi
             scores.push(image_scores);
         }
         progress.inc(len as u64);
+        crate::interrupt::reached(crate::interrupt::StopPoint::QueryBatch { batch: predicted.len().div_ceil(config.batch_images) })?;
     }
     progress.finish_and_clear();
-    let truth = queries.labels().to_vec();
+    let truth = queries.labels()[..predicted.len()].to_vec();
     let correct = predicted.iter().zip(&truth).filter(|(p, t)| p == t).count();
     let predictions = Predictions {
         accuracy: correct as f64 / truth.len().max(1) as f64,
@@ -412,7 +437,7 @@ pub fn classify(memory: &mut PixelMemory, queries: &Activations, config: &Classi
         scores,
         class_names: memory.class_names().to_vec(),
     };
-    Ok((predictions, observer.map(Observer::finish)))
+    Ok(Classified { predictions, stats: observer.map(Observer::finish), interrupted })
 }
 
 #[cfg(test)]

@@ -164,6 +164,16 @@ impl PixelMemory {
     /// holding all of them: the training sample is extracted first, then `add_batch` images
     /// at a time are extracted and added.
     pub fn build_streaming(extractor: &dyn ActivationSource, data: &ImageDataset, config: &MemoryConfig, device: Device) -> Result<Self> {
+        match Self::build_streaming_until_stopped(extractor, data, config, device)? {
+            (_, true) => Err(Error::Interrupted),
+            (memory, false) => Ok(memory),
+        }
+    }
+
+    /// [`Self::build_streaming`], ending at a stop request with the memory of the images added
+    /// so far (the data set's first [`Self::images`], in order; `true` beside it) instead of an
+    /// error. A stop before the first images were added is still an error: there is nothing.
+    pub fn build_streaming_until_stopped(extractor: &dyn ActivationSource, data: &ImageDataset, config: &MemoryConfig, device: Device) -> Result<(Self, bool)> {
         if data.is_empty() {
             return Err(Error::msg("a memory needs at least one image"));
         }
@@ -184,9 +194,14 @@ impl PixelMemory {
         memory.add(&first)?;
         for start in (first_len..data.len() as i64).step_by(config.add_batch) {
             let end = (start + config.add_batch as i64).min(data.len() as i64);
-            memory.add(&chunk(&(start..end).collect::<Vec<_>>())?)?;
+            // `add` leaves the memory whole at a stop: the images of its finished batches.
+            match chunk(&(start..end).collect::<Vec<_>>()).and_then(|acts| memory.add(&acts)) {
+                Ok(()) => {}
+                Err(Error::Interrupted) if memory.images() > 0 => return Ok((memory, true)),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(memory)
+        Ok((memory, false))
     }
 
     /// An empty memory for activations shaped like `acts` (same channels, grid and classes).
@@ -233,7 +248,9 @@ impl PixelMemory {
         self.search.train(&vectors.narrow(0, 0, rows))
     }
 
-    /// Adds every image of `acts` (same layer, same grid, same classes) after those there.
+    /// Adds every image of `acts` (same layer, same grid, same classes) after those there. A stop
+    /// request ends it with `Interrupted` between batches, the memory holding the images of
+    /// the batches added before (the first ones of `acts`), consistent for search and `save`.
     pub fn add(&mut self, acts: &Activations) -> Result<()> {
         if acts.grid() != self.meta.grid || acts.channels() != self.meta.channels {
             return Err(Error::msg(format!(
@@ -263,10 +280,11 @@ impl PixelMemory {
                 self.meta.class_counts[label as usize] += per_image as u64;
             }
             self.meta.images += len as u64;
+            self.meta.vectors = self.classes.len() as u64;
             progress.inc(len as u64);
+            crate::interrupt::reached(crate::interrupt::StopPoint::MemoryBatch { batch: self.meta.images.div_ceil(batch as u64) as usize })?;
         }
         progress.finish_and_clear();
-        self.meta.vectors = self.classes.len() as u64;
         Ok(())
     }
 

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{classify, ClassifyConfig, MatchStats, MemoryConfig, PixelMemory, Predictions};
+use super::{classify_until_stopped, Classified, ClassifyConfig, MatchStats, MemoryConfig, PixelMemory, Predictions};
 use crate::activations::Activations;
 use crate::error::Result;
 
@@ -21,6 +21,10 @@ pub struct KnnRun {
     pub config: ClassifyConfig,
     pub accuracy: f64,
     pub seconds: f64,
+    /// Stopped by an interrupt: `query_images` are the first queries only. Left out of the JSON
+    /// when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     #[serde(skip)]
     pub predictions: Predictions,
     #[serde(skip)]
@@ -28,19 +32,30 @@ pub struct KnnRun {
 }
 
 pub fn run_knn(name: &str, memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig) -> Result<KnnRun> {
+    let run = run_knn_until_stopped(name, memory, queries, config)?;
+    if run.interrupted {
+        return Err(crate::error::Error::Interrupted);
+    }
+    Ok(run)
+}
+
+/// [`run_knn`], ending at a stop request with a run of the queries classified so far (the
+/// first `query_images`), marked `interrupted`, instead of an error.
+pub fn run_knn_until_stopped(name: &str, memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig) -> Result<KnnRun> {
     let started = Instant::now();
-    let (predictions, stats) = classify(memory, queries, config)?;
+    let Classified { predictions, stats, interrupted } = classify_until_stopped(memory, queries, config)?;
     Ok(KnnRun {
         name: name.to_owned(),
         memory: memory.describe(),
         memory_config: memory.config().clone(),
         memory_images: memory.images(),
         memory_source: memory.source().to_owned(),
-        query_images: queries.len(),
+        query_images: predictions.predicted.len(),
         query_source: queries.source().to_owned(),
         config: config.clone(),
         accuracy: predictions.accuracy,
         seconds: started.elapsed().as_secs_f64(),
+        interrupted,
         predictions,
         stats,
     })

@@ -3,7 +3,7 @@
 //! script shows besides its last value (`display`, `update_display`, `clear_output`).
 use rhai::Dynamic;
 
-use super::handles::{ActivationsHandle, ComparisonHandle, DatasetHandle, FigureHandle, KnnRunHandle, ReportHandle};
+use super::handles::{ActivationsHandle, ComparisonHandle, DatasetHandle, FigureHandle, KnnRunHandle, MemoryHandle, ReportHandle};
 use crate::notebook;
 
 /// A value's forms for display: always text, and HTML or a PNG where the value has one.
@@ -92,8 +92,12 @@ pub fn display(value: &Dynamic) -> Option<DisplayData> {
         // Strings show as their text, not as a quoted literal.
         return Some(DisplayData::plain_text(value.to_string()));
     }
+    if let Some(memory) = value.clone().try_cast::<MemoryHandle>() {
+        let memory = memory.0.borrow();
+        return Some(DisplayData::plain_text(format!("PixelMemory: {} images, {}", memory.images(), memory.describe())));
+    }
     if value.is_array() || value.is_map() {
-        return Some(DisplayData::plain_text(nested_text(value, 0)));
+        return Some(DisplayData { plain: nested_text(value, 0), html: records_table(value), png: None });
     }
     Some(DisplayData::plain_text(if is_scalar(value) { format!("{value:?}") } else { super::script_type(value.type_name().rsplit("::").next().unwrap_or_default()) }))
 }
@@ -119,7 +123,71 @@ fn nested_text(value: &Dynamic, depth: usize) -> String {
     display(value).map_or_else(|| format!("{value:?}"), |d| d.plain)
 }
 
+/// Rows a records table shows; the rest are counted below it.
+const MAX_TABLE_ROWS: usize = 500;
+
+/// An array of maps (records: `datasets()`, a run's `epochs`, a comparison's `summary`) as an
+/// HTML table: a column per key (each map's keys in order, new ones after those seen), a row per
+/// map, an empty cell
+/// where a map lacks the key. `None` for anything else.
+fn records_table(value: &Dynamic) -> Option<String> {
+    let items = value.read_lock::<rhai::Array>()?;
+    let maps: Vec<_> = items.iter().map(|item| item.read_lock::<rhai::Map>()).collect::<Option<_>>()?;
+    if maps.is_empty() {
+        return None;
+    }
+    let mut columns: Vec<&str> = vec![];
+    for map in &maps {
+        for key in map.keys() {
+            if !columns.contains(&key.as_str()) {
+                columns.push(key.as_str());
+            }
+        }
+    }
+    let cell = |v: &Dynamic| if v.is_string() { v.to_string() } else { nested_text(v, 1) };
+    let rows: Vec<Vec<String>> = maps.iter().take(MAX_TABLE_ROWS).map(|map| columns.iter().map(|c| map.get(*c).map(cell).unwrap_or_default()).collect()).collect();
+    let mut html = notebook::html_table(&columns, &rows);
+    if maps.len() > MAX_TABLE_ROWS {
+        html += &format!("<p>… {} more rows</p>", maps.len() - MAX_TABLE_ROWS);
+    }
+    Some(html)
+}
+
 /// Whether Rhai's own debug format shows the value well.
 fn is_scalar(value: &Dynamic) -> bool {
     value.is_unit() || value.is_int() || value.is_float() || value.is_bool() || value.is_char()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(pairs: &[(&str, Dynamic)]) -> Dynamic {
+        pairs.iter().map(|(k, v)| ((*k).into(), v.clone())).collect::<rhai::Map>().into()
+    }
+
+    #[test]
+    fn an_array_of_maps_shows_as_a_table_with_a_column_per_key() {
+        let rows: rhai::Array = vec![
+            record(&[("name", "digits".into()), ("images", Dynamic::from(1797_i64))]),
+            record(&[("name", "a<b".into()), ("extra", Dynamic::from(true))]),
+        ];
+        let shown = display(&rows.into()).unwrap();
+        let html = shown.html.unwrap();
+        assert!(html.contains("<th>images</th><th>name</th><th>extra</th>"), "{html}");
+        assert!(html.contains("<td>1797</td><td>digits</td><td></td>") && html.contains("<td></td><td>a&lt;b</td><td>true</td>"), "{html}");
+        assert!(shown.plain.starts_with("[#{"), "{}", shown.plain);
+        // Not records: no table.
+        let mixed: rhai::Array = vec![record(&[("a", Dynamic::from(1_i64))]), Dynamic::from(2_i64)];
+        assert_eq!(display(&mixed.into()).unwrap().html, None);
+        assert_eq!(display(&rhai::Array::new().into()).unwrap().html, None);
+    }
+
+    #[test]
+    fn a_long_array_of_maps_shows_its_first_rows() {
+        let rows: rhai::Array = (0..MAX_TABLE_ROWS as i64 + 7).map(|i| record(&[("i", Dynamic::from(i))])).collect();
+        let html = display(&rows.into()).unwrap().html.unwrap();
+        assert_eq!(html.matches("<tr>").count(), MAX_TABLE_ROWS + 1);
+        assert!(html.ends_with("<p>… 7 more rows</p>"), "{html}");
+    }
 }

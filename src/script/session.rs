@@ -90,6 +90,17 @@ impl Host {
     }
 }
 
+/// What `last_run()` returns: the result of the session's latest `train`, `compare`, memory
+/// build or kNN classification, finished or as far as it got when interrupted.
+#[derive(Debug, Clone)]
+pub enum LastRun {
+    /// A `train` run's report (a comparison's unit too, while it runs).
+    Train(Rc<crate::train::TrainReport>),
+    Compare(Rc<crate::compare::Comparison>),
+    Memory(super::handles::MemoryHandle),
+    Knn(Rc<crate::knn::KnnRun>),
+}
+
 pub struct ScriptSession {
     pub script: ScriptInfo,
     read_args: RefCell<BTreeSet<String>>,
@@ -100,8 +111,11 @@ pub struct ScriptSession {
     run_dir_locks: RefCell<BTreeMap<PathBuf, crate::files::DirLock>>,
     /// Where `display` and the like go (a notebook's kernel); `None`: printed as text.
     show: RefCell<Option<ShowSink>>,
-    /// The report of the latest `train` (so far, or as interrupted): `last_run()`.
-    last_run: RefCell<Option<Rc<crate::train::TrainReport>>>,
+    /// The latest long call's result (so far, or as interrupted): `last_run()`.
+    last_run: RefCell<Option<LastRun>>,
+    /// The latest `train` run's model, beside its report (models are large: only the latest
+    /// is kept in memory; a checkpoint directory keeps every one on disk).
+    last_model: RefCell<Option<(Rc<crate::train::TrainReport>, Rc<crate::train::TrainedModel>)>>,
     pub host: std::cell::Cell<Host>,
     /// An operation limit a notebook cell asked for (`set_max_operations`), for the next cells.
     requested_max_operations: std::cell::Cell<Option<u64>>,
@@ -123,7 +137,7 @@ impl ScriptSession {
     }
 
     pub fn with_cluster(script: ScriptInfo, files: FileAccess, cluster: Option<crate::cluster::ClusterRun>) -> Rc<Self> {
-        Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new), run_dir_locks: RefCell::default(), show: RefCell::default(), last_run: RefCell::default(), host: Default::default(), requested_max_operations: Default::default() })
+        Rc::new(ScriptSession { script, read_args: RefCell::default(), files, cluster: cluster.map(RefCell::new), run_dir_locks: RefCell::default(), show: RefCell::default(), last_run: RefCell::default(), last_model: RefCell::default(), host: Default::default(), requested_max_operations: Default::default() })
     }
 
     /// Where the core's readers may read for this script: its file access, plus the places of
@@ -222,11 +236,28 @@ impl ScriptSession {
 
     /// Keeps `report` as the latest run (`last_run()`).
     pub fn remember_run(&self, report: crate::train::TrainReport) {
-        *self.last_run.borrow_mut() = Some(Rc::new(report));
+        self.remember(LastRun::Train(Rc::new(report)));
     }
 
-    /// The latest run's report, if a `train` ran (or was interrupted after an epoch).
-    pub fn last_run(&self) -> Option<Rc<crate::train::TrainReport>> {
+    /// Keeps `last` as what `last_run()` returns.
+    pub fn remember(&self, last: LastRun) {
+        *self.last_run.borrow_mut() = Some(last);
+    }
+
+    /// Keeps a `train` run that ended (finished or interrupted) as the latest run, with its
+    /// model (the one model kept: an earlier run's is dropped).
+    pub fn remember_trained(&self, report: Rc<crate::train::TrainReport>, model: crate::train::TrainedModel) {
+        *self.last_model.borrow_mut() = Some((report.clone(), Rc::new(model)));
+        self.remember(LastRun::Train(report));
+    }
+
+    /// The model of `report`'s run, if it is the run whose model is kept.
+    pub fn model_of(&self, report: &Rc<crate::train::TrainReport>) -> Option<Rc<crate::train::TrainedModel>> {
+        self.last_model.borrow().as_ref().filter(|(kept, _)| Rc::ptr_eq(kept, report)).map(|(_, model)| model.clone())
+    }
+
+    /// The latest long call's result, if one ran (or was interrupted after doing something).
+    pub fn last_run(&self) -> Option<LastRun> {
         self.last_run.borrow().clone()
     }
 

@@ -91,6 +91,22 @@ impl TrainedModel {
         Ok(TrainedModel { net, info, vs })
     }
 
+    /// The model a run just trained (not saved anywhere): its network and variables.
+    pub(super) fn trained(net: HueNet, mut vs: nn::VarStore, info: SavedModelInfo) -> Self {
+        vs.freeze();
+        TrainedModel { net, info, vs }
+    }
+
+    /// A copy of the weights on `device` (the copy is what an extractor owns; the model stays
+    /// as it is).
+    pub fn copy_to(&self, device: Device) -> Result<Self> {
+        let mut vs = nn::VarStore::new(device);
+        let net = crate::rng::with_generator(|| HueNet::new(&vs.root(), &self.info.spec))?;
+        vs.copy(&self.vs).map_err(|e| Error::msg(format!("copying the weights of run '{}': {}", self.info.run_name, crate::error::torch_message(&e))))?;
+        vs.freeze();
+        Ok(TrainedModel { net, info: self.info.clone(), vs })
+    }
+
     pub fn device(&self) -> Device {
         self.vs.device()
     }

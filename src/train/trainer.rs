@@ -8,7 +8,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::{self, PartialEpoch, Resumed};
 use super::recalibrate;
-use super::saved_model::{save_model, SavedModelInfo};
+use super::saved_model::{save_model, SavedModelInfo, TrainedModel};
 use super::step::{EpochSums, HostSums, TrainStep};
 use super::{evaluate_stream, EpochMetrics, EvalMetrics, Optimizer, SplitSizes, TrainConfig, TrainReport};
 use crate::data::{BatchPlan, BatchStream, ImageDataset, Mode, Split};
@@ -72,8 +72,27 @@ pub fn train(data: &ImageDataset, split: &Split, config: &TrainConfig) -> Result
 /// stays reachable: `last_run()` in a script).
 pub type Watcher<'w> = &'w mut dyn FnMut(&TrainReport);
 
+/// A run that ended, finished or interrupted, with its model.
+pub struct TrainedRun {
+    /// `interrupted` when a stop request ended it: its finished epochs, no test metrics.
+    pub report: TrainReport,
+    /// The weights as they were when the run ended (an interrupted run's: after its last
+    /// finished batch).
+    pub model: TrainedModel,
+}
+
 /// [`train`], with `watch` told of every epoch and of an interruption.
-pub fn train_watched(data: &ImageDataset, split: &Split, config: &TrainConfig, mut watch: Option<Watcher>) -> Result<TrainReport> {
+pub fn train_watched(data: &ImageDataset, split: &Split, config: &TrainConfig, watch: Option<Watcher>) -> Result<TrainReport> {
+    let ended = train_model(data, split, config, watch)?;
+    if ended.report.interrupted {
+        return Err(Error::Interrupted);
+    }
+    Ok(ended.report)
+}
+
+/// [`train_watched`], keeping the model, and ending an interrupted run with what it did (its
+/// report marked `interrupted`) instead of an error: a notebook keeps both.
+pub fn train_model(data: &ImageDataset, split: &Split, config: &TrainConfig, mut watch: Option<Watcher>) -> Result<TrainedRun> {
     config.validate()?;
     split.check_fits(&data.identity(), data.name())?;
     if split.train.is_empty() {
@@ -101,13 +120,17 @@ pub fn train_watched(data: &ImageDataset, split: &Split, config: &TrainConfig, m
             }
             run.stop_after_epoch()
         });
-        if let Err(e) = finished {
-            if let (Error::Interrupted, Some(watch)) = (&e, watch.as_mut()) {
+        match finished {
+            Ok(()) => {}
+            Err(Error::Interrupted) => {
                 let mut so_far = run.report(epochs, None, previous_seconds, resumed_after_epoch);
                 so_far.interrupted = true;
-                watch(&so_far);
+                if let Some(watch) = watch.as_mut() {
+                    watch(&so_far);
+                }
+                return Ok(TrainedRun { report: so_far, model: run.into_model() });
             }
-            return Err(e);
+            Err(e) => return Err(e),
         }
     }
     run.progress.finish_and_clear();
@@ -283,7 +306,7 @@ impl<'a> Run<'a> {
     }
 
     /// After the last epoch: the test part's metrics, the saved model, the report.
-    fn finish(self, epochs: Vec<EpochMetrics>, previous_seconds: f64, resumed_after_epoch: Option<usize>) -> Result<TrainReport> {
+    fn finish(self, epochs: Vec<EpochMetrics>, previous_seconds: f64, resumed_after_epoch: Option<usize>) -> Result<TrainedRun> {
         let (config, data, split) = (self.config, self.data, self.split);
         let prepare = |batch| self.prepare(batch);
         if config.bn_recalibrate {
@@ -295,19 +318,30 @@ impl<'a> Run<'a> {
         crate::interrupt::reached(StopPoint::Testing)?;
         let test = if split.test.is_empty() { None } else { Some(evaluate_stream(&self.net, data, &split.test, &self.hue_labels, self.workers, &prepare)?) };
         if let Some(dir) = &config.checkpoint {
-            let info = SavedModelInfo {
-                format: 1,
-                spec: self.net.spec().clone(),
-                normalization: self.normalization.clone(),
-                class_names: data.class_names().to_vec(),
-                run_name: config.name.clone(),
-                // save_model records the digest of the tensors it writes.
-                tensors_sha256: None,
-            };
             crate::interrupt::reached(StopPoint::SavingModel)?;
-            save_model(dir, &self.vs, &info)?;
+            save_model(dir, &self.vs, &self.model_info())?;
         }
-        Ok(self.report(epochs, test, previous_seconds, resumed_after_epoch))
+        let report = self.report(epochs, test, previous_seconds, resumed_after_epoch);
+        Ok(TrainedRun { report, model: self.into_model() })
+    }
+
+    /// What a saved model records of this run.
+    fn model_info(&self) -> SavedModelInfo {
+        SavedModelInfo {
+            format: 1,
+            spec: self.net.spec().clone(),
+            normalization: self.normalization.clone(),
+            class_names: self.data.class_names().to_vec(),
+            run_name: self.config.name.clone(),
+            // save_model records the digest of the tensors it writes.
+            tensors_sha256: None,
+        }
+    }
+
+    /// The model as trained so far.
+    fn into_model(self) -> TrainedModel {
+        let info = self.model_info();
+        TrainedModel::trained(self.net, self.vs, info)
     }
 
     /// The run's report with `epochs` and `test` (the report so far, before the end).

@@ -59,7 +59,13 @@ fn cells_share_one_session_and_show_figures_tables_and_errors() {
 #[test]
 fn an_interrupt_stops_training_and_the_session_goes_on() {
     let report = scenario("interrupt");
-    assert_eq!(report.matches("ok: ").count(), 5, "{report}");
+    assert_eq!(report.matches("ok: ").count(), 6, "{report}");
+}
+
+#[test]
+fn an_interrupted_comparison_or_memory_build_keeps_what_it_did() {
+    let report = scenario("partial");
+    assert_eq!(report.matches("ok: ").count(), 2, "{report}");
 }
 
 #[test]

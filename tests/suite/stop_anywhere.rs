@@ -174,3 +174,28 @@ fn a_comparison_unit_stopped_after_its_epochs_last_batch_resumes_to_the_uninterr
         }
     }
 }
+
+/// kNN work stopped by Ctrl-C's request after a batch: the error says what was done (the
+/// notebook test finds it in `last_run()`), and the exit status is Ctrl-C's.
+#[test]
+fn a_stopped_memory_build_or_classification_says_how_far_it_got() {
+    const KNN: &str = r#"
+let data = dataset("digits").subset(#{ per_class: 10, seed: 0 });
+let run = train(data, data.split(#{ seed: 0 }), #{ model: "small_cnn", epochs: 1, seed: 0, device: "cpu", progress: false });
+let net = trained_model(run, #{});
+let memory = pixel_memory_of(net, data, #{ add_batch: 20 });
+print(`memory ${memory.len}`);
+let queries = activations(net, data, #{});
+let knn = knn_classify(memory, queries, #{ k: 3, batch_images: 10 });
+print(`knn ${knn.accuracy}`);
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("knn.rhai"), KNN).unwrap();
+    let whole = huelab(dir.path(), "knn.rhai", &[], None);
+    assert!(whole.status.success() && text(&whole).contains("memory 1600"), "{}", text(&whole));
+    for (point, says) in [("int@add:2", "interrupted after adding 40 of 100 images"), ("int@query:3", "interrupted after 30 of 100 queries")] {
+        let stopped = huelab(dir.path(), "knn.rhai", &[], Some(point));
+        assert_eq!(stopped.status.code(), Some(130), "{point}: {}", text(&stopped));
+        assert!(text(&stopped).contains(says) && text(&stopped).contains("last_run()"), "{point}: {}", text(&stopped));
+    }
+}

@@ -14,7 +14,7 @@ pub mod compare_api {
     use crate::script::configs::{arm_config, compare_config};
     use crate::script::errors::{guarded, RhaiResult};
     use crate::script::handles::{handles_of, ComparisonHandle, DatasetHandle};
-    use crate::script::session::ScriptSession;
+    use crate::script::session::{LastRun, ScriptSession};
 
     pub type Comparison = ComparisonHandle;
 
@@ -48,10 +48,28 @@ pub mod compare_api {
                 None => {
                     // In a notebook, the arms of the current fold and seed in one live figure.
                     let mut watch = RunWatch::new(session.clone(), arms.iter().all(|a| a.config.live), arms.len());
-                    let compared = compare_with(&data.0, &arms, &config, None, &mut TrainLocally::watched(&mut |so_far| watch.epoch(so_far)));
+                    let mut on_epoch = |so_far: &crate::train::TrainReport| watch.epoch(so_far);
+                    let mut runner = TrainLocally::watched(&mut on_epoch);
+                    let compared = compare_with(&data.0, &arms, &config, None, &mut runner);
+                    let so_far = runner.so_far.take();
                     let finished: Vec<_> = compared.as_ref().map(|c| c.runs.iter().map(|r| &r.report).collect()).unwrap_or_default();
                     watch.end(&finished);
-                    Ok(ComparisonHandle(Rc::new(compared?), false))
+                    match (compared, so_far) {
+                        (Err(crate::Error::Interrupted), Some(so_far)) => {
+                            let message = format!(
+                                "interrupted after {} of {} units (outputs finished before it are intact); last_run() returns the comparison of the finished ones",
+                                so_far.runs.len(),
+                                so_far.runs.len() + so_far.missing.len()
+                            );
+                            session.remember(LastRun::Compare(Rc::new(so_far)));
+                            Err(crate::Error::msg(message))
+                        }
+                        (compared, _) => {
+                            let compared = Rc::new(compared?);
+                            session.remember(LastRun::Compare(compared.clone()));
+                            Ok(ComparisonHandle(compared, false))
+                        }
+                    }
                 }
                 Some(mut cluster) => {
                     let root = cluster.begin_compare();
@@ -109,6 +127,13 @@ pub mod compare_api {
         let handles: Vec<ComparisonHandle> = handles_of(&comparisons, "comparisons", "Comparison (from compare)")?;
         let refs: Vec<_> = handles.iter().map(|h| h.0.as_ref()).collect();
         guarded("write_summary_csv", || library_write_summary_csv(Path::new(path), &refs))
+    }
+
+    /// Whether an interrupt stopped it: its statistics are over the finished units, the others
+    /// are listed as missing (see `last_run`).
+    #[rhai_fn(get = "interrupted", pure)]
+    pub fn interrupted(c: &mut Comparison) -> bool {
+        c.0.interrupted
     }
 
     #[rhai_fn(get = "runs", pure)]

@@ -10,7 +10,7 @@ pub mod knn_api {
 
     use crate::activations::Activations as LibraryActivations;
     use crate::extract::Extractor as LibraryExtractor;
-    use crate::knn::{run_knn, PixelMemory};
+    use crate::knn::{run_knn_until_stopped, PixelMemory};
     use crate::results::{write_match_summary_csv, write_predictions_csv as library_write_predictions_csv};
     use crate::results::{write_manifest_of, ManifestBody};
     use crate::{plot, results};
@@ -18,7 +18,9 @@ pub mod knn_api {
     use crate::script::configs::{activation_options, classify_config, extractor_options, memory_config};
     use crate::script::errors::{guarded, to_rhai, RhaiResult};
     use crate::script::handles::{handles_of, ActivationsHandle, DatasetHandle, ExtractorHandle, KnnRunHandle, MemoryHandle, SplitHandle};
-    use crate::script::session::ScriptSession;
+    // Named as scripts know it (the type is registered by the train bindings).
+    use crate::script::handles::ReportHandle as TrainReport;
+    use crate::script::session::{LastRun, ScriptSession};
 
     use super::stats_of;
 
@@ -59,6 +61,28 @@ pub mod knn_api {
         guarded("trained_model", || {
             let o = extractor_options(options, "trained_model options", ExtractorOptions::TRAINED_OPTIONS)?;
             Ok(ExtractorHandle(Rc::new(LibraryExtractor::trained(Path::new(dir), &o.layer, o.device)?)))
+        })
+    }
+
+    /// The model of a `train` run of this session, in memory (finished, or as far as it got
+    /// when interrupted: `trained_model(last_run(), #{})`), cut after a layer. A session keeps
+    /// the latest run's model only; a run with a `checkpoint` directory keeps its model there.
+    /// ```rhai
+    /// let r = train(data, parts, #{ epochs: 5 });
+    /// let net = trained_model(r, #{ layer: "bottleneck" });
+    /// ```
+    #[rhai_fn(name = "trained_model", return_raw)]
+    pub fn trained_model_of_run(ctx: NativeCallContext, run: TrainReport, options: Map) -> RhaiResult<Extractor> {
+        let session = ScriptSession::of(&ctx);
+        guarded("trained_model", || {
+            let o = extractor_options(options, "trained_model options", ExtractorOptions::TRAINED_OPTIONS)?;
+            let model = session.model_of(&run.0).ok_or_else(|| {
+                crate::Error::msg(format!(
+                    "the model of run '{}' is not in memory: a session keeps only its latest train run's model (a run with a checkpoint directory keeps it there: trained_model(dir, #{{}}))",
+                    run.0.name()
+                ))
+            })?;
+            Ok(ExtractorHandle(Rc::new(LibraryExtractor::trained_in_memory(&model, &o.layer, o.device)?)))
         })
     }
 
@@ -182,17 +206,42 @@ pub mod knn_api {
     /// let memory = pixel_memory_of(net, dataset("fashion_mnist"), #{ index: "IVF1024,PQ16", add_batch: 512 });
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn pixel_memory_of(net: Extractor, data: DatasetHandle, options: Map) -> RhaiResult<PixelMemoryHandle> {
+    pub fn pixel_memory_of(ctx: NativeCallContext, net: Extractor, data: DatasetHandle, options: Map) -> RhaiResult<PixelMemoryHandle> {
+        let session = ScriptSession::of(&ctx);
         guarded("pixel_memory_of", || {
             let (config, device) = memory_config(options)?;
-            Ok(MemoryHandle(Rc::new(RefCell::new(PixelMemory::build_streaming(net.0.as_ref(), &data.0, &config, device)?))))
+            let (memory, interrupted) = PixelMemory::build_streaming_until_stopped(net.0.as_ref(), &data.0, &config, device)?;
+            let images = memory.images();
+            let memory = MemoryHandle(Rc::new(RefCell::new(memory)));
+            session.remember(LastRun::Memory(memory.clone()));
+            if interrupted {
+                return Err(crate::Error::msg(format!(
+                    "interrupted after adding {images} of {} images; last_run() returns the memory of those (the data set's first {images}: add the rest with add)",
+                    data.0.len()
+                )));
+            }
+            Ok(memory)
         })
     }
 
-    /// Adds more images (same layer and classes) to the memory.
+    /// Adds more images (same layer and classes) to the memory. Interrupted, the memory keeps
+    /// the images of the batches added before the stop (the first ones of `acts`).
     #[rhai_fn(name = "add", return_raw)]
-    pub fn memory_add(memory: &mut PixelMemoryHandle, acts: Activations) -> RhaiResult<()> {
-        guarded("add", || memory.0.borrow_mut().add(&acts.0))
+    pub fn memory_add(ctx: NativeCallContext, memory: &mut PixelMemoryHandle, acts: Activations) -> RhaiResult<()> {
+        let session = ScriptSession::of(&ctx);
+        guarded("add", || {
+            let before = memory.0.borrow().images();
+            let added = memory.0.borrow_mut().add(&acts.0);
+            session.remember(LastRun::Memory(memory.clone()));
+            match added {
+                Err(crate::Error::Interrupted) => Err(crate::Error::msg(format!(
+                    "interrupted after adding {} of {} images; the memory holds those (the first ones of the activations), last_run() returns it",
+                    memory.0.borrow().images() - before,
+                    acts.0.len()
+                ))),
+                other => other,
+            }
+        })
     }
 
     /// Saves the memory (index, entries.npy, memory.json) into a directory.
@@ -234,11 +283,27 @@ pub mod knn_api {
     /// print(run.accuracy);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn knn_classify(memory: PixelMemoryHandle, queries: Activations, options: Map) -> RhaiResult<KnnRun> {
+    pub fn knn_classify(ctx: NativeCallContext, memory: PixelMemoryHandle, queries: Activations, options: Map) -> RhaiResult<KnnRun> {
+        let session = ScriptSession::of(&ctx);
         guarded("knn_classify", || {
             let (name, config) = classify_config(options)?;
-            Ok(KnnRunHandle(Rc::new(run_knn(&name, &mut memory.0.borrow_mut(), &queries.0, &config)?)))
+            let run = Rc::new(run_knn_until_stopped(&name, &mut memory.0.borrow_mut(), &queries.0, &config)?);
+            session.remember(LastRun::Knn(run.clone()));
+            if run.interrupted {
+                return Err(crate::Error::msg(format!(
+                    "interrupted after {} of {} queries; last_run() returns the run of those (the first ones: its accuracy is theirs)",
+                    run.query_images,
+                    queries.0.len()
+                )));
+            }
+            Ok(KnnRunHandle(run))
         })
+    }
+
+    /// Whether an interrupt stopped it: `queries` counts the first queries it classified.
+    #[rhai_fn(get = "interrupted", pure)]
+    pub fn run_interrupted(run: &mut KnnRun) -> bool {
+        run.0.interrupted
     }
 
     #[rhai_fn(get = "accuracy", pure)]

@@ -11,7 +11,7 @@ pub mod train_api {
     use crate::script::session::ScriptSession;
     use crate::script::handles::{DatasetHandle, ReportHandle, SplitHandle};
     use crate::script::live::RunWatch;
-    use crate::train::train_watched as library_train;
+    use crate::train::train_model as library_train;
 
     pub type TrainReport = ReportHandle;
 
@@ -33,16 +33,19 @@ pub mod train_api {
         // metrics: `test_accuracy` is `()`, `epochs` empty).
         let outcome = guarded("train", || match session.cluster() {
             None => {
-                let finished = library_train(&data.0, &split.0, &config, Some(&mut |so_far| watch.epoch(so_far)));
-                watch.end(&finished.as_ref().ok().into_iter().collect::<Vec<_>>());
-                match (finished, session.last_run()) {
-                    (Err(crate::Error::Interrupted), Some(so_far)) if so_far.interrupted => Err(crate::Error::msg(format!(
-                        "interrupted after {} of {} epochs (outputs finished before it are intact); last_run() returns the run as far as it got",
-                        so_far.epochs.len(),
-                        so_far.config.epochs
-                    ))),
-                    (finished, _) => Ok(ReportHandle(Rc::new(finished?))),
+                let ended = library_train(&data.0, &split.0, &config, Some(&mut |so_far| watch.epoch(so_far)));
+                watch.end(&ended.as_ref().map(|e| vec![&e.report]).unwrap_or_default());
+                let ended = ended?;
+                let report = Rc::new(ended.report);
+                session.remember_trained(report.clone(), ended.model);
+                if report.interrupted {
+                    return Err(crate::Error::msg(format!(
+                        "interrupted after {} of {} epochs (outputs finished before it are intact); last_run() returns the run as far as it got, trained_model(last_run(), #{{}}) its model",
+                        report.epochs.len(),
+                        report.config.epochs
+                    )));
                 }
+                Ok(ReportHandle(report))
             }
             Some(mut cluster) => Ok(ReportHandle(Rc::new(match cluster.train_unit(&data.0, &split.0, &config)? {
                 Some(report) => report,
@@ -87,15 +90,25 @@ pub mod train_api {
         m
     }
 
-    /// The report of the latest `train` of this session: finished, or as far as it got when it
-    /// was interrupted (its finished epochs, `interrupted` true, no test metrics); `()` before
-    /// any run finished an epoch.
+    /// The result of this session's latest `train`, `compare`, `pixel_memory_of` / `add` or
+    /// `knn_classify`: finished, or as far as it got when it was interrupted — a TrainReport
+    /// (its finished epochs, `interrupted` true, no test metrics; `trained_model(last_run(),
+    /// #{})` its model), a Comparison of the finished units (the others listed as missing), the
+    /// memory with the images added so far, a KnnRun of the queries classified so far; `()`
+    /// before any.
     /// ```rhai
     /// let partial = last_run();   // after interrupting `let r = train(…)`
     /// print(partial.epochs.len());
     /// ```
     pub fn last_run(ctx: NativeCallContext) -> Dynamic {
-        ScriptSession::of(&ctx).last_run().map_or(Dynamic::UNIT, |report| Dynamic::from(ReportHandle(report)))
+        use crate::script::session::LastRun;
+        match ScriptSession::of(&ctx).last_run() {
+            None => Dynamic::UNIT,
+            Some(LastRun::Train(report)) => Dynamic::from(ReportHandle(report)),
+            Some(LastRun::Compare(comparison)) => Dynamic::from(crate::script::handles::ComparisonHandle(comparison, false)),
+            Some(LastRun::Memory(memory)) => Dynamic::from(memory),
+            Some(LastRun::Knn(run)) => Dynamic::from(crate::script::handles::KnnRunHandle(run)),
+        }
     }
 
     /// Whether the run was interrupted before its last epoch (see `last_run`).
