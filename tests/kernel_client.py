@@ -202,9 +202,18 @@ def partial():
         code = 'let r = train(d, parts, #{ model: "small_cnn", epochs: 1, seed: 0, device: "cpu", progress: false });\nlet net = trained_model(r, #{});\nlet m = pixel_memory_of(net, d.subset(#{ per_class: 10, seed: 0 }), #{ add_batch: 100 });\nlet acts = activations(net, d, #{});\nm.add(acts);'
         reply, out = run(kc, code)
         assert reply["status"] == "error" and reply["ename"] == "Interrupted" and "after adding 200 of 1797 images" in reply["evalue"], reply
-        reply, out = run(kc, 'let p = last_run();\np.save("partial-memory");\nlet back = load_memory("partial-memory", #{});\n[m.len, p.len, back.len, knn_classify(back, acts, #{ k: 3 }).accuracy > 0.5]')
+        reply, out = run(kc, 'let p = last_run();\np.save("partial-memory");\nlet back = load_memory("partial-memory", #{});\n[m.len, p.len, back.len, knn_classify(back, acts, #{ k: 3, name: "back" }).accuracy > 0.5]')
         assert reply["status"] == "ok" and of_type(out, "execute_result")[0]["data"]["text/plain"] == "[4800, 4800, 4800, true]", (reply, out)
         ok("an interrupted memory build keeps the images it added, saved and loaded whole")
+
+        # The classification's live figure: its final frame at least (a short one shows no other).
+        frames = [m for m in out if is_live(m)]
+        assert frames and frames[0]["msg_type"] == "display_data", frames
+        last = frames[-1]["content"]["data"]
+        assert last["text/plain"].startswith("back: 1797 of 1797 queries") and base64.b64decode(last["image/png"]).startswith(b"\x89PNG"), last["text/plain"]
+        reply, out = run(kc, 'knn_classify(back, acts, #{ k: 3, live: false }).accuracy > 0.5')
+        assert reply["status"] == "ok" and not [m for m in out if is_live(m)], out
+        ok("a classification shows the accuracy of its queries so far as a live figure; live: false, none")
     finally:
         km.shutdown_kernel(now=True)
 

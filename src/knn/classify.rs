@@ -45,11 +45,15 @@ pub struct ClassifyConfig {
     pub batch_images: usize,
     /// Count match positions (pixel memories only).
     pub observe: Option<ObserveConfig>,
+    /// In a notebook, the accuracy of the queries classified so far as one figure updated in
+    /// place.
+    #[serde(skip)]
+    pub live: bool,
 }
 
 impl Default for ClassifyConfig {
     fn default() -> Self {
-        ClassifyConfig { k: 10, eps: 1e-6, vote: Vote::Kernel, batch_images: 64, observe: None }
+        ClassifyConfig { k: 10, eps: 1e-6, vote: Vote::Kernel, batch_images: 64, observe: None, live: true }
     }
 }
 
@@ -61,6 +65,7 @@ impl ClassifyConfig {
         OptionDoc::new("vote", "string", "\"kernel\"", "Eq. 2–3's kernel-weighted vote, or a plain majority").one_of(|| vec!["kernel", "majority"]),
         OptionDoc::new("batch_images", "int", "64", "query images per search call"),
         OptionDoc::new("observe", "map", "(none)", "count match positions (pixel memories)").with_fields(Self::OBSERVE_OPTIONS),
+        OptionDoc::new("live", "bool", "true", "in a notebook, the accuracy of the queries so far as one figure updated in place (at most twice a second)"),
     ];
     pub const OBSERVE_OPTIONS: &'static [OptionDoc] = &[
         OptionDoc::new("cells", "array", "[]", "query cells [x, y] whose matches are mapped"),
@@ -98,6 +103,7 @@ impl ClassifyConfig {
             vote,
             batch_images: size(o.count("batch_images")?, d.batch_images),
             observe,
+            live: o.bool("live")?.unwrap_or(d.live),
         };
         config.validate()?;
         let name = o.string("name")?.unwrap_or_else(|| if vote == Vote::Kernel { "kernel".into() } else { "majority".into() });
@@ -340,9 +346,22 @@ impl<'a> Observer<'a> {
     }
 }
 
+/// How far a classification has got, told after every batch of queries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueriesDone {
+    /// Queries classified so far (the first ones, in order) and how many of them correctly.
+    pub classified: usize,
+    pub correct: usize,
+    /// All the queries.
+    pub queries: usize,
+}
+
+/// What watches a classification (a notebook's live figure): told of every batch.
+pub type QueryWatcher<'w> = &'w mut dyn FnMut(QueriesDone);
+
 /// Classifies every image of `queries` against `memory`.
 pub fn classify(memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig) -> Result<(Predictions, Option<MatchStats>)> {
-    let classified = classify_until_stopped(memory, queries, config)?;
+    let classified = classify_until_stopped(memory, queries, config, None)?;
     if classified.interrupted {
         return Err(Error::Interrupted);
     }
@@ -359,8 +378,8 @@ pub struct Classified {
 }
 
 /// [`classify`], ending at a stop request with the queries classified so far (the first ones,
-/// in order) instead of an error.
-pub fn classify_until_stopped(memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig) -> Result<Classified> {
+/// in order) instead of an error; `watch` told of every batch.
+pub fn classify_until_stopped(memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig, mut watch: Option<QueryWatcher>) -> Result<Classified> {
     if queries.class_names() != memory.class_names() {
         return Err(Error::msg(format!(
             "the queries' classes ({}) are not the memory's ({})",
@@ -397,6 +416,7 @@ pub fn classify_until_stopped(memory: &mut PixelMemory, queries: &Activations, c
     let (mut predicted, mut scores) = (Vec::with_capacity(queries.len()), Vec::with_capacity(queries.len()));
     let progress = super::progress_bar("kNN queries", queries.len());
     let mut interrupted = false;
+    let mut correct = 0;
     for start in (0..queries.len()).step_by(config.batch_images) {
         if crate::interrupt::requested() {
             interrupted = true;
@@ -421,15 +441,19 @@ pub fn classify_until_stopped(memory: &mut PixelMemory, queries: &Activations, c
                     observer.record(pixel as u32, truth, matches);
                 }
             }
-            predicted.push(argmax(&image_scores));
+            let class = argmax(&image_scores);
+            correct += usize::from(class == queries.labels()[start + image]);
+            predicted.push(class);
             scores.push(image_scores);
         }
         progress.inc(len as u64);
+        if let Some(watch) = watch.as_mut() {
+            watch(QueriesDone { classified: predicted.len(), correct, queries: queries.len() });
+        }
         crate::interrupt::reached(crate::interrupt::StopPoint::QueryBatch { batch: predicted.len().div_ceil(config.batch_images) })?;
     }
     progress.finish_and_clear();
     let truth = queries.labels()[..predicted.len()].to_vec();
-    let correct = predicted.iter().zip(&truth).filter(|(p, t)| p == t).count();
     let predictions = Predictions {
         accuracy: correct as f64 / truth.len().max(1) as f64,
         predicted,

@@ -11,7 +11,7 @@ mod run;
 mod search;
 
 pub use search::{Backend, FaissIndex, InnerProductIndex, Neighbours, SearchIndex, TorchFlat};
-pub use classify::{centred, classify, classify_until_stopped, kernel_scores, Classified, ClassifyConfig, ConditionalMatches, MatchStats, ObserveConfig, Predictions, Vote};
+pub use classify::{centred, classify, classify_until_stopped, kernel_scores, Classified, ClassifyConfig, QueriesDone, QueryWatcher, ConditionalMatches, MatchStats, ObserveConfig, Predictions, Vote};
 pub use descriptor::{Descriptor, GEM_DEFAULT_P};
 pub use memory::{MemoryConfig, PixelMemory};
 pub use run::{run_knn, run_knn_until_stopped, KnnRun};

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{classify_until_stopped, Classified, ClassifyConfig, MatchStats, MemoryConfig, PixelMemory, Predictions};
+use super::{classify_until_stopped, Classified, ClassifyConfig, QueryWatcher, MatchStats, MemoryConfig, PixelMemory, Predictions};
 use crate::activations::Activations;
 use crate::error::Result;
 
@@ -32,7 +32,7 @@ pub struct KnnRun {
 }
 
 pub fn run_knn(name: &str, memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig) -> Result<KnnRun> {
-    let run = run_knn_until_stopped(name, memory, queries, config)?;
+    let run = run_knn_until_stopped(name, memory, queries, config, None)?;
     if run.interrupted {
         return Err(crate::error::Error::Interrupted);
     }
@@ -40,10 +40,11 @@ pub fn run_knn(name: &str, memory: &mut PixelMemory, queries: &Activations, conf
 }
 
 /// [`run_knn`], ending at a stop request with a run of the queries classified so far (the
-/// first `query_images`), marked `interrupted`, instead of an error.
-pub fn run_knn_until_stopped(name: &str, memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig) -> Result<KnnRun> {
+/// first `query_images`), marked `interrupted`, instead of an error; `watch` told of every
+/// batch of queries.
+pub fn run_knn_until_stopped(name: &str, memory: &mut PixelMemory, queries: &Activations, config: &ClassifyConfig, watch: Option<QueryWatcher>) -> Result<KnnRun> {
     let started = Instant::now();
-    let Classified { predictions, stats, interrupted } = classify_until_stopped(memory, queries, config)?;
+    let Classified { predictions, stats, interrupted } = classify_until_stopped(memory, queries, config, watch)?;
     Ok(KnnRun {
         name: name.to_owned(),
         memory: memory.describe(),

@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::activations::Activations;
 use crate::compare::Comparison;
 use crate::error::{Error, Result};
-use crate::knn::MatchStats;
+use crate::knn::{MatchStats, QueriesDone};
 use crate::plot::{dot_plot, heatmaps, line_panels, plot_heatmaps, plot_polar, polar, DotGroup, Figure, HeatmapPanel, LegendCorner, Line, LinePanel};
 use crate::train::TrainReport;
 
@@ -40,6 +40,34 @@ pub fn training_curves(reports: &[&TrainReport]) -> Result<Figure> {
         accuracy.lines.push(line(format!("{name} (train)"), true, points(&|e| Some(e.train_accuracy))));
     }
     line_panels(&[loss, accuracy], max_epoch, "epoch")
+}
+
+/// A classification as it goes: the accuracy of the queries classified so far (solid) and of
+/// each batch (dashed) against the number of queries classified; `points` are what the
+/// classifier told after each batch. (Queries in class order make the batches' accuracy move
+/// from class to class.)
+pub fn query_accuracy_curve(name: &str, points: &[QueriesDone]) -> Result<Figure> {
+    let Some(last) = points.last() else { return Err(Error::msg("query_accuracy_curve: no batch classified yet")) };
+    let so_far = points.iter().filter(|p| p.classified > 0).map(|p| (p.classified as f64, p.correct as f64 / p.classified as f64)).collect();
+    let mut previous = QueriesDone { classified: 0, correct: 0, queries: last.queries };
+    let mut batches = vec![];
+    for p in points {
+        if p.classified > previous.classified {
+            batches.push((p.classified as f64, (p.correct - previous.correct) as f64 / (p.classified - previous.classified) as f64));
+        }
+        previous = *p;
+    }
+    let panel = LinePanel {
+        title: format!("{name}: {} of {} queries", last.classified, last.queries),
+        y_desc: "accuracy".into(),
+        y_max: 1.0,
+        legend: LegendCorner::LowerRight,
+        lines: vec![
+            Line { label: "queries so far".into(), colour: 0, dashed: false, points: so_far },
+            Line { label: "each batch".into(), colour: 0, dashed: true, points: batches },
+        ],
+    };
+    line_panels(&[panel], last.queries as f64, "query images")
 }
 
 pub fn plot_comparison(path: &Path, comparison: &Comparison) -> Result<()> {
@@ -162,4 +190,17 @@ pub fn plot_match_angles(path: &Path, title: &str, stats: &MatchStats, class_nam
 /// The figure of [`plot_match_angles`].
 pub fn match_angles(title: &str, stats: &MatchStats, class_names: &[String]) -> Result<Figure> {
     polar(title, class_names, &stats.angle_histograms, Some(&stats.angle_cells))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_classification_so_far_is_drawn_and_needs_a_batch() {
+        let done = |classified, correct| QueriesDone { classified, correct, queries: 100 };
+        let figure = query_accuracy_curve("kernel", &[done(10, 9), done(20, 12), done(30, 22)]).unwrap();
+        assert!(figure.png().starts_with(b"\x89PNG") && figure.size() == (700, 560));
+        assert!(query_accuracy_curve("kernel", &[]).is_err());
+    }
 }

@@ -63,9 +63,9 @@ fn an_interrupt_stops_training_and_the_session_goes_on() {
 }
 
 #[test]
-fn an_interrupted_comparison_or_memory_build_keeps_what_it_did() {
+fn an_interrupted_comparison_or_memory_build_keeps_what_it_did_and_a_classification_shows_live() {
     let report = scenario("partial");
-    assert_eq!(report.matches("ok: ").count(), 2, "{report}");
+    assert_eq!(report.matches("ok: ").count(), 3, "{report}");
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod knn_api {
     use crate::script::handles::{handles_of, ActivationsHandle, DatasetHandle, ExtractorHandle, KnnRunHandle, MemoryHandle, SplitHandle};
     // Named as scripts know it (the type is registered by the train bindings).
     use crate::script::handles::ReportHandle as TrainReport;
+    use crate::script::live::QueryWatch;
     use crate::script::session::{LastRun, ScriptSession};
 
     use super::stats_of;
@@ -277,7 +278,8 @@ pub mod knn_api {
     }
 
     /// Classifies every query image by its K nearest memory vectors (Eq. 1–3, or a majority
-    /// vote).
+    /// vote). In a notebook, the accuracy of the queries so far shows as a figure updated in
+    /// place (`live: false`: none).
     /// ```rhai
     /// let run = knn_classify(memory, queries, #{ k: 10, observe: #{ cells: [[3, 3], [0, 3]] } });
     /// print(run.accuracy);
@@ -287,7 +289,10 @@ pub mod knn_api {
         let session = ScriptSession::of(&ctx);
         guarded("knn_classify", || {
             let (name, config) = classify_config(options)?;
-            let run = Rc::new(run_knn_until_stopped(&name, &mut memory.0.borrow_mut(), &queries.0, &config)?);
+            let mut watch = QueryWatch::new(session.clone(), config.live, &name);
+            let run = run_knn_until_stopped(&name, &mut memory.0.borrow_mut(), &queries.0, &config, Some(&mut |done| watch.batch(done)));
+            watch.end();
+            let run = Rc::new(run?);
             session.remember(LastRun::Knn(run.clone()));
             if run.interrupted {
                 return Err(crate::Error::msg(format!(
