@@ -193,23 +193,22 @@ impl Kernel {
                 let response = debug::answer_idle(&self.debugger, &mut self.repl, &request.content);
                 self.sender.send(Outgoing::Control(Message::reply_to(&request, "debug_reply", response)));
             }
-            Incoming::Shell(request) if abort_execution && request.header.msg_type == "execute_request" => {
-                self.iopub(&request, "status", json!({ "execution_state": "busy" }));
-                let mut reply = Message::reply_to(&request, "execute_reply", json!({ "status": "aborted" }));
-                reply.metadata = json!({ "status": "aborted" });
-                self.sender.send(Outgoing::Shell(reply));
-                self.iopub(&request, "status", json!({ "execution_state": "idle" }));
-            }
-            Incoming::Shell(request) => self.handle(request),
+            Incoming::Shell(request) => self.handle(request, abort_execution),
         }
         true
     }
 
-    /// One shell message: busy, the work and its reply (requests have one), idle.
-    fn handle(&mut self, request: Message) {
+    /// One shell message: busy, the work and its reply (requests have one), idle. With
+    /// `abort_execution`, an execute request's reply is `aborted`, the cell not run.
+    fn handle(&mut self, request: Message, abort_execution: bool) {
         self.iopub(&request, "status", json!({ "execution_state": "busy" }));
         let kind = request.header.msg_type.clone();
         let reply = crate::firewall::catch_any("the kernel's request", || match kind.as_str() {
+            "execute_request" if abort_execution => {
+                let mut reply = Message::reply_to(&request, "execute_reply", json!({ "status": "aborted" }));
+                reply.metadata = json!({ "status": "aborted" });
+                Some(reply)
+            }
             "execute_request" => Some(self.execute(&request)),
             "kernel_info_request" => Some(Message::reply_to(&request, "kernel_info_reply", kernel_info())),
             "complete_request" => Some(self.complete(&request)),
