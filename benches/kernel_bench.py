@@ -12,6 +12,9 @@ JSON line with every round's measurements (seconds):
 - interrupt:        interrupt_request during training -> the kernel idle again
 - live_on/live_off: a 15-epoch quickstart training cell (digits, small CNN) with its live
                     curves on and off (`live:` option), round trip, in alternating order
+- knn_live_on/off:  `knn_classify` of the digits' 1 797 images against a pixel memory of them
+                    (small CNN after one epoch) with its live figure on and off, round trip,
+                    in alternating order
 - debugger:         a pure-script cell (a 1 000 000-turn loop: the debugger hook's worst case)
                     timed inside the cell before any debugger attached, attached with no
                     breakpoint (JupyterLab's debugInfo/initialize/attach/configurationDone),
@@ -46,6 +49,15 @@ LIVE_CELL = """let d = dataset("digits");
 let p = d.split(#{ train: 0.7, val: 0.15, test: 0.15, seed: 0 });
 let r = train(d, p, #{ model: "small_cnn", epochs: 15, batch_size: 64, lr: 0.001, seed: 0, device: "cpu", live: LIVE });
 r.test_accuracy"""
+
+KNN_SETUP = """let d = dataset("digits");
+let p = d.split(#{ train: 0.7, val: 0.15, test: 0.15, seed: 0 });
+let r = train(d, p, #{ model: "small_cnn", epochs: 1, batch_size: 64, lr: 0.001, seed: 0, device: "cpu", progress: false, live: false });
+let acts = activations(trained_model(r, #{}), d, #{});
+let memory = pixel_memory(acts, #{});
+memory.len"""
+
+KNN_CELL = """knn_classify(memory, acts, #{ k: 10, batch_images: 16, live: LIVE }).accuracy"""
 
 TORCH_TWIN = """import sys, time
 t = time.perf_counter()
@@ -206,6 +218,9 @@ def main():
         row["huelab_interrupt"] = interrupt_latency(kc, km)
         for live in (["true", "false"] if r % 2 == 0 else ["false", "true"]):
             row["live_" + ("on" if live == "true" else "off")] = execute(kc, LIVE_CELL.replace("LIVE", live))[0]
+        execute(kc, KNN_SETUP)
+        for live in (["true", "false"] if r % 2 == 0 else ["false", "true"]):
+            row["knn_live_" + ("on" if live == "true" else "off")] = execute(kc, KNN_CELL.replace("LIVE", live))[0]
         kc.stop_channels(); km.shutdown_kernel(now=True)
         # A fresh kernel: "never attached" must be a session no debugger ever touched.
         km, kc, _ = start("huelab-rhai", env)

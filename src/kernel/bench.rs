@@ -63,6 +63,11 @@ pub struct KernelBenchResult {
     pub live_on_s: Spread,
     pub live_off_s: Spread,
     pub live_ratio: Spread,
+    /// `knn_classify` of the digits against a pixel memory of them with its live figure on and
+    /// off, round trips, and on / off per round.
+    pub knn_live_on_s: Spread,
+    pub knn_live_off_s: Spread,
+    pub knn_live_ratio: Spread,
     /// A pure-script cell (the debugger hook's worst case) and the training work, timed inside
     /// the cell: never attached, attached without breakpoints, detached; ratios per round.
     pub script_never_attached_s: Spread,
@@ -162,6 +167,9 @@ fn summarise(rounds: Vec<Value>) -> Result<KernelBenchResult, String> {
         live_on_s: Spread::of(&series("live_on")?),
         live_off_s: Spread::of(&series("live_off")?),
         live_ratio: Spread::of(&per_round(&|r| Some(r["live_on"].as_f64()? / r["live_off"].as_f64()?))?),
+        knn_live_on_s: Spread::of(&series("knn_live_on")?),
+        knn_live_off_s: Spread::of(&series("knn_live_off")?),
+        knn_live_ratio: Spread::of(&per_round(&|r| Some(r["knn_live_on"].as_f64()? / r["knn_live_off"].as_f64()?))?),
         script_never_attached_s: Spread::of(&series("script_never_attached")?),
         script_attached_ratio: Spread::of(&per_round(&|r| Some(r["script_attached"].as_f64()? / r["script_never_attached"].as_f64()?))?),
         script_detached_ratio: Spread::of(&per_round(&|r| Some(r["script_detached"].as_f64()? / r["script_never_attached"].as_f64()?))?),
@@ -195,6 +203,9 @@ pub fn report(client_python: PathBuf, torch_python: PathBuf, rounds: usize, thre
     row("15-epoch quickstart cell, live curves on", r.live_on_s, "s");
     row("  the same with live: false", r.live_off_s, "s");
     row("  on / off, per round  [goal <= 1.02]", r.live_ratio, "");
+    row("knn_classify of the digits, live figure on", r.knn_live_on_s, "s");
+    row("  the same with live: false", r.knn_live_off_s, "s");
+    row("  on / off, per round  [goal <= 1.02]", r.knn_live_ratio, "");
     crate::outln!("JupyterLab's debugger, timed inside the cell (median of 3 per round):");
     row("  1 000 000-turn script loop, no debugger ever attached", r.script_never_attached_s, "s");
     row("  attached, no breakpoint / never attached  [goal <= 1.02]", r.script_attached_ratio, "");
@@ -220,7 +231,7 @@ mod tests {
         let round = |x: f64| {
             json!({ "huelab_ready": 0.2 * x, "ipykernel_ready": 1.0, "ipykernel_torch_ready": 2.0 * x, "huelab_trivial": 0.001, "ipykernel_trivial": 0.002,
                     "huelab_cell": 1.005, "huelab_work": 1.0, "run_work": 1.0, "torch_cell": 3.0, "huelab_interrupt": 0.1, "torch_work": 2.9,
-                    "huelab_busy_work": 2.2 * x, "run_busy_work": 2.0, "live_on": 1.01, "live_off": 1.0,
+                    "huelab_busy_work": 2.2 * x, "run_busy_work": 2.0, "live_on": 1.01, "live_off": 1.0, "knn_live_on": 2.02, "knn_live_off": 2.0,
                     "script_never_attached": 0.2, "script_attached": 0.2 * x, "script_detached": 0.2, "script_breakpoint_elsewhere": 0.21, "train_never_attached": 1.0, "train_attached": 1.01 })
         };
         let r = summarise(vec![round(1.0), round(1.0), round(2.0)]).unwrap();

@@ -305,7 +305,8 @@ pub mod knn_api {
         })
     }
 
-    /// Whether an interrupt stopped it: `queries` counts the first queries it classified.
+    /// Whether an interrupt stopped it: `predicted` and `accuracy` are then those of the first
+    /// queries only.
     #[rhai_fn(get = "interrupted", pure)]
     pub fn run_interrupted(run: &mut KnnRun) -> bool {
         run.0.interrupted
