@@ -6,7 +6,9 @@ JSON line with every round's measurements (seconds):
 - torch_ready:      ipykernel start -> `import torch` done (what a PyTorch notebook waits for)
 - trivial:          median round trip of `1 + 1` over 20 cells (both kernels)
 - cell / work:      a cell that loads the digits and trains the small CNN one epoch: round trip
-                    as the client sees it, and the work as timed inside the cell
+                    as the client sees it, and the work as timed inside the cell (`live: false`:
+                    the same work as under `huelab run`, which draws no figure; the live
+                    figure's cost has rows of its own)
 - run_work:         the same work under `huelab run` (timed inside the script)
 - torch_cell:       the PyTorch twin of that cell in ipykernel (round trip)
 - interrupt:        interrupt_request during training -> the kernel idle again
@@ -42,7 +44,7 @@ HANG = 600  # a guard against a hung kernel, not a measurement
 RHAI_WORK = """let t = timestamp();
 let d = dataset("digits");
 let p = d.split(#{ train: 0.7, val: 0.15, test: 0.15, seed: 0 });
-let r = train(d, p, #{ model: "small_cnn", epochs: 1, batch_size: 64, lr: 0.001, seed: 0, device: "cpu", progress: false });
+let r = train(d, p, #{ model: "small_cnn", epochs: 1, batch_size: 64, lr: 0.001, seed: 0, device: "cpu", progress: false, live: false });
 t.elapsed"""
 
 LIVE_CELL = """let d = dataset("digits");
