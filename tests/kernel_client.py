@@ -190,8 +190,8 @@ def partial():
         km.interrupt_kernel()
         content = reply_to(kc, msg_id)
         assert content["ename"] == "Interrupted" and "after 1 of 4 units" in content["evalue"] and "last_run()" in content["evalue"], content
-        reply, out = run(kc, "let p = last_run();\n[p.interrupted, p.runs.len(), p.summary[0].test_accuracy.n, p.summary[1].test_accuracy.n]")
-        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == "[true, 1, 1, 0]", (reply, out)
+        reply, out = run(kc, "let p = last_run();\n[p.interrupted, p.runs.len(), p.summary[0].test_accuracy.n, p.summary[1].test_accuracy.n, p.interrupted_run.name, p.interrupted_run.interrupted]")
+        assert of_type(out, "execute_result")[0]["data"]["text/plain"] == '[true, 1, 1, 0, "long fold 1 seed 0", true]', (reply, out)
         reply, out = run(kc, "p.table")
         table = of_type(out, "execute_result")[0]["data"]["text/plain"]
         assert "INTERRUPTED after 1 of 4 units" in table and "long fold 1 seed 0: interrupted after" in table and "not run: the comparison was interrupted" in table, table

@@ -187,8 +187,8 @@ pub trait UnitRunner {
 pub struct TrainLocally<'w> {
     done: usize,
     watch: Option<crate::train::Watcher<'w>>,
-    /// The interrupted unit's epochs so far and its planned epochs.
-    stopped_at: Option<(usize, usize)>,
+    /// The interrupted unit's report as far as it got.
+    stopped: Option<TrainReport>,
     /// The comparison as far as it got, when a unit was interrupted.
     pub so_far: Option<Comparison>,
 }
@@ -202,14 +202,14 @@ impl<'w> TrainLocally<'w> {
 
 impl UnitRunner for TrainLocally<'_> {
     fn run(&mut self, unit: &Unit, data: &ImageDataset, split: &Split) -> Result<Option<TrainReport>> {
-        let (watch, stopped_at) = (&mut self.watch, &mut self.stopped_at);
+        let (watch, stopped) = (&mut self.watch, &mut self.stopped);
         let report = crate::train::train_watched(
             data,
             split,
             &unit.config,
             Some(&mut |so_far: &TrainReport| {
                 if so_far.interrupted {
-                    *stopped_at = Some((so_far.epochs.len(), so_far.config.epochs));
+                    *stopped = Some(so_far.clone());
                 }
                 if let Some(watch) = watch.as_mut() {
                     watch(so_far);
@@ -223,9 +223,10 @@ impl UnitRunner for TrainLocally<'_> {
 
     fn interrupted(&mut self, mut so_far: Comparison) {
         // The interrupted unit is the first missing one; say how far it got.
-        if let (Some((done, planned)), Some(unit)) = (self.stopped_at, so_far.missing.first_mut()) {
-            unit.reason = format!("interrupted after {done} of {planned} epochs");
+        if let (Some(report), Some(unit)) = (&self.stopped, so_far.missing.first_mut()) {
+            unit.reason = format!("interrupted after {} of {} epochs", report.epochs.len(), report.config.epochs);
         }
+        so_far.interrupted_run = self.stopped.take();
         self.so_far = Some(so_far);
     }
 }
@@ -247,6 +248,10 @@ pub struct Comparison {
     /// of the JSON when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// The unit the interrupt stopped, as far as it got (its finished epochs; not in the
+    /// statistics, nor in the JSON).
+    #[serde(skip)]
+    pub interrupted_run: Option<TrainReport>,
 }
 
 /// A unit's checkpoint directory under the arms' checkpoint root: `<root>/<arm>/fold<k>-seed<s>`.
@@ -375,7 +380,7 @@ pub fn summarise(data: crate::data::DatasetSummary, config: CompareConfig, arms:
             }
         })
         .collect();
-    Comparison { data, config, arms, runs, summary, paired, missing: vec![], interrupted: false }
+    Comparison { data, config, arms, runs, summary, paired, missing: vec![], interrupted: false, interrupted_run: None }
 }
 
 impl Comparison {

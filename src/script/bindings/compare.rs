@@ -136,6 +136,13 @@ pub mod compare_api {
         c.0.interrupted
     }
 
+    /// The unit an interrupt stopped, as far as it got (its finished epochs, `interrupted`
+    /// true); `()` for a comparison that was not interrupted.
+    #[rhai_fn(get = "interrupted_run", pure)]
+    pub fn interrupted_run(c: &mut Comparison) -> Dynamic {
+        c.0.interrupted_run.clone().map_or(Dynamic::UNIT, |report| Dynamic::from(crate::script::handles::ReportHandle(Rc::new(report))))
+    }
+
     #[rhai_fn(get = "runs", pure)]
     pub fn runs(c: &mut Comparison) -> Array {
         c.0.runs
