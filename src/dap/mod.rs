@@ -92,14 +92,8 @@ pub fn answer_any_time(sequence: &Sequence, control: &DebugControl, request: &Va
                 None => arguments["lines"].as_array().map(|ls| ls.iter().filter_map(Value::as_u64).map(|l| l as usize).collect()).unwrap_or_default(),
             };
             let placed = place_breakpoints(path, &asked);
-            control.set_breakpoints(path, placed.iter().filter_map(|p| p.line));
-            let points: Vec<Value> = placed
-                .iter()
-                .map(|p| match p.line {
-                    Some(line) => json!({ "verified": true, "line": line, "source": { "path": path } }),
-                    None => json!({ "verified": false, "line": p.asked, "message": p.why, "source": { "path": path } }),
-                })
-                .collect();
+            control.set_breakpoints(path, placed.iter().filter_map(|&(_, line)| line));
+            let points: Vec<Value> = placed.iter().map(|&(asked, line)| breakpoint_json(path, asked, line)).collect();
             sequence.response(request, json!({ "breakpoints": points }))
         }
         "setExceptionBreakpoints" => sequence.response(request, json!({ "breakpoints": [] })),
@@ -118,28 +112,27 @@ pub fn answer_any_time(sequence: &Sequence, control: &DebugControl, request: &Va
     })
 }
 
-/// A breakpoint as placed: the line asked for, the line it stops at (`None`: it cannot stop).
-struct Placed {
-    asked: usize,
-    line: Option<usize>,
-    why: String,
-}
-
-/// Each asked line on the file's code: moved to the next line with code, or refused past the
-/// last one. A file that cannot be read or parsed now (a module written later, a cell being
-/// edited) keeps the lines as asked.
-fn place_breakpoints(path: &str, asked: &[usize]) -> Vec<Placed> {
+/// Each asked line with the line it stops at, on the file's code: moved to the next line with
+/// code, or `None` past the last one. A file that cannot be read or parsed now (a module
+/// written later, a cell being edited) keeps the lines as asked.
+fn place_breakpoints(path: &str, asked: &[usize]) -> Vec<(usize, Option<usize>)> {
     let lines = crate::input::read_text(std::path::Path::new(path), crate::input::limits::SCRIPT).map_err(|e| e.to_string()).and_then(|code| crate::script::breakable_lines(&code));
     asked
         .iter()
         .map(|&asked| match &lines {
-            Err(_) => Placed { asked, line: (asked >= 1).then_some(asked), why: String::new() },
-            Ok(lines) => {
-                let line = crate::script::breakpoint_line(lines, asked.max(1));
-                Placed { asked, line, why: if line.is_none() { "no code on or after this line".into() } else { String::new() } }
-            }
+            Err(_) => (asked, (asked >= 1).then_some(asked)),
+            Ok(lines) => (asked, crate::script::breakpoint_line(lines, asked.max(1))),
         })
         .collect()
+}
+
+/// A DAP breakpoint in `path` asked for at line `asked`: verified at `placed`, or unverified
+/// (it cannot stop: no code on or after that line).
+pub fn breakpoint_json(path: &str, asked: usize, placed: Option<usize>) -> Value {
+    match placed {
+        Some(line) => json!({ "verified": true, "line": line, "source": { "path": path } }),
+        None => json!({ "verified": false, "line": asked, "message": "no code on or after this line", "source": { "path": path } }),
+    }
 }
 
 /// A request about the stopped script, answered inside the stop; with the way to go on when

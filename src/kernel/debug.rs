@@ -149,18 +149,10 @@ impl KernelDebugger {
         let mut events = vec![];
         for line in asked {
             let placed = crate::script::breakpoint_line(&lines, line);
-            let breakpoint = match placed {
-                Some(placed) if placed == line => {
-                    kept.push(line);
-                    continue;
-                }
-                Some(placed) => {
-                    kept.push(placed);
-                    json!({ "verified": true, "line": placed, "source": { "path": path } })
-                }
-                None => json!({ "verified": false, "line": line, "message": "no code on or after this line", "source": { "path": path } }),
-            };
-            events.push(self.sequence.event("breakpoint", json!({ "reason": "changed", "breakpoint": breakpoint })));
+            kept.extend(placed);
+            if placed != Some(line) {
+                events.push(self.sequence.event("breakpoint", json!({ "reason": "changed", "breakpoint": dap::breakpoint_json(path, line, placed) })));
+            }
         }
         if !events.is_empty() {
             self.control.set_breakpoints(path, kept);

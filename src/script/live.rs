@@ -94,11 +94,9 @@ impl RunWatch {
         }
     }
 
-    /// The run ended (`finished` with the runs that completed): its last frame, always.
+    /// The run ended (`finished` with the runs that completed): its last frame, always. (The
+    /// caller keeps what ended for `last_run()`: the run with its model, or the comparison.)
     pub fn end(&mut self, finished: &[&TrainReport]) {
-        if let Some(report) = finished.last() {
-            self.session.remember_run((*report).clone());
-        }
         if let Some((figure, runs)) = &mut self.live {
             for report in finished.iter().rev().take(runs.keep).rev() {
                 runs.update(report);
