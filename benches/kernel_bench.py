@@ -3,6 +3,9 @@ ipykernel (from the benchmark venv, with PyTorch) alternately, round by round, a
 JSON line with every round's measurements (seconds):
 
 - ready:            kernel start -> kernel_info_reply (both kernels)
+- usable:           huelab kernel start -> its first cell (`1 + 1`) done: the session process
+                    up with libtorch loaded (behind the kernel's front process, kernel_info is
+                    answered before that)
 - torch_ready:      ipykernel start -> `import torch` done (what a PyTorch notebook waits for)
 - trivial:          median round trip of `1 + 1` over 20 cells (both kernels)
 - cell / work:      a cell that loads the digits and trains the small CNN one epoch: round trip
@@ -214,6 +217,7 @@ def main():
         row = {}
         # huelab kernel
         km, kc, row["huelab_ready"] = start("huelab-rhai", env)
+        row["huelab_usable"] = row["huelab_ready"] + execute(kc, "1 + 1")[0]
         row["huelab_trivial"] = statistics.median(execute(kc, "1 + 1")[0] for _ in range(20))
         row["huelab_cell"], inner = execute(kc, RHAI_WORK)
         row["huelab_work"] = float(inner)

@@ -7,6 +7,8 @@
 #   huelab-VERSION-linux-x86_64/
 #     bin/huelab          the launcher (scripts/bundle-launcher.sh): finds PyTorch, starts the binary
 #     libexec/huelab      the stripped binary; RUNPATH $ORIGIN/../lib
+#     libexec/huelab-kernel   the notebook kernel's front (binds Jupyter's sockets while the
+#                         binary loads libtorch; links no libtorch); stripped, no RUNPATH
 #     lib/                OpenBLAS (PyPI's scipy-openblas; FAISS is inside the binary) (RUNPATH $ORIGIN)
 #     share/huelab/data/  the built-in data sets, EfficientNet-Lite0's weights, ImageNet's class names
 #     share/huelab/kernel.json.in   the notebook kernel spec (`huelab kernel install` writes a real one)
@@ -15,7 +17,8 @@
 #   bash scripts/make-bundle.sh OUT.tar.gz      # after setup.sh (uses its build, FAISS and data)
 #
 # HUELAB_BINARY picks the binary to pack (default: this checkout built at the glibc floor below;
-# another binary brings the libraries it needs, and the README says the glibc it needs).
+# another binary brings the libraries it needs, and the README says the glibc it needs), with
+# the kernel's front beside it (huelab-kernel, built with it).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:?usage: make-bundle.sh OUT.tar.gz}
@@ -57,9 +60,11 @@ if [ -z "$binary" ]; then
     HUELAB_ZIG_PYTHON="${HUELAB_HOME:-/var/cache/huelab}/floor-venv/bin/python" HUELAB_GLIBC_FLOOR=2.28 \
     HUELAB_FAISS_LIB="$floor_faiss" CC_x86_64_unknown_linux_gnu="$repo/scripts/zig-cc.sh" \
     CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$repo/scripts/zig-cc.sh" \
-    cargo build --release --locked --bin huelab --target-dir "$target" --quiet)
+    cargo build --release --locked --bin huelab --bin huelab-kernel --target-dir "$target" --quiet)
   binary=$target/release/huelab
 fi
+front=$(dirname "$binary")/huelab-kernel
+[ -x "$front" ] || { echo "make-bundle: $front not found: it is built with the huelab binary (cargo build --release)" >&2; exit 1; }
 version=$("$binary" --version | awk '{print $2}')
 name=huelab-$version-linux-x86_64
 stage=$(mktemp -d)
@@ -72,6 +77,10 @@ mkdir -p "$root/bin" "$root/libexec" "$root/lib" "$root/share/huelab/data"
 cp "$binary" "$root/libexec/huelab"
 strip "$root/libexec/huelab"
 patchelf --set-rpath '$ORIGIN/../lib' "$root/libexec/huelab"
+# The front needs glibc alone: build.rs's rpaths (libtorch's, FAISS's folders) go.
+cp "$front" "$root/libexec/huelab-kernel"
+strip "$root/libexec/huelab-kernel"
+patchelf --remove-rpath "$root/libexec/huelab-kernel"
 
 # Every shared library the binary needs except what the machine has, as every manylinux wheel
 # expects: glibc's, libstdc++ and libgcc_s (the ones PyTorch itself uses: one C++ runtime and one
@@ -99,7 +108,8 @@ sed -i "s/@TORCH_VERSION@/$torch_version/" "$root/bin/huelab"
 
 cat > "$root/share/huelab/kernel.json.in" <<'JSON'
 {
- "argv": ["@BUNDLE@/bin/huelab", "kernel", "--connection-file", "{connection_file}"],
+ "argv": ["@BUNDLE@/libexec/huelab-kernel", "--connection-file", "{connection_file}", "--",
+          "@BUNDLE@/bin/huelab", "kernel", "--connection-file", "{connection_file}", "--relay-stdin"],
  "display_name": "Rhai (huelab)",
  "language": "rhai",
  "interrupt_mode": "message",
@@ -108,7 +118,7 @@ cat > "$root/share/huelab/kernel.json.in" <<'JSON'
 }
 JSON
 
-glibc_needed=$(for f in "$root/libexec/huelab" "$root"/lib/*; do objdump -T "$f"; done | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n -u | tail -1)
+glibc_needed=$(for f in "$root"/libexec/* "$root"/lib/*; do objdump -T "$f"; done | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n -u | tail -1)
 cat > "$root/README.md" <<README
 # huelab $version, relocatable (Linux x86_64)
 
@@ -133,7 +143,7 @@ README
 if [ -z "${HUELAB_BINARY:-}" ]; then
   needles=(-e "$repo/" -e "$cargo_home/" -e "$target/" -e "/opt/huelab/" -e "/var/cache/huelab/")
   [ "${HOME:-/}" = / ] || needles+=(-e "$HOME/")
-  leaks=$(for f in "$root/libexec/huelab" "$root"/lib/*; do strings -a "$f" | { grep -F "${needles[@]}" || true; } | sed "s|^|${f#$root/}: |"; done | head -5)
+  leaks=$(for f in "$root"/libexec/* "$root"/lib/*; do strings -a "$f" | { grep -F "${needles[@]}" || true; } | sed "s|^|${f#$root/}: |"; done | head -5)
   [ -z "$leaks" ] || { echo "make-bundle: paths of this machine inside the bundle:" >&2; echo "$leaks" >&2; exit 1; }
 else
   echo "make-bundle: HUELAB_BINARY given: the binary's messages keep this machine's source paths (not checked)" >&2

@@ -9,3 +9,10 @@ pub fn huelab_command() -> std::io::Result<PathBuf> {
         None => std::env::current_exe(),
     }
 }
+
+/// The kernel's front process (`huelab-kernel`, src/bin/huelab-kernel.rs), which every build
+/// puts beside the huelab binary; `None` where it is missing (a binary copied alone).
+pub fn kernel_front() -> Option<PathBuf> {
+    let front = std::env::current_exe().ok()?.with_file_name("huelab-kernel");
+    front.is_file().then_some(front)
+}

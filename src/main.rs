@@ -77,6 +77,10 @@ enum Command {
         /// The connection file Jupyter wrote for this kernel.
         #[arg(long, short = 'f', value_name = "FILE")]
         connection_file: Option<PathBuf>,
+        /// Talk to the kernel's front process (`huelab-kernel`, which binds the sockets) over
+        /// standard input instead of binding them: the kernel spec's way.
+        #[arg(long, hide = true)]
+        relay_stdin: bool,
         #[command(flatten)]
         session: KernelSessionArgs,
     },
@@ -508,7 +512,7 @@ fn dispatch(command: Command) -> Result<(), ScriptError> {
         Command::Kernel { action: Some(KernelAction::Install { user: _, prefix, sys_prefix, session }), .. } => {
             sys_prefix_or(prefix, sys_prefix).and_then(|prefix| kernel_install(prefix, &session)).map_err(message_error("kernel install"))
         }
-        Command::Kernel { action: None, connection_file, session } => kernel(connection_file, session.options()),
+        Command::Kernel { action: None, connection_file, relay_stdin, session } => kernel(connection_file, relay_stdin, session.options()),
         Command::Notebook { dir, session, jupyter, lab_args } => notebook(dir, &session, &jupyter.unwrap_or_else(default_jupyter), &lab_args).map_err(message_error("notebook")),
         Command::Check { script } => ScriptRunner::open(&script, BTreeMap::new()).and_then(|r| r.check()).map(|_| {
             huelab::outln!("{}: ok", script.display());
@@ -555,21 +559,32 @@ fn sys_prefix_or(prefix: Option<PathBuf>, sys_prefix: bool) -> Result<Option<Pat
     }
 }
 
+/// How Jupyter is to start this huelab's kernel; without the front beside the binary it says
+/// what that costs.
+fn kernel_launch() -> Result<huelab::kernel::spec::Launch, String> {
+    let launch = huelab::kernel::spec::Launch::of_this_huelab()?;
+    if launch.front.is_none() {
+        eprintln!("huelab: huelab-kernel is not beside this binary: the kernel will start without its front, about 0.3 s slower to be ready (`cargo build --release` builds both)");
+    }
+    Ok(launch)
+}
+
 /// `huelab kernel install`.
 fn kernel_install(prefix: Option<PathBuf>, session: &KernelSessionArgs) -> Result<(), String> {
     let place = prefix.map_or(huelab::kernel::spec::Place::User, huelab::kernel::spec::Place::Prefix);
-    let binary = huelab::exe::huelab_command().map_err(|e| e.to_string())?;
-    let dir = huelab::kernel::spec::install(&place, &binary, &session.kernel_args()?)?;
+    let launch = kernel_launch()?;
+    let dir = huelab::kernel::spec::install(&place, &launch, &session.kernel_args()?)?;
     huelab::outln!("installed the kernel spec \"Rhai (huelab)\" in {}", dir.display());
     Ok(())
 }
 
 /// `huelab kernel --connection-file FILE`, as Jupyter starts it.
-fn kernel(connection_file: Option<PathBuf>, options: huelab::script::ScriptOptions) -> Result<(), ScriptError> {
+fn kernel(connection_file: Option<PathBuf>, relay_stdin: bool, options: huelab::script::ScriptOptions) -> Result<(), ScriptError> {
     let Some(connection_file) = connection_file else {
         return Err(ScriptError { file: "kernel".into(), position: None, message: "--connection-file FILE is needed (Jupyter passes it; to make Jupyter list this kernel, run `huelab kernel install`)".into() });
     };
-    huelab::kernel::run(&connection_file, options).map_err(message_error("kernel"))
+    let facing = if relay_stdin { huelab::kernel::Facing::Front } else { huelab::kernel::Facing::Jupyter };
+    huelab::kernel::run(&connection_file, facing, options).map_err(message_error("kernel"))
 }
 
 /// `huelab bench …`: each benchmark runs and prints through `huelab::bench::report`.
@@ -736,8 +751,7 @@ fn notebook(dir: Option<PathBuf>, session: &KernelSessionArgs, jupyter: &std::pa
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     let data_dir = std::env::temp_dir().join(format!("huelab-jupyter-{uid}"));
-    let binary = huelab::exe::huelab_command().map_err(|e| e.to_string())?;
-    huelab::kernel::spec::install(&huelab::kernel::spec::Place::DataDir(data_dir.clone()), &binary, &session.kernel_args()?)?;
+    huelab::kernel::spec::install(&huelab::kernel::spec::Place::DataDir(data_dir.clone()), &kernel_launch()?, &session.kernel_args()?)?;
     let jupyter_path = match std::env::var_os("JUPYTER_PATH") {
         Some(old) if !old.is_empty() => format!("{}:{}", data_dir.display(), old.to_string_lossy()),
         _ => data_dir.display().to_string(),

@@ -1,7 +1,7 @@
 """Drives `huelab kernel` with jupyter_client, the reference Jupyter client, and fails (exit 1
 with the assertion) on any behaviour that differs from what a notebook user expects.
 
-    kernel_client.py SCENARIO     (session | interrupt | partial | completion | outputs | stop_on_error | limits | hostile | shutdown | orphan | debugger)
+    kernel_client.py SCENARIO     (session | interrupt | partial | completion | outputs | stop_on_error | limits | hostile | shutdown | orphan | front | debugger)
 
 JUPYTER_PATH must hold the huelab-rhai kernel spec (tests/suite/kernel.rs writes one for the binary
 under test). Timeouts here only stop a hung kernel from hanging the suite: nothing is asserted
@@ -58,6 +58,33 @@ def of_type(messages, kind):
 
 def ok(what):
     print(f"ok: {what}", flush=True)
+
+
+def children(pid):
+    """The processes pid started (the kernel's front starts the session process)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def gone(pid):
+    """Whether process pid has ended (a zombie not yet reaped counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def wait_gone(pids, what):
+    deadline = time.time() + HANG
+    while not all(gone(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    assert all(gone(p) for p in pids), f"{what}: {[p for p in pids if not gone(p)]} still running"
+
+
+def loads_libtorch(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return "libtorch_cpu.so" in f.read()
 
 
 def session():
@@ -447,11 +474,13 @@ def shutdown():
     km, kc = start()
     process = km.provisioner.process
     run(kc, "let a = 1;")
+    sessions = children(process.pid)  # behind the front: the session process; else none
     km.shutdown_kernel(now=False)  # shutdown_request, then waits for the process to end
     assert not km.is_alive()
     code = process.wait(timeout=HANG)
     assert code == 0, code
-    print(f"pid {process.pid} exit {code}")
+    wait_gone(sessions, "the session process after shutdown")
+    print(f"pid {process.pid} exit {code}; sessions {sessions}")
     ok("shutdown ends the kernel process")
 
 
@@ -463,19 +492,46 @@ def orphan():
         "km, kc = start_new_kernel(kernel_name='huelab-rhai', startup_timeout=300)\n"
         "print(km.provisioner.process.pid, flush=True)\ntime.sleep(3600)"], stdout=subprocess.PIPE, text=True)
     kernel = int(launcher.stdout.readline())
+    sessions = children(kernel)
     os.kill(launcher.pid, signal.SIGKILL)
     launcher.wait()
-    deadline = time.time() + HANG
-    while os.path.exists(f"/proc/{kernel}") and time.time() < deadline:
-        # A zombie (ended, not yet reaped by init) counts as gone.
-        try:
-            if open(f"/proc/{kernel}/stat").read().split(")")[-1].split()[0] == "Z":
-                break
-        except OSError:
-            break
-        time.sleep(0.1)
-    assert time.time() < deadline, f"kernel {kernel} outlived its Jupyter process"
+    wait_gone([kernel] + sessions, "a kernel whose Jupyter process was killed")
     ok("a kernel whose Jupyter process died ends by itself")
+
+
+def front():
+    """The kernel's front process binds the sockets and answers kernel_info while the session
+    process starts. Here the session is held back until the file $HUELAB_TEST_GATE exists, so
+    "before the session is up" is a state, not a race."""
+    gate = os.environ["HUELAB_TEST_GATE"]
+    km, kc = start()
+    try:
+        front = km.provisioner.process.pid
+        assert not os.path.exists(gate)
+        ok("the kernel is ready (kernel_info answered) while its session process is held back")
+
+        assert not loads_libtorch(front), f"the front process {front} loaded libtorch"
+        msg_id = kc.execute("40 + 2")
+        time.sleep(0.5)
+        assert kc.shell_channel.msg_ready() is False, "a cell was answered before the session started"
+        open(gate, "w").close()
+        content = reply_to(kc, msg_id)
+        assert content["status"] == "ok", content
+        result = next_iopub(kc, msg_id, lambda m: m["msg_type"] == "execute_result")
+        assert result["content"]["data"]["text/plain"] == "42", result
+        [session] = [p for p in children(front) if loads_libtorch(p)] or [None]
+        assert session is not None, f"no session process with libtorch under the front {front}"
+        ok("a cell sent before the session started runs once it has, in the process with libtorch")
+
+        kc.kernel_info()
+        reply = kc.get_shell_msg(timeout=HANG)
+        assert reply["msg_type"] == "kernel_info_reply" and reply["content"]["implementation"] == "huelab", reply
+        km.shutdown_kernel(now=False)
+        wait_gone([front, session], "front and session after shutdown")
+        ok("the session answers kernel_info once up, and shutdown ends both processes")
+    finally:
+        if km.is_alive():
+            km.shutdown_kernel(now=True)
 
 
 class Debugger:
@@ -659,7 +715,7 @@ def debugger():
 
 
 if __name__ == "__main__":
-    scenarios = {f.__name__: f for f in (session, interrupt, partial, completion, outputs, stop_on_error, limits, hostile, shutdown, orphan, debugger)}
+    scenarios = {f.__name__: f for f in (session, interrupt, partial, completion, outputs, stop_on_error, limits, hostile, shutdown, orphan, front, debugger)}
     if len(sys.argv) != 2 or sys.argv[1] not in scenarios:
         sys.exit(f"usage: kernel_client.py {{{'|'.join(scenarios)}}}")
     scenarios[sys.argv[1]]()

@@ -1,4 +1,11 @@
 //! The connection file Jupyter writes for a kernel: where to bind and the signing key.
+//!
+//! Compiled into the library and into the front process `huelab-kernel` (see `serving.rs` on
+//! why it names no `crate::`), so it reads the file with the standard library under the same
+//! rules as `crate::input` (a regular file, opened without blocking, size bounded), not
+//! through it.
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -31,8 +38,7 @@ impl ConnectionInfo {
     /// Reads and checks a connection file; errors name the file.
     pub fn read(path: &Path) -> Result<Self, String> {
         let named = |message: String| format!("connection file {}: {message}", path.display());
-        // A connection file is a few hundred bytes; 1 MiB is far above any.
-        let text = crate::input::read_text(path, 1 << 20).map_err(|e| named(e.to_string()))?;
+        let text = read_small_text(path).map_err(named)?;
         let info: ConnectionInfo = serde_json::from_str(&text).map_err(|e| named(e.to_string()))?;
         if info.transport != "tcp" {
             return Err(named(format!("transport '{}' is not supported (huelab's kernel speaks tcp)", info.transport)));
@@ -46,6 +52,25 @@ impl ConnectionInfo {
     pub fn endpoint(&self, port: u16) -> String {
         format!("tcp://{}:{port}", self.ip)
     }
+}
+
+/// A connection file is a few hundred bytes; 1 MiB is far above any.
+const MAX_BYTES: u64 = 1 << 20;
+
+/// The text of the regular file at `path`, at most [`MAX_BYTES`] long.
+fn read_small_text(path: &Path) -> Result<String, String> {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.file_type().is_file() {
+        return Err("not a regular file".to_owned());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(format!("over {MAX_BYTES} bytes; a connection file has a few hundred"));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
 }
 
 #[cfg(test)]

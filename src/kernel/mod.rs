@@ -8,6 +8,8 @@ pub mod bench;
 mod connection;
 pub mod debug;
 mod output;
+mod relay;
+mod serving;
 mod sockets;
 pub mod spec;
 pub(crate) mod wire;
@@ -37,38 +39,27 @@ pub(crate) fn log(line: &str) {
     }
 }
 
-/// `kernel_info_reply`'s content.
-pub(crate) fn kernel_info() -> Value {
-    json!({
-        "status": "ok",
-        "protocol_version": wire::PROTOCOL_VERSION,
-        "implementation": "huelab",
-        "implementation_version": env!("CARGO_PKG_VERSION"),
-        "language_info": {
-            "name": "rhai",
-            "version": "1",
-            "mimetype": "text/x-rhai",
-            "file_extension": ".rhai",
-            // Rhai's `fn`, `let`, strings and comments read as Rust's.
-            "codemirror_mode": "rust",
-            "pygments_lexer": "rust",
-        },
-        // JupyterLab's debugger (breakpoints in cells, the variables panel): `debug`.
-        "debugger": true,
-        "banner": format!("huelab {}: Rhai scripts over libtorch and FAISS. `huelab api` lists every function.", env!("CARGO_PKG_VERSION")),
-        "help_links": [],
-    })
-}
-
 /// `<kind>_reply` with status `error`, for a request that could not be answered.
 pub(crate) fn error_reply(request: &Message, ename: &str, evalue: &str) -> Message {
     let kind = request.header.msg_type.strip_suffix("_request").unwrap_or(&request.header.msg_type);
     Message::reply_to(request, &format!("{kind}_reply"), json!({ "status": "error", "ename": ename, "evalue": evalue, "traceback": [format!("{ename}: {evalue}")] }))
 }
 
+/// Where the session's messages go: the connection file's sockets bound by this process, or the
+/// front process `huelab-kernel` on this process's standard input (`--relay-stdin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Facing {
+    Jupyter,
+    Front,
+}
+
 /// Runs the kernel described by `connection_file` until a shutdown request.
-pub fn run(connection_file: &Path, options: ScriptOptions) -> Result<(), String> {
+pub fn run(connection_file: &Path, facing: Facing, options: ScriptOptions) -> Result<(), String> {
     let info = ConnectionInfo::read(connection_file)?;
+    let transport = match facing {
+        Facing::Jupyter => sockets::Transport::Bind,
+        Facing::Front => sockets::Transport::Relay(take_stdin_pipe()?),
+    };
     // SAFETY: dup of this process's stderr, kept as the kernel's log.
     let log_fd = unsafe { libc::dup(2) };
     if log_fd >= 0 {
@@ -76,9 +67,9 @@ pub fn run(connection_file: &Path, options: ScriptOptions) -> Result<(), String>
         // SAFETY: a fresh descriptor owned by this File only.
         let _ = LOG.set(std::sync::Mutex::new(unsafe { std::fs::File::from_raw_fd(log_fd) }));
     }
-    exit_with_parent();
+    serving::exit_with_parent(log);
     let debugger = debug::KernelDebugger::new();
-    let (sender, incoming) = sockets::start(&info, debugger.clone())?;
+    let (sender, incoming) = sockets::start(&info, transport, debugger.clone())?;
     let inbox = debug::Inbox::new(incoming);
     let current = CurrentRequest::default();
     let captured = CapturedOutput::start(sender.clone(), current.clone()).map_err(|e| format!("cannot capture the kernel's output: {e}"))?;
@@ -92,7 +83,11 @@ pub fn run(connection_file: &Path, options: ScriptOptions) -> Result<(), String>
     let stops = debug::KernelStops { debugger: debugger.clone(), inbox: inbox.clone(), sender: sender.clone(), current: current.clone(), captured: captured.clone() };
     repl.enable_debugging(debugger.control.clone(), Box::new(stops));
     let mut kernel = Kernel { repl, sender, current, captured, history: vec![], session: wire::new_id(), inbox, to_abort: vec![], debugger };
-    kernel.publish_starting();
+    // Behind the front, the front said "starting" when it bound the sockets; saying it again
+    // now would only make clients wait for IOPub to go quiet once more.
+    if facing == Facing::Jupyter {
+        kernel.publish_starting();
+    }
     log(&format!("ready ({})", connection_file.display()));
     while let Some(request) = kernel.inbox.next() {
         if !kernel.serve(request, false) {
@@ -104,28 +99,32 @@ pub fn run(connection_file: &Path, options: ScriptOptions) -> Result<(), String>
     }
     kernel.captured.flush();
     kernel.debugger.remove_dumped_cells();
+    kernel.sender.flush(std::time::Duration::from_secs(2));
     log("shut down");
     Ok(())
 }
 
-/// Ends the kernel when the Jupyter process that started it is gone (this process is
-/// reparented), as ipykernel's parent poller does: a server killed with -9 sends no shutdown
-/// request, and its kernels must not go on holding memory. Only under Jupyter (which sets
-/// `JPY_PARENT_PID`), so a kernel started by hand in the background stays.
-fn exit_with_parent() {
-    if std::env::var_os("JPY_PARENT_PID").is_none() {
-        return;
+/// The pipe to the front process, which the front passes as this process's standard input:
+/// taken to a descriptor of its own that the processes a cell starts do not inherit, with
+/// /dev/null as standard input in its place.
+fn take_stdin_pipe() -> Result<std::os::unix::net::UnixStream, String> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: duplicates descriptor 0 to a new close-on-exec descriptor this process owns.
+    let pipe = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+    if pipe < 0 {
+        return Err(format!("--relay-stdin: cannot take standard input: {}", std::io::Error::last_os_error()));
     }
-    // SAFETY: getppid has no preconditions and cannot fail.
-    let parent = unsafe { libc::getppid() };
-    let _ = std::thread::Builder::new().name("kernel-parent".into()).spawn(move || loop {
-        // SAFETY: as above.
-        if unsafe { libc::getppid() } != parent {
-            log(&format!("the Jupyter process {parent} that started this kernel is gone; ending"));
-            std::process::exit(0);
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    });
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("--relay-stdin: cannot open /dev/null: {e}"))?;
+    // SAFETY: dup2 onto descriptor 0, which this process owns; `null` stays open until then.
+    if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
+        return Err(format!("--relay-stdin: cannot replace standard input: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `pipe` is a fresh descriptor owned by this stream only.
+    let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(pipe) };
+    // Not a socket (standard input redirected from a file, say): refused now rather than at
+    // the first read.
+    stream.peer_addr().map_err(|e| format!("--relay-stdin: standard input is not the front process's socket: {e}"))?;
+    Ok(stream)
 }
 
 struct Kernel {
@@ -210,7 +209,7 @@ impl Kernel {
                 Some(reply)
             }
             "execute_request" => Some(self.execute(&request)),
-            "kernel_info_request" => Some(Message::reply_to(&request, "kernel_info_reply", kernel_info())),
+            "kernel_info_request" => Some(Message::reply_to(&request, "kernel_info_reply", serving::kernel_info())),
             "complete_request" => Some(self.complete(&request)),
             "inspect_request" => Some(self.inspect(&request)),
             "is_complete_request" => Some(self.is_complete(&request)),

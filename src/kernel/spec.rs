@@ -36,9 +36,32 @@ impl Place {
     }
 }
 
-/// `kernel.json` for the binary at `binary` (an absolute path: Jupyter starts it from anywhere),
-/// with `session_args` (`--allow-dir DIR`, …) after the connection file.
-pub fn kernel_json(binary: &Path, session_args: &[String]) -> serde_json::Value {
+/// How Jupyter starts the kernel: the huelab command that runs the session, behind the front
+/// process when there is one (it binds the sockets at once while the session loads libtorch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    /// The huelab command (a bundle's or wheel's launcher, else the binary).
+    pub command: PathBuf,
+    /// `huelab-kernel`, beside the huelab binary.
+    pub front: Option<PathBuf>,
+}
+
+impl Launch {
+    /// This huelab: its command, and the front beside its binary if there is one.
+    pub fn of_this_huelab() -> Result<Self, String> {
+        let command = crate::exe::huelab_command().map_err(|e| format!("cannot find the huelab command: {e}"))?;
+        Ok(Launch { command, front: crate::exe::kernel_front() })
+    }
+
+    fn canonical(&self) -> Result<Self, String> {
+        let absolute = |path: &Path| path.canonicalize().map_err(|e| format!("{}: {e}", path.display()));
+        Ok(Launch { command: absolute(&self.command)?, front: self.front.as_deref().map(absolute).transpose()? })
+    }
+}
+
+/// `kernel.json` for `launch` (absolute paths: Jupyter starts it from anywhere), with
+/// `session_args` (`--allow-dir DIR`, …) after the connection file.
+pub fn kernel_json(launch: &Launch, session_args: &[String]) -> serde_json::Value {
     let mut env = serde_json::Map::new();
     // Data, weights and home where this machine keeps them, if not the default; and the
     // PyTorch a bundle's launcher found (Jupyter's own Python may have none).
@@ -47,7 +70,14 @@ pub fn kernel_json(binary: &Path, session_args: &[String]) -> serde_json::Value 
             env.insert(key.into(), json!(value.to_string_lossy()));
         }
     }
-    let mut argv = vec![binary.display().to_string(), "kernel".into(), "--connection-file".into(), "{connection_file}".into()];
+    let mut argv = vec![];
+    if let Some(front) = &launch.front {
+        argv.extend([front.display().to_string(), "--connection-file".into(), "{connection_file}".into(), "--".into()]);
+    }
+    argv.extend([launch.command.display().to_string(), "kernel".into(), "--connection-file".into(), "{connection_file}".into()]);
+    if launch.front.is_some() {
+        argv.push("--relay-stdin".into());
+    }
     argv.extend(session_args.iter().cloned());
     json!({
         "argv": argv,
@@ -63,12 +93,12 @@ pub fn kernel_json(binary: &Path, session_args: &[String]) -> serde_json::Value 
     })
 }
 
-/// Writes the spec for `binary` at `place`; returns the spec's folder.
-pub fn install(place: &Place, binary: &Path, session_args: &[String]) -> Result<PathBuf, String> {
-    let binary = binary.canonicalize().map_err(|e| format!("{}: {e}", binary.display()))?;
+/// Writes the spec for `launch` at `place`; returns the spec's folder.
+pub fn install(place: &Place, launch: &Launch, session_args: &[String]) -> Result<PathBuf, String> {
+    let launch = launch.canonical()?;
     let dir = place.data_dir()?.join("kernels").join(KERNEL_NAME);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-    let text = serde_json::to_string_pretty(&kernel_json(&binary, session_args)).expect("a spec serialises");
+    let text = serde_json::to_string_pretty(&kernel_json(&launch, session_args)).expect("a spec serialises");
     crate::files::write_atomic(&dir.join("kernel.json"), text.as_bytes()).map_err(|e| e.to_string())?;
     // JupyterLab's launcher shows these instead of the language's first letter.
     for size in [32, 64] {
@@ -123,7 +153,8 @@ mod tests {
     fn a_spec_names_the_binary_and_the_message_interrupt() {
         let dir = tempfile::tempdir().unwrap();
         let binary = std::env::current_exe().unwrap();
-        let spec_dir = install(&Place::Prefix(dir.path().to_owned()), &binary, &["--allow-dir".into(), "/data".into()]).unwrap();
+        let launch = Launch { command: binary.clone(), front: None };
+        let spec_dir = install(&Place::Prefix(dir.path().to_owned()), &launch, &["--allow-dir".into(), "/data".into()]).unwrap();
         assert_eq!(spec_dir, dir.path().join("share/jupyter/kernels/huelab-rhai"));
         let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(spec_dir.join("kernel.json")).unwrap()).unwrap();
         assert_eq!(spec["argv"][0], binary.canonicalize().unwrap().display().to_string());
@@ -135,7 +166,19 @@ mod tests {
             let logo = image::load_from_memory(&std::fs::read(spec_dir.join(format!("logo-{size}x{size}.png"))).unwrap()).unwrap();
             assert_eq!((logo.width(), logo.height()), (size, size));
         }
-        let err = install(&Place::DataDir(dir.path().to_owned()), Path::new("/no/such/huelab"), &[]).unwrap_err();
+        let err = install(&Place::DataDir(dir.path().to_owned()), &Launch { command: "/no/such/huelab".into(), front: None }, &[]).unwrap_err();
         assert!(err.contains("/no/such/huelab"), "{err}");
+        let err = install(&Place::DataDir(dir.path().to_owned()), &Launch { command: binary.clone(), front: Some("/no/such/huelab-kernel".into()) }, &[]).unwrap_err();
+        assert!(err.contains("/no/such/huelab-kernel"), "{err}");
+    }
+
+    /// Behind the front, the session is the command after `--`, told to use the front's pipe,
+    /// with the session's flags last.
+    #[test]
+    fn a_spec_with_the_front_starts_the_session_behind_it() {
+        let launch = Launch { command: "/opt/h/bin/huelab".into(), front: Some("/opt/h/libexec/huelab-kernel".into()) };
+        let spec = kernel_json(&launch, &["--allow-fs".into()]);
+        let argv: Vec<&str> = spec["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert_eq!(argv, ["/opt/h/libexec/huelab-kernel", "--connection-file", "{connection_file}", "--", "/opt/h/bin/huelab", "kernel", "--connection-file", "{connection_file}", "--relay-stdin", "--allow-fs"]);
     }
 }

@@ -118,7 +118,7 @@ fn the_bundle_runs_for_an_unprivileged_user_with_only_pytorch_installed() {
     let root = unpack(unpacked.path());
     assert!(root.join("share/huelab/data/weights/efficientnet-lite0-57934424.pth").is_file() && root.join("share/huelab/data/fashion-mnist").is_dir());
     let mut elves: Vec<PathBuf> = std::fs::read_dir(root.join("lib")).unwrap().flatten().map(|e| e.path()).collect();
-    elves.push(root.join("libexec/huelab"));
+    elves.extend([root.join("libexec/huelab"), root.join("libexec/huelab-kernel")]);
     let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
     let machine_paths = [format!("{}/", repo.display()), format!("{cargo_home}/"), "/opt/huelab/".into(), "/var/cache/huelab/".into()];
     for elf in &elves {

@@ -51,7 +51,7 @@ fn the_wheel_pip_installs_for_an_unprivileged_user_and_runs_the_quickstart_and_a
     assert!(metadata.lines().any(|l| l == "Requires-Dist: torch==2.11.*"), "{metadata}");
 
     // Every ELF inside, held to the floor (the same check as the bundle's).
-    for elf in ["huelab/libexec/huelab", "huelab/lib/libscipy_openblas.so"] {
+    for elf in ["huelab/libexec/huelab", "huelab/libexec/huelab-kernel", "huelab/lib/libscipy_openblas.so"] {
         let over = over_the_floor(&unpacked.path().join(elf));
         assert!(over.is_empty(), "{elf}: {over:?}");
     }
