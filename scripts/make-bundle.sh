@@ -8,7 +8,7 @@
 #     bin/huelab          the launcher (scripts/bundle-launcher.sh): finds PyTorch, starts the binary
 #     libexec/huelab      the stripped binary; RUNPATH $ORIGIN/../lib
 #     libexec/huelab-kernel   the notebook kernel's front (binds Jupyter's sockets while the
-#                         binary loads libtorch; links no libtorch); stripped, no RUNPATH
+#                         binary loads libtorch; links no libtorch); stripped, RUNPATH as above
 #     lib/                OpenBLAS (PyPI's scipy-openblas; FAISS is inside the binary) (RUNPATH $ORIGIN)
 #     share/huelab/data/  the built-in data sets, EfficientNet-Lite0's weights, ImageNet's class names
 #     share/huelab/kernel.json.in   the notebook kernel spec (`huelab kernel install` writes a real one)
@@ -77,10 +77,12 @@ mkdir -p "$root/bin" "$root/libexec" "$root/lib" "$root/share/huelab/data"
 cp "$binary" "$root/libexec/huelab"
 strip "$root/libexec/huelab"
 patchelf --set-rpath '$ORIGIN/../lib' "$root/libexec/huelab"
-# The front needs glibc alone: build.rs's rpaths (libtorch's, FAISS's folders) go.
+# The front needs glibc alone. build.rs's rpath (libtorch's and FAISS's folders) is replaced,
+# not removed: `--remove-rpath` drops the entry but leaves the string in the file, a longer
+# one is written over in place.
 cp "$front" "$root/libexec/huelab-kernel"
 strip "$root/libexec/huelab-kernel"
-patchelf --remove-rpath "$root/libexec/huelab-kernel"
+patchelf --set-rpath '$ORIGIN/../lib' "$root/libexec/huelab-kernel"
 
 # Every shared library the binary needs except what the machine has, as every manylinux wheel
 # expects: glibc's, libstdc++ and libgcc_s (the ones PyTorch itself uses: one C++ runtime and one

@@ -12,7 +12,7 @@
 #   huelab/__init__.py     the console command: torch found in this environment (2.11 checked),
 #                          its lib/ put on the loader's path, then the binary started
 #   huelab/libexec/huelab  the binary (RUNPATH $ORIGIN/../lib)
-#   huelab/libexec/huelab-kernel   the notebook kernel's front (no libtorch, no RUNPATH)
+#   huelab/libexec/huelab-kernel   the notebook kernel's front (no libtorch)
 #   huelab/lib/            libscipy_openblas.so
 #   huelab/share/huelab/data/   the built-in data sets, weights and class names
 #   huelab-VERSION.dist-info/   METADATA (Requires-Dist: torch==2.11.*), WHEEL, entry_points.txt, RECORD

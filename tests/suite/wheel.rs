@@ -101,8 +101,10 @@ JUPYTER_PATH=$HOME/venv/share/jupyter python3 {base}/cell.py
     );
     let spec = user.home.join("venv/share/jupyter/kernels/huelab-rhai");
     assert!(said.lines().any(|l| l.trim_start().starts_with("huelab-rhai") && l.contains(&spec.display().to_string())), "{said}");
-    // The kernel starts the venv's own `huelab` command again.
-    let kernel_json = std::fs::read_to_string(spec.join("kernel.json")).unwrap();
-    assert!(kernel_json.contains(&user.home.join("venv/bin/huelab").display().to_string()), "{kernel_json}");
+    // The kernel starts the wheel's front, and behind it the venv's own `huelab` command again.
+    let kernel_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spec.join("kernel.json")).unwrap()).unwrap();
+    let argv: Vec<&str> = kernel_json["argv"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    assert!(argv[0].ends_with("/site-packages/huelab/libexec/huelab-kernel"), "{kernel_json}");
+    assert!(argv.contains(&user.home.join("venv/bin/huelab").display().to_string().as_str()) && argv.contains(&"--relay-stdin"), "{kernel_json}");
     assert!(said.contains("cell: ['1797\\n', '10']"), "{said}");
 }
