@@ -129,13 +129,11 @@ pub fn start(info: &ConnectionInfo, transport: Transport, debugger: Arc<KernelDe
                         let (from_front, to_front) = stream.into_split();
                         tokio::select! {
                             _ = requests => {}
-                            () = read_relay(from_front, shell_tx, control_tx) => {
-                                // The front is gone (its pipe ended): so is every client.
-                                log("the kernel's front process closed the pipe; ending");
-                                let _ = to_session.send(Incoming::Shutdown);
-                            }
+                            () = read_relay(from_front, shell_tx, control_tx) => log("the kernel's front process closed the pipe; ending"),
                             () = write_relay(outgoing, to_front, signer) => {}
                         }
+                        // The front is gone (its pipe ended or broke): so is every client.
+                        let _ = to_session.send(Incoming::Shutdown);
                     }
                 }
             });
