@@ -14,12 +14,11 @@
 //!
 //! It must not link the huelab library (that would load libtorch): it compiles the few kernel
 //! modules it shares with the library from their files.
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::rc::Rc;
-use std::cell::Cell;
 
 use bytes::Bytes;
 use clap::Parser;
@@ -116,7 +115,7 @@ async fn relay_until_the_session_ends(endpoints: serving::Endpoints, pipe: tokio
     let (to_session, requests) = unbounded_channel();
     // Whether the session has said it reads requests; until then the front answers
     // kernel_info requests itself. One thread runs every task here.
-    let session_ready = Rc::new(Cell::new(false));
+    let session_ready = Cell::new(false);
     let (shell_send, shell_recv) = endpoints.shell.split();
     let (control_send, control_recv) = endpoints.control.split();
     let _stdin = endpoints.stdin;

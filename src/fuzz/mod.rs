@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-pub use mutate::FileKind;
+pub use mutate::{mutate_bytes, FileKind};
 pub use readers::{Reader, SeedInput};
 
 use crate::error::{Error, Result};

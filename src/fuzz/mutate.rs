@@ -33,22 +33,36 @@ pub fn mutate(path: &Path, kind: FileKind, rng: &mut ChaCha8Rng) -> Result<Strin
             std::fs::create_dir(path).map_err(|e| Error::io(path, e))?;
             return Ok("replaced by a directory".into());
         }
-        (_, 3..=5) => {
-            bytes.clear();
-            "emptied".into()
-        }
         (FileKind::Json, 6..=55) => return json_mutation(path, &bytes, rng),
-        (_, 6..=20) => truncate(&mut bytes, rng),
-        (_, 21..=35) => flip_bits(&mut bytes, rng),
-        (_, 36..=50) => write_integer(&mut bytes, rng),
-        (_, 51..=70) => text_number(&mut bytes, rng),
-        (_, 71..=78) => overwrite(&mut bytes, rng),
-        (_, 79..=86) => insert(&mut bytes, rng),
-        (_, 87..=93) => delete(&mut bytes, rng),
-        _ => duplicate(&mut bytes, rng),
+        _ => byte_mutation(&mut bytes, choice, rng),
     };
     std::fs::write(path, &bytes).map_err(|e| Error::io(path, e))?;
     Ok(description)
+}
+
+/// One of [`mutate`]'s byte-level mutations of `bytes` in memory (a stream or a record rather
+/// than a file); returns what was done.
+pub fn mutate_bytes(bytes: &mut Vec<u8>, rng: &mut ChaCha8Rng) -> String {
+    let choice = rng.random_range(3..100);
+    byte_mutation(bytes, choice, rng)
+}
+
+/// The byte-level mutation for `choice` (3..100, as [`mutate`] draws it).
+fn byte_mutation(bytes: &mut Vec<u8>, choice: u32, rng: &mut ChaCha8Rng) -> String {
+    match choice {
+        0..=5 => {
+            bytes.clear();
+            "emptied".into()
+        }
+        6..=20 => truncate(bytes, rng),
+        21..=35 => flip_bits(bytes, rng),
+        36..=50 => write_integer(bytes, rng),
+        51..=70 => text_number(bytes, rng),
+        71..=78 => overwrite(bytes, rng),
+        79..=86 => insert(bytes, rng),
+        87..=93 => delete(bytes, rng),
+        _ => duplicate(bytes, rng),
+    }
 }
 
 /// An offset biased towards the start, where headers are.

@@ -9,7 +9,8 @@
 //! frame's length (u32, little-endian) and bytes. The session's first record is `Ready`, with no
 //! frames.
 //!
-//! Compiled into the library and into the front (see `serving.rs` on why it names no `crate::`).
+//! Compiled into the library and into the front (see `serving.rs` on why it names no `crate::`
+//! outside its tests, which the front does not build).
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -125,11 +126,12 @@ mod tests {
         });
     }
 
-    /// Seeded mutations of real records (bit flips, cuts, inserted bytes): each read ends in
+    /// Seeded mutations of real records (the fuzz module's byte mutations: cuts, bit flips,
+    /// nasty integers over length fields, inserted, deleted and copied bytes): each read ends in
     /// records, the end, or an error; never a panic or an allocation past the bounds.
     #[test]
     fn mutated_records_are_read_or_refused_never_a_panic() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
         let mut original = Vec::new();
         block_on(async {
             for (channel, frames) in sample() {
@@ -140,17 +142,7 @@ mod tests {
         let mut refused = 0;
         for _ in 0..2000 {
             let mut bytes = original.clone();
-            match rng.random_range(0..3) {
-                0 => {
-                    let at = rng.random_range(0..bytes.len());
-                    bytes[at] ^= 1 << rng.random_range(0..8);
-                }
-                1 => bytes.truncate(rng.random_range(0..bytes.len())),
-                _ => {
-                    let at = rng.random_range(0..=bytes.len());
-                    bytes.insert(at, rng.random());
-                }
-            }
+            crate::fuzz::mutate_bytes(&mut bytes, &mut rng);
             block_on(async {
                 let mut input = bytes.as_slice();
                 loop {
