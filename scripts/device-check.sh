@@ -15,10 +15,10 @@ out=${OUT:-$repo/device-out}
 mkdir -p "$out"
 work=$(mktemp -d)
 tar xzf device-bundle/bundle.tar.gz -C "$work"
-torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-export LD_LIBRARY_PATH="$work/lib:$torch_lib"
+# The loader (libexec/huelab) loads this machine's PyTorch from HUELAB_TORCH, then lib/libhuelab.so.
+export HUELAB_TORCH=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 export HUELAB_FASHION_MNIST="$work/fashion-mnist"
-huelab="$work/huelab"
+huelab="$work/libexec/huelab"
 log() { echo "== $*" | tee -a "$out/log.txt"; }
 
 log "(a) huelab info"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # huelab as a wheel, for `pip install` into the environment that has PyTorch (as uv and ruff ship
-# their Rust binaries): the bundle's binary (scripts/make-bundle.sh: the glibc 2.28 floor, FAISS
-# inside) with its OpenBLAS, the data and a `huelab` console command that finds the torch package
+# their Rust binaries): the bundle's programs (scripts/make-bundle.sh: the glibc 2.28 floor, FAISS
+# inside) with their OpenBLAS, the data and a `huelab` console command that finds the torch package
 # of its own environment.
 #
 #   bash scripts/make-wheel.sh DIR     # writes DIR/huelab-VERSION-py3-none-manylinux_2_28_x86_64.whl
@@ -10,10 +10,10 @@
 #
 # Inside (paths in the wheel):
 #   huelab/__init__.py     the console command: torch found in this environment (2.11 checked),
-#                          its lib/ put on the loader's path, then the binary started
-#   huelab/libexec/huelab  the binary (RUNPATH $ORIGIN/../lib)
+#                          its lib/ put on the loader's path, then the loader started
+#   huelab/libexec/huelab  the loader: PyTorch's libraries, then lib/libhuelab.so (RUNPATH $ORIGIN/../lib)
 #   huelab/libexec/huelab-kernel   the notebook kernel's front (no libtorch)
-#   huelab/lib/            libscipy_openblas.so
+#   huelab/lib/            libhuelab.so (the huelab command), libscipy_openblas.so
 #   huelab/share/huelab/data/   the built-in data sets, weights and class names
 #   huelab-VERSION.dist-info/   METADATA (Requires-Dist: torch==2.11.*), WHEEL, entry_points.txt, RECORD
 set -euo pipefail
@@ -40,10 +40,10 @@ sed -e "s/@VERSION@/$version/" -e "s/@TORCH_VERSION@/$torch_version/" "$repo/scr
 printf 'from huelab import main\n\nmain()\n' > "$tree/huelab/__main__.py"
 
 # Written as linux_x86_64 first; auditwheel (PyPA's check) then gives it the manylinux_2_28 tag
-# only if every symbol version its ELFs ask for is within that policy, PyTorch's libraries
-# excluded: the torch wheel that Requires-Dist names provides them, as for any wheel built on
-# PyTorch. (`auditwheel show` cannot be told that, and calls any wheel that needs libtorch
-# linux_x86_64; `auditwheel show --ldpaths TORCH/lib:…` prints the manylinux_2_28 constraint.)
+# only if every symbol version its ELFs ask for is within that policy and every library they
+# name is the policy's or inside the wheel. No ELF names PyTorch's libraries (the loader loads
+# them from the torch wheel that Requires-Dist names: src/main/shared.rs), so nothing is
+# excluded from the check, and `auditwheel show` must say the same of the result.
 mkdir -p "$stage/plain"
 python3 - "$tree" "$stage/plain" "$version" "$torch_version" <<'PY'
 import base64, hashlib, os, sys, zipfile
@@ -100,11 +100,15 @@ os.replace(partial, out)
 PY
 venv=${HUELAB_HOME:-/var/cache/huelab}/floor-venv
 bash "$repo/scripts/floor-deps.sh" >/dev/null
-excluded=()
-for soname in libtorch_cpu.so libtorch.so libc10.so libgomp.so.1 libcudart.so.13 libcupti.so.13; do excluded+=(--exclude "$soname"); done
-PATH=$venv/bin:$PATH "$venv/bin/auditwheel" repair --plat manylinux_2_28_x86_64 "${excluded[@]}" -w "$stage/repaired" \
+PATH=$venv/bin:$PATH "$venv/bin/auditwheel" repair --plat manylinux_2_28_x86_64 -w "$stage/repaired" \
   "$stage/plain/huelab-$version-py3-none-linux_x86_64.whl" > "$stage/auditwheel.log" 2>&1 \
   || { cat "$stage/auditwheel.log" >&2; echo "make-wheel: auditwheel refused the manylinux_2_28 tag" >&2; exit 1; }
 wheel=huelab-$version-py3-none-manylinux_2_28_x86_64.whl
+# repair grafts any library it finds outside the policy into the wheel: there must be none.
+grep -q "^Grafting\|Grafted\|grafted" "$stage/auditwheel.log" && { cat "$stage/auditwheel.log" >&2; echo "make-wheel: auditwheel grafted libraries into the wheel" >&2; exit 1; }
+PATH=$venv/bin:$PATH "$venv/bin/auditwheel" show --json "$stage/repaired/$wheel" > "$stage/show.json" \
+  || { echo "make-wheel: auditwheel show failed on $wheel" >&2; exit 1; }
+tag=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["overall_tag"])' "$stage/show.json")
+[ "$tag" = manylinux_2_28_x86_64 ] || { cat "$stage/show.json" >&2; echo "make-wheel: auditwheel show: consistent with $tag, not manylinux_2_28_x86_64" >&2; exit 1; }
 mv "$stage/repaired/$wheel" "$dest/$wheel"
-echo "$dest/$wheel: $(du -h "$dest/$wheel" | cut -f1) (auditwheel: manylinux_2_28_x86_64, PyTorch's libraries from the torch wheel)"
+echo "$dest/$wheel: $(du -h "$dest/$wheel" | cut -f1) (auditwheel show: consistent with manylinux_2_28_x86_64; PyTorch's libraries from the torch wheel)"

@@ -8,13 +8,18 @@
 //! costs nothing on a quiet machine (0.74 s either way) and brought those to 1.6–2.4 s;
 //! `OMP_WAIT_POLICY=PASSIVE` (no spin) costs a third more when quiet.
 //!
-//! libgomp reads `GOMP_SPINCOUNT` once, in its constructor, before `main`, and the environment
-//! cannot be changed before it in the same process (glibc sets `environ` from the stack after
-//! the executable's pre-initialisation functions run). So a pre-initialisation function, which
-//! runs before any library's constructor (libtorch's operator registrations included), starts
-//! the binary again with the variable set, unless the user set it or `OMP_WAIT_POLICY`; `main`
-//! takes it out of the environment again (`restore_environment`), so that the programs huelab
-//! starts (Python for benchmarks, Jupyter) get the user's environment.
+//! libgomp reads `GOMP_SPINCOUNT` once, in its constructor. In the `huelab` binary, which links
+//! libtorch, that runs before `main`, and the environment cannot be changed before it in the
+//! same process (glibc sets `environ` from the stack after the executable's pre-initialisation
+//! functions run). So a pre-initialisation function (`short_openmp_spin`, registered by
+//! src/main.rs), which runs before any library's constructor (libtorch's operator registrations
+//! included), starts the binary again with the variable set, unless the user set it or
+//! `OMP_WAIT_POLICY`. The shipped loader (src/bin/huelab-loader.rs) loads libtorch itself, after
+//! its `main` has started, and sets the variable before that (`set_before_libgomp_loads`).
+//! Either way the command takes it out of the environment again (`restore_environment`), so that
+//! the programs huelab starts (Python for benchmarks, Jupyter) get the user's environment.
+//!
+//! Each program compiles this file and uses its part of it.
 use std::ffi::{c_char, c_int, CStr};
 
 /// The spin count huelab gives libgomp.
@@ -22,10 +27,6 @@ pub const SPIN_COUNT: &str = "10000";
 /// Marks the variable as huelab's in the process it started again.
 const MARK: &CStr = c"HUELAB_SET_GOMP_SPINCOUNT=1";
 const SPIN: &CStr = c"GOMP_SPINCOUNT=10000";
-
-#[used]
-#[link_section = ".preinit_array"]
-static SHORT_OPENMP_SPIN: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = short_openmp_spin;
 
 /// Whether an entry of `envp` starts with `prefix` (`NAME=`).
 ///
@@ -45,8 +46,9 @@ unsafe fn has(envp: *const *const c_char, prefix: &[u8]) -> bool {
     false
 }
 
-/// Runs before every library's constructor: no Rust runtime, no allocation but libc's.
-extern "C" fn short_openmp_spin(_argc: c_int, argv: *const *const c_char, envp: *const *const c_char) {
+/// A pre-initialisation function (`.preinit_array`): runs before every library's constructor, so
+/// no Rust runtime, no allocation but libc's.
+pub extern "C" fn short_openmp_spin(_argc: c_int, argv: *const *const c_char, envp: *const *const c_char) {
     // SAFETY: argv and envp are the loader's NULL-terminated arrays; execve either replaces
     // this process image or returns, leaving everything as it was.
     unsafe {
@@ -71,7 +73,17 @@ extern "C" fn short_openmp_spin(_argc: c_int, argv: *const *const c_char, envp: 
     }
 }
 
-/// Whether huelab set the spin count (it started itself again with it).
+/// For a program that loads libgomp (with libtorch) after its `main` has started: sets huelab's
+/// spin count unless the user chose how OpenMP waits. Call before any thread starts.
+pub fn set_before_libgomp_loads() {
+    let chosen = ["GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "HUELAB_SET_GOMP_SPINCOUNT"].iter().any(|name| std::env::var_os(name).is_some());
+    if !chosen {
+        std::env::set_var("GOMP_SPINCOUNT", SPIN_COUNT);
+        std::env::set_var("HUELAB_SET_GOMP_SPINCOUNT", "1");
+    }
+}
+
+/// Whether huelab set the spin count (it started itself again with it, or its loader set it).
 fn set_by_huelab() -> bool {
     std::env::var_os("HUELAB_SET_GOMP_SPINCOUNT").is_some()
 }

@@ -131,7 +131,15 @@ fn the_bundle_runs_for_an_unprivileged_user_with_only_pytorch_installed() {
             let paths = line.split('[').nth(1).unwrap_or("").trim_end_matches(']');
             assert!(paths.split(':').all(|p| p.starts_with("$ORIGIN")), "{}: {line}", elf.display());
         }
+        // What it asks for by name: glibc's, libstdc++ and libgcc_s (manylinux's policy) or a
+        // library inside; PyTorch's (libtorch, c10, its libgomp) are the loader's to bring.
+        const MACHINE: [&str; 10] = ["libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libresolv.so.2", "libutil.so.1", "ld-linux-x86-64.so.2", "libstdc++.so.6", "libgcc_s.so.1"];
+        for line in dynamic.lines().filter(|l| l.contains("(NEEDED)")) {
+            let soname = line.split('[').nth(1).unwrap_or("").trim_end_matches(']');
+            assert!(MACHINE.contains(&soname) || root.join("lib").join(soname).is_file(), "{} needs {soname} by name: {line}", elf.display());
+        }
     }
+    assert!(root.join("lib/libhuelab.so").is_file(), "the program library");
 
     let user = TestUser::create(base.path(), "bundle");
     let wheels = torch_wheels();

@@ -3,8 +3,9 @@
 //! `pip install --no-index --no-deps` of the wheel (its `Requires-Dist: torch==2.11.*` read) — and from there, with nothing of this machine's
 //! environment: the quickstart (metrics equal to this checkout's), the kernel spec installed with
 //! `huelab kernel install --sys-prefix` and listed by `jupyter kernelspec list`, and a cell run
-//! through jupyter_client (installed into the same venv from the wheels setup.sh downloaded). The wheel's tag is auditwheel's (make-wheel.sh fails without it), and
-//! every ELF in it is held to the glibc floor. Needs root (to create the user).
+//! through jupyter_client (installed into the same venv from the wheels setup.sh downloaded). The wheel's tag is auditwheel's (make-wheel.sh fails without it),
+//! `auditwheel show` (PyPI's, nothing excluded) calls it consistent with manylinux_2_28, and every
+//! ELF in it is held to the glibc floor. Needs root (to create the user).
 use std::path::Path;
 use std::process::Command;
 
@@ -41,6 +42,13 @@ fn the_wheel_pip_installs_for_an_unprivileged_user_and_runs_the_quickstart_and_a
     assert!(name.ends_with("-py3-none-manylinux_2_28_x86_64.whl"), "{name}");
     let size = std::fs::metadata(&wheel).unwrap().len();
     assert!(size < 80_000_000, "{name}: {size} bytes");
+    // PyPA's own verdict on the file, as a user or PyPI would ask for it.
+    let auditwheel = huelab::cache::home().join("floor-venv/bin/auditwheel");
+    let shown = Command::new(&auditwheel).args(["show", "--json"]).arg(&wheel).output().unwrap();
+    assert!(shown.status.success(), "{} show: {}", auditwheel.display(), text(&shown));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["overall_tag"], "manylinux_2_28_x86_64", "auditwheel show: {shown:#}");
+    assert_eq!(shown["external_libs"], serde_json::json!({}), "libraries the wheel needs from outside the policy: {shown:#}");
 
     let unpacked = tempfile::tempdir().unwrap();
     let unzip = Command::new("python3").args(["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])"]).arg(&wheel).arg(unpacked.path()).output().unwrap();
@@ -51,7 +59,7 @@ fn the_wheel_pip_installs_for_an_unprivileged_user_and_runs_the_quickstart_and_a
     assert!(metadata.lines().any(|l| l == "Requires-Dist: torch==2.11.*"), "{metadata}");
 
     // Every ELF inside, held to the floor (the same check as the bundle's).
-    for elf in ["huelab/libexec/huelab", "huelab/libexec/huelab-kernel", "huelab/lib/libscipy_openblas.so"] {
+    for elf in ["huelab/libexec/huelab", "huelab/libexec/huelab-kernel", "huelab/lib/libhuelab.so", "huelab/lib/libscipy_openblas.so"] {
         let over = over_the_floor(&unpacked.path().join(elf));
         assert!(over.is_empty(), "{elf}: {over:?}");
     }
