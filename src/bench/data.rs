@@ -243,7 +243,12 @@ fn huelab_decode_only(files: &ImageFiles, workers: usize) -> Result<f64> {
     let started = Instant::now();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|w| scope.spawn(move || (w..files.len()).step_by(workers).try_for_each(|i| files.read_and_decode(i).map(drop))))
+            .map(|w| {
+                scope.spawn(move || {
+                    let mut scratch = Scratch::default();
+                    (w..files.len()).step_by(workers).try_for_each(|i| files.read_and_decode(i, &mut scratch))
+                })
+            })
             .collect();
         handles.into_iter().try_for_each(|h| h.join().map_err(|_| Error::msg("a decoding thread panicked"))?)
     })?;

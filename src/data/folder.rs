@@ -1,7 +1,8 @@
 //! Image files on disk, decoded on demand: an ImageFolder directory (one sub-folder per class),
 //! the `train/` + `val/` + `test/` layout of original splits, or a list file of `path label`
 //! lines. Opening indexes the files and decodes nothing; a batch decodes its images, resizes
-//! them with the folder's transform and returns them as `uint8`.
+//! them with the folder's transform and returns them as `uint8`. Of a JPEG, a batch decodes
+//! only the part its crop needs ([`super::jpeg_region`]).
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
@@ -12,7 +13,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tch::Tensor;
 
-use super::image_file::{check_header, check_scan, decode_checked_bytes};
+use super::image_file::{check_header, check_scan, decode_checked_bytes, MAX_DECODED_PIXELS};
+use super::jpeg_region::{reach_of_resize, Decoded, RegionDecoder};
 use super::split::{Split, SplitConfig};
 use crate::error::{Error, Result};
 
@@ -113,13 +115,24 @@ impl ImageFiles {
             let path = self.path(i)?;
             let bytes = crate::input::read_with(path, crate::input::limits::IMAGE, &self.access)?;
             clock.lap(Stage::Read);
-            let image = decode_checked_bytes(path, &bytes)?;
-            clock.lap(Stage::Decode);
             let rng = match mode {
                 Mode::Eval => None,
                 Mode::Train { seed, epoch } => Some(image_rng(seed, epoch, i)),
             };
-            transform(scratch, image, &self.config, rng).map_err(|message| Error::Data { path: path.clone(), message })?;
+            let (format, width, height) = check_header(path, &bytes)?;
+            let data_error = |message| Error::Data { path: path.clone(), message };
+            if format == image::ImageFormat::Jpeg {
+                let crop = crop_of(width, height, &self.config, rng);
+                let (h, w) = self.config.size;
+                let reach = reach_of_resize(crop, (w, h), (width, height));
+                decode_jpeg_part(scratch, &bytes, Some(reach)).map_err(|e| Error::Data { path: path.clone(), message: format!("cannot decode the image: {e}") })?;
+                clock.lap(Stage::Decode);
+                resize_decoded(scratch, crop, &self.config).map_err(data_error)?;
+            } else {
+                let image = decode_checked_bytes(path, &bytes)?;
+                clock.lap(Stage::Decode);
+                transform(scratch, image, &self.config, rng).map_err(data_error)?;
+            }
             clock.lap(Stage::Resize);
             to_channels_first(&scratch.resized, c as usize, w as usize, flips.get(k).copied().unwrap_or(false), slot);
             clock.lap(Stage::Layout);
@@ -127,11 +140,17 @@ impl ImageFiles {
         Ok(Tensor::from_slice(&pixels).view([indices.len() as i64, c, h, w]))
     }
 
-    /// The image at `index` read and decoded (no crop or resize): what decoding alone costs.
-    pub fn read_and_decode(&self, index: usize) -> Result<DynamicImage> {
+    /// The image at `index` read and decoded whole by the decoder batches use (no crop or
+    /// resize): what decoding alone costs.
+    pub fn read_and_decode(&self, index: usize, scratch: &mut Scratch) -> Result<()> {
         let path = self.path(index as i64)?;
         let bytes = crate::input::read_with(path, crate::input::limits::IMAGE, &self.access)?;
-        decode_checked_bytes(path, &bytes)
+        let (format, _, _) = check_header(path, &bytes)?;
+        if format == image::ImageFormat::Jpeg {
+            decode_jpeg_part(scratch, &bytes, None).map_err(|e| Error::Data { path: path.clone(), message: format!("cannot decode the image: {e}") })
+        } else {
+            decode_checked_bytes(path, &bytes).map(drop)
+        }
     }
 
     fn path(&self, index: i64) -> Result<&PathBuf> {
@@ -188,32 +207,82 @@ fn crop_of(width: u32, height: u32, config: &ImageFolderConfig, rng: Option<ChaC
     }
 }
 
-/// What one worker reuses from image to image: the resizer (its coefficient and row buffers)
-/// and the resized pixels.
+/// What one worker reuses from image to image: the resizer (its coefficient and row buffers),
+/// the JPEG decoder and its pixels, and the resized pixels.
 pub struct Scratch {
     resizer: fast_image_resize::Resizer,
+    jpeg: Option<RegionDecoder>,
+    decoded: Decoded,
     resized: Vec<u8>,
 }
 
 impl Default for Scratch {
     fn default() -> Self {
-        Scratch { resizer: fast_image_resize::Resizer::new(), resized: Vec::new() }
+        Scratch { resizer: fast_image_resize::Resizer::new(), jpeg: None, decoded: Decoded::default(), resized: Vec::new() }
     }
+}
+
+/// Decodes the part `reach` of a JPEG (the whole image for `None`) into `scratch.decoded`.
+fn decode_jpeg_part(scratch: &mut Scratch, bytes: &[u8], reach: Option<super::jpeg_region::Rect>) -> std::result::Result<(), String> {
+    let decoder = match &mut scratch.jpeg {
+        Some(decoder) => decoder,
+        jpeg @ None => jpeg.insert(RegionDecoder::new(MAX_DECODED_PIXELS)?),
+    };
+    let header = decoder.header(bytes)?;
+    decoder.decode(bytes, &header, reach, &mut scratch.decoded)
+}
+
+/// The crop `(x, y, width, height)` of the image (its coordinates) of the part in
+/// `scratch.decoded`, resized to the folder's size as [`transform`] does. The decoded pixels
+/// are read in place when they have the folder's channels (a worker's buffers are reused from
+/// image to image); otherwise converted as `image` converts.
+fn resize_decoded(scratch: &mut Scratch, (x, y, cw, ch): (f64, f64, f64, f64), config: &ImageFolderConfig) -> std::result::Result<(), String> {
+    let region = scratch.decoded.region.ok_or("no pixels decoded")?;
+    let crop = (x - f64::from(region.x), y - f64::from(region.y), cw, ch);
+    let decoded_channels = if scratch.decoded.grey { 1 } else { 3 };
+    if decoded_channels != config.channels {
+        let pixels = std::mem::take(&mut scratch.decoded.pixels);
+        let part = if scratch.decoded.grey {
+            image::GrayImage::from_raw(region.width, region.height, pixels).map(DynamicImage::ImageLuma8)
+        } else {
+            image::RgbImage::from_raw(region.width, region.height, pixels).map(DynamicImage::ImageRgb8)
+        };
+        let part = part.ok_or("the decoder returned fewer pixels than the region holds")?;
+        return resize_crop(scratch, part, crop, config);
+    }
+    let source = fast_image_resize::images::ImageRef::new(region.width, region.height, &scratch.decoded.pixels, pixel_type(config.channels)).map_err(|e| format!("cannot resize the image: {e}"))?;
+    resize_into(&mut scratch.resizer, &mut scratch.resized, &source, crop, config)
 }
 
 /// The image cropped and resized (bilinear, antialiased) to the folder's size, as interleaved
 /// `[H, W, C]` bytes in `scratch.resized`.
 fn transform(scratch: &mut Scratch, image: DynamicImage, config: &ImageFolderConfig, rng: Option<ChaCha8Rng>) -> std::result::Result<(), String> {
-    use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions};
+    let crop = crop_of(image.width(), image.height(), config, rng);
+    resize_crop(scratch, image, crop, config)
+}
+
+/// The crop `(x, y, width, height)` of `image` resized to the folder's size, in the folder's
+/// channels (a colour image made grey as `image` does it), into `scratch.resized`.
+fn resize_crop(scratch: &mut Scratch, image: DynamicImage, crop: (f64, f64, f64, f64), config: &ImageFolderConfig) -> std::result::Result<(), String> {
     let (width, height) = (image.width(), image.height());
-    let (pixel_type, raw) = if config.channels == 1 { (PixelType::U8, image.into_luma8().into_raw()) } else { (PixelType::U8x3, image.into_rgb8().into_raw()) };
-    let source = Image::from_vec_u8(width, height, raw, pixel_type).map_err(|e| format!("cannot resize the image: {e}"))?;
+    let raw = if config.channels == 1 { image.into_luma8().into_raw() } else { image.into_rgb8().into_raw() };
+    let source = fast_image_resize::images::ImageRef::new(width, height, &raw, pixel_type(config.channels)).map_err(|e| format!("cannot resize the image: {e}"))?;
+    resize_into(&mut scratch.resizer, &mut scratch.resized, &source, crop, config)
+}
+
+fn pixel_type(channels: u8) -> fast_image_resize::PixelType {
+    if channels == 1 { fast_image_resize::PixelType::U8 } else { fast_image_resize::PixelType::U8x3 }
+}
+
+/// `source`'s crop `(x, y, width, height)` resized (bilinear, antialiased) to the folder's size
+/// into `resized`, as interleaved `[H, W, C]` bytes.
+fn resize_into(resizer: &mut fast_image_resize::Resizer, resized: &mut Vec<u8>, source: &fast_image_resize::images::ImageRef, (x, y, cw, ch): (f64, f64, f64, f64), config: &ImageFolderConfig) -> std::result::Result<(), String> {
+    use fast_image_resize::{images::Image, FilterType, ResizeAlg, ResizeOptions};
     let (h, w) = config.size;
-    scratch.resized.resize(h as usize * w as usize * usize::from(config.channels), 0);
-    let mut out = Image::from_slice_u8(w, h, &mut scratch.resized, pixel_type).map_err(|e| format!("cannot resize the image: {e}"))?;
-    let (x, y, cw, ch) = crop_of(width, height, config, rng);
+    resized.resize(h as usize * w as usize * usize::from(config.channels), 0);
+    let mut out = Image::from_slice_u8(w, h, resized, pixel_type(config.channels)).map_err(|e| format!("cannot resize the image: {e}"))?;
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(x, y, cw, ch);
-    scratch.resizer.resize(&source, &mut out, &options).map_err(|e| format!("cannot resize the image: {e}"))
+    resizer.resize(source, &mut out, &options).map_err(|e| format!("cannot resize the image: {e}"))
 }
 
 /// torchvision's evaluation transform: `Resize(s · 256/224)` of the shorter side (bilinear with
@@ -485,4 +554,67 @@ pub fn index_list_file(root: &Path, list: &Path) -> Result<(Vec<PathBuf>, Vec<i6
     }
     let labels = entries.iter().map(|(_, l)| class_names.iter().position(|c| c == l).unwrap_or(0) as i64).collect();
     Ok((entries.into_iter().map(|(f, _)| f).collect(), labels, class_names))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::jpeg_region::tests::{compress, photo};
+    use turbojpeg_sys as tj;
+
+    fn configs() -> Vec<ImageFolderConfig> {
+        let config = |size, channels, transform| ImageFolderConfig { size, channels, transform, workers: 1 };
+        vec![
+            config((224, 224), 3, FolderTransform::Imagenet),
+            config((224, 224), 1, FolderTransform::Imagenet),
+            config((48, 32), 3, FolderTransform::Imagenet),
+            config((64, 64), 3, FolderTransform::Resize),
+            config((600, 700), 3, FolderTransform::Imagenet),
+        ]
+    }
+
+    /// Each crop resized from the part decoded and from the whole image decoded: the same bytes.
+    #[test]
+    fn a_jpeg_crop_decoded_in_part_resizes_to_the_same_bytes_as_from_the_whole_image() {
+        for (width, height, subsampling) in [(500, 375, tj::TJSAMP_TJSAMP_420), (375, 500, tj::TJSAMP_TJSAMP_444), (333, 251, tj::TJSAMP_TJSAMP_GRAY), (97, 61, tj::TJSAMP_TJSAMP_422)] {
+            let jpeg = compress(&photo(width, height, 5), width, height, subsampling, false);
+            for config in configs() {
+                for index in 0..25 {
+                    let rng = (index > 0).then(|| image_rng(3, 2, index));
+                    let crop = crop_of(width, height, &config, rng);
+                    let (h, w) = config.size;
+                    let mut whole = Scratch::default();
+                    decode_jpeg_part(&mut whole, &jpeg, None).unwrap();
+                    resize_decoded(&mut whole, crop, &config).unwrap();
+                    let mut part = Scratch::default();
+                    let reach = reach_of_resize(crop, (w, h), (width, height));
+                    decode_jpeg_part(&mut part, &jpeg, Some(reach)).unwrap();
+                    let area = |r: Option<crate::data::jpeg_region::Rect>| r.map_or(0, |r| r.width * r.height);
+                    assert!(area(part.decoded.region) <= area(whole.decoded.region));
+                    resize_decoded(&mut part, crop, &config).unwrap();
+                    assert!(whole.resized == part.resized, "{width}×{height} subsampling {subsampling}, {config:?}, crop {crop:?}, reach {reach:?}");
+                }
+            }
+        }
+    }
+
+    /// libjpeg-turbo instead of zune-jpeg: the batches' pixels differ by the two decoders'
+    /// rounding (inverse DCT, chroma upsampling), no more.
+    #[test]
+    fn the_decoder_change_moves_pixels_by_rounding_only() {
+        let (width, height) = (500, 375);
+        let jpeg = compress(&photo(width, height, 9), width, height, tj::TJSAMP_TJSAMP_420, false);
+        let config = ImageFolderConfig { size: (224, 224), channels: 3, transform: FolderTransform::Imagenet, workers: 1 };
+        let crop = crop_of(width, height, &config, None);
+        let mut turbo = Scratch::default();
+        decode_jpeg_part(&mut turbo, &jpeg, Some(reach_of_resize(crop, (224, 224), (width, height)))).unwrap();
+        resize_decoded(&mut turbo, crop, &config).unwrap();
+        let mut zune = Scratch::default();
+        let image = decode_checked_bytes(Path::new("photo.jpg"), &jpeg).unwrap();
+        transform(&mut zune, image, &config, None).unwrap();
+        let diffs: Vec<i32> = turbo.resized.iter().zip(&zune.resized).map(|(&a, &b)| (i32::from(a) - i32::from(b)).abs()).collect();
+        let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
+        let max = diffs.iter().copied().max().unwrap();
+        assert!(max <= 8 && mean < 1.0, "max {max}, mean {mean}");
+    }
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// make huelab allocate gigabytes or decode for minutes (64 megapixels is above any camera
 /// photo a classification data set holds).
 const MAX_DECODED_SIDE: u32 = 16_384;
-const MAX_DECODED_PIXELS: u64 = 1 << 26;
+pub(super) const MAX_DECODED_PIXELS: u64 = 1 << 26;
 
 fn damaged(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Data { path: path.to_owned(), message: format!("cannot decode the image: {message}") }

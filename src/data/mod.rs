@@ -9,6 +9,7 @@ mod dataset;
 mod digits;
 mod folder;
 mod image_file;
+mod jpeg_region;
 mod jpeg_scan;
 mod idx;
 mod image_folder;

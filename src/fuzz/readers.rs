@@ -10,7 +10,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::mutate::FileKind;
 use crate::activations::Activations;
-use crate::data::{digits, load_idx, load_image_folder, load_image_list, load_npy, ImageDataset, ImageFolderConfig, Mode, NpyLayout, SplitConfig};
+use crate::data::{digits, load_idx, load_image_folder, load_image_list, load_npy, FolderTransform, ImageDataset, ImageFolderConfig, Mode, NpyLayout, SplitConfig};
 use crate::error::{Error, Result};
 use crate::extract::Extractor;
 use crate::knn::{classify, ClassifyConfig, MemoryConfig, PixelMemory};
@@ -192,14 +192,16 @@ impl Reader {
                 Ok(format!("{}×{}", image.width(), image.height()))
             }
             Reader::ImageFolder | Reader::ImageList => {
-                let config = ImageFolderConfig { size: (8, 8), workers: 1, ..Default::default() };
+                // ImageNet's crops: of a JPEG, a batch decodes only the part a crop needs.
+                let config = ImageFolderConfig { size: (8, 8), workers: 1, transform: FolderTransform::Imagenet, ..Default::default() };
                 let data = match self {
                     Reader::ImageFolder => load_image_folder("fuzz", entry, config)?,
                     _ => load_image_list("fuzz", entry, &entry.join("list.txt"), config)?,
                 };
                 let all: Vec<i64> = (0..data.len() as i64).collect();
                 let images = data.load_raw(&all, Mode::Eval)?;
-                Ok(format!("{} images {:?}", data.len(), images.size()))
+                let cropped = data.load_raw(&all, Mode::Train { seed: 1, epoch: 0 })?;
+                Ok(format!("{} images {:?}, cropped {:?}", data.len(), images.size(), cropped.size()))
             }
             Reader::Pth | Reader::Safetensors => {
                 let tensors = crate::models::load_state_dict(entry)?;
