@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tch::Tensor;
 
-use super::image_file::{check_header, check_scan, decode_checked_bytes, MAX_DECODED_PIXELS};
+use super::image_file::{check_header, check_scan, damaged, decode_bytes, MAX_DECODED_PIXELS};
 use super::jpeg_region::{reach_of_resize, Decoded, RegionDecoder};
 use super::split::{Split, SplitConfig};
 use crate::error::{Error, Result};
@@ -125,11 +125,11 @@ impl ImageFiles {
                 let crop = crop_of(width, height, &self.config, rng);
                 let (h, w) = self.config.size;
                 let reach = reach_of_resize(crop, (w, h), (width, height));
-                decode_jpeg_part(scratch, &bytes, Some(reach)).map_err(|e| Error::Data { path: path.clone(), message: format!("cannot decode the image: {e}") })?;
+                decode_jpeg_part(scratch, &bytes, Some(reach)).map_err(|e| damaged(path, e))?;
                 clock.lap(Stage::Decode);
                 resize_decoded(scratch, crop, &self.config).map_err(data_error)?;
             } else {
-                let image = decode_checked_bytes(path, &bytes)?;
+                let image = decode_bytes(path, &bytes, format, (width, height))?;
                 clock.lap(Stage::Decode);
                 transform(scratch, image, &self.config, rng).map_err(data_error)?;
             }
@@ -145,11 +145,11 @@ impl ImageFiles {
     pub fn read_and_decode(&self, index: usize, scratch: &mut Scratch) -> Result<()> {
         let path = self.path(index as i64)?;
         let bytes = crate::input::read_with(path, crate::input::limits::IMAGE, &self.access)?;
-        let (format, _, _) = check_header(path, &bytes)?;
+        let (format, width, height) = check_header(path, &bytes)?;
         if format == image::ImageFormat::Jpeg {
-            decode_jpeg_part(scratch, &bytes, None).map_err(|e| Error::Data { path: path.clone(), message: format!("cannot decode the image: {e}") })
+            decode_jpeg_part(scratch, &bytes, None).map_err(|e| damaged(path, e))
         } else {
-            decode_checked_bytes(path, &bytes).map(drop)
+            decode_bytes(path, &bytes, format, (width, height)).map(drop)
         }
     }
 
@@ -610,7 +610,8 @@ mod tests {
         decode_jpeg_part(&mut turbo, &jpeg, Some(reach_of_resize(crop, (224, 224), (width, height)))).unwrap();
         resize_decoded(&mut turbo, crop, &config).unwrap();
         let mut zune = Scratch::default();
-        let image = decode_checked_bytes(Path::new("photo.jpg"), &jpeg).unwrap();
+        let (format, w, h) = check_header(Path::new("photo.jpg"), &jpeg).unwrap();
+        let image = decode_bytes(Path::new("photo.jpg"), &jpeg, format, (w, h)).unwrap();
         transform(&mut zune, image, &config, None).unwrap();
         let diffs: Vec<i32> = turbo.resized.iter().zip(&zune.resized).map(|(&a, &b)| (i32::from(a) - i32::from(b)).abs()).collect();
         let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;

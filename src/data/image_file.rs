@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 const MAX_DECODED_SIDE: u32 = 16_384;
 pub(super) const MAX_DECODED_PIXELS: u64 = 1 << 26;
 
-fn damaged(path: &Path, message: impl std::fmt::Display) -> Error {
+pub(super) fn damaged(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Data { path: path.to_owned(), message: format!("cannot decode the image: {message}") }
 }
 
@@ -72,15 +72,10 @@ pub fn decode(path: &Path) -> Result<DynamicImage> {
     decode_bytes(path, &bytes, format, (w, h))
 }
 
-/// Decodes the bytes of an image of a data set whose files were checked whole when it opened
-/// (batches, on worker threads): the header is checked again (the file may have changed
-/// since), the scan is not.
-pub(super) fn decode_checked_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
-    let (format, w, h) = check_header(path, bytes)?;
-    decode_bytes(path, bytes, format, (w, h))
-}
-
-fn decode_bytes(path: &Path, bytes: &[u8], format: image::ImageFormat, (w, h): (u32, u32)) -> Result<DynamicImage> {
+/// Decodes bytes whose header [`check_header`] has just checked (its format and dimensions).
+/// Batches of a data set, whose files were checked whole when it opened, check each header
+/// again (the file may have changed since), not the scan.
+pub(super) fn decode_bytes(path: &Path, bytes: &[u8], format: image::ImageFormat, (w, h): (u32, u32)) -> Result<DynamicImage> {
     match format {
         image::ImageFormat::Jpeg => decode_jpeg(path, bytes, w, h),
         _ => decode_png(path, bytes),
