@@ -109,7 +109,17 @@ impl ImageFiles {
         }
         let [c, h, w] = self.shape();
         let per_image = (c * h * w) as usize;
-        let mut pixels = vec![0u8; per_image * indices.len()];
+        // The pixels are laid out straight into the batch tensor's storage (no buffer of the
+        // same size copied into it afterwards).
+        let batch = Tensor::f_empty([indices.len() as i64, c, h, w], (tch::Kind::Uint8, tch::Device::Cpu))?;
+        if indices.is_empty() {
+            return Ok(batch);
+        }
+        // SAFETY: `batch` was just allocated by libtorch as a contiguous uint8 CPU tensor of
+        // `per_image × indices.len()` elements; no other handle to its storage exists while
+        // `pixels` lives, and every byte is written below before the tensor is returned (each
+        // slot by `to_channels_first`, from a resized image of exactly `per_image` bytes).
+        let pixels = unsafe { std::slice::from_raw_parts_mut(batch.data_ptr() as *mut u8, per_image * indices.len()) };
         for (k, (slot, &i)) in pixels.chunks_exact_mut(per_image).zip(indices).enumerate() {
             let mut clock = StageClock::start(times.as_deref_mut());
             let path = self.path(i)?;
@@ -134,10 +144,13 @@ impl ImageFiles {
                 transform(scratch, image, &self.config, rng).map_err(data_error)?;
             }
             clock.lap(Stage::Resize);
+            if scratch.resized.len() != per_image {
+                return Err(Error::msg(format!("{}: resized to {} bytes, expected {per_image} ({c}×{h}×{w})", path.display(), scratch.resized.len())));
+            }
             to_channels_first(&scratch.resized, c as usize, w as usize, flips.get(k).copied().unwrap_or(false), slot);
             clock.lap(Stage::Layout);
         }
-        Ok(Tensor::from_slice(&pixels).view([indices.len() as i64, c, h, w]))
+        Ok(batch)
     }
 
     /// The image at `index` read and decoded whole by the decoder batches use (no crop or

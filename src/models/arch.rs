@@ -73,18 +73,25 @@ impl Arch {
 
     /// Whether `train` lays this architecture's weights and batches out channels-last on
     /// `device` in `precision` when the run does not say (`channels_last` option), chosen by
-    /// measurement (`huelab bench train` measures both layouts; results/bench/train-layouts-*.json,
-    /// an Intel CPU with AMX): the small CNN trained 1.345x (fp32) and 1.572x (bf16) faster
-    /// channels-last, ResNet-18 1.106x in bf16 and 0.977x in fp32 (no gain). The other
-    /// architectures and GPUs were not measured: contiguous there.
+    /// measurement on this CPU's kind (`huelab bench train` measures both layouts;
+    /// results/bench/train-layouts-*.json). The small CNN: 1.345x (fp32) and 1.572x (bf16)
+    /// faster channels-last on an Intel CPU with AMX. ResNet-18 in bf16: 1.106x (Intel, AMX) and
+    /// 1.060x (AMD Zen 4); in fp32 it depends on the vector units: 1.060x on Zen 4 (AVX-512
+    /// without AMX), 0.977x with AMX (no gain), AVX2-only CPUs not measured (contiguous). The
+    /// other architectures and GPUs were not measured: contiguous there. The layout changes
+    /// speed and the last bits of sums, never the model: a run reports the one it used.
     pub fn trains_channels_last(self, device: tch::Device, precision: crate::precision::Precision) -> bool {
+        device == tch::Device::Cpu && self.channels_last_on(&CpuKind::this_machine(), precision)
+    }
+
+    /// [`Arch::trains_channels_last`] on a CPU of kind `cpu`.
+    pub fn channels_last_on(self, cpu: &CpuKind, precision: crate::precision::Precision) -> bool {
         use crate::precision::Precision;
-        device == tch::Device::Cpu
-            && match self {
-                Arch::SmallCnn => true,
-                Arch::ResNet18 | Arch::ResNet34 => precision == Precision::Bf16,
-                _ => false,
-            }
+        match self {
+            Arch::SmallCnn => true,
+            Arch::ResNet18 | Arch::ResNet34 => precision == Precision::Bf16 || (cpu.avx512 && !cpu.amx),
+            _ => false,
+        }
     }
 
     /// Smallest input height/width the architecture accepts with a resolved `stem`.
@@ -109,6 +116,24 @@ impl Registry for Arch {
     }
 }
 
+/// What of a CPU's vector units the layout choice depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuKind {
+    /// AVX-512 Foundation.
+    pub avx512: bool,
+    /// Advanced Matrix Extensions (Intel's tile units; oneDNN uses them for bf16 and int8).
+    pub amx: bool,
+}
+
+impl CpuKind {
+    /// This machine's, from /proc/cpuinfo's flags.
+    pub fn this_machine() -> Self {
+        let flags = crate::precision::cpu_flags();
+        let has = |f: &str| flags.iter().any(|g| g == f);
+        CpuKind { avx512: has("avx512f"), amx: has("amx_tile") }
+    }
+}
+
 crate::by_name!(Arch);
 
 #[cfg(test)]
@@ -118,5 +143,20 @@ mod tests {
     #[test]
     fn every_architecture_parses_from_its_name_and_is_listed() {
         crate::registry::tests::check::<Arch>();
+    }
+
+    /// The measured defaults: ResNets channels-last in fp32 only on AVX-512 without AMX.
+    #[test]
+    fn resnets_choose_their_fp32_layout_by_the_cpus_vector_units() {
+        use crate::precision::Precision::{Bf16, Fp32};
+        let zen3 = CpuKind { avx512: false, amx: false };
+        let zen4 = CpuKind { avx512: true, amx: false };
+        let sapphire_rapids = CpuKind { avx512: true, amx: true };
+        for arch in [Arch::ResNet18, Arch::ResNet34] {
+            assert_eq!([zen3, zen4, sapphire_rapids].map(|cpu| arch.channels_last_on(&cpu, Fp32)), [false, true, false]);
+            assert!([zen3, zen4, sapphire_rapids].iter().all(|cpu| arch.channels_last_on(cpu, Bf16)));
+        }
+        assert!(Arch::SmallCnn.channels_last_on(&zen3, Fp32));
+        assert!(!Arch::DenseNet121.channels_last_on(&zen4, Bf16));
     }
 }

@@ -16,7 +16,7 @@ pub mod torchvision;
 mod vgg;
 mod weights;
 
-pub use arch::{Arch, ArchInfo, Stems};
+pub use arch::{Arch, ArchInfo, CpuKind, Stems};
 pub use densenet::DenseNet;
 pub use efficientnet::EfficientNet;
 pub use efficientnet_lite::{EfficientNetLite, LiteVariant};

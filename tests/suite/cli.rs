@@ -285,6 +285,33 @@ fn info_reports_a_cuda_backend_that_cannot_load_and_stays_on_the_cpu() {
     assert!(err.contains("cuda:0 asked for") && err.contains("torch 2.10.0"), "{err}");
 }
 
+/// A CUDA PyTorch found on its own (here: python3's, a stand-in that names a folder with a
+/// `libtorch_cuda.so`) is loaded only where the machine has an NVIDIA driver; without one, its
+/// CUDA libraries would cost every process hundreds of MB for nothing.
+#[test]
+fn a_cuda_pytorch_found_by_search_is_not_loaded_without_an_nvidia_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("torch/lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("libtorch_cuda.so"), b"not an ELF file").unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let python = bin.join("python3");
+    std::fs::write(&python, format!("#!/bin/sh\necho '{}'\n", dir.path().join("torch").display())).unwrap();
+    std::fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(env!("CARGO_BIN_EXE_huelab")).arg("info").env("PATH", path).env_remove("HUELAB_TORCH_LIB").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let driver = std::path::Path::new("/proc/driver/nvidia").exists() || std::path::Path::new("/dev/dxg").exists();
+    if driver {
+        assert!(text.contains("cannot load") && text.contains(&lib.join("libtorch_cuda.so").display().to_string()), "{text}");
+    } else {
+        assert!(text.contains("no NVIDIA driver") && !text.contains("cannot load"), "{text}");
+        assert!(stderr(&out).is_empty(), "nothing to warn about: {}", stderr(&out));
+    }
+}
+
 #[test]
 fn bench_knn_reports_its_anchors_and_the_busy_core_rounds() {
     // No Python here: the references are skipped; the GEMM anchor and the busy-core rounds are

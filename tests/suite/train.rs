@@ -158,7 +158,7 @@ fn channels_last_and_contiguous_training_agree_and_the_layout_is_recorded() {
 }
 
 /// A ResNet trains channels-last in bf16 on the CPU unless told otherwise (the measured
-/// default; contiguous in fp32); its checkpoint and saved model are written from contiguous
+/// default; in fp32 it depends on the CPU: `Arch::channels_last_on`); its checkpoint and saved model are written from contiguous
 /// copies, and the finished checkpoint resumes in the other layout (a layout, like a device,
 /// is not part of a run's identity).
 #[test]
@@ -167,7 +167,8 @@ fn a_resnet_trains_channels_last_by_default_in_bf16_and_its_checkpoint_resumes_i
     let split = stratified_split(data.labels(), 10, SplitConfig::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let fp32 = TrainConfig { arch: huelab::models::Arch::ResNet18, ..config(LossKind::OneHot, 1) };
-    assert!(!train(&data, &split, &fp32).unwrap().channels_last, "contiguous in fp32");
+    let fp32_layout = huelab::models::Arch::ResNet18.channels_last_on(&huelab::models::CpuKind::this_machine(), huelab::precision::Precision::Fp32);
+    assert_eq!(train(&data, &split, &fp32).unwrap().channels_last, fp32_layout, "fp32's layout is the one chosen for this CPU");
     let run = TrainConfig { precision: huelab::precision::Precision::Bf16, checkpoint: Some(dir.path().join("run")), ..fp32 };
     let first = train(&data, &split, &run).unwrap();
     assert!(first.channels_last, "ResNet-18 in bf16 on the CPU trains channels-last by default");
