@@ -260,13 +260,18 @@ fn bench_knn_without_faiss_python_says_how_to_make_it() {
     assert!(err.contains("/nonexistent/python") && err.contains("benches/setup-venv.sh"), "{err}");
 }
 
+/// `base/torch/lib` with a "libtorch_cuda.so" that is not a shared library; the lib folder.
+fn unloadable_cuda_torch(base: &std::path::Path) -> std::path::PathBuf {
+    let lib = base.join("torch/lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("libtorch_cuda.so"), b"not an ELF file").unwrap();
+    lib
+}
+
 #[test]
 fn info_reports_a_cuda_backend_that_cannot_load_and_stays_on_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
-    // A "libtorch_cuda.so" that is not a shared library.
-    let lib = dir.path().join("torch/lib");
-    std::fs::create_dir_all(&lib).unwrap();
-    std::fs::write(lib.join("libtorch_cuda.so"), b"not an ELF file").unwrap();
+    let lib = unloadable_cuda_torch(dir.path());
     let out = Command::new(env!("CARGO_BIN_EXE_huelab")).arg("info").env("HUELAB_TORCH_LIB", &lib).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -291,9 +296,7 @@ fn info_reports_a_cuda_backend_that_cannot_load_and_stays_on_the_cpu() {
 #[test]
 fn a_cuda_pytorch_found_by_search_is_not_loaded_without_an_nvidia_driver() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("torch/lib");
-    std::fs::create_dir_all(&lib).unwrap();
-    std::fs::write(lib.join("libtorch_cuda.so"), b"not an ELF file").unwrap();
+    let lib = unloadable_cuda_torch(dir.path());
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let python = bin.join("python3");
