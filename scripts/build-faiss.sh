@@ -36,11 +36,7 @@ marker="FAISS $FAISS_VERSION $kind $opt, scipy-openblas32 $OPENBLAS_VERSION, rem
 [ "$(cat "$dest/.complete" 2>/dev/null)" = "$marker" ] && exit 0
 
 cd "$repo"
-cargo fetch --quiet
-faiss_src=$(cargo metadata --format-version 1 | python3 -c '
-import json, os, sys
-pkgs = json.load(sys.stdin)["packages"]
-print(next(os.path.dirname(p["manifest_path"]) for p in pkgs if p["name"] == "faiss-sys"))')/faiss
+faiss_src=$(bash "$repo/scripts/crate-source.sh" faiss-sys)/faiss
 grep -q "VERSION $FAISS_VERSION" "$faiss_src/CMakeLists.txt" || die "$faiss_src is not FAISS $FAISS_VERSION"
 mkdir -p "$(dirname "$dest")" "$home/downloads" "$home/build"
 staging=$(mktemp -d "$(dirname "$dest")/.faiss.XXXXXX")

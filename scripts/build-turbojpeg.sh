@@ -24,13 +24,7 @@ marker="libjpeg-turbo $LIBJPEG_TURBO_VERSION (turbojpeg-sys $TURBOJPEG_SYS_VERSI
 [ "$(cat "$dest/.complete" 2>/dev/null)" = "$marker" ] && exit 0
 command -v nasm >/dev/null || die "nasm not found (setup.sh installs it): libjpeg-turbo's SIMD code is assembled by it"
 
-cd "$repo"
-cargo fetch --quiet
-src=$(cargo metadata --format-version 1 | python3 -c '
-import json, os, sys
-pkgs = json.load(sys.stdin)["packages"]
-print(next(os.path.dirname(p["manifest_path"]) for p in pkgs if p["name"] == "turbojpeg-sys" and p["version"] == sys.argv[1]))' "$TURBOJPEG_SYS_VERSION")/libjpeg-turbo \
-  || die "turbojpeg-sys $TURBOJPEG_SYS_VERSION is not among Cargo.lock's packages"
+src=$(bash "$repo/scripts/crate-source.sh" turbojpeg-sys "$TURBOJPEG_SYS_VERSION")/libjpeg-turbo
 grep -q "set(VERSION $LIBJPEG_TURBO_VERSION)" "$src/CMakeLists.txt" || die "$src is not libjpeg-turbo $LIBJPEG_TURBO_VERSION"
 
 mkdir -p "$(dirname "$dest")" "$home/build"
