@@ -11,7 +11,7 @@ fn main() {
     let torch_lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; is LIBTORCH set (see setup.sh)?");
     add_rpath(Path::new(&torch_lib));
-    build_autocast_shim(Path::new(&torch_lib));
+    build_torch_shims(Path::new(&torch_lib));
     if std::env::var("HUELAB_GLIBC_FLOOR").is_ok() {
         build_libstdcxx_compat();
     }
@@ -48,21 +48,20 @@ fn main() {
     }
 }
 
-/// src/precision/autocast.cpp: libtorch's autocast switches, which tch does not bind. Only
-/// plain ints cross the boundary, so the C++ ABI flags of libtorch's std::string don't matter.
-fn build_autocast_shim(torch_lib: &Path) {
-    const SHIM: &str = "src/precision/autocast.cpp";
-    println!("cargo:rerun-if-changed={SHIM}");
+/// The C++ shims over libtorch functions that tch does not bind: src/precision/autocast.cpp
+/// (autocast's switches: plain ints cross the boundary) and src/train/fused_adam.cpp (fused
+/// Adam: tch's tensor handles, `torch::Tensor*`, cross it). Neither passes a std::string, so the
+/// C++ ABI flags of libtorch's std::string don't matter.
+fn build_torch_shims(torch_lib: &Path) {
+    const SHIMS: [&str; 2] = ["src/precision/autocast.cpp", "src/train/fused_adam.cpp"];
     let include = torch_lib.join("../include");
-    cc::Build::new()
-        .cpp(true)
-        .pic(true)
-        .warnings(false)
-        .include(&include)
-        .include(include.join("torch/csrc/api/include"))
-        .flag("-std=c++17")
-        .file(SHIM)
-        .compile("huelab_autocast");
+    let mut build = cc::Build::new();
+    build.cpp(true).pic(true).warnings(false).include(&include).include(include.join("torch/csrc/api/include")).flag("-std=c++17");
+    for shim in SHIMS {
+        println!("cargo:rerun-if-changed={shim}");
+        build.file(shim);
+    }
+    build.compile("huelab_torch_shims");
 }
 
 /// src/floor/libstdcxx_compat.cpp, for the shipped build only (scripts/make-bundle.sh sets

@@ -338,10 +338,12 @@ fn a_task_preempted_by_a_higher_priority_job_checkpoints_mid_epoch_and_resumes()
     let script = r#"
 let data = dataset("digits").subset(#{ per_class: 60, seed: 0 });
 slurm(#{ cpus_per_task: 1 });
-let run = train(data, data.split(#{ seed: 1 }), #{ model: "resnet18", epochs: 10, batch_size: 16, device: "cpu", progress: false });
+let run = train(data, data.split(#{ seed: 1 }), #{ model: "resnet18", epochs: 25, batch_size: 16, device: "cpu", progress: false });
 write_metrics_csv(`${run_dir(arg("name", "one"))}/metrics.csv`, [run]);
 "#;
     std::fs::write(work.path().join("one.rhai"), script).unwrap();
+    // The unit must still be training when Slurm's decision comes (about 27 s after the urgent
+    // job's submission here): 25 epochs train for about 65 s on one core of a quiet Zen 4.
     ok(&cluster.huelab(work.path(), &["run", "--threads", "1", "one.rhai", "name=local"]));
     let submitted = ok(&cluster.huelab(work.path(), &["run", "--slurm", "--run-dir", "cluster", "one.rhai", "name=slurm"]));
     let job = format!("{}_0", array_job(&submitted));
@@ -351,7 +353,7 @@ write_metrics_csv(`${run_dir(arg("name", "one"))}/metrics.csv`, [run]);
         std::thread::sleep(Duration::from_millis(100));
     }
     // Every CPU of the node, in the higher tier: Slurm preempts the unit to make room (its
-    // controller decides about 27 s later here; the unit trains for about a minute).
+    // controller decides about 27 s later here).
     cluster.slurm("sbatch", &["-p", "urgent", "-c", "4", "-o", "/dev/null", "--wrap", "sleep 2"]);
     cluster.wait_idle(Duration::from_secs(400));
     let log = std::fs::read_to_string(work.path().join("cluster/logs/unit-0.log")).unwrap();
