@@ -83,7 +83,7 @@ fn torch_version_of(lib_dir: &Path) -> Option<String> {
 
 /// Whether this machine has an NVIDIA driver: the kernel module's `/proc/driver/nvidia` (also
 /// inside containers given GPUs), or WSL's GPU device. Without it CUDA cannot run.
-fn has_nvidia_driver() -> bool {
+pub fn has_nvidia_driver() -> bool {
     Path::new("/proc/driver/nvidia").exists() || Path::new("/dev/dxg").exists()
 }
 

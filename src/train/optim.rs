@@ -104,9 +104,7 @@ impl Optimizer {
                 // back contiguous, and a gradient's layout is whatever its kernel chose).
                 let grad = in_layout_of(p, grad);
                 for moment in state.iter_mut() {
-                    if moment.stride() != p.stride() {
-                        *moment = in_layout_of(p, moment);
-                    }
+                    *moment = in_layout_of(p, moment);
                 }
                 fused.push(p, grad, state);
             } else {

@@ -306,8 +306,7 @@ fn a_cuda_pytorch_found_by_search_is_not_loaded_without_an_nvidia_driver() {
     let out = Command::new(env!("CARGO_BIN_EXE_huelab")).arg("info").env("PATH", path).env_remove("HUELAB_TORCH_LIB").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    let driver = std::path::Path::new("/proc/driver/nvidia").exists() || std::path::Path::new("/dev/dxg").exists();
-    if driver {
+    if huelab::cuda::has_nvidia_driver() {
         assert!(text.contains("cannot load") && text.contains(&lib.join("libtorch_cuda.so").display().to_string()), "{text}");
     } else {
         assert!(text.contains("no NVIDIA driver") && !text.contains("cannot load"), "{text}");
