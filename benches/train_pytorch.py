@@ -108,6 +108,10 @@ def main():
     # torch.channels_last for the model's weights and the input (NHWC strides), PyTorch's
     # other memory format for convolutions.
     parser.add_argument("--memory-format", choices=["contiguous", "channels_last"], default="contiguous")
+    # Run the timed steps under torch.profiler and also report the time per step spent inside
+    # the convolutions (forward and backward, oneDNN's kernels, which huelab runs too): what
+    # no framework around them can make faster.
+    parser.add_argument("--profile-convolutions", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -143,11 +147,21 @@ def main():
 
     for _ in range(args.warmup):
         step()
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if args.profile_convolutions else None
+    if profiler:
+        profiler.start()
     start = time.perf_counter()
     for _ in range(args.steps):
         step()  # loss.item() every step, as a loop that logs its loss does
     seconds = time.perf_counter() - start
-    print(json.dumps({"images_per_second": args.steps * args.batch / seconds, "steps": args.steps, "seconds": seconds}))
+    result = {"images_per_second": args.steps * args.batch / seconds, "steps": args.steps, "seconds": seconds}
+    if profiler:
+        profiler.stop()
+        # Each convolution is one aten::convolution (under conv2d and autocast's casts, above
+        # the oneDNN call) and one aten::convolution_backward; their inclusive times do not nest.
+        inside = sum(e.cpu_time_total for e in profiler.events() if e.name in ("aten::convolution", "aten::convolution_backward"))
+        result["convolution_seconds_per_step"] = inside / 1e6 / args.steps
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

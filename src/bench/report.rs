@@ -123,6 +123,17 @@ pub fn train(
             );
             let peak = r.huelab.iter().filter_map(|t| t.peak_rss_bytes).max().unwrap_or(0);
             crate::outln!("{:<10} {:>9} huelab peak RSS while training: {:.0} MB", "", precision.name(), peak as f64 / 1e6);
+            if let Some(share) = r.convolution_share() {
+                let ms = |s: f64| s * 1e3;
+                crate::outln!(
+                    "{:<10} {:>9} convolutions (their fraction of a profiled PyTorch step, {}; the same kernels in huelab): {:.1} ms of PyTorch's median {:.1} ms step ({:.1} %)",
+                    "", precision.name(), layout(r.pytorch_best().1), ms(share.convolutions), ms(share.pytorch_step), 100.0 * share.convolutions / share.pytorch_step
+                );
+                crate::outln!(
+                    "{:<10} {:>9} outside them: huelab {:.1} ms, PyTorch {:.1} ms per step; ceiling {:.3}x (huelab's ratio if nothing else took time); {:.2}x needs huelab outside <= {:.1} ms",
+                    "", precision.name(), ms(share.huelab_outside), ms(share.pytorch_outside), share.ceiling, TARGET_TRAIN_RATIO, ms(share.outside_allowed_for(TARGET_TRAIN_RATIO))
+                );
+            }
             by_precision.push(r);
         }
         if let (Some(fp32), Some(bf16)) = (
@@ -144,6 +155,10 @@ pub fn train(
     }
     Ok(())
 }
+
+/// The training speed the performance issues ask of huelab against PyTorch's better layout;
+/// `bench train` prints how little time outside the convolutions that leaves.
+const TARGET_TRAIN_RATIO: f64 = 1.05;
 
 /// `huelab bench script`.
 pub fn script(epochs: usize, rounds: usize, example: Option<PathBuf>, script: PathBuf, out: Option<&Path>) -> Result<()> {
