@@ -146,8 +146,8 @@ pub struct ConvolutionProfile {
 impl ConvolutionProfile {
     /// The convolutions' fraction of the profiled run's own step: a fraction, not seconds,
     /// because the machine's speed drifts between the rounds and this one run.
-    pub fn convolution_fraction(&self) -> f64 {
-        self.run.convolution_seconds_per_step.unwrap_or(0.0) / self.run.seconds_per_step()
+    pub fn convolution_fraction(&self) -> Option<f64> {
+        Some(self.run.convolution_seconds_per_step? / self.run.seconds_per_step())
     }
 }
 
@@ -225,7 +225,7 @@ impl TrainComparison {
     /// was profiled (on a GPU, where the profiler's CPU times are kernel launches).
     pub fn convolution_share(&self) -> Option<ConvolutionShare> {
         let (pytorch_best, pytorch_layout) = self.pytorch_best();
-        let fraction = |channels_last: bool| self.convolution_profiles.iter().find(|p| p.channels_last == channels_last).map(ConvolutionProfile::convolution_fraction);
+        let fraction = |channels_last: bool| self.convolution_profiles.iter().find(|p| p.channels_last == channels_last).and_then(ConvolutionProfile::convolution_fraction);
         let step = |images_per_second: f64| self.bench.batch as f64 / images_per_second;
         // Seconds of convolutions in a layout: their profiled fraction of PyTorch's median step there.
         let pytorch_in_huelabs_layout = if self.bench.channels_last { self.pytorch_channels_last_median } else { self.pytorch_median };
@@ -258,19 +258,7 @@ pub fn compare_train_throughput(python: &Path, bench: TrainBench, rounds: usize,
     let median = |v: &[Throughput]| super::median(&images_per_second(v));
     let per_round: Vec<f64> = (0..rounds).map(|r| ours[r].images_per_second / theirs[r].images_per_second.max(theirs_cl[r].images_per_second)).collect();
     let (h, p, pcl) = (median(&ours), median(&theirs), median(&theirs_cl));
-    let mut convolution_profiles = Vec::new();
-    if bench.device == tch::Device::Cpu {
-        let mut layouts = vec![trained.channels_last];
-        if (pcl > p) != trained.channels_last {
-            layouts.push(pcl > p);
-        }
-        for channels_last in layouts {
-            let profiled = TrainBench { channels_last, ..bench };
-            progress(&format!("{what}: PyTorch {} profiled (time inside the convolutions)", layout(&profiled)));
-            convolution_profiles.push(ConvolutionProfile { channels_last, run: pytorch_train_throughput(python, &profiled, true)? });
-        }
-    }
-    Ok(TrainComparison {
+    let mut comparison = TrainComparison {
         bench: trained,
         huelab_other_layout_median: median(&ours_other),
         huelab: ours,
@@ -282,8 +270,21 @@ pub fn compare_train_throughput(python: &Path, bench: TrainBench, rounds: usize,
         pytorch_channels_last_median: pcl,
         ratio: h / p.max(pcl),
         ratio_iqr: super::quartiles(&per_round),
-        convolution_profiles,
-    })
+        convolution_profiles: Vec::new(),
+    };
+    if bench.device == tch::Device::Cpu {
+        let pytorch_layout = comparison.pytorch_best().1;
+        let mut layouts = vec![trained.channels_last];
+        if pytorch_layout != trained.channels_last {
+            layouts.push(pytorch_layout);
+        }
+        for channels_last in layouts {
+            let profiled = TrainBench { channels_last, ..bench };
+            progress(&format!("{what}: PyTorch {} profiled (time inside the convolutions)", layout(&profiled)));
+            comparison.convolution_profiles.push(ConvolutionProfile { channels_last, run: pytorch_train_throughput(python, &profiled, true)? });
+        }
+    }
+    Ok(comparison)
 }
 
 #[cfg(test)]
